@@ -1,4 +1,15 @@
 //! issuance-watcher: watches Bunjang point issuances until they settle.
+//!
+//! Reading order: [`settings`] (what can be configured), [`api`] (the lookup and
+//! its outcomes), [`policy`] and [`flags`] (pure decisions), [`store`] (the
+//! SQLite schema and its transactions), [`scheduler`] (the loop that ties them).
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod auth;
 pub mod clock;
+pub mod flags;
+pub mod policy;
+pub mod settings;
+pub mod status;
+pub mod timefmt;

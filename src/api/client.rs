@@ -1,0 +1,335 @@
+//! HTTP transport for the lookup: a fresh token per request, hard time and size
+//! limits, and every answer classified into something the policy can act on.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::{StatusCode, Url, header};
+
+use super::model::{LookupError, Observation, parse_lookup};
+use crate::auth::TokenMinter;
+use crate::settings::{Settings, SettingsError};
+
+/// Everything but RFC 3986 unreserved characters is encoded, so an id can never
+/// add a path segment, a query or a fragment.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// A Retry-After longer than this is treated as this: a hostile or broken header
+/// must not stop the watcher for days.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Why a poll did not produce an observation.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PollError {
+    #[error("rate limited (HTTP 429)")]
+    RateLimited,
+    #[error("HTTP {http_status} {code}: credentials or clock are wrong{hint}")]
+    Unauthorized { http_status: u16, code: String, hint: String },
+    #[error("HTTP 404 {code}: issuance not found")]
+    NotFound { code: String },
+    #[error("HTTP {http_status} {code}")]
+    Server { http_status: u16, code: String },
+    #[error("HTTP {http_status} {code}: request refused")]
+    Refused { http_status: u16, code: String },
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("transport error: {0}")]
+    Transport(String),
+    #[error("response body larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("malformed response: {0}")]
+    Malformed(String),
+    #[error("anomaly: {0}")]
+    UnknownStatus(String),
+    #[error("{0}")]
+    Token(String),
+}
+
+/// One lookup's outcome plus what the answer says about pacing and clocks.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub result: Result<Observation, PollError>,
+    /// `Retry-After` from any answer (seconds or HTTP date), capped.
+    pub retry_after: Option<Duration>,
+    pub http_status: Option<u16>,
+    pub latency: Duration,
+}
+
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: Url,
+    minter: TokenMinter,
+    zone: Tz,
+    timeout: Duration,
+    max_body: usize,
+}
+
+impl ApiClient {
+    pub fn from_settings(settings: &Settings) -> Result<Self, SettingsError> {
+        let api = &settings.api;
+        let http = reqwest::Client::builder()
+            .connect_timeout(api.connect_timeout)
+            .read_timeout(api.timeout)
+            .timeout(api.timeout)
+            // Below typical server keep-alive, so a pooled connection is rarely stale.
+            .pool_idle_timeout(Duration::from_secs(20))
+            .user_agent(concat!("issuance-watcher/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SettingsError::Invalid(format!("cannot build the HTTP client: {e}")))?;
+        let base = Url::parse(&api.base_url).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        Ok(Self {
+            http,
+            base,
+            minter: TokenMinter::new(api.access_key.clone(), &settings.signing_secret()?),
+            zone: api.timezone,
+            timeout: api.timeout,
+            max_body: api.max_body_bytes,
+        })
+    }
+
+    /// The lookup URL for `id`: the id is one percent-encoded path segment.
+    pub fn lookup_url(&self, id: &str) -> String {
+        let base = self.base.as_str().trim_end_matches('/');
+        format!("{base}/api/v1/points/issuance/{}", utf8_percent_encode(id, PATH_SEGMENT))
+    }
+
+    /// `GET /api/v1/points/issuance/{id}`, bounded in time and size. Never panics,
+    /// never returns an error other than through [`Answer::result`].
+    pub async fn lookup(&self, id: &str) -> Answer {
+        let started = Instant::now();
+        let mut answer = match tokio::time::timeout(self.timeout, self.lookup_inner(id)).await {
+            Ok(answer) => answer,
+            Err(_) => Answer {
+                result: Err(PollError::Timeout(self.timeout)),
+                retry_after: None,
+                http_status: None,
+                latency: Duration::ZERO,
+            },
+        };
+        answer.latency = started.elapsed();
+        answer
+    }
+
+    async fn lookup_inner(&self, id: &str) -> Answer {
+        let mut answer = Answer { result: Err(PollError::Timeout(self.timeout)), retry_after: None, http_status: None, latency: Duration::ZERO };
+        let token = match self.minter.mint() {
+            Ok(token) => token,
+            Err(e) => {
+                answer.result = Err(PollError::Token(e.to_string()));
+                return answer;
+            }
+        };
+        let response = match self.http.get(self.lookup_url(id)).bearer_auth(token).send().await {
+            Ok(response) => response,
+            Err(e) => {
+                answer.result = Err(transport_error(&e, self.timeout));
+                return answer;
+            }
+        };
+        let status = response.status();
+        answer.http_status = Some(status.as_u16());
+        answer.retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let server_date = response
+            .headers()
+            .get(header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+            .map(|d| d.with_timezone(&Utc));
+        let body = match read_capped(response, self.max_body).await {
+            Ok(body) => body,
+            Err(e) => {
+                answer.result = Err(e);
+                return answer;
+            }
+        };
+        answer.result = classify(status, &body, id, self.zone, server_date);
+        answer
+    }
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient").field("base", &self.base.as_str()).finish_non_exhaustive()
+    }
+}
+
+/// Reads the body chunk by chunk, refusing it as soon as it exceeds `limit`.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, PollError> {
+    if response.content_length().is_some_and(|len| len > limit as u64) {
+        return Err(PollError::BodyTooLarge { limit });
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(PollError::BodyTooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(transport_error(&e, Duration::ZERO)),
+        }
+    }
+}
+
+/// Sorts an HTTP answer into an observation or a [`PollError`].
+fn classify(
+    status: StatusCode,
+    body: &[u8],
+    id: &str,
+    zone: Tz,
+    server_date: Option<DateTime<Utc>>,
+) -> Result<Observation, PollError> {
+    if status.is_success() {
+        return parse_lookup(body, id, zone).map_err(|e| match e {
+            LookupError::UnknownStatus(u) => PollError::UnknownStatus(u.to_string()),
+            other => PollError::Malformed(other.to_string()),
+        });
+    }
+    let code = error_code(body);
+    let http_status = status.as_u16();
+    Err(match status {
+        StatusCode::TOO_MANY_REQUESTS => PollError::RateLimited,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            PollError::Unauthorized { http_status, code, hint: clock_hint(server_date, Utc::now()) }
+        }
+        StatusCode::NOT_FOUND if code == "NOT_FOUND_PAY_INBOUND" => PollError::NotFound { code },
+        s if s.is_server_error() => PollError::Server { http_status, code },
+        // A 404 without the documented code is a routing problem, not a missing issuance.
+        _ => PollError::Refused { http_status, code },
+    })
+}
+
+/// The `errorCode` of an error body, tolerating any body at all.
+fn error_code(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("errorCode").and_then(|c| c.as_str()).map(str::to_owned))
+        .map(|c| c.chars().filter(|c| c.is_ascii_graphic()).take(64).collect())
+        .filter(|c: &String| !c.is_empty())
+        .unwrap_or_else(|| "(no error code)".to_owned())
+}
+
+/// Tokens live seconds: when the server's clock disagrees with ours, say so.
+fn clock_hint(server_date: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    match server_date {
+        Some(server) if (server - now).num_seconds().abs() >= 3 => format!(
+            " (the API's clock differs from ours by {}s; tokens are valid for seconds only)",
+            (server - now).num_seconds()
+        ),
+        _ => String::new(),
+    }
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date, capped at [`MAX_RETRY_AFTER`].
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = if let Ok(seconds) = value.parse::<u64>() {
+        Duration::from_secs(seconds)
+    } else {
+        let at = DateTime::parse_from_rfc2822(value).ok()?;
+        SystemTime::from(at).duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+fn transport_error(e: &reqwest::Error, timeout: Duration) -> PollError {
+    if e.is_timeout() {
+        return PollError::Timeout(timeout);
+    }
+    // reqwest's own message is generic; the root cause says what happened.
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    PollError::Transport(text.chars().take(300).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_ids_stay_inside_one_path_segment() {
+        let settings = crate::settings::Settings::load_with_env(
+            None,
+            [
+                ("ISSUANCE_WATCHER__API__ACCESS_KEY".to_string(), "k".to_string()),
+                ("ISSUANCE_WATCHER__API__SECRET_KEY".to_string(), "c2VjcmV0".to_string()),
+                ("ISSUANCE_WATCHER__API__BASE_URL".to_string(), "http://127.0.0.1:9/".to_string()),
+            ],
+        )
+        .unwrap();
+        let client = ApiClient::from_settings(&settings).unwrap();
+        for (id, expected) in [
+            ("123", "123"),
+            ("../balance", "..%2Fbalance"),
+            ("a/b?c#d", "a%2Fb%3Fc%23d"),
+            ("%2F", "%252F"),
+            ("x y\n'", "x%20y%0A%27"),
+            ("@evil.example:80", "%40evil.example%3A80"),
+        ] {
+            let url = client.lookup_url(id);
+            assert_eq!(url, format!("http://127.0.0.1:9/api/v1/points/issuance/{expected}"));
+            let parsed = Url::parse(&url).unwrap();
+            assert_eq!(parsed.host_str(), Some("127.0.0.1"));
+            assert_eq!(parsed.path_segments().unwrap().count(), 5, "{id}");
+            assert!(parsed.query().is_none() && parsed.fragment().is_none());
+        }
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_and_http_dates_and_is_capped() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("99999999", now), Some(MAX_RETRY_AFTER));
+        let date = httpdate(now + Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after(&httpdate(now - Duration::from_secs(30)), now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    fn httpdate(t: SystemTime) -> String {
+        DateTime::<Utc>::from(t).format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    }
+
+    #[test]
+    fn error_answers_are_classified_by_status_and_code() {
+        let zone = chrono_tz::Asia::Seoul;
+        let body = br#"{"errorCode":"NOT_FOUND_PAY_INBOUND","reason":"x"}"#;
+        assert!(matches!(classify(StatusCode::NOT_FOUND, body, "1", zone, None), Err(PollError::NotFound { .. })));
+        assert!(matches!(
+            classify(StatusCode::NOT_FOUND, b"<html>", "1", zone, None),
+            Err(PollError::Refused { http_status: 404, .. })
+        ));
+        let expired = br#"{"errorCode":"EXPIRED_AUTH_TOKEN"}"#;
+        match classify(StatusCode::UNAUTHORIZED, expired, "1", zone, None) {
+            Err(PollError::Unauthorized { code, .. }) => assert_eq!(code, "EXPIRED_AUTH_TOKEN"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(classify(StatusCode::FORBIDDEN, b"", "1", zone, None), Err(PollError::Unauthorized { .. })));
+        assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS, b"", "1", zone, None), Err(PollError::RateLimited)));
+        assert!(matches!(
+            classify(StatusCode::BAD_GATEWAY, b"<html>", "1", zone, None),
+            Err(PollError::Server { http_status: 502, .. })
+        ));
+        assert!(matches!(classify(StatusCode::OK, b"<html>", "1", zone, None), Err(PollError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_401_names_a_clock_difference() {
+        let now = Utc::now();
+        assert!(clock_hint(Some(now + chrono::Duration::seconds(40)), now).contains("40s"));
+        assert_eq!(clock_hint(Some(now), now), "");
+    }
+}

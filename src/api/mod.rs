@@ -1,0 +1,26 @@
+//! The Bunjang point API as the watcher sees it: one lookup, and the outcomes
+//! the polling policy can act on.
+
+mod client;
+mod model;
+
+pub use client::{Answer, ApiClient, PollError};
+pub use model::{Observation, Vbank, parse_lookup};
+
+/// Longest id the watcher will put in a URL; longer ones are rejected, not truncated.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Why an id can never be looked up (recorded, and the watch ends).
+pub fn reject_reason(id: &str) -> Option<&'static str> {
+    if id.trim().is_empty() {
+        Some("id is empty")
+    } else if id.len() > MAX_ID_BYTES {
+        Some("id is longer than 256 bytes")
+    } else if id.chars().all(|c| c == '.') {
+        Some("id is a relative path segment")
+    } else if id.chars().any(char::is_control) {
+        Some("id contains control characters")
+    } else {
+        None
+    }
+}

@@ -1,0 +1,277 @@
+//! When to poll an issuance next: a pure function of what the last poll showed,
+//! how many polls in a row failed, the vbank due date and the time.
+//!
+//! The shape: quick while WAITED (the account number arrives within seconds);
+//! while READY, a fraction of the time left before the due date, so polling is
+//! calm when the deadline is far and tightens as it nears, with one poll exactly
+//! when DUE_SOON starts to apply and one shortly after the deadline; then calm
+//! polling while an issuance stays READY past its deadline. Errors back off
+//! exponentially with jitter. Nothing but a terminal status (or a long 404)
+//! ends a watch: never a count of tries.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::settings::PollSettings;
+use crate::status::Status;
+
+/// How a poll went, as far as scheduling cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollOutcome {
+    /// The API answered with a known status.
+    Observed,
+    /// 404 `NOT_FOUND_PAY_INBOUND`, first seen at the given instant.
+    NotFound { since: DateTime<Utc> },
+    /// The API asked us to wait (429 or Retry-After).
+    RateLimited { retry_after: Option<Duration> },
+    /// 401/403: the whole watcher pauses; this issuance waits at least `pause`.
+    Unauthorized { pause: Duration },
+    /// Anything else that went wrong: 5xx, timeouts, garbage, unknown statuses.
+    Failed,
+}
+
+/// Everything the decision depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct PollFacts {
+    /// Last known status (after this poll, if it observed one).
+    pub status: Option<Status>,
+    pub outcome: PollOutcome,
+    /// Consecutive failed polls, this one included (0 after a success).
+    pub attempts: u32,
+    pub due_at: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+    /// When DUE_SOON starts to apply, i.e. `flags.due_soon_lead`.
+    pub due_soon_lead: Duration,
+    /// A uniform random number in [0, 1), passed in to keep this function pure.
+    pub jitter: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    PollAt(DateTime<Utc>),
+    /// Terminal status seen: the watch is over.
+    Settled,
+    /// 404 for longer than the grace period.
+    GiveUpNotFound,
+}
+
+pub fn decide(facts: &PollFacts, poll: &PollSettings) -> Decision {
+    let now = facts.now;
+    if facts.status.is_some_and(Status::is_terminal) {
+        return Decision::Settled;
+    }
+    let wait = match facts.outcome {
+        PollOutcome::Observed => return Decision::PollAt(next_observation_poll(facts, poll)),
+        PollOutcome::NotFound { since } => {
+            if now - since >= chrono_duration(poll.not_found_grace) {
+                return Decision::GiveUpNotFound;
+            }
+            backoff(facts.attempts, facts.jitter, poll)
+        }
+        PollOutcome::RateLimited { retry_after: Some(wait) } => wait.max(poll.interval),
+        PollOutcome::RateLimited { retry_after: None } => backoff(facts.attempts, facts.jitter, poll),
+        PollOutcome::Unauthorized { pause } => pause.max(backoff(facts.attempts, facts.jitter, poll)),
+        PollOutcome::Failed => backoff(facts.attempts, facts.jitter, poll),
+    };
+    Decision::PollAt(now + chrono_duration(wait))
+}
+
+/// After a clean observation of a non-terminal status.
+fn next_observation_poll(facts: &PollFacts, poll: &PollSettings) -> DateTime<Utc> {
+    let now = facts.now;
+    // +-10 %, so issuances added together drift apart instead of polling in lockstep.
+    let jittered = |base: Duration| now + chrono_duration(base.mul_f64(0.9 + 0.2 * facts.jitter).min(poll.max_interval));
+    let (Some(Status::Ready), Some(due)) = (facts.status, facts.due_at) else {
+        // WAITED, or READY with no usable due date (then at the calm ceiling).
+        let base = if facts.status == Some(Status::Ready) { poll.max_interval } else { poll.interval };
+        return jittered(base);
+    };
+    if now >= due {
+        return jittered(poll.overdue_interval);
+    }
+    let left = (due - now).to_std().unwrap_or_default();
+    let mut next = jittered((left / poll.ready_divisor).clamp(poll.interval, poll.max_interval));
+    // One poll right as DUE_SOON starts to apply (1 ms late, so the rule holds
+    // despite the database's millisecond resolution), one shortly after the deadline.
+    let due_soon_from = due - chrono_duration(facts.due_soon_lead) + chrono::Duration::milliseconds(1);
+    if now < due_soon_from && due_soon_from < next {
+        next = due_soon_from;
+    }
+    if next > due {
+        next = next.min(due + chrono_duration(poll.after_due_delay));
+    }
+    next
+}
+
+/// Exponential from `interval`, full jitter over the upper half, capped.
+fn backoff(attempts: u32, jitter: f64, poll: &PollSettings) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(30);
+    let ceiling = poll.backoff_max.min(poll.max_interval);
+    let raw = poll.interval.saturating_mul(1u32 << exponent).min(ceiling);
+    raw.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn settings() -> PollSettings {
+        let defaults: crate::settings::Settings = config::Config::builder()
+            .add_source(config::File::from_str(crate::settings::DEFAULTS_TOML, config::FileFormat::Toml))
+            .set_override("api.access_key", "k")
+            .unwrap()
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap();
+        defaults.poll
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 3, 0, 0).unwrap()
+    }
+
+    fn facts(status: Option<Status>, outcome: PollOutcome) -> PollFacts {
+        PollFacts {
+            status,
+            outcome,
+            attempts: 0,
+            due_at: None,
+            now: now(),
+            due_soon_lead: Duration::from_secs(6 * 3600),
+            jitter: 0.5,
+        }
+    }
+
+    fn wait_of(decision: Decision) -> Duration {
+        match decision {
+            Decision::PollAt(at) => (at - now()).to_std().unwrap(),
+            other => panic!("expected a poll, got {other:?}"),
+        }
+    }
+
+    fn ready_due_in(left: Duration) -> PollFacts {
+        PollFacts { due_at: Some(now() + chrono_duration(left)), ..facts(Some(Status::Ready), PollOutcome::Observed) }
+    }
+
+    #[test]
+    fn terminal_statuses_are_never_polled_again() {
+        for status in [Status::Done, Status::Cancelled, Status::Fail] {
+            for outcome in [PollOutcome::Observed, PollOutcome::Failed] {
+                assert_eq!(decide(&facts(Some(status), outcome), &settings()), Decision::Settled);
+            }
+        }
+    }
+
+    #[test]
+    fn waited_and_unseen_issuances_are_polled_at_the_base_interval() {
+        let poll = settings();
+        for status in [None, Some(Status::Waited)] {
+            let wait = wait_of(decide(&facts(status, PollOutcome::Observed), &poll));
+            assert_eq!(wait, poll.interval);
+        }
+    }
+
+    #[test]
+    fn ready_polling_is_calm_when_far_and_tightens_as_the_deadline_nears() {
+        let poll = settings();
+        let far = wait_of(decide(&ready_due_in(Duration::from_secs(36 * 3600)), &poll));
+        let near = wait_of(decide(&ready_due_in(Duration::from_secs(3600)), &poll));
+        let very_near = wait_of(decide(&ready_due_in(Duration::from_secs(60)), &poll));
+        assert_eq!(far, poll.max_interval);
+        assert!(near < far && very_near < near, "{far:?} {near:?} {very_near:?}");
+        assert!(very_near >= poll.interval);
+    }
+
+    #[test]
+    fn a_poll_lands_right_when_due_soon_starts_to_apply() {
+        let poll = settings();
+        let lead = Duration::from_secs(6 * 3600);
+        let f = ready_due_in(lead + Duration::from_secs(60));
+        let Decision::PollAt(at) = decide(&f, &poll) else { panic!() };
+        let due = f.due_at.unwrap();
+        assert!(due - at <= chrono_duration(lead), "poll at {at} is before DUE_SOON applies");
+        assert!(due - at >= chrono_duration(lead) - chrono::Duration::milliseconds(2));
+    }
+
+    #[test]
+    fn one_poll_comes_shortly_after_the_due_date() {
+        // With divisor 1 the computed interval would overshoot the deadline by far.
+        let poll = PollSettings { ready_divisor: 1, ..settings() };
+        let f = PollFacts { jitter: 0.99, ..ready_due_in(Duration::from_secs(60)) };
+        let Decision::PollAt(at) = decide(&f, &poll) else { panic!() };
+        assert_eq!(at, f.due_at.unwrap() + chrono_duration(poll.after_due_delay));
+    }
+
+    #[test]
+    fn still_ready_after_the_deadline_is_polled_calmly_not_given_up() {
+        let poll = settings();
+        let wait = wait_of(decide(&ready_due_in(Duration::ZERO), &poll));
+        assert_eq!(wait, poll.overdue_interval.min(poll.max_interval));
+        let f = PollFacts { due_at: Some(now() - chrono::Duration::days(30)), ..ready_due_in(Duration::ZERO) };
+        assert!(matches!(decide(&f, &poll), Decision::PollAt(_)));
+    }
+
+    #[test]
+    fn still_ready_does_not_spend_the_error_backoff() {
+        let poll = settings();
+        let mut f = ready_due_in(Duration::from_secs(3600));
+        let clean = wait_of(decide(&f, &poll));
+        f.attempts = 0;
+        assert_eq!(wait_of(decide(&f, &poll)), clean);
+    }
+
+    #[test]
+    fn errors_back_off_exponentially_with_jitter_up_to_the_caps() {
+        let poll = settings();
+        let mut waits = Vec::new();
+        for attempts in 1..=20 {
+            let f = PollFacts { attempts, jitter: 0.999_999, ..facts(Some(Status::Waited), PollOutcome::Failed) };
+            waits.push(wait_of(decide(&f, &poll)));
+        }
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]));
+        assert!(waits[0] <= poll.interval && waits[1] > waits[0]);
+        assert!(*waits.last().unwrap() <= poll.backoff_max.min(poll.max_interval));
+        let low = PollFacts { attempts: 3, jitter: 0.0, ..facts(Some(Status::Waited), PollOutcome::Failed) };
+        assert_eq!(wait_of(decide(&low, &poll)), poll.interval * 4 / 2);
+    }
+
+    #[test]
+    fn no_wait_exceeds_max_interval_except_retry_after_and_auth_pauses() {
+        let poll = settings();
+        for status in [None, Some(Status::Waited), Some(Status::Ready)] {
+            for attempts in [0, 1, 5, 40, u32::MAX] {
+                for outcome in [PollOutcome::Observed, PollOutcome::Failed, PollOutcome::RateLimited { retry_after: None }] {
+                    for due in [None, Some(-3600i64), Some(60), Some(86_400 * 365)] {
+                        let f = PollFacts {
+                            attempts,
+                            due_at: due.map(|s| now() + chrono::Duration::seconds(s)),
+                            jitter: 0.999,
+                            ..facts(status, outcome)
+                        };
+                        assert!(wait_of(decide(&f, &poll)) <= poll.max_interval, "{f:?}");
+                    }
+                }
+            }
+        }
+        let told = facts(Some(Status::Ready), PollOutcome::RateLimited { retry_after: Some(Duration::from_secs(3000)) });
+        assert_eq!(wait_of(decide(&told, &poll)), Duration::from_secs(3000));
+        let auth = facts(Some(Status::Ready), PollOutcome::Unauthorized { pause: Duration::from_secs(1200) });
+        assert_eq!(wait_of(decide(&auth, &poll)), Duration::from_secs(1200));
+    }
+
+    #[test]
+    fn not_found_is_retried_through_the_grace_period_then_given_up() {
+        let poll = settings();
+        let recent = facts(None, PollOutcome::NotFound { since: now() - chrono::Duration::seconds(5) });
+        assert!(matches!(decide(&PollFacts { attempts: 1, ..recent }, &poll), Decision::PollAt(_)));
+        let old = facts(None, PollOutcome::NotFound { since: now() - chrono_duration(poll.not_found_grace) });
+        assert_eq!(decide(&PollFacts { attempts: 9, ..old }, &poll), Decision::GiveUpNotFound);
+    }
+}

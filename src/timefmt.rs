@@ -1,0 +1,107 @@
+//! The two time formats the watcher deals with: the API's naive local datetimes
+//! (no offset, Korea time in all likelihood) and the database's single UTC layout.
+
+use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// The one layout for every instant stored in the database: sortable as text.
+pub const DB_LAYOUT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
+/// Formats an instant for the database, e.g. `2026-11-25T03:04:05.123Z`.
+pub fn to_db(at: DateTime<Utc>) -> String {
+    at.format(DB_LAYOUT).to_string()
+}
+
+/// Parses an instant stored by [`to_db`] (or any RFC 3339 text another program wrote).
+pub fn from_db(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiTimeError {
+    #[error("unparseable datetime {0:?}")]
+    Malformed(String),
+    #[error("datetime {0:?} does not exist in the API's time zone")]
+    Nonexistent(String),
+    #[error("datetime {0:?} is outside the plausible range 2000..2100")]
+    Absurd(String),
+}
+
+/// Interprets one of the API's datetimes. Naive values are local times in `zone`;
+/// a value that does carry an offset is honoured. Years outside 2000..2100 are
+/// refused as absurd rather than stored as if they meant something.
+pub fn parse_api_datetime(text: &str, zone: Tz) -> Result<DateTime<Utc>, ApiTimeError> {
+    let shown: String = text.chars().take(64).collect();
+    let instant = if let Ok(with_offset) = DateTime::parse_from_rfc3339(text) {
+        with_offset.with_timezone(&Utc)
+    } else {
+        let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+            .iter()
+            .find_map(|layout| NaiveDateTime::parse_from_str(text, layout).ok())
+            .ok_or_else(|| ApiTimeError::Malformed(shown.clone()))?;
+        match zone.from_local_datetime(&naive) {
+            LocalResult::Single(t) => t.with_timezone(&Utc),
+            // A repeated hour (DST end): the earlier reading is the conservative one for deadlines.
+            LocalResult::Ambiguous(earliest, _) => earliest.with_timezone(&Utc),
+            LocalResult::None => return Err(ApiTimeError::Nonexistent(shown)),
+        }
+    };
+    let year = chrono::Datelike::year(&instant);
+    if !(2000..2100).contains(&year) {
+        return Err(ApiTimeError::Absurd(shown));
+    }
+    Ok(instant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::Asia::Seoul;
+
+    #[test]
+    fn naive_korea_time_becomes_utc_nine_hours_earlier() {
+        let utc = parse_api_datetime("2023-10-28T23:59:59", Seoul).unwrap();
+        assert_eq!(to_db(utc), "2023-10-28T14:59:59.000Z");
+    }
+
+    #[test]
+    fn fractional_seconds_and_a_space_separator_are_accepted() {
+        let utc = parse_api_datetime("2023-10-27 10:00:05.250", Seoul).unwrap();
+        assert_eq!(to_db(utc), "2023-10-27T01:00:05.250Z");
+    }
+
+    #[test]
+    fn an_explicit_offset_is_honoured() {
+        let utc = parse_api_datetime("2023-10-27T10:00:00+00:00", Seoul).unwrap();
+        assert_eq!(to_db(utc), "2023-10-27T10:00:00.000Z");
+    }
+
+    #[test]
+    fn the_zone_is_configurable() {
+        let utc = parse_api_datetime("2023-10-27T10:00:00", chrono_tz::UTC).unwrap();
+        assert_eq!(to_db(utc), "2023-10-27T10:00:00.000Z");
+    }
+
+    #[test]
+    fn garbage_and_absurd_datetimes_are_errors() {
+        assert!(matches!(parse_api_datetime("yesterday", Seoul), Err(ApiTimeError::Malformed(_))));
+        assert!(matches!(parse_api_datetime("2023-13-45T99:00:00", Seoul), Err(ApiTimeError::Malformed(_))));
+        assert!(matches!(parse_api_datetime("9999-12-31T23:59:59", Seoul), Err(ApiTimeError::Absurd(_))));
+        assert!(matches!(parse_api_datetime("0001-01-01T00:00:00", Seoul), Err(ApiTimeError::Absurd(_))));
+        assert!(matches!(parse_api_datetime("", Seoul), Err(ApiTimeError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_time_skipped_by_daylight_saving_is_an_error() {
+        let zone: Tz = "America/New_York".parse().unwrap();
+        assert!(matches!(parse_api_datetime("2024-03-10T02:30:00", zone), Err(ApiTimeError::Nonexistent(_))));
+    }
+
+    #[test]
+    fn the_database_layout_sorts_as_time_and_round_trips() {
+        let a = parse_api_datetime("2023-10-27T09:59:59.999", Seoul).unwrap();
+        let b = parse_api_datetime("2023-10-27T10:00:00", Seoul).unwrap();
+        assert!(to_db(a) < to_db(b));
+        assert_eq!(from_db(&to_db(a)), Some(a));
+    }
+}
