@@ -12,4 +12,5 @@ pub mod flags;
 pub mod policy;
 pub mod settings;
 pub mod status;
+pub mod store;
 pub mod timefmt;

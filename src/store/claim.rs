@@ -1,0 +1,172 @@
+//! Claiming due issuances as leases, and the scheduler's other reads.
+
+use chrono::{DateTime, Utc};
+
+use super::{Context, Store, StoreError};
+use crate::timefmt::{from_db, to_db};
+
+/// A due issuance, leased to this process until the lease expiry it was given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// The id's raw bytes: another program may have stored text that is not UTF-8.
+    pub raw_id: Vec<u8>,
+    /// Status as stored when claimed (the "from" of any transition this poll finds).
+    pub status: Option<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub attempts: u32,
+    pub not_found_since: Option<DateTime<Utc>>,
+}
+
+type ClaimRow = (Vec<u8>, Option<String>, Option<String>, i64, Option<String>);
+
+impl Store {
+    /// Leases up to `limit` due issuances in one statement: their `next_poll_at`
+    /// moves to `lease_until`, so no other claimer (or a restarted daemon) polls
+    /// them until this process records a result or the lease runs out. Uses the
+    /// partial index on due active rows; never scans settled ones.
+    pub async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let rows: Vec<ClaimRow> = sqlx::query_as(
+            "UPDATE issuances SET next_poll_at = ?1
+             WHERE id IN (SELECT id FROM issuances
+                          WHERE watch = 'active' AND next_poll_at <= ?2
+                          ORDER BY next_poll_at LIMIT ?3)
+             RETURNING CAST(id AS BLOB), status, vbank_due_at, attempts, not_found_since",
+        )
+        .bind(to_db(lease_until))
+        .bind(to_db(now))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .context("claiming due issuances")?;
+        Ok(rows
+            .into_iter()
+            .map(|(raw_id, status, due, attempts, since)| Claimed {
+                raw_id,
+                status,
+                due_at: due.as_deref().and_then(from_db),
+                attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
+                not_found_since: since.as_deref().and_then(from_db),
+            })
+            .collect())
+    }
+
+    /// When the next active issuance falls due (index-only: the partial index's minimum).
+    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let next: Option<String> =
+            sqlx::query_scalar("SELECT min(next_poll_at) FROM issuances WHERE watch = 'active'")
+                .fetch_one(&self.pool)
+                .await
+                .context("finding the next due issuance")?;
+        Ok(next.as_deref().and_then(from_db))
+    }
+
+    /// Spreads issuances that are already overdue at start uniformly over
+    /// `spread`, so a restart after downtime does not fire them all at once.
+    /// Returns how many were spread.
+    pub async fn spread_overdue(&self, now: DateTime<Utc>, spread: std::time::Duration) -> Result<u64, StoreError> {
+        let spread_ms = i64::try_from(spread.as_millis()).unwrap_or(i64::MAX).max(1);
+        let result = sqlx::query(
+            "UPDATE issuances
+             SET next_poll_at = strftime('%Y-%m-%dT%H:%M:%fZ', (?1 + abs(random() % ?2)) / 1000.0, 'unixepoch')
+             WHERE watch = 'active' AND next_poll_at < ?3",
+        )
+        .bind(now.timestamp_millis())
+        .bind(spread_ms)
+        .bind(to_db(now))
+        .execute(&self.pool)
+        .await
+        .context("spreading overdue issuances")?;
+        Ok(result.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::temp_store;
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        from_db(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_plain_insert_is_claimable_and_the_claim_is_a_lease() {
+        let (store, _dir) = temp_store().await;
+        sqlx::query("INSERT INTO issuances (id) VALUES ('123'), (456)").execute(store.pool()).await.unwrap();
+        let now = Utc::now() + chrono::Duration::seconds(1);
+        let lease = now + chrono::Duration::minutes(2);
+        let mut claimed = store.claim_due(now, lease, 10).await.unwrap();
+        claimed.sort_by(|a, b| a.raw_id.cmp(&b.raw_id));
+        assert_eq!(claimed.iter().map(|c| c.raw_id.as_slice()).collect::<Vec<_>>(), [b"123".as_slice(), b"456"]);
+        assert_eq!(claimed[0].status, None);
+        assert!(store.claim_due(now, lease, 10).await.unwrap().is_empty(), "leased rows are not claimed twice");
+        assert_eq!(store.next_due().await.unwrap(), Some(t(&to_db(lease))));
+        let after_lease = lease + chrono::Duration::milliseconds(1);
+        assert_eq!(store.claim_due(after_lease, after_lease, 10).await.unwrap().len(), 2, "expired leases come back");
+    }
+
+    #[tokio::test]
+    async fn claims_take_the_most_overdue_first_and_respect_the_limit() {
+        let (store, _dir) = temp_store().await;
+        for (id, at) in [("a", "2026-01-01T00:00:03.000Z"), ("b", "2026-01-01T00:00:01.000Z"), ("c", "2026-01-01T00:00:02.000Z")] {
+            sqlx::query("INSERT INTO issuances (id, next_poll_at) VALUES (?, ?)").bind(id).bind(at).execute(store.pool()).await.unwrap();
+        }
+        let now = t("2026-01-01T00:00:05.000Z");
+        let claimed = store.claim_due(now, now + chrono::Duration::minutes(1), 2).await.unwrap();
+        let mut ids: Vec<_> = claimed.iter().map(|c| String::from_utf8(c.raw_id.clone()).unwrap()).collect();
+        ids.sort();
+        assert_eq!(ids, ["b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn settled_and_future_rows_are_not_claimed() {
+        let (store, _dir) = temp_store().await;
+        sqlx::query("INSERT INTO issuances (id, watch) VALUES ('done', 'settled')").execute(store.pool()).await.unwrap();
+        sqlx::query("INSERT INTO issuances (id, next_poll_at) VALUES ('later', '2999-01-01T00:00:00.000Z')")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let now = Utc::now();
+        assert!(store.claim_due(now, now, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_claim_query_uses_the_due_index_not_a_table_scan() {
+        let (store, _dir) = temp_store().await;
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+            "EXPLAIN QUERY PLAN SELECT id FROM issuances WHERE watch = 'active' AND next_poll_at <= ?1 ORDER BY next_poll_at LIMIT ?2",
+        )
+        .bind("2026-01-01T00:00:00.000Z")
+        .bind(10)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let details: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert!(details.iter().any(|d| d.contains("USING INDEX issuances_due")), "{details:?}");
+        assert!(!details.iter().any(|d| d.starts_with("SCAN issuances") && !d.contains("INDEX")), "{details:?}");
+    }
+
+    #[tokio::test]
+    async fn overdue_rows_are_spread_over_the_window_at_start() {
+        let (store, _dir) = temp_store().await;
+        for i in 0..200 {
+            sqlx::query("INSERT INTO issuances (id, next_poll_at) VALUES (?, '2026-01-01T00:00:00.000Z')")
+                .bind(i.to_string())
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        let now = t("2026-01-02T00:00:00.000Z");
+        assert_eq!(store.spread_overdue(now, std::time::Duration::from_secs(10)).await.unwrap(), 200);
+        let times: Vec<String> = sqlx::query_scalar("SELECT next_poll_at FROM issuances").fetch_all(store.pool()).await.unwrap();
+        let parsed: Vec<_> = times.iter().map(|s| from_db(s).expect(s)).collect();
+        assert!(parsed.iter().all(|p| *p >= now && *p < now + chrono::Duration::seconds(10)));
+        let distinct: std::collections::HashSet<_> = times.iter().collect();
+        assert!(distinct.len() > 150, "not spread: {} distinct times", distinct.len());
+    }
+}

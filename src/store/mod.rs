@@ -1,0 +1,135 @@
+//! The SQLite database: opening it (WAL, busy timeout), migrating it, and the
+//! statements the watcher and the CLI run. SQL lives here and nowhere else, and
+//! database errors are translated here, once.
+//!
+//! Other programs read and write the same file, so every writing transaction
+//! starts with `BEGIN IMMEDIATE` (a deferred one that reads then writes fails with
+//! "database is locked" under contention), and no transaction is held across an
+//! HTTP call.
+
+mod claim;
+mod query;
+mod record;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use crate::settings::DatabaseSettings;
+
+pub use claim::Claimed;
+pub use query::{FlagRow, IssuanceRow, StatusCount, TransitionRow};
+pub use record::{FlagRaised, PollRecord, RecordKind, Recorded, TransitionRecorded};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir { path: String, source: std::io::Error },
+    #[error("cannot open the database {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error while {context}: {source}")]
+    Query { context: &'static str, source: sqlx::Error },
+}
+
+pub(crate) trait Context<T> {
+    fn context(self, context: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> Context<T> for Result<T, sqlx::Error> {
+    fn context(self, context: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Query { context, source })
+    }
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating it and its directory if missing) the database in WAL mode.
+    pub async fn open(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let path = &settings.path;
+        let shown = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(|source| StoreError::Open { path: shown.clone(), source })?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed transition survives power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(settings.busy_timeout)
+            .foreign_keys(true)
+            .pragma("journal_size_limit", "67108864");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open { path: shown, source })?;
+        Ok(Self { pool })
+    }
+
+    /// Applies the embedded migrations that have not run yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Opens and migrates: what every command that touches the database does first.
+    pub async fn open_migrated(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let store = Self::open(settings).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn begin_immediate(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.context("starting a write transaction")
+    }
+
+    /// Folds the WAL back into the database file; called when idle so the WAL stays small.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await.context("checkpointing the WAL")?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Size of the `-wal` file next to `path`, if any.
+    pub fn wal_size(path: &Path) -> Option<u64> {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::metadata(wal).ok().map(|m| m.len())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A migrated database in a fresh temporary directory (kept alive by the returned guard).
+    pub async fn temp_store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = DatabaseSettings {
+            path: dir.path().join("nested").join("watcher.db"),
+            busy_timeout: std::time::Duration::from_secs(5),
+        };
+        (Store::open_migrated(&settings).await.unwrap(), dir)
+    }
+}

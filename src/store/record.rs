@@ -1,0 +1,398 @@
+//! Recording poll results: status, transition, flags and next poll time of each
+//! issuance change together, in one short `BEGIN IMMEDIATE` transaction per batch.
+//!
+//! Exactly-once: the transition row is written in the same transaction as the
+//! status it moves to, and only when the stored status differs from the
+//! observed one. A crash before commit records nothing (the lease expires and
+//! the issuance is polled again); after commit, the stored status already equals
+//! the observation, so the same change can never be written twice.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Sqlite, Transaction};
+
+use super::{Claimed, Context, Store, StoreError};
+use crate::api::Observation;
+use crate::flags::FlagKind;
+use crate::policy::Decision;
+use crate::status::Status;
+use crate::timefmt::to_db;
+
+/// The result of one poll, ready to be written.
+#[derive(Debug, Clone)]
+pub struct PollRecord {
+    pub claimed: Claimed,
+    pub now: DateTime<Utc>,
+    pub kind: RecordKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum RecordKind {
+    Observed {
+        observation: Observation,
+        decision: Decision,
+        /// Flags that apply now (see [`crate::flags::flags_that_apply`]).
+        flags: Vec<FlagKind>,
+    },
+    Failed {
+        error: String,
+        attempts: u32,
+        not_found_since: Option<DateTime<Utc>>,
+        decision: Decision,
+        /// Flags that apply from what was known before this poll.
+        flags: Vec<FlagKind>,
+    },
+    /// The id can never be looked up; the watch ends with this reason.
+    Rejected { reason: String },
+}
+
+/// What a batch changed, for logs and metrics.
+#[derive(Debug, Default, Clone)]
+pub struct Recorded {
+    pub transitions: Vec<TransitionRecorded>,
+    pub flags_raised: Vec<FlagRaised>,
+    pub flags_cleared: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionRecorded {
+    pub issuance_id: String,
+    pub from: Option<String>,
+    pub to: Status,
+    pub anomaly: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagRaised {
+    pub issuance_id: String,
+    pub kind: FlagKind,
+}
+
+impl Store {
+    /// Writes a batch in one transaction. Should the batch fail for a reason other
+    /// than contention, each record is retried alone, so one bad record cannot
+    /// hold the others back; a record that still fails is dropped (its lease
+    /// expires and the issuance is simply polled again).
+    pub async fn record(&self, records: &[PollRecord]) -> Result<Recorded, StoreError> {
+        match self.record_together(records).await {
+            Ok(recorded) => Ok(recorded),
+            Err(batch_error) if records.len() > 1 => {
+                tracing::warn!(error = %batch_error, records = records.len(), "batch write failed; writing records one by one");
+                let mut recorded = Recorded::default();
+                let mut last_error = None;
+                for record in records {
+                    match self.record_together(std::slice::from_ref(record)).await {
+                        Ok(one) => recorded.merge(one),
+                        Err(e) => last_error = Some(e),
+                    }
+                }
+                match last_error {
+                    Some(e) if recorded.transitions.is_empty() && recorded.flags_raised.is_empty() => Err(e),
+                    _ => Ok(recorded),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn record_together(&self, records: &[PollRecord]) -> Result<Recorded, StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        let mut recorded = Recorded::default();
+        for record in records {
+            record_one(&mut tx, record, &mut recorded).await?;
+        }
+        tx.commit().await.context("committing poll results")?;
+        Ok(recorded)
+    }
+}
+
+impl Recorded {
+    fn merge(&mut self, other: Recorded) {
+        self.transitions.extend(other.transitions);
+        self.flags_raised.extend(other.flags_raised);
+        self.flags_cleared += other.flags_cleared;
+    }
+}
+
+fn watch_and_next(decision: Decision, now: DateTime<Utc>) -> (&'static str, String) {
+    match decision {
+        Decision::PollAt(at) => ("active", to_db(at)),
+        Decision::Settled => ("settled", to_db(now)),
+        Decision::GiveUpNotFound => ("not_found", to_db(now)),
+    }
+}
+
+async fn record_one(
+    tx: &mut Transaction<'static, Sqlite>,
+    record: &PollRecord,
+    recorded: &mut Recorded,
+) -> Result<(), StoreError> {
+    let now = to_db(record.now);
+    // Ids that were polled are valid UTF-8: the scheduler rejects the rest.
+    let id = String::from_utf8_lossy(&record.claimed.raw_id);
+    match &record.kind {
+        RecordKind::Observed { observation, decision, flags } => {
+            record_observation(tx, &id, record, observation, *decision, flags, recorded).await
+        }
+        RecordKind::Failed { error, attempts, not_found_since, decision, flags } => {
+            let (watch, next) = watch_and_next(*decision, record.now);
+            sqlx::query(
+                "UPDATE issuances SET watch = ?1, next_poll_at = ?2, attempts = ?3, polls = polls + 1,
+                     last_polled_at = ?4, last_error = ?5, not_found_since = ?6
+                 WHERE id = ?7",
+            )
+            .bind(watch)
+            .bind(next)
+            .bind(i64::from(*attempts))
+            .bind(&now)
+            .bind(error)
+            .bind(not_found_since.map(to_db))
+            .bind(id.as_ref())
+            .execute(&mut **tx)
+            .await
+            .context("recording a failed poll")?;
+            raise_flags(tx, &id, flags, &now, recorded).await
+        }
+        RecordKind::Rejected { reason } => {
+            // Matched by the raw bytes, which need not be valid UTF-8.
+            sqlx::query(
+                "UPDATE issuances SET watch = 'rejected', last_error = ?1, last_polled_at = ?2
+                 WHERE id = CAST(?3 AS TEXT)",
+            )
+            .bind(reason)
+            .bind(&now)
+            .bind(&record.claimed.raw_id)
+            .execute(&mut **tx)
+            .await
+            .context("recording a rejected id")?;
+            Ok(())
+        }
+    }
+}
+
+async fn record_observation(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: &str,
+    record: &PollRecord,
+    observation: &Observation,
+    decision: Decision,
+    flags: &[FlagKind],
+    recorded: &mut Recorded,
+) -> Result<(), StoreError> {
+    let now = to_db(record.now);
+    let (watch, next) = watch_and_next(decision, record.now);
+    let warnings = (!observation.warnings.is_empty()).then(|| observation.warnings.join("; "));
+    let vbank = observation.vbank.clone().unwrap_or_default();
+    let mut previous = record.claimed.status.clone();
+    // The status at claim time is almost always still current (we hold the
+    // lease); if another writer changed it meanwhile, read it again inside this
+    // transaction, where it can no longer change, and compare against that.
+    for _ in 0..2 {
+        let updated = sqlx::query(
+            "UPDATE issuances SET status = ?1,
+                 amount = COALESCE(?2, amount), created_at = COALESCE(?3, created_at),
+                 modified_at = COALESCE(?4, modified_at), vbank_due_at = COALESCE(?5, vbank_due_at),
+                 vbank_account_number = COALESCE(?6, vbank_account_number),
+                 bank_name = COALESCE(?7, bank_name), vbank_holder_name = COALESCE(?8, vbank_holder_name),
+                 watch = ?9, next_poll_at = ?10, attempts = 0, polls = polls + 1,
+                 last_polled_at = ?11, last_seen_at = ?11, last_error = ?12, not_found_since = NULL
+             WHERE id = ?13 AND status IS ?14",
+        )
+        .bind(observation.status.as_str())
+        .bind(observation.amount)
+        .bind(observation.created_at.map(to_db))
+        .bind(observation.modified_at.map(to_db))
+        .bind(vbank.due_at.map(to_db))
+        .bind(&vbank.account_number)
+        .bind(&vbank.bank_name)
+        .bind(&vbank.holder_name)
+        .bind(watch)
+        .bind(&next)
+        .bind(&now)
+        .bind(&warnings)
+        .bind(id)
+        .bind(&previous)
+        .execute(&mut **tx)
+        .await
+        .context("recording an observation")?;
+        if updated.rows_affected() == 1 {
+            break;
+        }
+        let current: Option<Option<String>> = sqlx::query_scalar("SELECT status FROM issuances WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .context("re-reading a status changed by another writer")?;
+        match current {
+            // Deleted by another program meanwhile: nothing to record.
+            None => return Ok(()),
+            Some(status) => previous = status,
+        }
+    }
+    let to = observation.status;
+    if previous.as_deref() != Some(to.as_str()) {
+        let from = previous.as_deref().map(str::parse::<Status>);
+        let anomaly = match from {
+            Some(Err(_)) => Some(format!("unexpected move from unknown stored status to {to}")),
+            Some(Ok(from)) if !Status::is_expected_move(Some(from), to) => Some(format!("unexpected move {from} -> {to}")),
+            _ => None,
+        };
+        sqlx::query(
+            "INSERT INTO transitions (issuance_id, from_status, to_status, observed_at, modified_at, anomaly)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(id)
+        .bind(&previous)
+        .bind(to.as_str())
+        .bind(&now)
+        .bind(observation.modified_at.map(to_db))
+        .bind(&anomaly)
+        .execute(&mut **tx)
+        .await
+        .context("recording a transition")?;
+        if to != Status::Ready {
+            let cleared = sqlx::query("UPDATE flags SET cleared_at = ?1 WHERE issuance_id = ?2 AND cleared_at IS NULL")
+                .bind(&now)
+                .bind(id)
+                .execute(&mut **tx)
+                .await
+                .context("clearing flags")?;
+            recorded.flags_cleared += cleared.rows_affected();
+        }
+        recorded.transitions.push(TransitionRecorded { issuance_id: id.to_owned(), from: previous, to, anomaly });
+    }
+    raise_flags(tx, id, flags, &now, recorded).await
+}
+
+async fn raise_flags(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: &str,
+    flags: &[FlagKind],
+    now: &str,
+    recorded: &mut Recorded,
+) -> Result<(), StoreError> {
+    for kind in flags {
+        let raised = sqlx::query(
+            "INSERT INTO flags (issuance_id, kind, raised_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(kind.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .context("raising a flag")?;
+        if raised.rows_affected() == 1 {
+            recorded.flags_raised.push(FlagRaised { issuance_id: id.to_owned(), kind: *kind });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::temp_store;
+    use super::*;
+    use crate::api::Vbank;
+
+    fn observed(status: Status, claimed_status: Option<&str>, flags: Vec<FlagKind>) -> PollRecord {
+        let now = Utc::now();
+        PollRecord {
+            claimed: Claimed {
+                raw_id: b"42".to_vec(),
+                status: claimed_status.map(str::to_owned),
+                due_at: None,
+                attempts: 0,
+                not_found_since: None,
+            },
+            now,
+            kind: RecordKind::Observed {
+                observation: Observation {
+                    status,
+                    amount: Some(1000),
+                    created_at: None,
+                    modified_at: None,
+                    vbank: Some(Vbank { due_at: Some(now), ..Vbank::default() }),
+                    warnings: vec![],
+                },
+                decision: if status.is_terminal() { Decision::Settled } else { Decision::PollAt(now) },
+                flags,
+            },
+        }
+    }
+
+    async fn transitions(store: &Store) -> Vec<(Option<String>, String, Option<String>)> {
+        sqlx::query_as("SELECT from_status, to_status, anomaly FROM transitions ORDER BY seq")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_same_observation_recorded_twice_is_one_transition() {
+        let (store, _dir) = temp_store().await;
+        sqlx::query("INSERT INTO issuances (id) VALUES ('42')").execute(store.pool()).await.unwrap();
+        // A replay of the same claim (e.g. a retried batch) must not double-record.
+        store.record(&[observed(Status::Waited, None, vec![])]).await.unwrap();
+        store.record(&[observed(Status::Waited, None, vec![])]).await.unwrap();
+        assert_eq!(transitions(&store).await, [(None, "WAITED".into(), None)]);
+    }
+
+    #[tokio::test]
+    async fn a_backward_move_is_recorded_as_an_anomaly() {
+        let (store, _dir) = temp_store().await;
+        sqlx::query("INSERT INTO issuances (id, status) VALUES ('42', 'DONE')").execute(store.pool()).await.unwrap();
+        let recorded = store.record(&[observed(Status::Ready, Some("DONE"), vec![])]).await.unwrap();
+        assert_eq!(recorded.transitions[0].anomaly.as_deref(), Some("unexpected move DONE -> READY"));
+        assert_eq!(transitions(&store).await[0].2.as_deref(), Some("unexpected move DONE -> READY"));
+    }
+
+    #[tokio::test]
+    async fn flags_are_raised_once_and_cleared_when_ready_ends() {
+        let (store, _dir) = temp_store().await;
+        sqlx::query("INSERT INTO issuances (id, status) VALUES ('42', 'READY')").execute(store.pool()).await.unwrap();
+        let first = store.record(&[observed(Status::Ready, Some("READY"), vec![FlagKind::DueSoon])]).await.unwrap();
+        let again = store.record(&[observed(Status::Ready, Some("READY"), vec![FlagKind::DueSoon])]).await.unwrap();
+        assert_eq!((first.flags_raised.len(), again.flags_raised.len()), (1, 0));
+        let done = store.record(&[observed(Status::Done, Some("READY"), vec![])]).await.unwrap();
+        assert_eq!(done.flags_cleared, 1);
+        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM flags WHERE cleared_at IS NULL")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(open, 0);
+        let watch: String = sqlx::query_scalar("SELECT watch FROM issuances").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(watch, "settled");
+    }
+
+    #[tokio::test]
+    async fn a_status_changed_by_another_writer_is_the_from_of_the_transition() {
+        let (store, _dir) = temp_store().await;
+        sqlx::query("INSERT INTO issuances (id, status) VALUES ('42', 'READY')").execute(store.pool()).await.unwrap();
+        // Claimed as WAITED, but the row says READY by the time the result is written.
+        store.record(&[observed(Status::Done, Some("WAITED"), vec![])]).await.unwrap();
+        assert_eq!(transitions(&store).await, [(Some("READY".into()), "DONE".into(), None)]);
+    }
+
+    #[tokio::test]
+    async fn a_non_utf8_id_is_rejected_by_its_bytes() {
+        let (store, _dir) = temp_store().await;
+        sqlx::query("INSERT INTO issuances (id) VALUES (CAST(x'ff41' AS TEXT))").execute(store.pool()).await.unwrap();
+        let now = Utc::now() + chrono::Duration::seconds(1);
+        let claimed = store.claim_due(now, now, 5).await.unwrap();
+        assert_eq!(claimed[0].raw_id, vec![0xff, 0x41]);
+        let record = PollRecord { claimed: claimed[0].clone(), now, kind: RecordKind::Rejected { reason: "not UTF-8".into() } };
+        store.record(&[record]).await.unwrap();
+        let (watch, error): (String, String) = sqlx::query_as("SELECT watch, last_error FROM issuances")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!((watch.as_str(), error.as_str()), ("rejected", "not UTF-8"));
+    }
+
+    #[tokio::test]
+    async fn transitions_cannot_be_rewritten() {
+        let (store, _dir) = temp_store().await;
+        sqlx::query("INSERT INTO issuances (id) VALUES ('42')").execute(store.pool()).await.unwrap();
+        store.record(&[observed(Status::Waited, None, vec![])]).await.unwrap();
+        assert!(sqlx::query("UPDATE transitions SET to_status = 'DONE'").execute(store.pool()).await.is_err());
+    }
+}
