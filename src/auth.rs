@@ -31,17 +31,27 @@ pub struct MintError(String);
 
 impl TokenMinter {
     pub fn new(access_key: impl Into<String>, secret: &SigningSecret) -> Self {
-        Self { access_key: access_key.into(), key: EncodingKey::from_secret(secret.expose()) }
+        Self {
+            access_key: access_key.into(),
+            key: EncodingKey::from_secret(secret.expose()),
+        }
     }
 
     /// A token issued now (real wall-clock seconds), with a random nonce.
     pub fn mint(&self) -> Result<String, MintError> {
-        let iat = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let iat = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         self.mint_at(iat)
     }
 
     pub fn mint_at(&self, iat: u64) -> Result<String, MintError> {
-        let claims = Claims { access_key: &self.access_key, iat, nonce: uuid::Uuid::new_v4().to_string() };
+        let claims = Claims {
+            access_key: &self.access_key,
+            iat,
+            nonce: uuid::Uuid::new_v4().to_string(),
+        };
         // The error text of jsonwebtoken never includes the key; keep only its kind.
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
             .map_err(|e| MintError(format!("{:?}", e.kind())))
@@ -50,7 +60,9 @@ impl TokenMinter {
 
 impl std::fmt::Debug for TokenMinter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenMinter").field("access_key", &self.access_key).finish_non_exhaustive()
+        f.debug_struct("TokenMinter")
+            .field("access_key", &self.access_key)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,18 +82,28 @@ mod tests {
     }
 
     fn decode(token: &str, key: &[u8]) -> Option<serde_json::Value> {
-        jsonwebtoken::decode::<serde_json::Value>(token, &DecodingKey::from_secret(key), &validation())
-            .ok()
-            .map(|d| d.claims)
+        jsonwebtoken::decode::<serde_json::Value>(
+            token,
+            &DecodingKey::from_secret(key),
+            &validation(),
+        )
+        .ok()
+        .map(|d| d.claims)
     }
 
     fn decoded_secret() -> Vec<u8> {
-        SigningSecret::from_base64(SECRET_B64).unwrap().expose().to_vec()
+        SigningSecret::from_base64(SECRET_B64)
+            .unwrap()
+            .expose()
+            .to_vec()
     }
 
     #[test]
     fn minted_token_verifies_with_the_decoded_secret_and_carries_the_claims() {
-        let minter = TokenMinter::new("test-access-key", &SigningSecret::from_base64(SECRET_B64).unwrap());
+        let minter = TokenMinter::new(
+            "test-access-key",
+            &SigningSecret::from_base64(SECRET_B64).unwrap(),
+        );
         let token = minter.mint_at(1_767_225_600).unwrap();
         let claims = decode(&token, &decoded_secret()).expect("signature verifies");
         assert_eq!(claims["accessKey"], "test-access-key");
@@ -108,8 +130,13 @@ mod tests {
         let minter = TokenMinter::new("k", &SigningSecret::from_base64(SECRET_B64).unwrap());
         let (a, b) = (minter.mint().unwrap(), minter.mint().unwrap());
         assert_ne!(a, b, "nonce makes every token unique");
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-        let iat = decode(&a, &decoded_secret()).unwrap()["iat"].as_u64().unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let iat = decode(&a, &decoded_secret()).unwrap()["iat"]
+            .as_u64()
+            .unwrap();
         assert!(now.abs_diff(iat) <= 2, "iat {iat} vs now {now}");
     }
 

@@ -28,8 +28,16 @@ impl Clock {
 
     /// A timeline that starts at `origin` now and runs `speed` times faster than real time.
     pub fn accelerated(origin: DateTime<Utc>, speed: f64) -> Self {
-        let speed = if speed.is_finite() && speed > 0.0 { speed } else { 1.0 };
-        Self { origin_real: Instant::now(), origin, speed }
+        let speed = if speed.is_finite() && speed > 0.0 {
+            speed
+        } else {
+            1.0
+        };
+        Self {
+            origin_real: Instant::now(),
+            origin,
+            speed,
+        }
     }
 
     pub fn speed(&self) -> f64 {
@@ -77,8 +85,14 @@ mod tests {
     #[test]
     fn accelerated_clock_converts_between_simulated_and_real_durations() {
         let clock = Clock::accelerated(Utc::now(), 3600.0);
-        assert_eq!(clock.real_duration(Duration::from_secs(3600)), Duration::from_secs(1));
-        assert_eq!(clock.simulated_duration(Duration::from_millis(10)), Duration::from_secs(36));
+        assert_eq!(
+            clock.real_duration(Duration::from_secs(3600)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            clock.simulated_duration(Duration::from_millis(10)),
+            Duration::from_secs(36)
+        );
     }
 
     #[test]
@@ -87,7 +101,10 @@ mod tests {
         let clock = Clock::accelerated(origin, 1000.0);
         std::thread::sleep(Duration::from_millis(20));
         let advanced = clock.now() - origin;
-        assert!(advanced >= chrono::Duration::seconds(19), "advanced only {advanced}");
+        assert!(
+            advanced >= chrono::Duration::seconds(19),
+            "advanced only {advanced}"
+        );
     }
 
     #[test]

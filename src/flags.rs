@@ -68,9 +68,17 @@ mod tests {
 
     #[test]
     fn due_soon_applies_from_exactly_the_lead_time() {
-        assert!(flags_that_apply(Some(Status::Ready), Some(due()), at(-6 * 3600 - 1), LEAD).is_empty());
-        assert_eq!(flags_that_apply(Some(Status::Ready), Some(due()), at(-6 * 3600), LEAD), [FlagKind::DueSoon]);
-        assert_eq!(flags_that_apply(Some(Status::Ready), Some(due()), at(0), LEAD), [FlagKind::DueSoon]);
+        assert!(
+            flags_that_apply(Some(Status::Ready), Some(due()), at(-6 * 3600 - 1), LEAD).is_empty()
+        );
+        assert_eq!(
+            flags_that_apply(Some(Status::Ready), Some(due()), at(-6 * 3600), LEAD),
+            [FlagKind::DueSoon]
+        );
+        assert_eq!(
+            flags_that_apply(Some(Status::Ready), Some(due()), at(0), LEAD),
+            [FlagKind::DueSoon]
+        );
     }
 
     #[test]
@@ -83,8 +91,17 @@ mod tests {
 
     #[test]
     fn nothing_but_ready_is_ever_flagged() {
-        for status in [None, Some(Status::Waited), Some(Status::Done), Some(Status::Cancelled), Some(Status::Fail)] {
-            assert!(flags_that_apply(status, Some(due()), at(3600), LEAD).is_empty(), "{status:?}");
+        for status in [
+            None,
+            Some(Status::Waited),
+            Some(Status::Done),
+            Some(Status::Cancelled),
+            Some(Status::Fail),
+        ] {
+            assert!(
+                flags_that_apply(status, Some(due()), at(3600), LEAD).is_empty(),
+                "{status:?}"
+            );
         }
         assert!(flags_that_apply(Some(Status::Ready), None, at(3600), LEAD).is_empty());
     }

@@ -69,9 +69,15 @@ pub fn decide(facts: &PollFacts, poll: &PollSettings) -> Decision {
             }
             backoff(facts.attempts, facts.jitter, poll)
         }
-        PollOutcome::RateLimited { retry_after: Some(wait) } => wait.max(poll.interval),
-        PollOutcome::RateLimited { retry_after: None } => backoff(facts.attempts, facts.jitter, poll),
-        PollOutcome::Unauthorized { pause } => pause.max(backoff(facts.attempts, facts.jitter, poll)),
+        PollOutcome::RateLimited {
+            retry_after: Some(wait),
+        } => wait.max(poll.interval),
+        PollOutcome::RateLimited { retry_after: None } => {
+            backoff(facts.attempts, facts.jitter, poll)
+        }
+        PollOutcome::Unauthorized { pause } => {
+            pause.max(backoff(facts.attempts, facts.jitter, poll))
+        }
         PollOutcome::Failed => backoff(facts.attempts, facts.jitter, poll),
     };
     Decision::PollAt(now + chrono_duration(wait))
@@ -81,10 +87,19 @@ pub fn decide(facts: &PollFacts, poll: &PollSettings) -> Decision {
 fn next_observation_poll(facts: &PollFacts, poll: &PollSettings) -> DateTime<Utc> {
     let now = facts.now;
     // +-10 %, so issuances added together drift apart instead of polling in lockstep.
-    let jittered = |base: Duration| now + chrono_duration(base.mul_f64(0.9 + 0.2 * facts.jitter).min(poll.max_interval));
+    let jittered = |base: Duration| {
+        now + chrono_duration(
+            base.mul_f64(0.9 + 0.2 * facts.jitter)
+                .min(poll.max_interval),
+        )
+    };
     let (Some(Status::Ready), Some(due)) = (facts.status, facts.due_at) else {
         // WAITED, or READY with no usable due date (then at the calm ceiling).
-        let base = if facts.status == Some(Status::Ready) { poll.max_interval } else { poll.interval };
+        let base = if facts.status == Some(Status::Ready) {
+            poll.max_interval
+        } else {
+            poll.interval
+        };
         return jittered(base);
     };
     if now >= due {
@@ -94,7 +109,8 @@ fn next_observation_poll(facts: &PollFacts, poll: &PollSettings) -> DateTime<Utc
     let mut next = jittered((left / poll.ready_divisor).clamp(poll.interval, poll.max_interval));
     // One poll right as DUE_SOON starts to apply (1 ms late, so the rule holds
     // despite the database's millisecond resolution), one shortly after the deadline.
-    let due_soon_from = due - chrono_duration(facts.due_soon_lead) + chrono::Duration::milliseconds(1);
+    let due_soon_from =
+        due - chrono_duration(facts.due_soon_lead) + chrono::Duration::milliseconds(1);
     if now < due_soon_from && due_soon_from < next {
         next = due_soon_from;
     }
@@ -123,7 +139,10 @@ mod tests {
 
     fn settings() -> PollSettings {
         let defaults: crate::settings::Settings = config::Config::builder()
-            .add_source(config::File::from_str(crate::settings::DEFAULTS_TOML, config::FileFormat::Toml))
+            .add_source(config::File::from_str(
+                crate::settings::DEFAULTS_TOML,
+                config::FileFormat::Toml,
+            ))
             .set_override("api.access_key", "k")
             .unwrap()
             .build()
@@ -157,14 +176,20 @@ mod tests {
     }
 
     fn ready_due_in(left: Duration) -> PollFacts {
-        PollFacts { due_at: Some(now() + chrono_duration(left)), ..facts(Some(Status::Ready), PollOutcome::Observed) }
+        PollFacts {
+            due_at: Some(now() + chrono_duration(left)),
+            ..facts(Some(Status::Ready), PollOutcome::Observed)
+        }
     }
 
     #[test]
     fn terminal_statuses_are_never_polled_again() {
         for status in [Status::Done, Status::Cancelled, Status::Fail] {
             for outcome in [PollOutcome::Observed, PollOutcome::Failed] {
-                assert_eq!(decide(&facts(Some(status), outcome), &settings()), Decision::Settled);
+                assert_eq!(
+                    decide(&facts(Some(status), outcome), &settings()),
+                    Decision::Settled
+                );
             }
         }
     }
@@ -185,7 +210,10 @@ mod tests {
         let near = wait_of(decide(&ready_due_in(Duration::from_secs(3600)), &poll));
         let very_near = wait_of(decide(&ready_due_in(Duration::from_secs(60)), &poll));
         assert_eq!(far, poll.max_interval);
-        assert!(near < far && very_near < near, "{far:?} {near:?} {very_near:?}");
+        assert!(
+            near < far && very_near < near,
+            "{far:?} {near:?} {very_near:?}"
+        );
         assert!(very_near >= poll.interval);
     }
 
@@ -194,19 +222,35 @@ mod tests {
         let poll = settings();
         let lead = Duration::from_secs(6 * 3600);
         let f = ready_due_in(lead + Duration::from_secs(60));
-        let Decision::PollAt(at) = decide(&f, &poll) else { panic!() };
+        let Decision::PollAt(at) = decide(&f, &poll) else {
+            panic!()
+        };
         let due = f.due_at.unwrap();
-        assert!(due - at <= chrono_duration(lead), "poll at {at} is before DUE_SOON applies");
+        assert!(
+            due - at <= chrono_duration(lead),
+            "poll at {at} is before DUE_SOON applies"
+        );
         assert!(due - at >= chrono_duration(lead) - chrono::Duration::milliseconds(2));
     }
 
     #[test]
     fn one_poll_comes_shortly_after_the_due_date() {
         // With divisor 1 the computed interval would overshoot the deadline by far.
-        let poll = PollSettings { ready_divisor: 1, ..settings() };
-        let f = PollFacts { jitter: 0.99, ..ready_due_in(Duration::from_secs(60)) };
-        let Decision::PollAt(at) = decide(&f, &poll) else { panic!() };
-        assert_eq!(at, f.due_at.unwrap() + chrono_duration(poll.after_due_delay));
+        let poll = PollSettings {
+            ready_divisor: 1,
+            ..settings()
+        };
+        let f = PollFacts {
+            jitter: 0.99,
+            ..ready_due_in(Duration::from_secs(60))
+        };
+        let Decision::PollAt(at) = decide(&f, &poll) else {
+            panic!()
+        };
+        assert_eq!(
+            at,
+            f.due_at.unwrap() + chrono_duration(poll.after_due_delay)
+        );
     }
 
     #[test]
@@ -214,7 +258,10 @@ mod tests {
         let poll = settings();
         let wait = wait_of(decide(&ready_due_in(Duration::ZERO), &poll));
         assert_eq!(wait, poll.overdue_interval.min(poll.max_interval));
-        let f = PollFacts { due_at: Some(now() - chrono::Duration::days(30)), ..ready_due_in(Duration::ZERO) };
+        let f = PollFacts {
+            due_at: Some(now() - chrono::Duration::days(30)),
+            ..ready_due_in(Duration::ZERO)
+        };
         assert!(matches!(decide(&f, &poll), Decision::PollAt(_)));
     }
 
@@ -232,13 +279,21 @@ mod tests {
         let poll = settings();
         let mut waits = Vec::new();
         for attempts in 1..=20 {
-            let f = PollFacts { attempts, jitter: 0.999_999, ..facts(Some(Status::Waited), PollOutcome::Failed) };
+            let f = PollFacts {
+                attempts,
+                jitter: 0.999_999,
+                ..facts(Some(Status::Waited), PollOutcome::Failed)
+            };
             waits.push(wait_of(decide(&f, &poll)));
         }
         assert!(waits.windows(2).all(|w| w[0] <= w[1]));
         assert!(waits[0] <= poll.interval && waits[1] > waits[0]);
         assert!(*waits.last().unwrap() <= poll.backoff_max.min(poll.max_interval));
-        let low = PollFacts { attempts: 3, jitter: 0.0, ..facts(Some(Status::Waited), PollOutcome::Failed) };
+        let low = PollFacts {
+            attempts: 3,
+            jitter: 0.0,
+            ..facts(Some(Status::Waited), PollOutcome::Failed)
+        };
         assert_eq!(wait_of(decide(&low, &poll)), poll.interval * 4 / 2);
     }
 
@@ -247,7 +302,11 @@ mod tests {
         let poll = settings();
         for status in [None, Some(Status::Waited), Some(Status::Ready)] {
             for attempts in [0, 1, 5, 40, u32::MAX] {
-                for outcome in [PollOutcome::Observed, PollOutcome::Failed, PollOutcome::RateLimited { retry_after: None }] {
+                for outcome in [
+                    PollOutcome::Observed,
+                    PollOutcome::Failed,
+                    PollOutcome::RateLimited { retry_after: None },
+                ] {
                     for due in [None, Some(-3600i64), Some(60), Some(86_400 * 365)] {
                         let f = PollFacts {
                             attempts,
@@ -260,18 +319,50 @@ mod tests {
                 }
             }
         }
-        let told = facts(Some(Status::Ready), PollOutcome::RateLimited { retry_after: Some(Duration::from_secs(3000)) });
+        let told = facts(
+            Some(Status::Ready),
+            PollOutcome::RateLimited {
+                retry_after: Some(Duration::from_secs(3000)),
+            },
+        );
         assert_eq!(wait_of(decide(&told, &poll)), Duration::from_secs(3000));
-        let auth = facts(Some(Status::Ready), PollOutcome::Unauthorized { pause: Duration::from_secs(1200) });
+        let auth = facts(
+            Some(Status::Ready),
+            PollOutcome::Unauthorized {
+                pause: Duration::from_secs(1200),
+            },
+        );
         assert_eq!(wait_of(decide(&auth, &poll)), Duration::from_secs(1200));
     }
 
     #[test]
     fn not_found_is_retried_through_the_grace_period_then_given_up() {
         let poll = settings();
-        let recent = facts(None, PollOutcome::NotFound { since: now() - chrono::Duration::seconds(5) });
-        assert!(matches!(decide(&PollFacts { attempts: 1, ..recent }, &poll), Decision::PollAt(_)));
-        let old = facts(None, PollOutcome::NotFound { since: now() - chrono_duration(poll.not_found_grace) });
-        assert_eq!(decide(&PollFacts { attempts: 9, ..old }, &poll), Decision::GiveUpNotFound);
+        let recent = facts(
+            None,
+            PollOutcome::NotFound {
+                since: now() - chrono::Duration::seconds(5),
+            },
+        );
+        assert!(matches!(
+            decide(
+                &PollFacts {
+                    attempts: 1,
+                    ..recent
+                },
+                &poll
+            ),
+            Decision::PollAt(_)
+        ));
+        let old = facts(
+            None,
+            PollOutcome::NotFound {
+                since: now() - chrono_duration(poll.not_found_grace),
+            },
+        );
+        assert_eq!(
+            decide(&PollFacts { attempts: 9, ..old }, &poll),
+            Decision::GiveUpNotFound
+        );
     }
 }

@@ -33,7 +33,10 @@ pub enum SettingsError {
 }
 
 fn key_error(key: &'static str, reason: impl Into<String>) -> SettingsError {
-    SettingsError::Key { key, reason: reason.into() }
+    SettingsError::Key {
+        key,
+        reason: reason.into(),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -53,6 +56,7 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct ApiSettings {
     pub base_url: String,
+    #[serde(default)]
     pub access_key: String,
     #[serde(default, serialize_with = "redact")]
     pub secret_key: Option<SecretString>,
@@ -132,7 +136,12 @@ impl SigningSecret {
     pub fn from_base64(text: &str) -> Result<Self, SettingsError> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.trim())
-            .map_err(|_| key_error("api.secret_key", "is not valid Base64 (the value is not shown)"))?;
+            .map_err(|_| {
+                key_error(
+                    "api.secret_key",
+                    "is not valid Base64 (the value is not shown)",
+                )
+            })?;
         if bytes.is_empty() {
             return Err(key_error("api.secret_key", "is empty"));
         }
@@ -163,14 +172,17 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, SettingsError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS_TOML, config::FileFormat::Toml));
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULTS_TOML,
+            config::FileFormat::Toml,
+        ));
         match file {
             Some(path) => {
                 if !path.exists() {
                     return Err(SettingsError::MissingFile(path.to_owned()));
                 }
-                builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+                builder =
+                    builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
             }
             None => {
                 builder = builder.add_source(
@@ -202,10 +214,10 @@ impl Settings {
         let url = reqwest::Url::parse(&api.base_url)
             .map_err(|e| key_error("api.base_url", format!("is not a URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(key_error("api.base_url", "must be an http(s) URL with a host"));
-        }
-        if api.access_key.trim().is_empty() {
-            return Err(key_error("api.access_key", "is required"));
+            return Err(key_error(
+                "api.base_url",
+                "must be an http(s) URL with a host",
+            ));
         }
         positive(api.timeout, "api.timeout")?;
         positive(api.connect_timeout, "api.connect_timeout")?;
@@ -213,7 +225,10 @@ impl Settings {
             return Err(key_error("api.max_body_bytes", "must be at least 1024"));
         }
         if !(api.requests_per_second.is_finite() && api.requests_per_second > 0.0) {
-            return Err(key_error("api.requests_per_second", "must be a positive number"));
+            return Err(key_error(
+                "api.requests_per_second",
+                "must be a positive number",
+            ));
         }
         if api.concurrency == 0 || api.concurrency > 4096 {
             return Err(key_error("api.concurrency", "must be between 1 and 4096"));
@@ -225,7 +240,10 @@ impl Settings {
         positive(poll.overdue_interval, "poll.overdue_interval")?;
         positive(poll.auth_pause, "poll.auth_pause")?;
         if poll.max_interval < poll.interval {
-            return Err(key_error("poll.max_interval", "must not be shorter than poll.interval"));
+            return Err(key_error(
+                "poll.max_interval",
+                "must not be shorter than poll.interval",
+            ));
         }
         if poll.ready_divisor == 0 {
             return Err(key_error("poll.ready_divisor", "must be at least 1"));
@@ -236,8 +254,16 @@ impl Settings {
         if self.database.path.as_os_str().is_empty() {
             return Err(key_error("database.path", "is required"));
         }
-        self.signing_secret()?;
         Ok(())
+    }
+
+    /// Checks the credentials, which only commands that talk to the API need
+    /// (the database commands work without them).
+    pub fn validate_credentials(&self) -> Result<(), SettingsError> {
+        if self.api.access_key.trim().is_empty() {
+            return Err(key_error("api.access_key", "is required"));
+        }
+        self.signing_secret().map(drop)
     }
 
     /// Resolves and decodes the secret key: `api.secret_key`, else `api.secret_key_file`
@@ -266,7 +292,10 @@ impl Settings {
                 })?,
         };
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            key_error("api.secret_key_file", format!("cannot read {}: {e}", path.display()))
+            key_error(
+                "api.secret_key_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
         })?;
         SigningSecret::from_base64(&text)
     }
@@ -313,7 +342,10 @@ mod tests {
     const SECRET: &str = "aXNzdWFuY2Utd2F0Y2hlci10ZXN0LXZlY3Rvci1zZWNyZXQtMzJiIQ==";
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn with_credentials() -> Vec<(String, String)> {
@@ -331,8 +363,11 @@ mod tests {
 
     #[test]
     fn defaults_plus_credentials_are_enough() {
-        let s = Settings::load_with_env(Some(Path::new("config/issuance-watcher.toml")), with_credentials())
-            .unwrap();
+        let s = Settings::load_with_env(
+            Some(Path::new("config/issuance-watcher.toml")),
+            with_credentials(),
+        )
+        .unwrap();
         assert_eq!(s.api.base_url, "https://openapi.bunjang.co.kr");
         assert_eq!(s.api.timezone, chrono_tz::Asia::Seoul);
         assert_eq!(s.poll.interval, Duration::from_secs(2));
@@ -342,7 +377,10 @@ mod tests {
     #[test]
     fn environment_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(&dir, "[poll]\ninterval = \"7s\"\n[database]\npath = \"/tmp/x.db\"\n");
+        let path = write(
+            &dir,
+            "[poll]\ninterval = \"7s\"\n[database]\npath = \"/tmp/x.db\"\n",
+        );
         let mut vars = with_credentials();
         vars.push(("ISSUANCE_WATCHER__POLL__INTERVAL".into(), "500ms".into()));
         let s = Settings::load_with_env(Some(&path), vars).unwrap();
@@ -354,7 +392,9 @@ mod tests {
     fn a_malformed_duration_names_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(&dir, "[poll]\ninterval = \"soon\"\n");
-        let err = Settings::load_with_env(Some(&path), with_credentials()).unwrap_err().to_string();
+        let err = Settings::load_with_env(Some(&path), with_credentials())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("poll.interval"), "{err}");
     }
 
@@ -362,15 +402,18 @@ mod tests {
     fn an_unknown_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(&dir, "[poll]\nintreval = \"5s\"\n");
-        let err = Settings::load_with_env(Some(&path), with_credentials()).unwrap_err().to_string();
+        let err = Settings::load_with_env(Some(&path), with_credentials())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("intreval"), "{err}");
     }
 
     #[test]
     fn a_missing_access_key_names_its_key() {
-        let err = Settings::load_with_env(None, env(&[("ISSUANCE_WATCHER__API__SECRET_KEY", SECRET)]))
-            .unwrap_err()
-            .to_string();
+        let settings =
+            Settings::load_with_env(None, env(&[("ISSUANCE_WATCHER__API__SECRET_KEY", SECRET)]))
+                .unwrap();
+        let err = settings.validate_credentials().unwrap_err().to_string();
         assert!(err.contains("access_key"), "{err}");
     }
 
@@ -380,21 +423,32 @@ mod tests {
             ("ISSUANCE_WATCHER__API__ACCESS_KEY", "ak"),
             ("ISSUANCE_WATCHER__API__SECRET_KEY", "not base64 at all!"),
         ]);
-        let err = Settings::load_with_env(None, vars).unwrap_err().to_string();
-        assert!(err.contains("api.secret_key") && !err.contains("not base64 at all"), "{err}");
+        let err = Settings::load_with_env(None, vars)
+            .unwrap()
+            .validate_credentials()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("api.secret_key") && !err.contains("not base64 at all"),
+            "{err}"
+        );
     }
 
     #[test]
     fn an_explicit_missing_file_is_an_error() {
-        let err = Settings::load_with_env(Some(Path::new("/nonexistent/x.toml")), with_credentials())
-            .unwrap_err();
+        let err =
+            Settings::load_with_env(Some(Path::new("/nonexistent/x.toml")), with_credentials())
+                .unwrap_err();
         assert!(matches!(err, SettingsError::MissingFile(_)));
     }
 
     #[test]
     fn a_bad_time_zone_is_refused() {
         let mut vars = with_credentials();
-        vars.push(("ISSUANCE_WATCHER__API__TIMEZONE".into(), "Mars/Olympus".into()));
+        vars.push((
+            "ISSUANCE_WATCHER__API__TIMEZONE".into(),
+            "Mars/Olympus".into(),
+        ));
         let err = Settings::load_with_env(None, vars).unwrap_err().to_string();
         assert!(err.contains("Mars/Olympus"), "{err}");
     }
@@ -409,21 +463,35 @@ mod tests {
             ("CREDENTIALS_DIRECTORY", credentials),
         ]);
         let s = Settings::load_with_env(None, by_default_name).unwrap();
-        assert_eq!(s.signing_secret().unwrap().expose(), b"issuance-watcher-test-vector-secret-32b!");
+        assert_eq!(
+            s.signing_secret().unwrap().expose(),
+            b"issuance-watcher-test-vector-secret-32b!"
+        );
 
         let by_configured_file = env(&[
             ("ISSUANCE_WATCHER__API__ACCESS_KEY", "ak"),
-            ("ISSUANCE_WATCHER__API__SECRET_KEY_FILE", "/etc/issuance-watcher/secret_key"),
+            (
+                "ISSUANCE_WATCHER__API__SECRET_KEY_FILE",
+                "/etc/issuance-watcher/secret_key",
+            ),
             ("CREDENTIALS_DIRECTORY", credentials),
         ]);
-        assert!(Settings::load_with_env(None, by_configured_file).is_ok());
+        assert!(
+            Settings::load_with_env(None, by_configured_file)
+                .unwrap()
+                .validate_credentials()
+                .is_ok()
+        );
     }
 
     #[test]
     fn rendered_settings_never_contain_the_secret() {
         let s = Settings::load_with_env(None, with_credentials()).unwrap();
         let text = s.to_redacted_toml();
-        assert!(!text.contains(SECRET) && text.contains("[REDACTED]"), "{text}");
+        assert!(
+            !text.contains(SECRET) && text.contains("[REDACTED]"),
+            "{text}"
+        );
         assert!(!format!("{s:?}").contains(SECRET));
     }
 }

@@ -19,7 +19,13 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [Self::Waited, Self::Ready, Self::Done, Self::Cancelled, Self::Fail];
+    pub const ALL: [Status; 5] = [
+        Self::Waited,
+        Self::Ready,
+        Self::Done,
+        Self::Cancelled,
+        Self::Fail,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,7 +82,10 @@ mod tests {
 
     #[test]
     fn only_done_cancelled_and_fail_are_terminal() {
-        let terminal: Vec<_> = Status::ALL.into_iter().filter(|s| s.is_terminal()).collect();
+        let terminal: Vec<_> = Status::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
         assert_eq!(terminal, [Status::Done, Status::Cancelled, Status::Fail]);
     }
 
@@ -91,11 +100,20 @@ mod tests {
 
     #[test]
     fn moves_out_of_a_terminal_status_are_unexpected() {
-        assert!(Status::is_expected_move(Some(Status::Waited), Status::Ready));
+        assert!(Status::is_expected_move(
+            Some(Status::Waited),
+            Status::Ready
+        ));
         assert!(Status::is_expected_move(Some(Status::Ready), Status::Done));
         assert!(Status::is_expected_move(None, Status::Done));
         assert!(!Status::is_expected_move(Some(Status::Done), Status::Ready));
-        assert!(!Status::is_expected_move(Some(Status::Ready), Status::Waited));
-        assert!(!Status::is_expected_move(Some(Status::Cancelled), Status::Done));
+        assert!(!Status::is_expected_move(
+            Some(Status::Ready),
+            Status::Waited
+        ));
+        assert!(!Status::is_expected_move(
+            Some(Status::Cancelled),
+            Status::Done
+        ));
     }
 }

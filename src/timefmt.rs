@@ -14,7 +14,9 @@ pub fn to_db(at: DateTime<Utc>) -> String {
 
 /// Parses an instant stored by [`to_db`] (or any RFC 3339 text another program wrote).
 pub fn from_db(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,17 +86,35 @@ mod tests {
 
     #[test]
     fn garbage_and_absurd_datetimes_are_errors() {
-        assert!(matches!(parse_api_datetime("yesterday", Seoul), Err(ApiTimeError::Malformed(_))));
-        assert!(matches!(parse_api_datetime("2023-13-45T99:00:00", Seoul), Err(ApiTimeError::Malformed(_))));
-        assert!(matches!(parse_api_datetime("9999-12-31T23:59:59", Seoul), Err(ApiTimeError::Absurd(_))));
-        assert!(matches!(parse_api_datetime("0001-01-01T00:00:00", Seoul), Err(ApiTimeError::Absurd(_))));
-        assert!(matches!(parse_api_datetime("", Seoul), Err(ApiTimeError::Malformed(_))));
+        assert!(matches!(
+            parse_api_datetime("yesterday", Seoul),
+            Err(ApiTimeError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_api_datetime("2023-13-45T99:00:00", Seoul),
+            Err(ApiTimeError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_api_datetime("9999-12-31T23:59:59", Seoul),
+            Err(ApiTimeError::Absurd(_))
+        ));
+        assert!(matches!(
+            parse_api_datetime("0001-01-01T00:00:00", Seoul),
+            Err(ApiTimeError::Absurd(_))
+        ));
+        assert!(matches!(
+            parse_api_datetime("", Seoul),
+            Err(ApiTimeError::Malformed(_))
+        ));
     }
 
     #[test]
     fn a_time_skipped_by_daylight_saving_is_an_error() {
         let zone: Tz = "America/New_York".parse().unwrap();
-        assert!(matches!(parse_api_datetime("2024-03-10T02:30:00", zone), Err(ApiTimeError::Nonexistent(_))));
+        assert!(matches!(
+            parse_api_datetime("2024-03-10T02:30:00", zone),
+            Err(ApiTimeError::Nonexistent(_))
+        ));
     }
 
     #[test]

@@ -14,7 +14,11 @@ use crate::settings::{Settings, SettingsError};
 
 /// Everything but RFC 3986 unreserved characters is encoded, so an id can never
 /// add a path segment, a query or a fragment.
-const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// A Retry-After longer than this is treated as this: a hostile or broken header
 /// must not stop the watcher for days.
@@ -26,7 +30,11 @@ pub enum PollError {
     #[error("rate limited (HTTP 429)")]
     RateLimited,
     #[error("HTTP {http_status} {code}: credentials or clock are wrong{hint}")]
-    Unauthorized { http_status: u16, code: String, hint: String },
+    Unauthorized {
+        http_status: u16,
+        code: String,
+        hint: String,
+    },
     #[error("HTTP 404 {code}: issuance not found")]
     NotFound { code: String },
     #[error("HTTP {http_status} {code}")]
@@ -92,7 +100,10 @@ impl ApiClient {
     /// The lookup URL for `id`: the id is one percent-encoded path segment.
     pub fn lookup_url(&self, id: &str) -> String {
         let base = self.base.as_str().trim_end_matches('/');
-        format!("{base}/api/v1/points/issuance/{}", utf8_percent_encode(id, PATH_SEGMENT))
+        format!(
+            "{base}/api/v1/points/issuance/{}",
+            utf8_percent_encode(id, PATH_SEGMENT)
+        )
     }
 
     /// `GET /api/v1/points/issuance/{id}`, bounded in time and size. Never panics,
@@ -113,7 +124,12 @@ impl ApiClient {
     }
 
     async fn lookup_inner(&self, id: &str) -> Answer {
-        let mut answer = Answer { result: Err(PollError::Timeout(self.timeout)), retry_after: None, http_status: None, latency: Duration::ZERO };
+        let mut answer = Answer {
+            result: Err(PollError::Timeout(self.timeout)),
+            retry_after: None,
+            http_status: None,
+            latency: Duration::ZERO,
+        };
         let token = match self.minter.mint() {
             Ok(token) => token,
             Err(e) => {
@@ -121,7 +137,13 @@ impl ApiClient {
                 return answer;
             }
         };
-        let response = match self.http.get(self.lookup_url(id)).bearer_auth(token).send().await {
+        let response = match self
+            .http
+            .get(self.lookup_url(id))
+            .bearer_auth(token)
+            .send()
+            .await
+        {
             Ok(response) => response,
             Err(e) => {
                 answer.result = Err(transport_error(&e, self.timeout));
@@ -155,13 +177,18 @@ impl ApiClient {
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiClient").field("base", &self.base.as_str()).finish_non_exhaustive()
+        f.debug_struct("ApiClient")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
     }
 }
 
 /// Reads the body chunk by chunk, refusing it as soon as it exceeds `limit`.
 async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, PollError> {
-    if response.content_length().is_some_and(|len| len > limit as u64) {
+    if response
+        .content_length()
+        .is_some_and(|len| len > limit as u64)
+    {
         return Err(PollError::BodyTooLarge { limit });
     }
     let mut body = Vec::new();
@@ -197,9 +224,11 @@ fn classify(
     let http_status = status.as_u16();
     Err(match status {
         StatusCode::TOO_MANY_REQUESTS => PollError::RateLimited,
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            PollError::Unauthorized { http_status, code, hint: clock_hint(server_date, Utc::now()) }
-        }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PollError::Unauthorized {
+            http_status,
+            code,
+            hint: clock_hint(server_date, Utc::now()),
+        },
         StatusCode::NOT_FOUND if code == "NOT_FOUND_PAY_INBOUND" => PollError::NotFound { code },
         s if s.is_server_error() => PollError::Server { http_status, code },
         // A 404 without the documented code is a routing problem, not a missing issuance.
@@ -211,8 +240,17 @@ fn classify(
 fn error_code(body: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v.get("errorCode").and_then(|c| c.as_str()).map(str::to_owned))
-        .map(|c| c.chars().filter(|c| c.is_ascii_graphic()).take(64).collect())
+        .and_then(|v| {
+            v.get("errorCode")
+                .and_then(|c| c.as_str())
+                .map(str::to_owned)
+        })
+        .map(|c| {
+            c.chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(64)
+                .collect()
+        })
         .filter(|c: &String| !c.is_empty())
         .unwrap_or_else(|| "(no error code)".to_owned())
 }
@@ -235,7 +273,9 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
         Duration::from_secs(seconds)
     } else {
         let at = DateTime::parse_from_rfc2822(value).ok()?;
-        SystemTime::from(at).duration_since(now).unwrap_or(Duration::ZERO)
+        SystemTime::from(at)
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO)
     };
     Some(wait.min(MAX_RETRY_AFTER))
 }
@@ -263,9 +303,18 @@ mod tests {
         let settings = crate::settings::Settings::load_with_env(
             None,
             [
-                ("ISSUANCE_WATCHER__API__ACCESS_KEY".to_string(), "k".to_string()),
-                ("ISSUANCE_WATCHER__API__SECRET_KEY".to_string(), "c2VjcmV0".to_string()),
-                ("ISSUANCE_WATCHER__API__BASE_URL".to_string(), "http://127.0.0.1:9/".to_string()),
+                (
+                    "ISSUANCE_WATCHER__API__ACCESS_KEY".to_string(),
+                    "k".to_string(),
+                ),
+                (
+                    "ISSUANCE_WATCHER__API__SECRET_KEY".to_string(),
+                    "c2VjcmV0".to_string(),
+                ),
+                (
+                    "ISSUANCE_WATCHER__API__BASE_URL".to_string(),
+                    "http://127.0.0.1:9/".to_string(),
+                ),
             ],
         )
         .unwrap();
@@ -279,7 +328,10 @@ mod tests {
             ("@evil.example:80", "%40evil.example%3A80"),
         ] {
             let url = client.lookup_url(id);
-            assert_eq!(url, format!("http://127.0.0.1:9/api/v1/points/issuance/{expected}"));
+            assert_eq!(
+                url,
+                format!("http://127.0.0.1:9/api/v1/points/issuance/{expected}")
+            );
             let parsed = Url::parse(&url).unwrap();
             assert_eq!(parsed.host_str(), Some("127.0.0.1"));
             assert_eq!(parsed.path_segments().unwrap().count(), 5, "{id}");
@@ -294,36 +346,59 @@ mod tests {
         assert_eq!(parse_retry_after("99999999", now), Some(MAX_RETRY_AFTER));
         let date = httpdate(now + Duration::from_secs(30));
         assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(30)));
-        assert_eq!(parse_retry_after(&httpdate(now - Duration::from_secs(30)), now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after(&httpdate(now - Duration::from_secs(30)), now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
     }
 
     fn httpdate(t: SystemTime) -> String {
-        DateTime::<Utc>::from(t).format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+        DateTime::<Utc>::from(t)
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string()
     }
 
     #[test]
     fn error_answers_are_classified_by_status_and_code() {
         let zone = chrono_tz::Asia::Seoul;
         let body = br#"{"errorCode":"NOT_FOUND_PAY_INBOUND","reason":"x"}"#;
-        assert!(matches!(classify(StatusCode::NOT_FOUND, body, "1", zone, None), Err(PollError::NotFound { .. })));
+        assert!(matches!(
+            classify(StatusCode::NOT_FOUND, body, "1", zone, None),
+            Err(PollError::NotFound { .. })
+        ));
         assert!(matches!(
             classify(StatusCode::NOT_FOUND, b"<html>", "1", zone, None),
-            Err(PollError::Refused { http_status: 404, .. })
+            Err(PollError::Refused {
+                http_status: 404,
+                ..
+            })
         ));
         let expired = br#"{"errorCode":"EXPIRED_AUTH_TOKEN"}"#;
         match classify(StatusCode::UNAUTHORIZED, expired, "1", zone, None) {
             Err(PollError::Unauthorized { code, .. }) => assert_eq!(code, "EXPIRED_AUTH_TOKEN"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(classify(StatusCode::FORBIDDEN, b"", "1", zone, None), Err(PollError::Unauthorized { .. })));
-        assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS, b"", "1", zone, None), Err(PollError::RateLimited)));
+        assert!(matches!(
+            classify(StatusCode::FORBIDDEN, b"", "1", zone, None),
+            Err(PollError::Unauthorized { .. })
+        ));
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, b"", "1", zone, None),
+            Err(PollError::RateLimited)
+        ));
         assert!(matches!(
             classify(StatusCode::BAD_GATEWAY, b"<html>", "1", zone, None),
-            Err(PollError::Server { http_status: 502, .. })
+            Err(PollError::Server {
+                http_status: 502,
+                ..
+            })
         ));
-        assert!(matches!(classify(StatusCode::OK, b"<html>", "1", zone, None), Err(PollError::Malformed(_))));
+        assert!(matches!(
+            classify(StatusCode::OK, b"<html>", "1", zone, None),
+            Err(PollError::Malformed(_))
+        ));
     }
 
     #[test]

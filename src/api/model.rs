@@ -81,7 +81,10 @@ pub fn parse_lookup(body: &[u8], requested_id: &str, zone: Tz) -> Result<Observa
                 .map_err(|e| warnings.push(format!("{field}: {e}")))
                 .ok(),
             Some(other) => {
-                warnings.push(format!("{field}: not a string: {}", clip(&other.to_string())));
+                warnings.push(format!(
+                    "{field}: not a string: {}",
+                    clip(&other.to_string())
+                ));
                 None
             }
         }
@@ -91,9 +94,15 @@ pub fn parse_lookup(body: &[u8], requested_id: &str, zone: Tz) -> Result<Observa
     let vbank = match data.get("preparedVbankInfo") {
         Some(Value::Object(info)) => Some(Vbank {
             due_at: datetime("vbankDueDate", info.get("vbankDueDate")),
-            account_number: info.get("vbankAccountNumber").and_then(scalar_text).map(|s| clip(&s)),
+            account_number: info
+                .get("vbankAccountNumber")
+                .and_then(scalar_text)
+                .map(|s| clip(&s)),
             bank_name: info.get("bankName").and_then(scalar_text).map(|s| clip(&s)),
-            holder_name: info.get("vbankHolderName").and_then(scalar_text).map(|s| clip(&s)),
+            holder_name: info
+                .get("vbankHolderName")
+                .and_then(scalar_text)
+                .map(|s| clip(&s)),
         }),
         _ => None,
     };
@@ -102,15 +111,26 @@ pub fn parse_lookup(body: &[u8], requested_id: &str, zone: Tz) -> Result<Observa
         Some(value) => match value.as_i64().filter(|a| *a >= 0) {
             Some(a) => Some(a),
             None => {
-                warnings.push(format!("amount: not a non-negative integer: {}", clip(&value.to_string())));
+                warnings.push(format!(
+                    "amount: not a non-negative integer: {}",
+                    clip(&value.to_string())
+                ));
                 None
             }
         },
     };
     if status == Status::Ready && vbank.as_ref().and_then(|v| v.due_at).is_none() {
-        warnings.push("READY without a usable vbankDueDate: deadline flags cannot be evaluated".into());
+        warnings
+            .push("READY without a usable vbankDueDate: deadline flags cannot be evaluated".into());
     }
-    Ok(Observation { status, amount, created_at, modified_at, vbank, warnings })
+    Ok(Observation {
+        status,
+        amount,
+        created_at,
+        modified_at,
+        vbank,
+        warnings,
+    })
 }
 
 fn scalar_text(value: &Value) -> Option<String> {
@@ -145,7 +165,10 @@ mod tests {
         assert_eq!(o.status, Status::Ready);
         assert_eq!(o.amount, Some(100_000));
         let vbank = o.vbank.unwrap();
-        assert_eq!(crate::timefmt::to_db(vbank.due_at.unwrap()), "2023-10-28T14:59:59.000Z");
+        assert_eq!(
+            crate::timefmt::to_db(vbank.due_at.unwrap()),
+            "2023-10-28T14:59:59.000Z"
+        );
         assert_eq!(vbank.bank_name.as_deref(), Some("국민은행"));
         assert!(o.warnings.is_empty());
     }
@@ -155,25 +178,46 @@ mod tests {
         for info in [r#","preparedVbankInfo":null"#, ""] {
             let body = format!(r#"{{"data":{{"id":123,"amount":5,"status":"WAITED"{info}}}}}"#);
             let o = parse(&body).unwrap();
-            assert_eq!((o.status, o.vbank, o.warnings.len()), (Status::Waited, None, 0));
+            assert_eq!(
+                (o.status, o.vbank, o.warnings.len()),
+                (Status::Waited, None, 0)
+            );
         }
     }
 
     #[test]
     fn unknown_missing_or_mistyped_status_is_an_error() {
-        assert!(matches!(parse(r#"{"data":{"id":"123","status":"WEIRD"}}"#), Err(LookupError::UnknownStatus(_))));
-        assert!(matches!(parse(r#"{"data":{"id":"123","status":"ready"}}"#), Err(LookupError::UnknownStatus(_))));
-        assert!(matches!(parse(r#"{"data":{"id":"123","status":7}}"#), Err(LookupError::UnknownStatus(_))));
-        assert_eq!(parse(r#"{"data":{"id":"123"}}"#), Err(LookupError::NoStatus));
+        assert!(matches!(
+            parse(r#"{"data":{"id":"123","status":"WEIRD"}}"#),
+            Err(LookupError::UnknownStatus(_))
+        ));
+        assert!(matches!(
+            parse(r#"{"data":{"id":"123","status":"ready"}}"#),
+            Err(LookupError::UnknownStatus(_))
+        ));
+        assert!(matches!(
+            parse(r#"{"data":{"id":"123","status":7}}"#),
+            Err(LookupError::UnknownStatus(_))
+        ));
+        assert_eq!(
+            parse(r#"{"data":{"id":"123"}}"#),
+            Err(LookupError::NoStatus)
+        );
     }
 
     #[test]
     fn bodies_that_are_not_a_lookup_are_errors() {
-        assert!(matches!(parse("<html>502</html>"), Err(LookupError::NotJson(_))));
+        assert!(matches!(
+            parse("<html>502</html>"),
+            Err(LookupError::NotJson(_))
+        ));
         assert_eq!(parse(r#"{"data":null}"#), Err(LookupError::NoData));
         assert_eq!(parse(r#"{"data":[1,2]}"#), Err(LookupError::NoData));
         assert_eq!(parse(r#"{"errorCode":"X"}"#), Err(LookupError::NoData));
-        assert!(matches!(parse(r#"{"data":{"id":"999","status":"DONE"}}"#), Err(LookupError::WrongId(_))));
+        assert!(matches!(
+            parse(r#"{"data":{"id":"999","status":"DONE"}}"#),
+            Err(LookupError::WrongId(_))
+        ));
     }
 
     #[test]
@@ -188,7 +232,9 @@ mod tests {
 
     #[test]
     fn ready_without_a_due_date_is_kept_with_a_warning() {
-        let o = parse(r#"{"data":{"id":"123","status":"READY","preparedVbankInfo":{"bankName":"x"}}}"#).unwrap();
+        let o =
+            parse(r#"{"data":{"id":"123","status":"READY","preparedVbankInfo":{"bankName":"x"}}}"#)
+                .unwrap();
         assert_eq!(o.status, Status::Ready);
         assert_eq!(o.warnings.len(), 1);
     }
@@ -196,7 +242,9 @@ mod tests {
     #[test]
     fn long_texts_are_clipped() {
         let long = "9".repeat(10_000);
-        let body = format!(r#"{{"data":{{"id":"123","status":"READY","preparedVbankInfo":{{"bankName":"{long}"}}}}}}"#);
+        let body = format!(
+            r#"{{"data":{{"id":"123","status":"READY","preparedVbankInfo":{{"bankName":"{long}"}}}}}}"#
+        );
         let o = parse(&body).unwrap();
         assert_eq!(o.vbank.unwrap().bank_name.unwrap().len(), MAX_FIELD_CHARS);
     }

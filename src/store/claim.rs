@@ -68,7 +68,11 @@ impl Store {
     /// Spreads issuances that are already overdue at start uniformly over
     /// `spread`, so a restart after downtime does not fire them all at once.
     /// Returns how many were spread.
-    pub async fn spread_overdue(&self, now: DateTime<Utc>, spread: std::time::Duration) -> Result<u64, StoreError> {
+    pub async fn spread_overdue(
+        &self,
+        now: DateTime<Utc>,
+        spread: std::time::Duration,
+    ) -> Result<u64, StoreError> {
         let spread_ms = i64::try_from(spread.as_millis()).unwrap_or(i64::MAX).max(1);
         let result = sqlx::query(
             "UPDATE issuances
@@ -97,28 +101,63 @@ mod tests {
     #[tokio::test]
     async fn a_plain_insert_is_claimable_and_the_claim_is_a_lease() {
         let (store, _dir) = temp_store().await;
-        sqlx::query("INSERT INTO issuances (id) VALUES ('123'), (456)").execute(store.pool()).await.unwrap();
+        sqlx::query("INSERT INTO issuances (id) VALUES ('123'), (456)")
+            .execute(store.pool())
+            .await
+            .unwrap();
         let now = Utc::now() + chrono::Duration::seconds(1);
         let lease = now + chrono::Duration::minutes(2);
         let mut claimed = store.claim_due(now, lease, 10).await.unwrap();
         claimed.sort_by(|a, b| a.raw_id.cmp(&b.raw_id));
-        assert_eq!(claimed.iter().map(|c| c.raw_id.as_slice()).collect::<Vec<_>>(), [b"123".as_slice(), b"456"]);
+        assert_eq!(
+            claimed
+                .iter()
+                .map(|c| c.raw_id.as_slice())
+                .collect::<Vec<_>>(),
+            [b"123".as_slice(), b"456"]
+        );
         assert_eq!(claimed[0].status, None);
-        assert!(store.claim_due(now, lease, 10).await.unwrap().is_empty(), "leased rows are not claimed twice");
+        assert!(
+            store.claim_due(now, lease, 10).await.unwrap().is_empty(),
+            "leased rows are not claimed twice"
+        );
         assert_eq!(store.next_due().await.unwrap(), Some(t(&to_db(lease))));
         let after_lease = lease + chrono::Duration::milliseconds(1);
-        assert_eq!(store.claim_due(after_lease, after_lease, 10).await.unwrap().len(), 2, "expired leases come back");
+        assert_eq!(
+            store
+                .claim_due(after_lease, after_lease, 10)
+                .await
+                .unwrap()
+                .len(),
+            2,
+            "expired leases come back"
+        );
     }
 
     #[tokio::test]
     async fn claims_take_the_most_overdue_first_and_respect_the_limit() {
         let (store, _dir) = temp_store().await;
-        for (id, at) in [("a", "2026-01-01T00:00:03.000Z"), ("b", "2026-01-01T00:00:01.000Z"), ("c", "2026-01-01T00:00:02.000Z")] {
-            sqlx::query("INSERT INTO issuances (id, next_poll_at) VALUES (?, ?)").bind(id).bind(at).execute(store.pool()).await.unwrap();
+        for (id, at) in [
+            ("a", "2026-01-01T00:00:03.000Z"),
+            ("b", "2026-01-01T00:00:01.000Z"),
+            ("c", "2026-01-01T00:00:02.000Z"),
+        ] {
+            sqlx::query("INSERT INTO issuances (id, next_poll_at) VALUES (?, ?)")
+                .bind(id)
+                .bind(at)
+                .execute(store.pool())
+                .await
+                .unwrap();
         }
         let now = t("2026-01-01T00:00:05.000Z");
-        let claimed = store.claim_due(now, now + chrono::Duration::minutes(1), 2).await.unwrap();
-        let mut ids: Vec<_> = claimed.iter().map(|c| String::from_utf8(c.raw_id.clone()).unwrap()).collect();
+        let claimed = store
+            .claim_due(now, now + chrono::Duration::minutes(1), 2)
+            .await
+            .unwrap();
+        let mut ids: Vec<_> = claimed
+            .iter()
+            .map(|c| String::from_utf8(c.raw_id.clone()).unwrap())
+            .collect();
         ids.sort();
         assert_eq!(ids, ["b", "c"]);
     }
@@ -126,11 +165,16 @@ mod tests {
     #[tokio::test]
     async fn settled_and_future_rows_are_not_claimed() {
         let (store, _dir) = temp_store().await;
-        sqlx::query("INSERT INTO issuances (id, watch) VALUES ('done', 'settled')").execute(store.pool()).await.unwrap();
-        sqlx::query("INSERT INTO issuances (id, next_poll_at) VALUES ('later', '2999-01-01T00:00:00.000Z')")
+        sqlx::query("INSERT INTO issuances (id, watch) VALUES ('done', 'settled')")
             .execute(store.pool())
             .await
             .unwrap();
+        sqlx::query(
+            "INSERT INTO issuances (id, next_poll_at) VALUES ('later', '2999-01-01T00:00:00.000Z')",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
         let now = Utc::now();
         assert!(store.claim_due(now, now, 10).await.unwrap().is_empty());
     }
@@ -147,26 +191,55 @@ mod tests {
         .await
         .unwrap();
         let details: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
-        assert!(details.iter().any(|d| d.contains("USING INDEX issuances_due")), "{details:?}");
-        assert!(!details.iter().any(|d| d.starts_with("SCAN issuances") && !d.contains("INDEX")), "{details:?}");
+        assert!(
+            details
+                .iter()
+                .any(|d| d.contains("USING INDEX issuances_due")),
+            "{details:?}"
+        );
+        assert!(
+            !details
+                .iter()
+                .any(|d| d.starts_with("SCAN issuances") && !d.contains("INDEX")),
+            "{details:?}"
+        );
     }
 
     #[tokio::test]
     async fn overdue_rows_are_spread_over_the_window_at_start() {
         let (store, _dir) = temp_store().await;
         for i in 0..200 {
-            sqlx::query("INSERT INTO issuances (id, next_poll_at) VALUES (?, '2026-01-01T00:00:00.000Z')")
-                .bind(i.to_string())
-                .execute(store.pool())
-                .await
-                .unwrap();
+            sqlx::query(
+                "INSERT INTO issuances (id, next_poll_at) VALUES (?, '2026-01-01T00:00:00.000Z')",
+            )
+            .bind(i.to_string())
+            .execute(store.pool())
+            .await
+            .unwrap();
         }
         let now = t("2026-01-02T00:00:00.000Z");
-        assert_eq!(store.spread_overdue(now, std::time::Duration::from_secs(10)).await.unwrap(), 200);
-        let times: Vec<String> = sqlx::query_scalar("SELECT next_poll_at FROM issuances").fetch_all(store.pool()).await.unwrap();
+        assert_eq!(
+            store
+                .spread_overdue(now, std::time::Duration::from_secs(10))
+                .await
+                .unwrap(),
+            200
+        );
+        let times: Vec<String> = sqlx::query_scalar("SELECT next_poll_at FROM issuances")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
         let parsed: Vec<_> = times.iter().map(|s| from_db(s).expect(s)).collect();
-        assert!(parsed.iter().all(|p| *p >= now && *p < now + chrono::Duration::seconds(10)));
+        assert!(
+            parsed
+                .iter()
+                .all(|p| *p >= now && *p < now + chrono::Duration::seconds(10))
+        );
         let distinct: std::collections::HashSet<_> = times.iter().collect();
-        assert!(distinct.len() > 150, "not spread: {} distinct times", distinct.len());
+        assert!(
+            distinct.len() > 150,
+            "not spread: {} distinct times",
+            distinct.len()
+        );
     }
 }

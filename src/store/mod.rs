@@ -28,13 +28,19 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the database directory {path}: {source}")]
-    CreateDir { path: String, source: std::io::Error },
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot open the database {path}: {source}")]
     Open { path: String, source: sqlx::Error },
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error while {context}: {source}")]
-    Query { context: &'static str, source: sqlx::Error },
+    Query {
+        context: &'static str,
+        source: sqlx::Error,
+    },
 }
 
 pub(crate) trait Context<T> {
@@ -59,10 +65,16 @@ impl Store {
         let path = &settings.path;
         let shown = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
         }
         let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(|source| StoreError::Open { path: shown.clone(), source })?
+            .map_err(|source| StoreError::Open {
+                path: shown.clone(),
+                source,
+            })?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -76,7 +88,10 @@ impl Store {
             .min_connections(1)
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open { path: shown, source })?;
+            .map_err(|source| StoreError::Open {
+                path: shown,
+                source,
+            })?;
         Ok(Self { pool })
     }
 
@@ -98,12 +113,18 @@ impl Store {
     }
 
     async fn begin_immediate(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.context("starting a write transaction")
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .context("starting a write transaction")
     }
 
     /// Folds the WAL back into the database file; called when idle so the WAL stays small.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await.context("checkpointing the WAL")?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+            .context("checkpointing the WAL")?;
         Ok(())
     }
 

@@ -59,18 +59,23 @@ impl Store {
         let mut tx = self.begin_immediate().await?;
         let mut added = 0;
         for id in ids {
-            let result = sqlx::query("INSERT INTO issuances (id) VALUES (?1) ON CONFLICT (id) DO NOTHING")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .context("adding an id")?;
+            let result =
+                sqlx::query("INSERT INTO issuances (id) VALUES (?1) ON CONFLICT (id) DO NOTHING")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .context("adding an id")?;
             added += result.rows_affected();
         }
         tx.commit().await.context("committing added ids")?;
         Ok(added)
     }
 
-    pub async fn list(&self, status: Option<&str>, limit: i64) -> Result<Vec<IssuanceRow>, StoreError> {
+    pub async fn list(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<IssuanceRow>, StoreError> {
         sqlx::query_as(
             "SELECT CAST(id AS TEXT) AS id, status, amount, created_at, modified_at,
                 vbank_due_at, vbank_account_number, bank_name, vbank_holder_name, watch, next_poll_at,
@@ -133,9 +138,11 @@ impl Store {
 
     /// Open DUE_SOON flags (for status lines and metrics).
     pub async fn open_due_soon(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT count(*) FROM flags WHERE cleared_at IS NULL AND kind = 'DUE_SOON'")
-            .fetch_one(&self.pool)
-            .await
-            .context("counting open flags")
+        sqlx::query_scalar(
+            "SELECT count(*) FROM flags WHERE cleared_at IS NULL AND kind = 'DUE_SOON'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context("counting open flags")
     }
 }

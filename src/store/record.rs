@@ -86,7 +86,11 @@ impl Store {
                     }
                 }
                 match last_error {
-                    Some(e) if recorded.transitions.is_empty() && recorded.flags_raised.is_empty() => Err(e),
+                    Some(e)
+                        if recorded.transitions.is_empty() && recorded.flags_raised.is_empty() =>
+                    {
+                        Err(e)
+                    }
                     _ => Ok(recorded),
                 }
             }
@@ -130,10 +134,18 @@ async fn record_one(
     // Ids that were polled are valid UTF-8: the scheduler rejects the rest.
     let id = String::from_utf8_lossy(&record.claimed.raw_id);
     match &record.kind {
-        RecordKind::Observed { observation, decision, flags } => {
-            record_observation(tx, &id, record, observation, *decision, flags, recorded).await
-        }
-        RecordKind::Failed { error, attempts, not_found_since, decision, flags } => {
+        RecordKind::Observed {
+            observation,
+            decision,
+            flags,
+        } => record_observation(tx, &id, record, observation, *decision, flags, recorded).await,
+        RecordKind::Failed {
+            error,
+            attempts,
+            not_found_since,
+            decision,
+            flags,
+        } => {
             let (watch, next) = watch_and_next(*decision, record.now);
             sqlx::query(
                 "UPDATE issuances SET watch = ?1, next_poll_at = ?2, attempts = ?3, polls = polls + 1,
@@ -217,11 +229,12 @@ async fn record_observation(
         if updated.rows_affected() == 1 {
             break;
         }
-        let current: Option<Option<String>> = sqlx::query_scalar("SELECT status FROM issuances WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await
-            .context("re-reading a status changed by another writer")?;
+        let current: Option<Option<String>> =
+            sqlx::query_scalar("SELECT status FROM issuances WHERE id = ?1")
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await
+                .context("re-reading a status changed by another writer")?;
         match current {
             // Deleted by another program meanwhile: nothing to record.
             None => return Ok(()),
@@ -232,8 +245,12 @@ async fn record_observation(
     if previous.as_deref() != Some(to.as_str()) {
         let from = previous.as_deref().map(str::parse::<Status>);
         let anomaly = match from {
-            Some(Err(_)) => Some(format!("unexpected move from unknown stored status to {to}")),
-            Some(Ok(from)) if !Status::is_expected_move(Some(from), to) => Some(format!("unexpected move {from} -> {to}")),
+            Some(Err(_)) => Some(format!(
+                "unexpected move from unknown stored status to {to}"
+            )),
+            Some(Ok(from)) if !Status::is_expected_move(Some(from), to) => {
+                Some(format!("unexpected move {from} -> {to}"))
+            }
             _ => None,
         };
         sqlx::query(
@@ -250,15 +267,22 @@ async fn record_observation(
         .await
         .context("recording a transition")?;
         if to != Status::Ready {
-            let cleared = sqlx::query("UPDATE flags SET cleared_at = ?1 WHERE issuance_id = ?2 AND cleared_at IS NULL")
-                .bind(&now)
-                .bind(id)
-                .execute(&mut **tx)
-                .await
-                .context("clearing flags")?;
+            let cleared = sqlx::query(
+                "UPDATE flags SET cleared_at = ?1 WHERE issuance_id = ?2 AND cleared_at IS NULL",
+            )
+            .bind(&now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .context("clearing flags")?;
             recorded.flags_cleared += cleared.rows_affected();
         }
-        recorded.transitions.push(TransitionRecorded { issuance_id: id.to_owned(), from: previous, to, anomaly });
+        recorded.transitions.push(TransitionRecorded {
+            issuance_id: id.to_owned(),
+            from: previous,
+            to,
+            anomaly,
+        });
     }
     raise_flags(tx, id, flags, &now, recorded).await
 }
@@ -281,7 +305,10 @@ async fn raise_flags(
         .await
         .context("raising a flag")?;
         if raised.rows_affected() == 1 {
-            recorded.flags_raised.push(FlagRaised { issuance_id: id.to_owned(), kind: *kind });
+            recorded.flags_raised.push(FlagRaised {
+                issuance_id: id.to_owned(),
+                kind: *kind,
+            });
         }
     }
     Ok(())
@@ -310,10 +337,17 @@ mod tests {
                     amount: Some(1000),
                     created_at: None,
                     modified_at: None,
-                    vbank: Some(Vbank { due_at: Some(now), ..Vbank::default() }),
+                    vbank: Some(Vbank {
+                        due_at: Some(now),
+                        ..Vbank::default()
+                    }),
                     warnings: vec![],
                 },
-                decision: if status.is_terminal() { Decision::Settled } else { Decision::PollAt(now) },
+                decision: if status.is_terminal() {
+                    Decision::Settled
+                } else {
+                    Decision::PollAt(now)
+                },
                 flags,
             },
         }
@@ -329,70 +363,144 @@ mod tests {
     #[tokio::test]
     async fn the_same_observation_recorded_twice_is_one_transition() {
         let (store, _dir) = temp_store().await;
-        sqlx::query("INSERT INTO issuances (id) VALUES ('42')").execute(store.pool()).await.unwrap();
+        sqlx::query("INSERT INTO issuances (id) VALUES ('42')")
+            .execute(store.pool())
+            .await
+            .unwrap();
         // A replay of the same claim (e.g. a retried batch) must not double-record.
-        store.record(&[observed(Status::Waited, None, vec![])]).await.unwrap();
-        store.record(&[observed(Status::Waited, None, vec![])]).await.unwrap();
+        store
+            .record(&[observed(Status::Waited, None, vec![])])
+            .await
+            .unwrap();
+        store
+            .record(&[observed(Status::Waited, None, vec![])])
+            .await
+            .unwrap();
         assert_eq!(transitions(&store).await, [(None, "WAITED".into(), None)]);
     }
 
     #[tokio::test]
     async fn a_backward_move_is_recorded_as_an_anomaly() {
         let (store, _dir) = temp_store().await;
-        sqlx::query("INSERT INTO issuances (id, status) VALUES ('42', 'DONE')").execute(store.pool()).await.unwrap();
-        let recorded = store.record(&[observed(Status::Ready, Some("DONE"), vec![])]).await.unwrap();
-        assert_eq!(recorded.transitions[0].anomaly.as_deref(), Some("unexpected move DONE -> READY"));
-        assert_eq!(transitions(&store).await[0].2.as_deref(), Some("unexpected move DONE -> READY"));
+        sqlx::query("INSERT INTO issuances (id, status) VALUES ('42', 'DONE')")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let recorded = store
+            .record(&[observed(Status::Ready, Some("DONE"), vec![])])
+            .await
+            .unwrap();
+        assert_eq!(
+            recorded.transitions[0].anomaly.as_deref(),
+            Some("unexpected move DONE -> READY")
+        );
+        assert_eq!(
+            transitions(&store).await[0].2.as_deref(),
+            Some("unexpected move DONE -> READY")
+        );
     }
 
     #[tokio::test]
     async fn flags_are_raised_once_and_cleared_when_ready_ends() {
         let (store, _dir) = temp_store().await;
-        sqlx::query("INSERT INTO issuances (id, status) VALUES ('42', 'READY')").execute(store.pool()).await.unwrap();
-        let first = store.record(&[observed(Status::Ready, Some("READY"), vec![FlagKind::DueSoon])]).await.unwrap();
-        let again = store.record(&[observed(Status::Ready, Some("READY"), vec![FlagKind::DueSoon])]).await.unwrap();
+        sqlx::query("INSERT INTO issuances (id, status) VALUES ('42', 'READY')")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let first = store
+            .record(&[observed(
+                Status::Ready,
+                Some("READY"),
+                vec![FlagKind::DueSoon],
+            )])
+            .await
+            .unwrap();
+        let again = store
+            .record(&[observed(
+                Status::Ready,
+                Some("READY"),
+                vec![FlagKind::DueSoon],
+            )])
+            .await
+            .unwrap();
         assert_eq!((first.flags_raised.len(), again.flags_raised.len()), (1, 0));
-        let done = store.record(&[observed(Status::Done, Some("READY"), vec![])]).await.unwrap();
+        let done = store
+            .record(&[observed(Status::Done, Some("READY"), vec![])])
+            .await
+            .unwrap();
         assert_eq!(done.flags_cleared, 1);
         let open: i64 = sqlx::query_scalar("SELECT count(*) FROM flags WHERE cleared_at IS NULL")
             .fetch_one(store.pool())
             .await
             .unwrap();
         assert_eq!(open, 0);
-        let watch: String = sqlx::query_scalar("SELECT watch FROM issuances").fetch_one(store.pool()).await.unwrap();
+        let watch: String = sqlx::query_scalar("SELECT watch FROM issuances")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
         assert_eq!(watch, "settled");
     }
 
     #[tokio::test]
     async fn a_status_changed_by_another_writer_is_the_from_of_the_transition() {
         let (store, _dir) = temp_store().await;
-        sqlx::query("INSERT INTO issuances (id, status) VALUES ('42', 'READY')").execute(store.pool()).await.unwrap();
+        sqlx::query("INSERT INTO issuances (id, status) VALUES ('42', 'READY')")
+            .execute(store.pool())
+            .await
+            .unwrap();
         // Claimed as WAITED, but the row says READY by the time the result is written.
-        store.record(&[observed(Status::Done, Some("WAITED"), vec![])]).await.unwrap();
-        assert_eq!(transitions(&store).await, [(Some("READY".into()), "DONE".into(), None)]);
+        store
+            .record(&[observed(Status::Done, Some("WAITED"), vec![])])
+            .await
+            .unwrap();
+        assert_eq!(
+            transitions(&store).await,
+            [(Some("READY".into()), "DONE".into(), None)]
+        );
     }
 
     #[tokio::test]
     async fn a_non_utf8_id_is_rejected_by_its_bytes() {
         let (store, _dir) = temp_store().await;
-        sqlx::query("INSERT INTO issuances (id) VALUES (CAST(x'ff41' AS TEXT))").execute(store.pool()).await.unwrap();
+        sqlx::query("INSERT INTO issuances (id) VALUES (CAST(x'ff41' AS TEXT))")
+            .execute(store.pool())
+            .await
+            .unwrap();
         let now = Utc::now() + chrono::Duration::seconds(1);
         let claimed = store.claim_due(now, now, 5).await.unwrap();
         assert_eq!(claimed[0].raw_id, vec![0xff, 0x41]);
-        let record = PollRecord { claimed: claimed[0].clone(), now, kind: RecordKind::Rejected { reason: "not UTF-8".into() } };
+        let record = PollRecord {
+            claimed: claimed[0].clone(),
+            now,
+            kind: RecordKind::Rejected {
+                reason: "not UTF-8".into(),
+            },
+        };
         store.record(&[record]).await.unwrap();
-        let (watch, error): (String, String) = sqlx::query_as("SELECT watch, last_error FROM issuances")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+        let (watch, error): (String, String) =
+            sqlx::query_as("SELECT watch, last_error FROM issuances")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
         assert_eq!((watch.as_str(), error.as_str()), ("rejected", "not UTF-8"));
     }
 
     #[tokio::test]
     async fn transitions_cannot_be_rewritten() {
         let (store, _dir) = temp_store().await;
-        sqlx::query("INSERT INTO issuances (id) VALUES ('42')").execute(store.pool()).await.unwrap();
-        store.record(&[observed(Status::Waited, None, vec![])]).await.unwrap();
-        assert!(sqlx::query("UPDATE transitions SET to_status = 'DONE'").execute(store.pool()).await.is_err());
+        sqlx::query("INSERT INTO issuances (id) VALUES ('42')")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store
+            .record(&[observed(Status::Waited, None, vec![])])
+            .await
+            .unwrap();
+        assert!(
+            sqlx::query("UPDATE transitions SET to_status = 'DONE'")
+                .execute(store.pool())
+                .await
+                .is_err()
+        );
     }
 }

@@ -1,0 +1,70 @@
+//! Liveness facts the scheduler publishes and health checks read: when the loop
+//! last turned, when a poll last succeeded, whether authentication works.
+//! Lock-free, so reading it can never stall the loop.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Real time (Unix ms) the scheduler loop last completed an iteration.
+    loop_turned_ms: AtomicI64,
+    /// Real time (Unix ms) of the last poll that got an answer from the API.
+    last_success_ms: AtomicI64,
+    auth_failing: AtomicBool,
+    polls: AtomicU64,
+    transitions: AtomicU64,
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn from_ms(ms: i64) -> Option<DateTime<Utc>> {
+    (ms != 0)
+        .then(|| DateTime::from_timestamp_millis(ms))
+        .flatten()
+}
+
+impl Progress {
+    pub fn loop_turned(&self) {
+        self.loop_turned_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn poll_answered(&self) {
+        self.last_success_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn polled(&self, n: u64) {
+        self.polls.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn transitions_recorded(&self, n: u64) {
+        self.transitions.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn set_auth_failing(&self, failing: bool) {
+        self.auth_failing.store(failing, Ordering::Relaxed);
+    }
+
+    pub fn last_loop(&self) -> Option<DateTime<Utc>> {
+        from_ms(self.loop_turned_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn last_success(&self) -> Option<DateTime<Utc>> {
+        from_ms(self.last_success_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn auth_failing(&self) -> bool {
+        self.auth_failing.load(Ordering::Relaxed)
+    }
+
+    pub fn polls(&self) -> u64 {
+        self.polls.load(Ordering::Relaxed)
+    }
+
+    pub fn transitions(&self) -> u64 {
+        self.transitions.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,349 @@
+//! The watcher's loop: claim due issuances (as leases), poll them concurrently
+//! within the global rate, and record results in short batched transactions.
+//!
+//! One task owns the loop and is the process's only database writer; polls run
+//! as child tasks that never touch the database. Decisions are delegated to
+//! [`crate::policy`] and [`crate::flags`]; this module only moves data between
+//! them, the API and the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::api::{self, ApiClient, PollError};
+use crate::clock::Clock;
+use crate::flags::flags_that_apply;
+use crate::pacing::{Pacer, PauseChange};
+use crate::policy::{self, Decision, PollFacts, PollOutcome};
+use crate::progress::Progress;
+use crate::settings::Settings;
+use crate::status::Status;
+use crate::store::{Claimed, PollRecord, RecordKind, Recorded, Store, StoreError};
+
+/// How long in-flight polls may finish after shutdown is requested; the rest
+/// are abandoned (their leases expire, nothing is lost).
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
+/// Pause before claiming again after the database refused a claim.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// Everything a poll needs, shared by the loop and its poll tasks.
+#[derive(Debug)]
+struct Context {
+    client: ApiClient,
+    pacer: Pacer,
+    settings: Settings,
+    clock: Clock,
+    progress: Arc<Progress>,
+}
+
+/// The watcher: a store, an API client and the policy's settings.
+#[derive(Debug, Clone)]
+pub struct Watcher {
+    store: Store,
+    ctx: Arc<Context>,
+}
+
+/// What one [`Watcher::tick`] did.
+#[derive(Debug, Default)]
+pub struct TickReport {
+    pub polled: usize,
+    pub recorded: Recorded,
+}
+
+impl Watcher {
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        clock: Clock,
+    ) -> Result<Self, crate::settings::SettingsError> {
+        let client = ApiClient::from_settings(&settings)?;
+        let pacer = Pacer::new(
+            settings.api.requests_per_second,
+            settings.poll.auth_pause,
+            settings.poll.auth_pause_max,
+        );
+        let ctx = Context {
+            client,
+            pacer,
+            settings,
+            clock,
+            progress: Arc::default(),
+        };
+        Ok(Self {
+            store,
+            ctx: Arc::new(ctx),
+        })
+    }
+
+    pub fn progress(&self) -> Arc<Progress> {
+        self.ctx.progress.clone()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// One step, for tests and tools: claim what is due now (up to the
+    /// concurrency), poll it all, record the results.
+    pub async fn tick(&self) -> Result<TickReport, StoreError> {
+        let claimed = self.claim(self.ctx.settings.api.concurrency).await?;
+        let mut polls = JoinSet::new();
+        for c in claimed {
+            polls.spawn(poll_one(self.ctx.clone(), c));
+        }
+        let records: Vec<PollRecord> = polls.join_all().await;
+        let recorded = self.record(&records).await?;
+        Ok(TickReport {
+            polled: records.len(),
+            recorded,
+        })
+    }
+
+    /// Runs until `shutdown` is cancelled, then lets in-flight polls finish for
+    /// a moment, records what finished and returns.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
+        let settings = &self.ctx.settings;
+        let spread = self
+            .store
+            .spread_overdue(self.ctx.clock.now(), settings.poll.startup_spread)
+            .await?;
+        if spread > 0 {
+            info!(issuances = spread, window = ?settings.poll.startup_spread, "spreading issuances overdue at start");
+        }
+        let concurrency = settings.api.concurrency;
+        let mut inflight: JoinSet<PollRecord> = JoinSet::new();
+        let mut claim_at = Instant::now();
+        let mut drain_deadline: Option<Instant> = None;
+        loop {
+            self.ctx.progress.loop_turned();
+            if drain_deadline.is_none()
+                && inflight.len() < concurrency
+                && Instant::now() >= claim_at
+            {
+                let free = concurrency - inflight.len();
+                claim_at = self.claim_into(&mut inflight, free).await;
+            }
+            if drain_deadline.is_some() && inflight.is_empty() {
+                break;
+            }
+            let can_claim = drain_deadline.is_none() && inflight.len() < concurrency;
+            tokio::select! {
+                _ = shutdown.cancelled(), if drain_deadline.is_none() => {
+                    info!(in_flight = inflight.len(), "shutting down: no new polls");
+                    drain_deadline = Some(Instant::now() + SHUTDOWN_DRAIN);
+                }
+                Some(first) = inflight.join_next(), if !inflight.is_empty() => {
+                    let mut records = Vec::with_capacity(inflight.len() + 1);
+                    records.extend(joined(first));
+                    while let Some(more) = inflight.try_join_next() {
+                        records.extend(joined(more));
+                    }
+                    if let Err(e) = self.record(&records).await {
+                        // Not fatal: the leases expire and these issuances are polled again.
+                        error!(error = %e, records = records.len(), "could not record poll results; they will be polled again");
+                    }
+                }
+                _ = tokio::time::sleep_until(claim_at), if can_claim => {}
+                _ = sleep_until_opt(drain_deadline) => {
+                    warn!(abandoned = inflight.len(), "abandoning polls still in flight at shutdown (their leases will expire)");
+                    inflight.abort_all();
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims up to `free` issuances and spawns their polls. Returns when to try
+    /// claiming again: at once if the batch was full, else when the next issuance
+    /// falls due (capped, so rows inserted by other programs are seen promptly).
+    async fn claim_into(&self, inflight: &mut JoinSet<PollRecord>, free: usize) -> Instant {
+        let now = Instant::now();
+        if let Some(paused) = self.ctx.pacer.paused_until() {
+            return paused;
+        }
+        let claimed = match self.claim(free).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                error!(error = %e, "cannot claim due issuances; retrying");
+                return now + STORE_RETRY;
+            }
+        };
+        let full = claimed.len() == free;
+        for c in claimed {
+            inflight.spawn(poll_one(self.ctx.clone(), c));
+        }
+        if full {
+            return now;
+        }
+        let recheck = self.ctx.settings.poll.idle_recheck;
+        match self.store.next_due().await {
+            Ok(Some(at)) => now + self.ctx.clock.real_until(at).min(recheck),
+            Ok(None) => now + recheck,
+            Err(e) => {
+                error!(error = %e, "cannot read the next due time");
+                now + STORE_RETRY
+            }
+        }
+    }
+
+    async fn claim(&self, limit: usize) -> Result<Vec<Claimed>, StoreError> {
+        let now = self.ctx.clock.now();
+        let lease = chrono::Duration::from_std(self.ctx.settings.poll.lease)
+            .unwrap_or(chrono::TimeDelta::MAX);
+        self.store.claim_due(now, now + lease, limit).await
+    }
+
+    async fn record(&self, records: &[PollRecord]) -> Result<Recorded, StoreError> {
+        if records.is_empty() {
+            return Ok(Recorded::default());
+        }
+        let recorded = self.store.record(records).await?;
+        self.ctx
+            .progress
+            .transitions_recorded(recorded.transitions.len() as u64);
+        for t in &recorded.transitions {
+            let from = t.from.as_deref().unwrap_or("-");
+            match &t.anomaly {
+                None => info!(issuance = %t.issuance_id, from, to = %t.to, "transition"),
+                Some(anomaly) => {
+                    warn!(issuance = %t.issuance_id, from, to = %t.to, anomaly, "transition (anomaly)")
+                }
+            }
+        }
+        for f in &recorded.flags_raised {
+            info!(issuance = %f.issuance_id, flag = f.kind.as_str(), "flag raised");
+        }
+        Ok(recorded)
+    }
+}
+
+fn joined(result: Result<PollRecord, tokio::task::JoinError>) -> Option<PollRecord> {
+    match result {
+        Ok(record) => Some(record),
+        Err(e) => {
+            // A poll task died: its lease expires and the issuance is polled again.
+            error!(error = %e, "a poll task failed");
+            None
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Polls one claimed issuance and decides what to record. Never fails: every
+/// problem becomes part of the record.
+async fn poll_one(ctx: Arc<Context>, claimed: Claimed) -> PollRecord {
+    let id = match std::str::from_utf8(&claimed.raw_id) {
+        Ok(id) => id.to_owned(),
+        Err(_) => return rejected(&ctx, claimed, "id is not valid UTF-8"),
+    };
+    if let Some(reason) = api::reject_reason(&id) {
+        return rejected(&ctx, claimed, reason);
+    }
+    let span = info_span!("poll", issuance = %id);
+    async move {
+        ctx.pacer.acquire().await;
+        let answer = ctx.client.lookup(&id).await;
+        ctx.progress.polled(1);
+        let now = ctx.clock.now();
+        debug!(status = ?answer.http_status, latency_ms = answer.latency.as_millis() as u64, result = ?answer.result.as_ref().map(|o| o.status), "polled");
+        if let Some(wait) = answer.retry_after
+            && let PauseChange::Started(pause) = ctx.pacer.retry_after(wait)
+        {
+            warn!(pause = ?pause, http_status = ?answer.http_status, "API asked us to wait (Retry-After): pausing all polling");
+        }
+        let known_status = claimed.status.as_deref().and_then(|s| s.parse::<Status>().ok());
+        let lead = ctx.settings.flags.due_soon_lead;
+        let jitter = fastrand::f64();
+        let (outcome, attempts, error) = match answer.result {
+            Ok(observation) => {
+                ctx.progress.poll_answered();
+                if ctx.pacer.auth_ok() {
+                    info!("the API accepts our credentials again: polling resumes");
+                    ctx.progress.set_auth_failing(false);
+                }
+                let due_at = observation.vbank.as_ref().and_then(|v| v.due_at).or(claimed.due_at);
+                let facts = PollFacts {
+                    status: Some(observation.status),
+                    outcome: PollOutcome::Observed,
+                    attempts: 0,
+                    due_at,
+                    now,
+                    due_soon_lead: lead,
+                    jitter,
+                };
+                let decision = policy::decide(&facts, &ctx.settings.poll);
+                let flags = flags_that_apply(Some(observation.status), due_at, now, lead);
+                if !observation.warnings.is_empty() {
+                    warn!(warnings = ?observation.warnings, "response had unusable fields");
+                }
+                return PollRecord { claimed, now, kind: RecordKind::Observed { observation, decision, flags } };
+            }
+            Err(error) => {
+                let attempts = claimed.attempts.saturating_add(1);
+                let outcome = match &error {
+                    PollError::NotFound { .. } => PollOutcome::NotFound { since: claimed.not_found_since.unwrap_or(now) },
+                    PollError::RateLimited => PollOutcome::RateLimited { retry_after: answer.retry_after },
+                    PollError::Unauthorized { .. } => {
+                        let first = !ctx.pacer.auth_failing();
+                        let pause = ctx.pacer.auth_failed();
+                        ctx.progress.set_auth_failing(true);
+                        if first {
+                            error!(error = %error, pause = ?pause, "the API refused our credentials: pausing all polling (check api.access_key, the secret key and the clock)");
+                        } else {
+                            debug!(error = %error, pause = ?pause, "still refused");
+                        }
+                        PollOutcome::Unauthorized { pause: ctx.clock.simulated_duration(pause) }
+                    }
+                    other => {
+                        if !matches!(other, PollError::Server { .. } | PollError::Timeout(_) | PollError::Transport(_)) {
+                            warn!(error = %other, "poll failed");
+                        } else {
+                            debug!(error = %other, "poll failed");
+                        }
+                        if answer.http_status.is_some() {
+                            ctx.progress.poll_answered();
+                        }
+                        PollOutcome::Failed
+                    }
+                };
+                (outcome, attempts, error)
+            }
+        };
+        let not_found_since = match outcome {
+            PollOutcome::NotFound { since } => Some(since),
+            _ => None,
+        };
+        let facts = PollFacts { status: known_status, outcome, attempts, due_at: claimed.due_at, now, due_soon_lead: lead, jitter };
+        let decision = policy::decide(&facts, &ctx.settings.poll);
+        if decision == Decision::GiveUpNotFound {
+            warn!("not found for longer than the grace period: watch ended");
+        }
+        let flags = flags_that_apply(known_status, claimed.due_at, now, lead);
+        let kind = RecordKind::Failed { error: error.to_string(), attempts, not_found_since, decision, flags };
+        PollRecord { claimed, now, kind }
+    }
+    .instrument(span)
+    .await
+}
+
+fn rejected(ctx: &Context, claimed: Claimed, reason: &str) -> PollRecord {
+    warn!(id = %String::from_utf8_lossy(&claimed.raw_id).chars().take(64).collect::<String>(), reason, "id rejected: watch ended");
+    PollRecord {
+        claimed,
+        now: ctx.clock.now(),
+        kind: RecordKind::Rejected {
+            reason: reason.to_owned(),
+        },
+    }
+}
