@@ -149,7 +149,12 @@ async fn retry_after_pauses_all_polling_until_the_time_it_names() {
     })
     .await;
     let requests = api.requests();
-    let limited_at = requests.iter().rev().find(|r| r.id == "4001").map(|r| r.at).unwrap();
+    let limited_at = requests
+        .iter()
+        .rev()
+        .find(|r| r.id == "4001")
+        .map(|r| r.at)
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(2600)).await;
     let inside: Vec<_> = api
         .requests()
