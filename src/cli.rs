@@ -152,19 +152,35 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         .validate_credentials()
         .context("while checking the credentials")?;
     let store = open_store(&settings).await?;
+    let listener = crate::observe::bind(&settings.http).await?;
+    let stall_after = crate::observe::Liveness::stall_after(&settings);
     let watcher = Watcher::new(settings, store.clone(), Clock::real())
         .context("while building the API client")?;
+    let liveness = crate::observe::Liveness::new(watcher.progress(), stall_after);
+    let notifier = std::sync::Arc::new(crate::notify::Notifier::from_env());
+    let background = CancellationToken::new();
+    let tasks = crate::observe::start(
+        listener,
+        store.clone(),
+        liveness,
+        notifier.clone(),
+        background.clone(),
+    );
     tracing::info!("issuance-watcher started");
+    notifier.ready("started".to_owned()).await;
     let token = CancellationToken::new();
     let loop_token = token.clone();
     let mut watching = std::pin::pin!(async move { watcher.run(loop_token).await });
     let result = tokio::select! {
         result = &mut watching => result,
         () = shutdown => {
+            notifier.stopping().await;
             token.cancel();
             watching.await
         }
     };
+    background.cancel();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), tasks.wait()).await;
     store.close().await;
     result.context("while watching")?;
     tracing::info!("issuance-watcher stopped");

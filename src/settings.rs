@@ -47,6 +47,8 @@ pub struct Settings {
     pub poll: PollSettings,
     pub flags: FlagSettings,
     pub log: LogSettings,
+    #[serde(default)]
+    pub http: HttpSettings,
     /// `$CREDENTIALS_DIRECTORY` at load time (systemd `LoadCredential=`).
     #[serde(skip)]
     pub credentials_dir: Option<PathBuf>,
@@ -127,6 +129,31 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub format: LogFormat,
+}
+
+/// The optional HTTP listener for `/healthz` and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// `host:port` to listen on; empty (the default) keeps the listener off.
+    #[serde(default)]
+    pub listen: String,
+}
+
+impl HttpSettings {
+    /// The address to listen on, or `None` when the listener is off.
+    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, SettingsError> {
+        let listen = self.listen.trim();
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        listen.parse().map(Some).map_err(|_| {
+            key_error(
+                "http.listen",
+                format!("{listen:?} is not an address:port such as 127.0.0.1:9187"),
+            )
+        })
+    }
 }
 
 /// The secret key, decoded from its Base64 text: the bytes the JWT is signed with.
@@ -251,6 +278,7 @@ impl Settings {
         if poll.lease <= api.timeout {
             return Err(key_error("poll.lease", "must be longer than api.timeout"));
         }
+        self.http.listen_addr()?;
         if self.database.path.as_os_str().is_empty() {
             return Err(key_error("database.path", "is required"));
         }

@@ -1,0 +1,96 @@
+//! Every metric the daemon exports, by name, with one tiny recording function
+//! each. Without an installed recorder (the HTTP listener off) recording is a
+//! no-op of the `metrics` facade. Labels only ever carry fixed vocabularies
+//! (outcomes, statuses, codes): never ids, keys or secrets.
+//!
+//! It also keeps one liveness fact: until when polling is paused (a Retry-After
+//! or an authentication pause). The scheduler loop legitimately sleeps through a
+//! pause, so the watchdog and `/healthz` must not take that for a stall.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// Polls, by `outcome` and HTTP `status` code (`"none"` when no answer came).
+pub const POLLS: &str = "issuance_watcher_polls_total";
+/// Status transitions recorded, by `from` (`"none"` for the first sighting) and `to`.
+pub const TRANSITIONS: &str = "issuance_watcher_transitions_total";
+/// Flags raised, by `kind` (`DUE_SOON`, `OVERDUE`).
+pub const FLAGS_RAISED: &str = "issuance_watcher_flags_raised_total";
+/// Issuances being watched, by last seen `status` (`UNSEEN` before the first answer).
+pub const ACTIVE: &str = "issuance_watcher_active_issuances";
+/// Open `DUE_SOON` flags.
+pub const DUE_SOON: &str = "issuance_watcher_due_soon";
+/// Time a lookup took, in seconds (histogram).
+pub const REQUEST_SECONDS: &str = "issuance_watcher_request_duration_seconds";
+/// Seconds since the last poll the API answered (absent until one has).
+pub const SINCE_LAST_SUCCESS: &str = "issuance_watcher_seconds_since_last_successful_poll";
+/// Pauses of all polling started or lengthened, by `reason` (`retry_after`, `auth`).
+pub const PAUSES: &str = "issuance_watcher_pauses_total";
+/// 1 while the API refuses our credentials.
+pub const AUTH_FAILING: &str = "issuance_watcher_auth_failing";
+
+/// Latency buckets for [`REQUEST_SECONDS`], in seconds.
+pub const REQUEST_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Real time (Unix ms) until which polling is paused; 0 when never paused.
+static PAUSED_UNTIL_MS: AtomicI64 = AtomicI64::new(0);
+
+/// One poll's result: `outcome` is a fixed word (`observed`, `not_found`,
+/// `rate_limited`, `unauthorized`, `failed`), `status` the HTTP code if any.
+pub fn poll(outcome: &'static str, status: Option<u16>, latency: Duration) {
+    let status = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
+    metrics::counter!(POLLS, "outcome" => outcome, "status" => status).increment(1);
+    metrics::histogram!(REQUEST_SECONDS).record(latency.as_secs_f64());
+}
+
+/// A recorded transition. Statuses are the API's closed vocabulary, already validated.
+pub fn transition(from: Option<&str>, to: &str) {
+    let from = from.unwrap_or("none").to_owned();
+    metrics::counter!(TRANSITIONS, "from" => from, "to" => to.to_owned()).increment(1);
+}
+
+pub fn flag_raised(kind: &'static str) {
+    metrics::counter!(FLAGS_RAISED, "kind" => kind).increment(1);
+}
+
+/// Polling is paused for `pause` from now (`reason`: `retry_after` or `auth`).
+pub fn pause_started(reason: &'static str, pause: Duration) {
+    metrics::counter!(PAUSES, "reason" => reason).increment(1);
+    let until = Utc::now()
+        + chrono::Duration::from_std(pause).unwrap_or_else(|_| chrono::Duration::days(1));
+    PAUSED_UNTIL_MS.fetch_max(until.timestamp_millis(), Ordering::Relaxed);
+}
+
+/// Until when polling was last paused (possibly in the past).
+pub fn paused_until() -> Option<DateTime<Utc>> {
+    match PAUSED_UNTIL_MS.load(Ordering::Relaxed) {
+        0 => None,
+        ms => DateTime::from_timestamp_millis(ms),
+    }
+}
+
+/// The gauges read from the database, refreshed periodically.
+pub fn db_gauges(snapshot: &crate::observe::Snapshot) {
+    for status in crate::observe::WATCHED_STATUSES {
+        if !snapshot.active_by_status.iter().any(|(s, _)| s == status) {
+            metrics::gauge!(ACTIVE, "status" => *status).set(0.0);
+        }
+    }
+    for (status, count) in &snapshot.active_by_status {
+        metrics::gauge!(ACTIVE, "status" => status.clone()).set(*count as f64);
+    }
+    metrics::gauge!(DUE_SOON).set(snapshot.due_soon as f64);
+}
+
+/// The gauges read from the scheduler's progress facts (cheap: atomics only).
+pub fn progress_gauges(progress: &crate::progress::Progress) {
+    if let Some(last) = progress.last_success() {
+        let age = (Utc::now() - last).num_milliseconds().max(0) as f64 / 1000.0;
+        metrics::gauge!(SINCE_LAST_SUCCESS).set(age);
+    }
+    metrics::gauge!(AUTH_FAILING).set(if progress.auth_failing() { 1.0 } else { 0.0 });
+}

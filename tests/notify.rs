@@ -1,0 +1,214 @@
+//! The daemon speaks the systemd notification protocol: the test owns the
+//! `NOTIFY_SOCKET` and reads what the real binary sends.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Reply, SECRET_B64, ScriptedApi};
+
+const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
+
+fn config(dir: &Path, base_url: &str, db: &Path) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    let text = format!(
+        "[api]\nbase_url = \"{base_url}\"\naccess_key = \"notify-test\"\nsecret_key = \"{SECRET_B64}\"\n\
+         [database]\npath = \"{}\"\n[poll]\ninterval = \"50ms\"\nidle_recheck = \"100ms\"\nstartup_spread = \"10ms\"\n",
+        db.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Binds a datagram socket in `dir` and forwards every message it receives.
+fn listen(dir: &Path) -> (std::path::PathBuf, mpsc::Receiver<String>) {
+    let path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = socket.recv(&mut buf) {
+            if tx
+                .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    (path, rx)
+}
+
+/// Collects messages until one line satisfies `want`, or panics after `within`.
+fn wait_for(rx: &mpsc::Receiver<String>, seen: &mut Vec<String>, what: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        if seen.iter().any(|m| m.lines().any(|l| l.starts_with(what))) {
+            return;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(message) => seen.push(message),
+            Err(_) => panic!("no {what:?} within {within:?}; got {seen:#?}"),
+        }
+    }
+}
+
+fn spawn(config: &Path, socket: &Path, watchdog_usec: Option<&str>) -> Child {
+    let mut command = Command::new(BIN);
+    command
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .env("NOTIFY_SOCKET", socket)
+        .env_remove("WATCHDOG_PID")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(usec) = watchdog_usec {
+        command.env("WATCHDOG_USEC", usec);
+    }
+    command.spawn().unwrap()
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(mut child: Child) -> (std::process::ExitStatus, String) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .ok();
+            return (status, stderr);
+        }
+        assert!(Instant::now() < deadline, "the daemon did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_status_watchdog_and_stopping_reach_the_notify_socket() {
+    let api = ScriptedApi::start().await;
+    api.set(
+        "777",
+        Reply::ready_due_in("777", "READY", chrono::Duration::hours(2)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("watcher.db");
+    let config = config(dir.path(), &api.base_url(), &db);
+    let added = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["add", "777"])
+        .output()
+        .unwrap();
+    assert!(added.status.success());
+    let (socket, rx) = listen(dir.path());
+
+    let child = spawn(&config, &socket, Some("1000000"));
+    let (seen, status, stderr) = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        wait_for(&rx, &mut seen, "READY=1", Duration::from_secs(15));
+        wait_for(&rx, &mut seen, "WATCHDOG=1", Duration::from_secs(5));
+        // The status line refreshes every few seconds; wait for one showing the poll.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !seen.iter().any(|m| {
+            m.lines().any(|l| {
+                l.starts_with("STATUS=1 active (READY 1), 1 due soon, last successful poll")
+            })
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "no status with counts: {seen:#?}"
+            );
+            if let Ok(m) = rx.recv_timeout(Duration::from_millis(500)) {
+                seen.push(m);
+            }
+        }
+        sigterm(&child);
+        wait_for(&rx, &mut seen, "STOPPING=1", Duration::from_secs(10));
+        let (status, stderr) = wait_exit(child);
+        (seen, status, stderr)
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{stderr}");
+    let lines: Vec<&str> = seen.iter().flat_map(|m| m.lines()).collect();
+    let ready = lines.iter().position(|l| *l == "READY=1").unwrap();
+    let first_ping = lines.iter().position(|l| *l == "WATCHDOG=1").unwrap();
+    let stopping = lines.iter().position(|l| *l == "STOPPING=1").unwrap();
+    assert!(ready < first_ping && first_ping < stopping, "{lines:#?}");
+    assert!(
+        lines.iter().filter(|l| **l == "WATCHDOG=1").count() >= 2,
+        "pings repeat: {lines:#?}"
+    );
+    assert!(!seen.iter().any(|m| m.contains(SECRET_B64)));
+}
+
+#[tokio::test]
+async fn no_ready_when_the_database_cannot_be_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    // A database path below a regular file cannot be created.
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, "x").unwrap();
+    let config = config(
+        dir.path(),
+        "http://127.0.0.1:9",
+        &blocker.join("watcher.db"),
+    );
+    let (socket, rx) = listen(dir.path());
+    let child = spawn(&config, &socket, Some("1000000"));
+    let (status, stderr) = tokio::task::spawn_blocking(move || wait_exit(child))
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error:"), "{stderr}");
+    let messages: Vec<String> = rx.try_iter().collect();
+    assert!(
+        !messages.iter().any(|m| m.contains("READY=1")),
+        "{messages:#?}"
+    );
+}
+
+#[tokio::test]
+async fn without_notify_socket_the_daemon_runs_and_stops_as_usual() {
+    let api = ScriptedApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &api.base_url(), &dir.path().join("w.db"));
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env_remove("NOTIFY_SOCKET")
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, stderr) = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(800));
+        sigterm(&child);
+        wait_exit(child)
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("watchdog"), "{stderr}");
+}
