@@ -12,6 +12,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::api::{Answer, PollError};
+use crate::status::Status;
+use crate::store::Recorded;
+
 /// Polls, by `outcome` and HTTP `status` code (`"none"` when no answer came).
 pub const POLLS: &str = "issuance_watcher_polls_total";
 /// Status transitions recorded, by `from` (`"none"` for the first sighting) and `to`.
@@ -36,6 +40,30 @@ pub const REQUEST_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Registers the help text of every metric (shown as `# HELP` lines).
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(POLLS, "Polls by outcome and HTTP status code");
+    describe_counter!(
+        TRANSITIONS,
+        "Status transitions recorded, by from/to status"
+    );
+    describe_counter!(FLAGS_RAISED, "DUE_SOON / OVERDUE flags raised, by kind");
+    describe_gauge!(ACTIVE, "Issuances being watched, by last seen status");
+    describe_gauge!(DUE_SOON, "Open DUE_SOON flags");
+    describe_histogram!(REQUEST_SECONDS, Unit::Seconds, "Time one lookup took");
+    describe_gauge!(
+        SINCE_LAST_SUCCESS,
+        Unit::Seconds,
+        "Seconds since the API last answered a poll"
+    );
+    describe_counter!(
+        PAUSES,
+        "Pauses of all polling (Retry-After, auth), by reason"
+    );
+    describe_gauge!(AUTH_FAILING, "1 while the API refuses our credentials");
+}
+
 /// Real time (Unix ms) until which polling is paused; 0 when never paused.
 static PAUSED_UNTIL_MS: AtomicI64 = AtomicI64::new(0);
 
@@ -47,10 +75,43 @@ pub fn poll(outcome: &'static str, status: Option<u16>, latency: Duration) {
     metrics::histogram!(REQUEST_SECONDS).record(latency.as_secs_f64());
 }
 
-/// A recorded transition. Statuses are the API's closed vocabulary, already validated.
-pub fn transition(from: Option<&str>, to: &str) {
-    let from = from.unwrap_or("none").to_owned();
-    metrics::counter!(TRANSITIONS, "from" => from, "to" => to.to_owned()).increment(1);
+/// One lookup's answer, labelled by its outcome and HTTP status code.
+pub fn polled(answer: &Answer) {
+    let outcome = match &answer.result {
+        Ok(_) => "observed",
+        Err(PollError::NotFound { .. }) => "not_found",
+        Err(PollError::RateLimited) => "rate_limited",
+        Err(PollError::Unauthorized { .. }) => "unauthorized",
+        Err(PollError::Server { .. }) => "server_error",
+        Err(PollError::Refused { .. }) => "refused",
+        Err(PollError::Timeout(_)) => "timeout",
+        Err(PollError::Transport(_)) => "transport_error",
+        Err(PollError::BodyTooLarge { .. }) => "body_too_large",
+        Err(PollError::Malformed(_)) => "malformed",
+        Err(PollError::UnknownStatus(_)) => "unknown_status",
+        Err(PollError::Token(_)) => "token_error",
+    };
+    poll(outcome, answer.http_status, answer.latency);
+}
+
+/// What one batch wrote: transitions by from/to and flags raised by kind.
+pub fn recorded(recorded: &Recorded) {
+    for t in &recorded.transitions {
+        // `from` comes from the database: only known statuses become label values.
+        let from = match t.from.as_deref().map(str::parse::<Status>) {
+            None => "none",
+            Some(Ok(status)) => status.as_str(),
+            Some(Err(_)) => "other",
+        };
+        transition(from, t.to.as_str());
+    }
+    for f in &recorded.flags_raised {
+        flag_raised(f.kind.as_str());
+    }
+}
+
+pub fn transition(from: &'static str, to: &'static str) {
+    metrics::counter!(TRANSITIONS, "from" => from, "to" => to).increment(1);
 }
 
 pub fn flag_raised(kind: &'static str) {

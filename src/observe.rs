@@ -179,7 +179,10 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             match metrics::set_global_recorder(recorder) {
-                Ok(()) => Some(handle),
+                Ok(()) => {
+                    crate::metrics::describe();
+                    Some(handle)
+                }
                 Err(_) => {
                     warn!("a metrics recorder is already installed: /metrics will be empty");
                     None

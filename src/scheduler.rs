@@ -206,6 +206,7 @@ impl Watcher {
         self.ctx
             .progress
             .transitions_recorded(recorded.transitions.len() as u64);
+        crate::metrics::recorded(&recorded);
         for t in &recorded.transitions {
             let from = t.from.as_deref().unwrap_or("-");
             match &t.anomaly {
@@ -255,11 +256,13 @@ async fn poll_one(ctx: Arc<Context>, claimed: Claimed) -> PollRecord {
         ctx.pacer.acquire().await;
         let answer = ctx.client.lookup(&id).await;
         ctx.progress.polled(1);
+        crate::metrics::polled(&answer);
         let now = ctx.clock.now();
         debug!(status = ?answer.http_status, latency_ms = answer.latency.as_millis() as u64, result = ?answer.result.as_ref().map(|o| o.status), "polled");
         if let Some(wait) = answer.retry_after
             && let PauseChange::Started(pause) = ctx.pacer.retry_after(wait)
         {
+            crate::metrics::pause_started("retry_after", pause);
             warn!(pause = ?pause, http_status = ?answer.http_status, "API asked us to wait (Retry-After): pausing all polling");
         }
         let known_status = claimed.status.as_deref().and_then(|s| s.parse::<Status>().ok());
@@ -297,6 +300,7 @@ async fn poll_one(ctx: Arc<Context>, claimed: Claimed) -> PollRecord {
                     PollError::Unauthorized { .. } => {
                         let first = !ctx.pacer.auth_failing();
                         let pause = ctx.pacer.auth_failed();
+                        crate::metrics::pause_started("auth", pause);
                         ctx.progress.set_auth_failing(true);
                         if first {
                             error!(error = %error, pause = ?pause, "the API refused our credentials: pausing all polling (check api.access_key, the secret key and the clock)");

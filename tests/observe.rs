@@ -1,0 +1,243 @@
+//! The optional HTTP listener: `/healthz` and `/metrics`, on the real binary
+//! (configured with `http.listen`) and on the router itself for the stall case.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Reply, SECRET_B64, ScriptedApi, eventually};
+use issuance_watcher::observe::{Liveness, router};
+use issuance_watcher::progress::Progress;
+
+const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(dir: &Path, base_url: &str, listen: &str) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    let text = format!(
+        "[api]\nbase_url = \"{base_url}\"\naccess_key = \"observe-test\"\nsecret_key = \"{SECRET_B64}\"\n\
+         [database]\npath = \"{}\"\n\
+         [poll]\ninterval = \"50ms\"\nmax_interval = \"200ms\"\nidle_recheck = \"100ms\"\nstartup_spread = \"10ms\"\n\
+         auth_pause = \"200ms\"\nauth_pause_max = \"400ms\"\n\
+         [http]\nlisten = \"{listen}\"\n",
+        dir.join("watcher.db").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The daemon, killed (SIGTERM, then reaped) when dropped.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start(api: &ScriptedApi, dir: &Path, ids: &[&str]) -> (Daemon, String) {
+    let port = free_port();
+    let config = config(dir, &api.base_url(), &format!("127.0.0.1:{port}"));
+    if !ids.is_empty() {
+        let added = Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("add")
+            .args(ids)
+            .output()
+            .unwrap();
+        assert!(added.status.success(), "{added:?}");
+    }
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (Daemon(child), format!("http://127.0.0.1:{port}"))
+}
+
+async fn get(url: &str) -> Option<(u16, String)> {
+    let response = reqwest::get(url).await.ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.ok()?))
+}
+
+/// The value of the first sample of `name` whose labels include every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Fetches `url` until `done` holds for the body (15 s at most); returns that body.
+async fn until(url: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = get(url).await.map(|(_, t)| t).unwrap_or_default();
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; last:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_turns_503_while_the_api_answers_401_and_recovers() {
+    let api = ScriptedApi::start().await;
+    api.set(
+        "h1",
+        Reply::ready_due_in("h1", "READY", chrono::Duration::days(1)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (_daemon, base) = start(&api, dir.path(), &["h1"]).await;
+    let healthz = format!("{base}/healthz");
+
+    eventually("/healthz 200", || async {
+        matches!(get(&healthz).await, Some((200, _)))
+    })
+    .await;
+
+    api.answer_everyone(Some(Reply::error(401, "UNAUTHORIZED")));
+    eventually("/healthz 503 naming the credentials", || async {
+        matches!(get(&healthz).await, Some((503, body)) if body.contains("credentials"))
+    })
+    .await;
+
+    api.answer_everyone(None);
+    eventually("/healthz 200 again", || async {
+        matches!(get(&healthz).await, Some((200, _)))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_counters_move_with_polls() {
+    let api = ScriptedApi::start().await;
+    api.set(
+        "m1",
+        Reply::ready_due_in("m1", "READY", chrono::Duration::hours(1)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (_daemon, base) = start(&api, dir.path(), &["m1"]).await;
+    let metrics = format!("{base}/metrics");
+    let observed = ["outcome=\"observed\"", "status=\"200\""];
+    let polls = "issuance_watcher_polls_total";
+
+    let text = until(&metrics, "a first observed poll", |t| {
+        sample(t, polls, &observed).is_some_and(|n| n >= 1.0)
+    })
+    .await;
+    let first = sample(&text, polls, &observed).unwrap();
+    until(&metrics, "the poll counter to move", |t| {
+        sample(t, polls, &observed).is_some_and(|n| n > first)
+    })
+    .await;
+    // The gauges are refreshed every few seconds; wait for the database ones.
+    let text = until(&metrics, "the active and due-soon gauges", |t| {
+        sample(
+            t,
+            "issuance_watcher_active_issuances",
+            &["status=\"READY\""],
+        ) == Some(1.0)
+            && sample(t, "issuance_watcher_due_soon", &[]) == Some(1.0)
+    })
+    .await;
+    assert_eq!(
+        sample(
+            &text,
+            "issuance_watcher_transitions_total",
+            &["from=\"none\"", "to=\"READY\""]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "issuance_watcher_flags_raised_total",
+            &["kind=\"DUE_SOON\""]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "issuance_watcher_request_duration_seconds_count",
+            &[]
+        ) >= Some(2.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("issuance_watcher_request_duration_seconds_bucket{le=\"0.1\"}"),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "issuance_watcher_seconds_since_last_successful_poll",
+            &[]
+        )
+        .is_some_and(|s| s < 10.0),
+        "{text}"
+    );
+    assert!(!text.contains(SECRET_B64) && !text.contains("observe-test"));
+}
+
+#[tokio::test]
+async fn healthz_turns_503_when_the_loop_stalls() {
+    let progress = Arc::new(Progress::default());
+    let liveness = Liveness::new(progress.clone(), Duration::from_millis(100));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router(liveness, None)).await });
+
+    let (status, body) = get(&format!("{base}/healthz")).await.unwrap();
+    assert_eq!(status, 503, "never turned: {body}");
+    progress.loop_turned();
+    let (status, _) = get(&format!("{base}/healthz")).await.unwrap();
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = get(&format!("{base}/healthz")).await.unwrap();
+    assert_eq!(status, 503);
+    assert!(body.contains("has not turned"), "{body}");
+}
+
+#[test]
+fn a_malformed_http_listen_is_a_config_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "http://127.0.0.1:9", "localhost-ish");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("http.listen"), "{err}");
+}
