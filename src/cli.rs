@@ -68,6 +68,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the Bunjang point-API simulator (for trying the watcher without credentials).
+    Simulate(crate::simulator::cli::SimulateArgs),
+    /// The whole job in about a minute: simulator, charges, watcher, ground-truth check.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// Entry point used by `main.rs`.
@@ -105,6 +109,18 @@ fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    // The simulator and the demo bring their own settings: no configuration needed.
+    match cli.command {
+        Command::Simulate(args) => {
+            crate::telemetry::init(LogFormat::Text, std::io::stderr);
+            return crate::simulator::cli::run(args, shutdown_signal()).await;
+        }
+        Command::Demo(args) => {
+            crate::telemetry::init_quiet();
+            return crate::demo::run(args, shutdown_signal()).await;
+        }
+        _ => {}
+    }
     let settings = load_settings(&cli)?;
     crate::telemetry::init(settings.log.format, std::io::stderr);
     match cli.command {
@@ -132,6 +148,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => list(&settings, status, limit, json).await,
         Command::Show { id, json } => show(&settings, &id, json).await,
         Command::Flags { json } => flags(&settings, json).await,
+        Command::Simulate(_) | Command::Demo(_) => {
+            bail!("internal error: this command was dispatched above")
+        }
     }
 }
 

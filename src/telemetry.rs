@@ -27,3 +27,12 @@ where
         (LogFormat::Text, false) => builder.try_init(),
     };
 }
+
+/// Warnings and errors only (the demo prints its own progress); `RUST_LOG` still wins.
+pub fn init_quiet() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
