@@ -212,3 +212,37 @@ async fn without_notify_socket_the_daemon_runs_and_stops_as_usual() {
     assert!(status.success(), "{stderr}");
     assert!(!stderr.contains("watchdog"), "{stderr}");
 }
+
+#[tokio::test]
+async fn under_journald_text_logs_carry_no_timestamp_and_no_colours() {
+    let api = ScriptedApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &api.base_url(), &dir.path().join("j.db"));
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("RUST_LOG")
+        .env("JOURNAL_STREAM", "8:12345")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, stderr) = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        sigterm(&child);
+        wait_exit(child)
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("issuance-watcher started"), "{stderr}");
+    for line in stderr.lines() {
+        assert!(!line.contains('\u{1b}'), "colour codes: {line:?}");
+        assert!(
+            !line.trim_start().starts_with(|c: char| c.is_ascii_digit()),
+            "a timestamp of our own: {line:?}"
+        );
+    }
+}
