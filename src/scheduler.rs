@@ -180,7 +180,10 @@ impl Watcher {
         if full {
             return now;
         }
-        let recheck = self.ctx.settings.poll.idle_recheck;
+        let recheck = self
+            .ctx
+            .clock
+            .real_duration(self.ctx.settings.poll.idle_recheck);
         match self.store.next_due().await {
             Ok(Some(at)) => now + self.ctx.clock.real_until(at).min(recheck),
             Ok(None) => now + recheck,
@@ -296,7 +299,10 @@ async fn poll_one(ctx: Arc<Context>, claimed: Claimed) -> PollRecord {
                 let attempts = claimed.attempts.saturating_add(1);
                 let outcome = match &error {
                     PollError::NotFound { .. } => PollOutcome::NotFound { since: claimed.not_found_since.unwrap_or(now) },
-                    PollError::RateLimited => PollOutcome::RateLimited { retry_after: answer.retry_after },
+                    PollError::RateLimited => PollOutcome::RateLimited {
+                        // Retry-After is real time; the policy thinks in business time.
+                        retry_after: answer.retry_after.map(|d| ctx.clock.simulated_duration(d)),
+                    },
                     PollError::Unauthorized { .. } => {
                         let first = !ctx.pacer.auth_failing();
                         let pause = ctx.pacer.auth_failed();
