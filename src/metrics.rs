@@ -2,15 +2,10 @@
 //! each. Without an installed recorder (the HTTP listener off) recording is a
 //! no-op of the `metrics` facade. Labels only ever carry fixed vocabularies
 //! (outcomes, statuses, codes): never ids, keys or secrets.
-//!
-//! It also keeps one liveness fact: until when polling is paused (a Retry-After
-//! or an authentication pause). The scheduler loop legitimately sleeps through a
-//! pause, so the watchdog and `/healthz` must not take that for a stall.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use crate::api::{Answer, PollError};
 use crate::status::Status;
@@ -64,9 +59,6 @@ pub fn describe() {
     describe_gauge!(AUTH_FAILING, "1 while the API refuses our credentials");
 }
 
-/// Real time (Unix ms) until which polling is paused; 0 when never paused.
-static PAUSED_UNTIL_MS: AtomicI64 = AtomicI64::new(0);
-
 /// One poll's result: `outcome` is a fixed word (`observed`, `not_found`,
 /// `rate_limited`, `unauthorized`, `failed`), `status` the HTTP code if any.
 pub fn poll(outcome: &'static str, status: Option<u16>, latency: Duration) {
@@ -118,20 +110,9 @@ pub fn flag_raised(kind: &'static str) {
     metrics::counter!(FLAGS_RAISED, "kind" => kind).increment(1);
 }
 
-/// Polling is paused for `pause` from now (`reason`: `retry_after` or `auth`).
-pub fn pause_started(reason: &'static str, pause: Duration) {
+/// A pause of all polling started (`reason`: `retry_after` or `auth`).
+pub fn pause_started(reason: &'static str) {
     metrics::counter!(PAUSES, "reason" => reason).increment(1);
-    let until = Utc::now()
-        + chrono::Duration::from_std(pause).unwrap_or_else(|_| chrono::Duration::days(1));
-    PAUSED_UNTIL_MS.fetch_max(until.timestamp_millis(), Ordering::Relaxed);
-}
-
-/// Until when polling was last paused (possibly in the past).
-pub fn paused_until() -> Option<DateTime<Utc>> {
-    match PAUSED_UNTIL_MS.load(Ordering::Relaxed) {
-        0 => None,
-        ms => DateTime::from_timestamp_millis(ms),
-    }
 }
 
 /// The gauges read from the database, refreshed periodically.

@@ -67,7 +67,7 @@ impl Liveness {
             return None;
         }
         // Polling paused (Retry-After or an auth pause): the loop sleeps until then.
-        if let Some(until) = crate::metrics::paused_until()
+        if let Some(until) = self.progress.paused_until()
             && until >= last
             && now <= until + limit
         {

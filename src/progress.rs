@@ -13,6 +13,9 @@ pub struct Progress {
     /// Real time (Unix ms) of the last poll that got an answer from the API.
     last_success_ms: AtomicI64,
     auth_failing: AtomicBool,
+    /// Real time (Unix ms) until which all polling is paused (Retry-After or an
+    /// auth pause): the loop legitimately sleeps through it, which is no stall.
+    paused_until_ms: AtomicI64,
     polls: AtomicU64,
     transitions: AtomicU64,
 }
@@ -46,6 +49,19 @@ impl Progress {
 
     pub fn set_auth_failing(&self, failing: bool) {
         self.auth_failing.store(failing, Ordering::Relaxed);
+    }
+
+    /// Polling is paused for `pause` from now (a longer earlier pause is kept).
+    pub fn paused_for(&self, pause: std::time::Duration) {
+        let until =
+            Utc::now() + chrono::Duration::from_std(pause).unwrap_or(chrono::TimeDelta::days(1));
+        self.paused_until_ms
+            .fetch_max(until.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// Until when polling was last paused (possibly in the past).
+    pub fn paused_until(&self) -> Option<DateTime<Utc>> {
+        from_ms(self.paused_until_ms.load(Ordering::Relaxed))
     }
 
     pub fn last_loop(&self) -> Option<DateTime<Utc>> {

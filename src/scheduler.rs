@@ -265,7 +265,8 @@ async fn poll_one(ctx: Arc<Context>, claimed: Claimed) -> PollRecord {
         if let Some(wait) = answer.retry_after
             && let PauseChange::Started(pause) = ctx.pacer.retry_after(wait)
         {
-            crate::metrics::pause_started("retry_after", pause);
+            crate::metrics::pause_started("retry_after");
+            ctx.progress.paused_for(pause);
             warn!(pause = ?pause, http_status = ?answer.http_status, "API asked us to wait (Retry-After): pausing all polling");
         }
         let known_status = claimed.status.as_deref().and_then(|s| s.parse::<Status>().ok());
@@ -306,7 +307,8 @@ async fn poll_one(ctx: Arc<Context>, claimed: Claimed) -> PollRecord {
                     PollError::Unauthorized { .. } => {
                         let first = !ctx.pacer.auth_failing();
                         let pause = ctx.pacer.auth_failed();
-                        crate::metrics::pause_started("auth", pause);
+                        crate::metrics::pause_started("auth");
+                        ctx.progress.paused_for(pause);
                         ctx.progress.set_auth_failing(true);
                         if first {
                             error!(error = %error, pause = ?pause, "the API refused our credentials: pausing all polling (check api.access_key, the secret key and the clock)");
