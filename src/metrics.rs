@@ -27,6 +27,8 @@ pub const REQUEST_SECONDS: &str = "issuance_watcher_request_duration_seconds";
 pub const SINCE_LAST_SUCCESS: &str = "issuance_watcher_seconds_since_last_successful_poll";
 /// Pauses of all polling started or lengthened, by `reason` (`retry_after`, `auth`).
 pub const PAUSES: &str = "issuance_watcher_pauses_total";
+/// Size of the SQLite write-ahead log in bytes (grows while readers hold old snapshots).
+pub const WAL_BYTES: &str = "issuance_watcher_database_wal_bytes";
 /// 1 while the API refuses our credentials.
 pub const AUTH_FAILING: &str = "issuance_watcher_auth_failing";
 
@@ -57,6 +59,7 @@ pub fn describe() {
         "Pauses of all polling (Retry-After, auth), by reason"
     );
     describe_gauge!(AUTH_FAILING, "1 while the API refuses our credentials");
+    describe_gauge!(WAL_BYTES, Unit::Bytes, "Size of the SQLite write-ahead log");
 }
 
 /// One poll's result: `outcome` is a fixed word (`observed`, `not_found`,
@@ -126,6 +129,9 @@ pub fn db_gauges(snapshot: &crate::observe::Snapshot) {
         metrics::gauge!(ACTIVE, "status" => status.clone()).set(*count as f64);
     }
     metrics::gauge!(DUE_SOON).set(snapshot.due_soon as f64);
+    if let Some(bytes) = snapshot.wal_bytes {
+        metrics::gauge!(WAL_BYTES).set(bytes as f64);
+    }
 }
 
 /// The gauges read from the scheduler's progress facts (cheap: atomics only).

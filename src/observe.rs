@@ -98,27 +98,22 @@ pub struct Snapshot {
     pub active_by_status: Vec<(String, i64)>,
     /// Open `DUE_SOON` flags.
     pub due_soon: i64,
+    pub wal_bytes: Option<u64>,
 }
 
 impl Snapshot {
     pub async fn read(store: &Store) -> anyhow::Result<Self> {
-        let counts = store.counts().await?;
+        let counts = store.active_counts().await?;
         let due_soon = store.open_due_soon().await?;
         let mut snapshot = Snapshot {
             due_soon,
+            wal_bytes: store.wal_bytes(),
             ..Snapshot::default()
         };
-        for c in counts.into_iter().filter(|c| c.watch == "active") {
-            snapshot.active += c.count;
-            let status = c.status.unwrap_or_else(|| "UNSEEN".to_owned());
-            match snapshot
-                .active_by_status
-                .iter_mut()
-                .find(|(s, _)| *s == status)
-            {
-                Some((_, n)) => *n += c.count,
-                None => snapshot.active_by_status.push((status, c.count)),
-            }
+        for (status, count) in counts {
+            snapshot.active += count;
+            let status = status.unwrap_or_else(|| "UNSEEN".to_owned());
+            snapshot.active_by_status.push((status, count));
         }
         Ok(snapshot)
     }
@@ -364,6 +359,7 @@ mod tests {
             active: 3,
             active_by_status: vec![("READY".into(), 2), ("UNSEEN".into(), 1)],
             due_soon: 1,
+            wal_bytes: None,
         };
         let line = status_line(&snapshot, &progress, Utc::now());
         assert_eq!(

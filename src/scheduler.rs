@@ -29,6 +29,8 @@ use crate::store::{Claimed, PollRecord, RecordKind, Recorded, Store, StoreError}
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
 /// Pause before claiming again after the database refused a claim.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How often an idle loop folds the WAL back into the database, so it cannot grow without bound.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 
 /// Everything a poll needs, shared by the loop and its poll tasks.
 #[derive(Debug)]
@@ -118,6 +120,7 @@ impl Watcher {
         let mut inflight: JoinSet<PollRecord> = JoinSet::new();
         let mut claim_at = Instant::now();
         let mut drain_deadline: Option<Instant> = None;
+        let mut last_checkpoint = Instant::now();
         loop {
             self.ctx.progress.loop_turned();
             if drain_deadline.is_none()
@@ -126,6 +129,12 @@ impl Watcher {
             {
                 let free = concurrency - inflight.len();
                 claim_at = self.claim_into(&mut inflight, free).await;
+            }
+            if inflight.is_empty() && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                last_checkpoint = Instant::now();
+                if let Err(e) = self.store.checkpoint().await {
+                    debug!(error = %e, "WAL checkpoint skipped");
+                }
             }
             if drain_deadline.is_some() && inflight.is_empty() {
                 break;

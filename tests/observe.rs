@@ -197,6 +197,10 @@ async fn metrics_counters_move_with_polls() {
         "{text}"
     );
     assert!(
+        sample(&text, "issuance_watcher_database_wal_bytes", &[]).is_some(),
+        "the WAL size is exported: {text}"
+    );
+    assert!(
         sample(
             &text,
             "issuance_watcher_seconds_since_last_successful_poll",

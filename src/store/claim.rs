@@ -206,6 +206,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn active_counts_read_only_the_active_index() {
+        let (store, _dir) = temp_store().await;
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+            "EXPLAIN QUERY PLAN SELECT status, count(*) FROM issuances WHERE watch = 'active' GROUP BY status",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let details: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            details
+                .iter()
+                .any(|d| d.contains("COVERING INDEX issuances_active_by_status")),
+            "{details:?}"
+        );
+        sqlx::query(
+            "INSERT INTO issuances (id, status) VALUES ('a', 'READY'), ('b', 'READY'), ('c', NULL)",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO issuances (id, status, watch) VALUES ('d', 'DONE', 'settled')")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.active_counts().await.unwrap(),
+            [(None, 1), (Some("READY".into()), 2)]
+        );
+    }
+
+    #[tokio::test]
     async fn overdue_rows_are_spread_over_the_window_at_start() {
         let (store, _dir) = temp_store().await;
         for i in 0..200 {

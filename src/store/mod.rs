@@ -11,7 +11,6 @@ mod claim;
 mod query;
 mod record;
 
-use std::path::Path;
 use std::str::FromStr;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -57,6 +56,7 @@ impl<T> Context<T> for Result<T, sqlx::Error> {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    path: std::path::PathBuf,
 }
 
 impl Store {
@@ -92,7 +92,10 @@ impl Store {
                 path: shown,
                 source,
             })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            path: path.clone(),
+        })
     }
 
     /// Applies the embedded migrations that have not run yet.
@@ -132,9 +135,9 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Size of the `-wal` file next to `path`, if any.
-    pub fn wal_size(path: &Path) -> Option<u64> {
-        let mut wal = path.as_os_str().to_owned();
+    /// Size of the write-ahead log, which readers holding old snapshots can make grow.
+    pub fn wal_bytes(&self) -> Option<u64> {
+        let mut wal = self.path.as_os_str().to_owned();
         wal.push("-wal");
         std::fs::metadata(wal).ok().map(|m| m.len())
     }

@@ -136,6 +136,15 @@ impl Store {
             .context("counting issuances")
     }
 
+    /// Active issuances by last seen status (None: not seen yet). Index-only:
+    /// its cost does not grow with the number of settled rows.
+    pub async fn active_counts(&self) -> Result<Vec<(Option<String>, i64)>, StoreError> {
+        sqlx::query_as("SELECT status, count(*) FROM issuances WHERE watch = 'active' GROUP BY status ORDER BY status")
+            .fetch_all(&self.pool)
+            .await
+            .context("counting active issuances")
+    }
+
     /// Open DUE_SOON flags (for status lines and metrics).
     pub async fn open_due_soon(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar(
