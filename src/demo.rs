@@ -5,7 +5,7 @@
 //! runs the real watcher against it until every issuance has settled, and checks
 //! what the watcher recorded against the simulator's ground truth.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,7 +20,6 @@ use crate::settings::{Settings, SigningSecret};
 use crate::simulator::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use crate::simulator::{LifecycleConfig, SimConfig, SimHandle, Simulator};
 use crate::store::Store;
-use crate::timefmt::from_db;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -319,55 +318,17 @@ impl Report {
             elapsed,
             ..Report::default()
         };
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT issuance_id, to_status, observed_at FROM transitions ORDER BY seq",
-        )
-        .fetch_all(store.pool())
-        .await?;
-        report.recorded = rows.len();
-        let mut recorded: HashMap<&str, Vec<(&str, &str)>> = HashMap::new();
-        for (id, to, at) in &rows {
-            recorded.entry(id).or_default().push((to, at));
-        }
+        let recorded = crate::verify::recorded_transitions(store.pool()).await?;
         let truth = sim.ground_truth();
-        report.true_transitions = truth.len();
-        let mut true_by_id: HashMap<&str, Vec<_>> = HashMap::new();
-        for event in &truth {
-            true_by_id
-                .entry(event.issuance_id.as_str())
-                .or_default()
-                .push(event);
-        }
-        for (id, events) in &true_by_id {
-            let seen = recorded.get(id).map(Vec::as_slice).unwrap_or_default();
-            // Walk the truth in order; each recorded row must match the next true
-            // status reached (skipped ones were unobservable between two polls).
-            let mut next = 0;
-            for (to, at) in seen {
-                match events[next..].iter().position(|e| e.to.as_str() == *to) {
-                    Some(offset) => {
-                        report.unobserved += offset;
-                        let event = events[next + offset];
-                        if let Some(observed) = from_db(at) {
-                            report
-                                .lags
-                                .push((observed - event.at).num_milliseconds() as f64 / 1000.0);
-                        }
-                        next += offset + 1;
-                    }
-                    None if events[..next].iter().any(|e| e.to.as_str() == *to) => {
-                        report.duplicates += 1
-                    }
-                    None => report.invented += 1,
-                }
-            }
-            report.unobserved += events.len() - next;
-            let final_truth = events.last().map(|e| e.to.as_str());
-            let final_seen = seen.last().map(|(to, _)| *to);
-            if final_truth != final_seen {
-                report.wrong_final += 1;
-            }
-        }
+        let c = crate::verify::compare(&recorded, &truth, chrono::Duration::zero());
+        report.recorded = c.recorded;
+        report.true_transitions = c.true_transitions;
+        report.lags = c.lags;
+        report.duplicates = c.duplicates;
+        // A row out of chain or stamped before its change is as wrong as an invented one.
+        report.invented = c.invented + c.broken_chain + c.before_truth;
+        report.unobserved = c.unobserved;
+        report.wrong_final = c.wrong_final;
         for c in store.counts().await? {
             *report
                 .by_outcome
@@ -387,7 +348,6 @@ impl Report {
         report.api_calls = stats.by_issuance.values().sum();
         report.max_calls = stats.by_issuance.values().copied().max().unwrap_or(0);
         report.calls_per_issuance = report.api_calls as f64 / issuances.max(1) as f64;
-        report.lags.sort_by(f64::total_cmp);
         Ok(report)
     }
 

@@ -25,3 +25,4 @@ pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod timefmt;
+pub mod verify;
