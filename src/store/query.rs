@@ -4,8 +4,22 @@ use serde::Serialize;
 
 use super::{Context, Store, StoreError};
 
+/// An id column read as bytes: another program may have stored text that is not
+/// UTF-8, which must not make a listing fail. Shown lossily (U+FFFD).
+#[derive(sqlx::Type)]
+#[sqlx(transparent)]
+struct RawId(Vec<u8>);
+
+impl From<RawId> for String {
+    fn from(raw: RawId) -> Self {
+        String::from_utf8_lossy(&raw.0).into_owned()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct IssuanceRow {
+    /// Selected as `CAST(id AS BLOB)`.
+    #[sqlx(try_from = "RawId")]
     pub id: String,
     pub status: Option<String>,
     pub amount: Option<i64>,
@@ -38,6 +52,8 @@ pub struct TransitionRow {
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct FlagRow {
+    /// Selected as `CAST(issuance_id AS BLOB)`.
+    #[sqlx(try_from = "RawId")]
     pub issuance_id: String,
     pub kind: String,
     pub raised_at: String,
@@ -77,7 +93,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<IssuanceRow>, StoreError> {
         sqlx::query_as(
-            "SELECT CAST(id AS TEXT) AS id, status, amount, created_at, modified_at,
+            "SELECT CAST(id AS BLOB) AS id, status, amount, created_at, modified_at,
                 vbank_due_at, vbank_account_number, bank_name, vbank_holder_name, watch, next_poll_at,
                 attempts, polls, last_polled_at, last_seen_at, last_error, added_at
              FROM issuances WHERE ?1 IS NULL OR status = ?1 OR (?1 = 'UNSEEN' AND status IS NULL)
@@ -92,7 +108,7 @@ impl Store {
 
     pub async fn issuance(&self, id: &str) -> Result<Option<IssuanceRow>, StoreError> {
         sqlx::query_as(
-            "SELECT id, status, amount, created_at, modified_at,
+            "SELECT CAST(id AS BLOB) AS id, status, amount, created_at, modified_at,
                 vbank_due_at, vbank_account_number, bank_name, vbank_holder_name, watch, next_poll_at,
                 attempts, polls, last_polled_at, last_seen_at, last_error, added_at
              FROM issuances WHERE id = ?1",
@@ -117,7 +133,7 @@ impl Store {
     /// Flags of one issuance, or (with `None`) every flag still open.
     pub async fn flags(&self, id: Option<&str>) -> Result<Vec<FlagRow>, StoreError> {
         sqlx::query_as(
-            "SELECT f.issuance_id, f.kind, f.raised_at, f.cleared_at, i.vbank_due_at, i.status
+            "SELECT CAST(f.issuance_id AS BLOB) AS issuance_id, f.kind, f.raised_at, f.cleared_at, i.vbank_due_at, i.status
              FROM flags f JOIN issuances i ON i.id = f.issuance_id
              WHERE (?1 IS NULL AND f.cleared_at IS NULL) OR f.issuance_id = ?1
              ORDER BY i.vbank_due_at, f.issuance_id, f.kind",

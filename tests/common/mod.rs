@@ -24,6 +24,23 @@ pub struct Reply {
     pub status: u16,
     pub body: String,
     pub headers: Vec<(&'static str, String)>,
+    /// When set, the body is generated instead of `body` (hostile-input tests).
+    pub stream: Option<Stream>,
+}
+
+/// A generated answer, written through a pipe so nothing is held in memory.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stream {
+    /// 200 with `bytes` of a JSON-looking body, chunked (no length up front).
+    Chunked(u64),
+    /// 200 announcing `Content-Length: bytes` and sending them.
+    Sized(u64),
+    /// 200 whose chunked body never ends, as fast as the client reads.
+    Endless,
+    /// 200 whose body never ends, one byte every 100 ms (defeats read timeouts).
+    Drip,
+    /// No response at all: the request hangs (for an hour).
+    Hang,
 }
 
 impl Reply {
@@ -54,6 +71,14 @@ impl Reply {
             status,
             body: body.to_owned(),
             headers: vec![],
+            stream: None,
+        }
+    }
+
+    pub fn stream(stream: Stream) -> Self {
+        Self {
+            stream: Some(stream),
+            ..Self::json(200, "")
         }
     }
 
@@ -76,6 +101,8 @@ pub struct Request {
     /// The id as the server decoded it from the path.
     pub id: String,
     pub authorized: bool,
+    /// The request target as it arrived (path and query, still encoded).
+    pub target: String,
 }
 
 #[derive(Default)]
@@ -85,6 +112,10 @@ struct Script {
     /// Answer for every id, taking precedence while set (e.g. a 401 window).
     everyone: Option<Reply>,
     requests: Vec<Request>,
+    /// Targets of requests to any other route.
+    others: Vec<String>,
+    /// Bytes written so far by generated (`Stream`) bodies.
+    streamed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A scripted stand-in for the API's issuance lookup, on 127.0.0.1:0.
@@ -99,12 +130,15 @@ impl ScriptedApi {
         let script = Arc::new(Mutex::new(Script::default()));
         let app = axum::Router::new()
             .route("/api/v1/points/issuance/{id}", axum::routing::get(lookup))
-            .fallback(|| async {
-                (
-                    StatusCode::NOT_FOUND,
-                    r#"{"errorCode":"RESOURCE_NOT_FOUND"}"#,
-                )
-            })
+            .fallback(
+                |State(script): State<Arc<Mutex<Script>>>, uri: axum::http::Uri| async move {
+                    script.lock().unwrap().others.push(uri.to_string());
+                    (
+                        StatusCode::NOT_FOUND,
+                        r#"{"errorCode":"RESOURCE_NOT_FOUND"}"#,
+                    )
+                },
+            )
             .with_state(script.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -138,6 +172,20 @@ impl ScriptedApi {
         self.script.lock().unwrap().requests.clone()
     }
 
+    /// Bytes the generated bodies have written so far (what clients were sent).
+    pub fn streamed_bytes(&self) -> u64 {
+        self.script
+            .lock()
+            .unwrap()
+            .streamed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Requests that did not reach the lookup route (should be none).
+    pub fn other_requests(&self) -> Vec<String> {
+        self.script.lock().unwrap().others.clone()
+    }
+
     pub fn requests_for(&self, id: &str) -> usize {
         self.requests().iter().filter(|r| r.id == id).count()
     }
@@ -146,10 +194,12 @@ impl ScriptedApi {
 async fn lookup(
     State(script): State<Arc<Mutex<Script>>>,
     Path(id): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    let reply = {
+    let (reply, streamed) = {
         let mut script = script.lock().unwrap();
+        let streamed = script.streamed.clone();
         let authorized = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -158,8 +208,9 @@ async fn lookup(
             at: Instant::now(),
             id: id.clone(),
             authorized,
+            target: uri.to_string(),
         });
-        if let Some(everyone) = script.everyone.clone() {
+        let reply = if let Some(everyone) = script.everyone.clone() {
             everyone
         } else {
             match script.replies.get_mut(&id) {
@@ -167,11 +218,61 @@ async fn lookup(
                 Some(queue) => queue[0].clone(),
                 None => Reply::error(404, "NOT_FOUND_PAY_INBOUND"),
             }
-        }
+        };
+        (reply, streamed)
     };
+    if let Some(stream) = reply.stream {
+        return generated(stream, streamed).await;
+    }
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     for (name, value) in reply.headers {
         response.headers_mut().insert(name, value.parse().unwrap());
+    }
+    response
+}
+
+/// Serves a generated body through a pipe: a writer task produces it and
+/// stops (counting what it wrote) as soon as the client goes away.
+async fn generated(stream: Stream, counter: Arc<std::sync::atomic::AtomicU64>) -> Response {
+    use std::sync::atomic::Ordering;
+    use tokio::io::AsyncWriteExt;
+    if stream == Stream::Hang {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        return StatusCode::OK.into_response();
+    }
+    let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        let chunk = vec![b'x'; 16 * 1024];
+        let limit = match stream {
+            Stream::Chunked(n) | Stream::Sized(n) => n,
+            _ => u64::MAX,
+        };
+        let mut sent = 0u64;
+        if writer.write_all(b"{\"data\":\"").await.is_err() {
+            return;
+        }
+        while sent < limit {
+            let piece = if stream == Stream::Drip {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                &chunk[..1]
+            } else {
+                &chunk[..chunk.len().min((limit - sent) as usize)]
+            };
+            if writer.write_all(piece).await.is_err() {
+                return; // the client hung up
+            }
+            sent += piece.len() as u64;
+            counter.fetch_add(piece.len() as u64, Ordering::Relaxed);
+        }
+        let _ = writer.write_all(b"\"}").await;
+    });
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(reader));
+    let mut response = (StatusCode::OK, body).into_response();
+    if let Stream::Sized(n) = stream {
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_LENGTH,
+            (n + 11).to_string().parse().unwrap(),
+        );
     }
     response
 }
