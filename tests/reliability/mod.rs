@@ -46,14 +46,26 @@ pub fn sim_config(seed: u64) -> SimConfig {
 /// A daemon configuration file for the simulator at `base_url`, database in `dir`.
 /// `extra` is appended verbatim to the `[poll]` section.
 pub fn write_config(dir: &Path, base_url: &str, api_extra: &str, poll_extra: &str) -> PathBuf {
+    write_config_with(dir, base_url, 300, 16, api_extra, poll_extra)
+}
+
+/// [`write_config`] with a request rate and concurrency.
+pub fn write_config_with(
+    dir: &Path,
+    base_url: &str,
+    requests_per_second: u32,
+    concurrency: u32,
+    api_extra: &str,
+    poll_extra: &str,
+) -> PathBuf {
     let path = dir.join("config.toml");
     let text = format!(
         "[api]\nbase_url = \"{base_url}\"\naccess_key = \"{DEMO_ACCESS_KEY}\"\nsecret_key = \"{DEMO_SECRET_KEY}\"\n\
-         timeout = \"1s\"\nconnect_timeout = \"500ms\"\nrequests_per_second = 300.0\nconcurrency = 16\n{api_extra}\n\
+         timeout = \"1s\"\nconnect_timeout = \"500ms\"\nrequests_per_second = {requests_per_second}.0\nconcurrency = {concurrency}\n{api_extra}\n\
          [database]\npath = \"{}\"\nbusy_timeout = \"5s\"\n\
          [poll]\ninterval = \"200ms\"\nmax_interval = \"500ms\"\nbackoff_max = \"500ms\"\nlease = \"1500ms\"\n\
          startup_spread = \"200ms\"\nidle_recheck = \"200ms\"\n{poll_extra}\n",
-        db_path(dir).display()
+        db_path(dir).display(),
     );
     std::fs::write(&path, text).unwrap();
     path
