@@ -29,6 +29,11 @@ use crate::store::{Claimed, PollRecord, RecordKind, Recorded, Store, StoreError}
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
 /// Pause before claiming again after the database refused a claim.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How often (real time) the loop checks that the database file is still the
+/// one it opened, and that no issuance is scheduled beyond any legitimate wait.
+const HOUSEKEEPING: Duration = Duration::from_secs(2);
+/// The longest `Retry-After` the client honours (see `api::client`), real time.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
 /// How often an idle loop folds the WAL back into the database, so it cannot grow without bound.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 
@@ -121,8 +126,15 @@ impl Watcher {
         let mut claim_at = Instant::now();
         let mut drain_deadline: Option<Instant> = None;
         let mut last_checkpoint = Instant::now();
+        let mut housekeeping_at = Instant::now();
         loop {
             self.ctx.progress.loop_turned();
+            if drain_deadline.is_none() && Instant::now() >= housekeeping_at {
+                housekeeping_at = Instant::now() + HOUSEKEEPING;
+                // Fatal: writing on would only fill a detached file.
+                self.store.check_file()?;
+                self.pull_back_after_clock_jump().await;
+            }
             if drain_deadline.is_none()
                 && inflight.len() < concurrency
                 && Instant::now() >= claim_at
@@ -157,6 +169,7 @@ impl Watcher {
                     }
                 }
                 _ = tokio::time::sleep_until(claim_at), if can_claim => {}
+                _ = tokio::time::sleep_until(housekeeping_at), if drain_deadline.is_none() => {}
                 _ = sleep_until_opt(drain_deadline) => {
                     warn!(abandoned = inflight.len(), "abandoning polls still in flight at shutdown (their leases will expire)");
                     inflight.abort_all();
@@ -200,6 +213,48 @@ impl Watcher {
                 error!(error = %e, "cannot read the next due time");
                 now + STORE_RETRY
             }
+        }
+    }
+
+    /// After the wall clock jumps backwards, rows scheduled before the jump lie
+    /// further ahead than any wait the policy can choose; they are pulled back
+    /// so that no issuance goes unpolled until the clock catches up.
+    async fn pull_back_after_clock_jump(&self) {
+        let poll = &self.ctx.settings.poll;
+        let clock = &self.ctx.clock;
+        let longest = [
+            poll.max_interval,
+            poll.backoff_max,
+            poll.lease,
+            poll.startup_spread,
+            clock.simulated_duration(RETRY_AFTER_CAP),
+            clock.simulated_duration(poll.auth_pause_max),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or_default();
+        let now = clock.now();
+        // A minute of slack for the time between deciding and recording.
+        let latest = now
+            + chrono::Duration::from_std(longest + Duration::from_secs(60))
+                .unwrap_or(chrono::TimeDelta::MAX);
+        match self.store.last_due().await {
+            Ok(Some(last)) if last > latest => {}
+            Ok(_) => return,
+            Err(e) => {
+                error!(error = %e, "cannot read the last due time");
+                return;
+            }
+        }
+        match self
+            .store
+            .pull_back_beyond(now, latest, poll.startup_spread)
+            .await
+        {
+            Ok(pulled) => {
+                warn!(issuances = pulled, latest = %latest, "issuances were scheduled further ahead than any legitimate wait (the wall clock went backwards?): polling them again now")
+            }
+            Err(e) => error!(error = %e, "cannot reschedule issuances after a clock jump"),
         }
     }
 

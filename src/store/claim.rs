@@ -87,6 +87,40 @@ impl Store {
         .context("spreading overdue issuances")?;
         Ok(result.rows_affected())
     }
+    /// When the last active issuance falls due (index-only: the partial index's maximum).
+    pub async fn last_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let last: Option<String> =
+            sqlx::query_scalar("SELECT max(next_poll_at) FROM issuances WHERE watch = 'active'")
+                .fetch_one(&self.pool)
+                .await
+                .context("finding the last due issuance")?;
+        Ok(last.as_deref().and_then(from_db))
+    }
+
+    /// Pulls active issuances due later than `latest` back to a random time in
+    /// `now..now + spread`. No legitimate wait ends that far away, so such rows
+    /// were scheduled before the wall clock jumped backwards; left alone they
+    /// would not be polled until the clock caught up again. Returns how many.
+    pub async fn pull_back_beyond(
+        &self,
+        now: DateTime<Utc>,
+        latest: DateTime<Utc>,
+        spread: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        let spread_ms = i64::try_from(spread.as_millis()).unwrap_or(i64::MAX).max(1);
+        let result = sqlx::query(
+            "UPDATE issuances
+             SET next_poll_at = strftime('%Y-%m-%dT%H:%M:%fZ', (?1 + abs(random() % ?2)) / 1000.0, 'unixepoch')
+             WHERE watch = 'active' AND next_poll_at > ?3",
+        )
+        .bind(now.timestamp_millis())
+        .bind(spread_ms)
+        .bind(to_db(latest))
+        .execute(&self.pool)
+        .await
+        .context("pulling back issuances scheduled before a clock jump")?;
+        Ok(result.rows_affected())
+    }
 }
 
 #[cfg(test)]
@@ -273,5 +307,41 @@ mod tests {
             "not spread: {} distinct times",
             distinct.len()
         );
+    }
+
+    #[tokio::test]
+    async fn rows_scheduled_beyond_any_legitimate_wait_are_pulled_back() {
+        let (store, _dir) = temp_store().await;
+        for (id, at) in [
+            ("far", "2026-02-01T00:00:00.000Z"),
+            ("legit", "2026-01-01T00:30:00.000Z"),
+        ] {
+            sqlx::query("INSERT INTO issuances (id, next_poll_at) VALUES (?, ?)")
+                .bind(id)
+                .bind(at)
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        sqlx::query("INSERT INTO issuances (id, watch, next_poll_at) VALUES ('done', 'settled', '2027-01-01T00:00:00.000Z')")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let now = t("2026-01-01T00:00:00.000Z");
+        let latest = now + chrono::Duration::hours(1);
+        let pulled = store
+            .pull_back_beyond(now, latest, std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(pulled, 1);
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, next_poll_at FROM issuances ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        let at = |id: &str| t(&rows.iter().find(|r| r.0 == id).unwrap().1);
+        assert!(at("far") >= now && at("far") < now + chrono::Duration::seconds(10));
+        assert_eq!(at("legit"), t("2026-01-01T00:30:00.000Z"));
+        assert_eq!(at("done"), t("2027-01-01T00:00:00.000Z"));
     }
 }

@@ -40,6 +40,12 @@ pub enum StoreError {
         context: &'static str,
         source: sqlx::Error,
     },
+    /// The file at `database.path` is no longer the one opened: writing on would
+    /// land in a deleted or detached file and be lost.
+    #[error(
+        "the database file {path} was {what} while the daemon was running; exiting so that a restart opens the file now at that path"
+    )]
+    FileChanged { path: String, what: &'static str },
 }
 
 pub(crate) trait Context<T> {
@@ -57,6 +63,23 @@ impl<T> Context<T> for Result<T, sqlx::Error> {
 pub struct Store {
     pool: SqlitePool,
     path: std::path::PathBuf,
+    /// (device, inode) of the file as opened, to notice it being deleted or
+    /// replaced under us (`None` where it is unknown).
+    identity: Option<(u64, u64)>,
+}
+
+/// (device, inode) of the file at `path`, if it exists.
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 impl Store {
@@ -95,6 +118,27 @@ impl Store {
         Ok(Self {
             pool,
             path: path.clone(),
+            identity: file_identity(path),
+        })
+    }
+
+    /// Fails when the file at `database.path` has been deleted or replaced since
+    /// it was opened: our connections would keep writing into the old, detached
+    /// file, and every transition recorded from then on would be lost.
+    pub fn check_file(&self) -> Result<(), StoreError> {
+        let Some(opened) = self.identity else {
+            return Ok(());
+        };
+        let what = match file_identity(&self.path) {
+            Some(now) if now == opened => return Ok(()),
+            Some(_) => "replaced",
+            // Unreadable metadata of a file that is there proves nothing.
+            None if self.path.exists() => return Ok(()),
+            None => "deleted",
+        };
+        Err(StoreError::FileChanged {
+            path: self.path.display().to_string(),
+            what,
         })
     }
 
