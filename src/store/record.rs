@@ -139,7 +139,7 @@ impl Deferred {
         recorded: &mut Recorded,
     ) -> Result<(), StoreError> {
         if !self.transitions.is_empty() {
-            let rows = serde_json::to_string(&self.transitions).unwrap_or_else(|_| "[]".into());
+            let rows = encode_rows(&self.transitions)?;
             sqlx::query(
                 "INSERT INTO transitions (issuance_id, from_status, to_status, observed_at, modified_at, anomaly)
                  SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5
@@ -151,7 +151,7 @@ impl Deferred {
             .context("recording transitions")?;
         }
         if !self.clear_flags.is_empty() {
-            let rows = serde_json::to_string(&self.clear_flags).unwrap_or_else(|_| "[]".into());
+            let rows = encode_rows(&self.clear_flags)?;
             let cleared = sqlx::query(
                 "UPDATE flags SET cleared_at = (SELECT j.value ->> 1 FROM json_each(?1) AS j
                                                 WHERE j.value ->> 0 = flags.issuance_id)
@@ -168,6 +168,15 @@ impl Deferred {
         self.ids.clear();
         Ok(())
     }
+}
+
+/// Rows as one JSON array parameter. Never silently empty: a failure here
+/// aborts the batch (and its transaction) rather than dropping transitions.
+fn encode_rows<T: serde::Serialize>(rows: &T) -> Result<String, StoreError> {
+    serde_json::to_string(rows).map_err(|e| StoreError::Query {
+        context: "encoding a batch of rows",
+        source: sqlx::Error::Encode(Box::new(e)),
+    })
 }
 
 impl Recorded {
