@@ -9,12 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::api::{self, ApiClient, PollError};
+use crate::api::{self, Answer, ApiClient, Observation, PollError};
 use crate::clock::Clock;
 use crate::flags::flags_that_apply;
 use crate::pacing::{Pacer, PauseChange};
@@ -122,6 +123,14 @@ impl Watcher {
             info!(issuances = spread, window = ?settings.poll.startup_spread, "spreading issuances overdue at start");
         }
         let concurrency = settings.api.concurrency;
+        // Under load, claim in batches of at least a quarter of the slots: every
+        // claim is a write transaction, and one per finished poll would cost as
+        // much as the polls themselves.
+        let min_batch = (concurrency / 4).max(1);
+        let can_claim = |inflight: &JoinSet<PollRecord>, draining: bool| {
+            let free = concurrency.saturating_sub(inflight.len());
+            !draining && free > 0 && (free >= min_batch || inflight.is_empty())
+        };
         let mut inflight: JoinSet<PollRecord> = JoinSet::new();
         let mut claim_at = Instant::now();
         let mut drain_deadline: Option<Instant> = None;
@@ -135,10 +144,7 @@ impl Watcher {
                 self.store.check_file()?;
                 self.pull_back_after_clock_jump().await;
             }
-            if drain_deadline.is_none()
-                && inflight.len() < concurrency
-                && Instant::now() >= claim_at
-            {
+            if can_claim(&inflight, drain_deadline.is_some()) && Instant::now() >= claim_at {
                 let free = concurrency - inflight.len();
                 claim_at = self.claim_into(&mut inflight, free).await;
             }
@@ -151,7 +157,7 @@ impl Watcher {
             if drain_deadline.is_some() && inflight.is_empty() {
                 break;
             }
-            let can_claim = drain_deadline.is_none() && inflight.len() < concurrency;
+            let claiming = can_claim(&inflight, drain_deadline.is_some());
             tokio::select! {
                 _ = shutdown.cancelled(), if drain_deadline.is_none() => {
                     info!(in_flight = inflight.len(), "shutting down: no new polls");
@@ -168,7 +174,7 @@ impl Watcher {
                         error!(error = %e, records = records.len(), "could not record poll results; they will be polled again");
                     }
                 }
-                _ = tokio::time::sleep_until(claim_at), if can_claim => {}
+                _ = tokio::time::sleep_until(claim_at), if claiming => {}
                 _ = tokio::time::sleep_until(housekeeping_at), if drain_deadline.is_none() => {}
                 _ = sleep_until_opt(drain_deadline) => {
                     warn!(abandoned = inflight.len(), "abandoning polls still in flight at shutdown (their leases will expire)");
@@ -324,93 +330,167 @@ async fn poll_one(ctx: Arc<Context>, claimed: Claimed) -> PollRecord {
         let answer = ctx.client.lookup(&id).await;
         ctx.progress.polled(1);
         crate::metrics::polled(&answer);
+        debug!(
+            status = ?answer.http_status,
+            latency_ms = answer.latency.as_millis() as u64,
+            result = ?answer.result.as_ref().map(|o| o.status),
+            "polled"
+        );
+        honour_retry_after(&ctx, &answer);
         let now = ctx.clock.now();
-        debug!(status = ?answer.http_status, latency_ms = answer.latency.as_millis() as u64, result = ?answer.result.as_ref().map(|o| o.status), "polled");
-        if let Some(wait) = answer.retry_after
-            && let PauseChange::Started(pause) = ctx.pacer.retry_after(wait)
-        {
-            crate::metrics::pause_started("retry_after");
-            ctx.progress.paused_for(pause);
-            warn!(pause = ?pause, http_status = ?answer.http_status, "API asked us to wait (Retry-After): pausing all polling");
-        }
-        let known_status = claimed.status.as_deref().and_then(|s| s.parse::<Status>().ok());
-        let lead = ctx.settings.flags.due_soon_lead;
-        let jitter = fastrand::f64();
-        let (outcome, attempts, error) = match answer.result {
-            Ok(observation) => {
-                ctx.progress.poll_answered();
-                if ctx.pacer.auth_ok() {
-                    info!("the API accepts our credentials again: polling resumes");
-                    ctx.progress.set_auth_failing(false);
-                }
-                let due_at = observation.vbank.as_ref().and_then(|v| v.due_at).or(claimed.due_at);
-                let facts = PollFacts {
-                    status: Some(observation.status),
-                    outcome: PollOutcome::Observed,
-                    attempts: 0,
-                    due_at,
-                    now,
-                    due_soon_lead: lead,
-                    jitter,
-                };
-                let decision = policy::decide(&facts, &ctx.settings.poll);
-                let flags = flags_that_apply(Some(observation.status), due_at, now, lead);
-                if !observation.warnings.is_empty() {
-                    warn!(warnings = ?observation.warnings, "response had unusable fields");
-                }
-                return PollRecord { claimed, now, kind: RecordKind::Observed { observation, decision, flags } };
-            }
+        let answered = answer.http_status.is_some();
+        match answer.result {
+            Ok(observation) => observed(&ctx, claimed, observation, now),
             Err(error) => {
-                let attempts = claimed.attempts.saturating_add(1);
-                let outcome = match &error {
-                    PollError::NotFound { .. } => PollOutcome::NotFound { since: claimed.not_found_since.unwrap_or(now) },
-                    PollError::RateLimited => PollOutcome::RateLimited {
-                        // Retry-After is real time; the policy thinks in business time.
-                        retry_after: answer.retry_after.map(|d| ctx.clock.simulated_duration(d)),
-                    },
-                    PollError::Unauthorized { .. } => {
-                        let first = !ctx.pacer.auth_failing();
-                        let pause = ctx.pacer.auth_failed();
-                        crate::metrics::pause_started("auth");
-                        ctx.progress.paused_for(pause);
-                        ctx.progress.set_auth_failing(true);
-                        if first {
-                            error!(error = %error, pause = ?pause, "the API refused our credentials: pausing all polling (check api.access_key, the secret key and the clock)");
-                        } else {
-                            debug!(error = %error, pause = ?pause, "still refused");
-                        }
-                        PollOutcome::Unauthorized { pause: ctx.clock.simulated_duration(pause) }
-                    }
-                    other => {
-                        if !matches!(other, PollError::Server { .. } | PollError::Timeout(_) | PollError::Transport(_)) {
-                            warn!(error = %other, "poll failed");
-                        } else {
-                            debug!(error = %other, "poll failed");
-                        }
-                        if answer.http_status.is_some() {
-                            ctx.progress.poll_answered();
-                        }
-                        PollOutcome::Failed
-                    }
-                };
-                (outcome, attempts, error)
+                let outcome =
+                    failure_outcome(&ctx, &claimed, &error, answer.retry_after, answered, now);
+                failed(&ctx, claimed, error, outcome, now)
             }
-        };
-        let not_found_since = match outcome {
-            PollOutcome::NotFound { since } => Some(since),
-            _ => None,
-        };
-        let facts = PollFacts { status: known_status, outcome, attempts, due_at: claimed.due_at, now, due_soon_lead: lead, jitter };
-        let decision = policy::decide(&facts, &ctx.settings.poll);
-        if decision == Decision::GiveUpNotFound {
-            warn!("not found for longer than the grace period: watch ended");
         }
-        let flags = flags_that_apply(known_status, claimed.due_at, now, lead);
-        let kind = RecordKind::Failed { error: error.to_string(), attempts, not_found_since, decision, flags };
-        PollRecord { claimed, now, kind }
     }
     .instrument(span)
     .await
+}
+
+/// A `Retry-After` on any answer pauses all polling until then.
+fn honour_retry_after(ctx: &Context, answer: &Answer) {
+    if let Some(wait) = answer.retry_after
+        && let PauseChange::Started(pause) = ctx.pacer.retry_after(wait)
+    {
+        crate::metrics::pause_started("retry_after");
+        ctx.progress.paused_for(pause);
+        warn!(pause = ?pause, http_status = ?answer.http_status, "API asked us to wait (Retry-After): pausing all polling");
+    }
+}
+
+fn observed(
+    ctx: &Context,
+    claimed: Claimed,
+    observation: Observation,
+    now: DateTime<Utc>,
+) -> PollRecord {
+    ctx.progress.poll_answered();
+    if ctx.pacer.auth_ok() {
+        info!("the API accepts our credentials again: polling resumes");
+        ctx.progress.set_auth_failing(false);
+    }
+    if !observation.warnings.is_empty() {
+        warn!(warnings = ?observation.warnings, "response had unusable fields");
+    }
+    let status = Some(observation.status);
+    let due_at = observation
+        .vbank
+        .as_ref()
+        .and_then(|v| v.due_at)
+        .or(claimed.due_at);
+    let lead = ctx.settings.flags.due_soon_lead;
+    let facts = PollFacts {
+        status,
+        outcome: PollOutcome::Observed,
+        attempts: 0,
+        due_at,
+        now,
+        due_soon_lead: lead,
+        jitter: fastrand::f64(),
+    };
+    let kind = RecordKind::Observed {
+        decision: policy::decide(&facts, &ctx.settings.poll),
+        flags: flags_that_apply(status, due_at, now, lead),
+        observation,
+    };
+    PollRecord { claimed, now, kind }
+}
+
+/// What a failed poll means for scheduling, with its process-wide side effects
+/// (auth pause) and logs.
+fn failure_outcome(
+    ctx: &Context,
+    claimed: &Claimed,
+    error: &PollError,
+    retry_after: Option<Duration>,
+    answered: bool,
+    now: DateTime<Utc>,
+) -> PollOutcome {
+    match error {
+        PollError::NotFound { .. } => PollOutcome::NotFound {
+            since: claimed.not_found_since.unwrap_or(now),
+        },
+        // Retry-After is real time; the policy thinks in business time.
+        PollError::RateLimited => PollOutcome::RateLimited {
+            retry_after: retry_after.map(|d| ctx.clock.simulated_duration(d)),
+        },
+        PollError::Unauthorized { .. } => {
+            let first = !ctx.pacer.auth_failing();
+            let pause = ctx.pacer.auth_failed();
+            crate::metrics::pause_started("auth");
+            ctx.progress.paused_for(pause);
+            ctx.progress.set_auth_failing(true);
+            if first {
+                error!(%error, ?pause, "the API refused our credentials: pausing all polling (check api.access_key, the secret key and the clock)");
+            } else {
+                debug!(%error, ?pause, "still refused");
+            }
+            PollOutcome::Unauthorized {
+                pause: ctx.clock.simulated_duration(pause),
+            }
+        }
+        other => {
+            // Transient network and server trouble is expected; anything else deserves a look.
+            if matches!(
+                other,
+                PollError::Server { .. } | PollError::Timeout(_) | PollError::Transport(_)
+            ) {
+                debug!(error = %other, "poll failed");
+            } else {
+                warn!(error = %other, "poll failed");
+            }
+            if answered {
+                ctx.progress.poll_answered();
+            }
+            PollOutcome::Failed
+        }
+    }
+}
+
+fn failed(
+    ctx: &Context,
+    claimed: Claimed,
+    error: PollError,
+    outcome: PollOutcome,
+    now: DateTime<Utc>,
+) -> PollRecord {
+    let status = claimed
+        .status
+        .as_deref()
+        .and_then(|s| s.parse::<Status>().ok());
+    let lead = ctx.settings.flags.due_soon_lead;
+    let attempts = claimed.attempts.saturating_add(1);
+    let facts = PollFacts {
+        status,
+        outcome,
+        attempts,
+        due_at: claimed.due_at,
+        now,
+        due_soon_lead: lead,
+        jitter: fastrand::f64(),
+    };
+    let decision = policy::decide(&facts, &ctx.settings.poll);
+    if decision == Decision::GiveUpNotFound {
+        warn!("not found for longer than the grace period: watch ended");
+    }
+    let not_found_since = match outcome {
+        PollOutcome::NotFound { since } => Some(since),
+        _ => None,
+    };
+    let kind = RecordKind::Failed {
+        error: error.to_string(),
+        attempts,
+        not_found_since,
+        decision,
+        // Deadlines keep approaching while the API is unreachable: flag from what we knew.
+        flags: flags_that_apply(status, claimed.due_at, now, lead),
+    };
+    PollRecord { claimed, now, kind }
 }
 
 fn rejected(ctx: &Context, claimed: Claimed, reason: &str) -> PollRecord {
