@@ -271,12 +271,10 @@ async fn list(
     let store = open_store(settings).await?;
     let status = status.map(|s| s.to_uppercase());
     let rows = store.list(status.as_deref(), limit).await?;
-    let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &rows)?;
-        writeln!(out)?;
-        return Ok(());
+        return print_json(&rows);
     }
+    let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "{:<20} {:<10} {:>10} {:<24} {:<10} {:>5}  LAST ERROR",
@@ -307,14 +305,12 @@ async fn show(settings: &Settings, id: &str, json: bool) -> anyhow::Result<()> {
     };
     let transitions = store.transitions_of(id).await?;
     let flags = store.flags(Some(id)).await?;
-    let mut out = std::io::stdout().lock();
     if json {
-        let value =
-            serde_json::json!({ "issuance": issuance, "transitions": transitions, "flags": flags });
-        serde_json::to_writer_pretty(&mut out, &value)?;
-        writeln!(out)?;
-        return Ok(());
+        return print_json(
+            &serde_json::json!({ "issuance": issuance, "transitions": transitions, "flags": flags }),
+        );
     }
+    let mut out = std::io::stdout().lock();
     let fields = serde_json::to_value(&issuance)?;
     if let serde_json::Value::Object(map) = fields {
         for (key, value) in map {
@@ -350,15 +346,21 @@ async fn show(settings: &Settings, id: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Pretty JSON on stdout, for scripts.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 async fn flags(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
     let rows = store.flags(None).await?;
-    let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &rows)?;
-        writeln!(out)?;
-        return Ok(());
+        return print_json(&rows);
     }
+    let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "{:<20} {:<9} {:<10} {:<24} RAISED",
