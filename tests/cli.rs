@@ -157,3 +157,35 @@ async fn run_watches_and_exits_zero_on_sigterm() {
     assert_eq!(shown["issuance"]["status"], "DONE");
     assert_eq!(shown["transitions"][0]["to_status"], "DONE");
 }
+
+#[tokio::test]
+async fn a_daemon_and_a_writer_creating_the_same_new_database_both_succeed() {
+    // Switching a new file to WAL and migrating it are the two steps that used to
+    // collide ("database is locked", "table already exists") when two programs
+    // created the same database at the same moment.
+    for round in 0..6 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = config(dir.path(), "http://127.0.0.1:9");
+        let mut daemon = tokio::process::Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .arg("run")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let added = cli(&path, &["add", "1"]);
+        assert!(added.status.success(), "round {round}: {}", stderr(&added));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            daemon.try_wait().unwrap().is_none(),
+            "round {round}: the daemon exited"
+        );
+        daemon.kill().await.unwrap();
+        let out = daemon.wait_with_output().await.unwrap();
+        assert!(
+            stderr(&out).contains("started"),
+            "round {round}: {}",
+            stderr(&out)
+        );
+    }
+}

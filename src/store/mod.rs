@@ -11,10 +11,8 @@ mod claim;
 mod query;
 mod record;
 
-use std::str::FromStr;
-
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection as _, Sqlite, SqlitePool, Transaction};
 
 use crate::settings::DatabaseSettings;
 
@@ -26,19 +24,18 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create the database directory {path}: {source}")]
-    CreateDir {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot open the database {path}: {source}")]
-    Open { path: String, source: sqlx::Error },
+    // Causes are part of the message (logs print errors with `%`), and not
+    // exposed as `source()`, so an error chain never prints them twice.
+    #[error("cannot create the database directory {path}: {cause}")]
+    CreateDir { path: String, cause: std::io::Error },
+    #[error("cannot open the database {path}: {cause}")]
+    Open { path: String, cause: sqlx::Error },
     #[error("cannot migrate the database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("database error while {context}: {source}")]
+    Migrate(String),
+    #[error("database error while {context}: {cause}")]
     Query {
         context: &'static str,
-        source: sqlx::Error,
+        cause: sqlx::Error,
     },
     /// The file at `database.path` is no longer the one opened: writing on would
     /// land in a deleted or detached file and be lost.
@@ -54,7 +51,7 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for Result<T, sqlx::Error> {
     fn context(self, context: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Query { context, source })
+        self.map_err(|cause| StoreError::Query { context, cause })
     }
 }
 
@@ -88,16 +85,12 @@ impl Store {
         let path = &settings.path;
         let shown = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            std::fs::create_dir_all(dir).map_err(|cause| StoreError::CreateDir {
                 path: dir.display().to_string(),
-                source,
+                cause,
             })?;
         }
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(|source| StoreError::Open {
-                path: shown.clone(),
-                source,
-            })?
+        let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -106,15 +99,29 @@ impl Store {
             .busy_timeout(settings.busy_timeout)
             .foreign_keys(true)
             .pragma("journal_size_limit", "67108864");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(1)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: shown,
-                source,
-            })?;
+        // Switching a new database to WAL needs an exclusive lock that SQLite's
+        // busy timeout does not wait for: when another program is creating the
+        // same file at this moment, retry for up to the busy timeout.
+        let deadline = std::time::Instant::now() + settings.busy_timeout;
+        let pool = loop {
+            let attempt = SqlitePoolOptions::new()
+                .max_connections(4)
+                .min_connections(1)
+                .connect_with(options.clone())
+                .await;
+            match attempt {
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 + fastrand::u64(..80)))
+                        .await;
+                }
+                other => {
+                    break other.map_err(|cause| StoreError::Open {
+                        path: shown.clone(),
+                        cause,
+                    })?;
+                }
+            }
+        };
         Ok(Self {
             pool,
             path: path.clone(),
@@ -142,10 +149,18 @@ impl Store {
         })
     }
 
-    /// Applies the embedded migrations that have not run yet.
+    /// Applies the embedded migrations that have not run yet. They run inside
+    /// one `BEGIN IMMEDIATE` transaction (each migration a savepoint in it), so
+    /// programs migrating the same new file at once take turns instead of
+    /// colliding on "table already exists".
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
+        self.write("committing migrations", async |tx| {
+            MIGRATOR
+                .run(&mut **tx)
+                .await
+                .map_err(|e| StoreError::Migrate(e.to_string()))
+        })
+        .await
     }
 
     /// Opens and migrates: what every command that touches the database does first.
@@ -159,11 +174,36 @@ impl Store {
         &self.pool
     }
 
-    async fn begin_immediate(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
+    /// Runs `work` in one `BEGIN IMMEDIATE` transaction and commits it.
+    ///
+    /// On any failure the connection is closed rather than returned to the pool:
+    /// SQLite rolls a transaction back by itself on some errors (disk full, I/O),
+    /// while sqlx still counts it as open and would refuse every later `BEGIN`
+    /// on that connection.
+    async fn write<T>(
+        &self,
+        commit_context: &'static str,
+        work: impl AsyncFnOnce(&mut Transaction<'_, Sqlite>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
             .await
-            .context("starting a write transaction")
+            .context("acquiring a connection")?;
+        let result = async {
+            let mut tx = conn
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .context("starting a write transaction")?;
+            let value = work(&mut tx).await?;
+            tx.commit().await.context(commit_context)?;
+            Ok(value)
+        }
+        .await;
+        if result.is_err() {
+            conn.close_on_drop();
+        }
+        result
     }
 
     /// Folds the WAL back into the database file; called when idle so the WAL stays small.
@@ -185,6 +225,10 @@ impl Store {
         wal.push("-wal");
         std::fs::metadata(wal).ok().map(|m| m.len())
     }
+}
+
+fn is_busy(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "517")))
 }
 
 #[cfg(test)]

@@ -72,19 +72,21 @@ pub struct StatusCount {
 impl Store {
     /// Starts watching `ids` (already watched ones are left as they are). Returns how many were new.
     pub async fn add_ids(&self, ids: &[String]) -> Result<u64, StoreError> {
-        let mut tx = self.begin_immediate().await?;
-        let mut added = 0;
-        for id in ids {
-            let result =
-                sqlx::query("INSERT INTO issuances (id) VALUES (?1) ON CONFLICT (id) DO NOTHING")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .context("adding an id")?;
-            added += result.rows_affected();
-        }
-        tx.commit().await.context("committing added ids")?;
-        Ok(added)
+        self.write("committing added ids", async |tx| {
+            let mut added = 0;
+            for id in ids {
+                let result = sqlx::query(
+                    "INSERT INTO issuances (id) VALUES (?1) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(id)
+                .execute(&mut **tx)
+                .await
+                .context("adding an id")?;
+                added += result.rows_affected();
+            }
+            Ok(added)
+        })
+        .await
     }
 
     pub async fn list(

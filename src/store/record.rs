@@ -99,19 +99,20 @@ impl Store {
     }
 
     async fn record_together(&self, records: &[PollRecord]) -> Result<Recorded, StoreError> {
-        let mut tx = self.begin_immediate().await?;
-        let mut recorded = Recorded::default();
-        let mut deferred = Deferred::default();
-        for record in records {
-            // A second result for the same issuance must see the first one's writes.
-            if deferred.touches(&record.claimed.raw_id) {
-                deferred.flush(&mut tx, &mut recorded).await?;
+        self.write("committing poll results", async |tx| {
+            let mut recorded = Recorded::default();
+            let mut deferred = Deferred::default();
+            for record in records {
+                // A second result for the same issuance must see the first one's writes.
+                if deferred.touches(&record.claimed.raw_id) {
+                    deferred.flush(tx, &mut recorded).await?;
+                }
+                record_one(tx, record, &mut recorded, &mut deferred).await?;
             }
-            record_one(&mut tx, record, &mut recorded, &mut deferred).await?;
-        }
-        deferred.flush(&mut tx, &mut recorded).await?;
-        tx.commit().await.context("committing poll results")?;
-        Ok(recorded)
+            deferred.flush(tx, &mut recorded).await?;
+            Ok(recorded)
+        })
+        .await
     }
 }
 
@@ -135,7 +136,7 @@ impl Deferred {
 
     async fn flush(
         &mut self,
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut Transaction<'_, Sqlite>,
         recorded: &mut Recorded,
     ) -> Result<(), StoreError> {
         if !self.transitions.is_empty() {
@@ -175,7 +176,7 @@ impl Deferred {
 fn encode_rows<T: serde::Serialize>(rows: &T) -> Result<String, StoreError> {
     serde_json::to_string(rows).map_err(|e| StoreError::Query {
         context: "encoding a batch of rows",
-        source: sqlx::Error::Encode(Box::new(e)),
+        cause: sqlx::Error::Encode(Box::new(e)),
     })
 }
 
@@ -196,7 +197,7 @@ fn watch_and_next(decision: Decision, now: DateTime<Utc>) -> (&'static str, Stri
 }
 
 async fn record_one(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'_, Sqlite>,
     record: &PollRecord,
     recorded: &mut Recorded,
     deferred: &mut Deferred,
@@ -266,7 +267,7 @@ async fn record_one(
 
 #[allow(clippy::too_many_arguments)] // the batch's outputs (`recorded`, `deferred`) travel separately
 async fn record_observation(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'_, Sqlite>,
     id: &str,
     record: &PollRecord,
     observation: &Observation,
@@ -363,7 +364,7 @@ async fn record_observation(
 }
 
 async fn raise_flags(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'_, Sqlite>,
     id: &str,
     flags: &[FlagKind],
     now: &str,
