@@ -102,12 +102,14 @@ impl Store {
         self.write("committing poll results", async |tx| {
             let mut recorded = Recorded::default();
             let mut deferred = Deferred::default();
+            let updated = update_observations_in_bulk(tx, records).await?;
             for record in records {
                 // A second result for the same issuance must see the first one's writes.
                 if deferred.touches(&record.claimed.raw_id) {
                     deferred.flush(tx, &mut recorded).await?;
                 }
-                record_one(tx, record, &mut recorded, &mut deferred).await?;
+                let status_written = updated.contains(&record.claimed.raw_id);
+                record_one(tx, record, status_written, &mut recorded, &mut deferred).await?;
             }
             deferred.flush(tx, &mut recorded).await?;
             Ok(recorded)
@@ -196,9 +198,12 @@ fn watch_and_next(decision: Decision, now: DateTime<Utc>) -> (&'static str, Stri
     }
 }
 
+/// Writes one record. `status_written`: the bulk update already wrote this
+/// observation over the status it was claimed with.
 async fn record_one(
     tx: &mut Transaction<'_, Sqlite>,
     record: &PollRecord,
+    status_written: bool,
     recorded: &mut Recorded,
     deferred: &mut Deferred,
 ) -> Result<(), StoreError> {
@@ -215,6 +220,7 @@ async fn record_one(
                 tx,
                 &id,
                 record,
+                status_written,
                 observation,
                 *decision,
                 flags,
@@ -270,6 +276,7 @@ async fn record_observation(
     tx: &mut Transaction<'_, Sqlite>,
     id: &str,
     record: &PollRecord,
+    status_written: bool,
     observation: &Observation,
     decision: Decision,
     flags: &[FlagKind],
@@ -285,6 +292,9 @@ async fn record_observation(
     // lease); if another writer changed it meanwhile, read it again inside this
     // transaction, where it can no longer change, and compare against that.
     for _ in 0..2 {
+        if status_written {
+            break;
+        }
         let updated = sqlx::query(
             "UPDATE issuances SET status = ?1,
                  amount = COALESCE(?2, amount), created_at = COALESCE(?3, created_at),
@@ -361,6 +371,78 @@ async fn record_observation(
         });
     }
     raise_flags(tx, id, flags, &now, recorded).await
+}
+
+/// Writes, in one statement, every observation in the batch whose stored
+/// status is still the one it was claimed with (the usual case: we hold the
+/// lease). Returns the ids written; the rest (a concurrent writer changed the
+/// status, or the id occurs twice in the batch) take the one-by-one path, which
+/// re-reads the status first. Same columns and rule as that path's `UPDATE`.
+async fn update_observations_in_bulk(
+    tx: &mut Transaction<'_, Sqlite>,
+    records: &[PollRecord],
+) -> Result<std::collections::HashSet<Vec<u8>>, StoreError> {
+    let mut seen = std::collections::HashMap::<&[u8], usize>::new();
+    for record in records {
+        *seen.entry(record.claimed.raw_id.as_slice()).or_default() += 1;
+    }
+    let rows: Vec<serde_json::Value> = records
+        .iter()
+        .filter(|r| seen[r.claimed.raw_id.as_slice()] == 1)
+        .filter_map(|record| {
+            let RecordKind::Observed {
+                observation,
+                decision,
+                ..
+            } = &record.kind
+            else {
+                return None;
+            };
+            let (watch, next) = watch_and_next(*decision, record.now);
+            let warnings =
+                (!observation.warnings.is_empty()).then(|| observation.warnings.join("; "));
+            let vbank = observation.vbank.clone().unwrap_or_default();
+            Some(serde_json::json!([
+                String::from_utf8_lossy(&record.claimed.raw_id),
+                observation.status.as_str(),
+                observation.amount,
+                observation.created_at.map(to_db),
+                observation.modified_at.map(to_db),
+                vbank.due_at.map(to_db),
+                vbank.account_number,
+                vbank.bank_name,
+                vbank.holder_name,
+                watch,
+                next,
+                to_db(record.now),
+                warnings,
+                record.claimed.status,
+            ]))
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(Default::default());
+    }
+    let written: Vec<String> = sqlx::query_scalar(
+        "UPDATE issuances SET status = j.value ->> 1,
+             amount = COALESCE(j.value ->> 2, amount), created_at = COALESCE(j.value ->> 3, created_at),
+             modified_at = COALESCE(j.value ->> 4, modified_at),
+             vbank_due_at = COALESCE(j.value ->> 5, vbank_due_at),
+             vbank_account_number = COALESCE(j.value ->> 6, vbank_account_number),
+             bank_name = COALESCE(j.value ->> 7, bank_name),
+             vbank_holder_name = COALESCE(j.value ->> 8, vbank_holder_name),
+             watch = j.value ->> 9, next_poll_at = j.value ->> 10, attempts = 0, polls = polls + 1,
+             last_polled_at = j.value ->> 11, last_seen_at = j.value ->> 11,
+             last_error = j.value ->> 12, not_found_since = NULL
+         FROM json_each(?1) AS j
+         WHERE issuances.id = j.value ->> 0 AND issuances.status IS j.value ->> 13
+         RETURNING issuances.id",
+    )
+    .bind(encode_rows(&rows)?)
+    .fetch_all(&mut **tx)
+    .await
+    .context("recording observations")?;
+    Ok(written.into_iter().map(String::into_bytes).collect())
 }
 
 async fn raise_flags(
@@ -559,6 +641,76 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!((watch.as_str(), error.as_str()), ("rejected", "not UTF-8"));
+    }
+
+    fn observed_id(id: &str, status: Status, claimed_status: Option<&str>) -> PollRecord {
+        let mut record = observed(status, claimed_status, vec![]);
+        record.claimed.raw_id = id.as_bytes().to_vec();
+        record
+    }
+
+    #[tokio::test]
+    async fn a_batch_records_each_change_once_and_raced_rows_by_their_current_status() {
+        let (store, _dir) = temp_store().await;
+        sqlx::query("INSERT INTO issuances (id, status) VALUES ('a', NULL), ('b', 'WAITED'), ('c', 'READY'), ('d', 'READY')")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let batch = [
+            observed_id("a", Status::Waited, None),
+            observed_id("b", Status::Waited, Some("WAITED")),
+            // Claimed as WAITED, but another writer set READY meanwhile.
+            observed_id("c", Status::Done, Some("WAITED")),
+            observed_id("d", Status::Done, Some("READY")),
+        ];
+        let recorded = store.record(&batch).await.unwrap();
+        assert_eq!(recorded.transitions.len(), 3);
+        store.record(&batch).await.unwrap();
+        let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(
+            "SELECT issuance_id, from_status, to_status FROM transitions ORDER BY issuance_id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let expected = [
+            ("a", None, "WAITED"),
+            ("c", Some("READY"), "DONE"),
+            ("d", Some("READY"), "DONE"),
+        ];
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|(i, f, t)| (i.to_string(), f.map(str::to_owned), t.to_string()))
+            .collect();
+        assert_eq!(rows, expected);
+        let polls: i64 = sqlx::query_scalar("SELECT polls FROM issuances WHERE id = 'b'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(polls, 2, "unchanged observations are still counted");
+    }
+
+    #[tokio::test]
+    async fn the_bulk_update_finds_rows_by_primary_key() {
+        let (store, _dir) = temp_store().await;
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+            "EXPLAIN QUERY PLAN UPDATE issuances SET polls = polls + 1 FROM json_each(?1) AS j
+             WHERE issuances.id = j.value ->> 0 AND issuances.status IS j.value ->> 13",
+        )
+        .bind("[]")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let details: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            details
+                .iter()
+                .any(|d| d.contains("SEARCH issuances USING INDEX sqlite_autoindex_issuances_1")),
+            "{details:?}"
+        );
+        assert!(
+            !details.iter().any(|d| d.starts_with("SCAN issuances")),
+            "{details:?}"
+        );
     }
 
     #[tokio::test]
