@@ -73,20 +73,9 @@ impl Store {
         now: DateTime<Utc>,
         spread: std::time::Duration,
     ) -> Result<u64, StoreError> {
-        let spread_ms = i64::try_from(spread.as_millis()).unwrap_or(i64::MAX).max(1);
-        let result = sqlx::query(
-            "UPDATE issuances
-             SET next_poll_at = strftime('%Y-%m-%dT%H:%M:%fZ', (?1 + abs(random() % ?2)) / 1000.0, 'unixepoch')
-             WHERE watch = 'active' AND next_poll_at < ?3",
-        )
-        .bind(now.timestamp_millis())
-        .bind(spread_ms)
-        .bind(to_db(now))
-        .execute(&self.pool)
-        .await
-        .context("spreading overdue issuances")?;
-        Ok(result.rows_affected())
+        self.respread_outside(now, Some(now), None, spread).await
     }
+
     /// When the last active issuance falls due (index-only: the partial index's maximum).
     pub async fn last_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let last: Option<String> =
@@ -107,18 +96,32 @@ impl Store {
         latest: DateTime<Utc>,
         spread: std::time::Duration,
     ) -> Result<u64, StoreError> {
+        self.respread_outside(now, None, Some(latest), spread).await
+    }
+
+    /// Moves active issuances due before `earliest` or after `latest` (either
+    /// bound optional) to a uniformly random time in `now..now + spread`.
+    async fn respread_outside(
+        &self,
+        now: DateTime<Utc>,
+        earliest: Option<DateTime<Utc>>,
+        latest: Option<DateTime<Utc>>,
+        spread: std::time::Duration,
+    ) -> Result<u64, StoreError> {
         let spread_ms = i64::try_from(spread.as_millis()).unwrap_or(i64::MAX).max(1);
         let result = sqlx::query(
             "UPDATE issuances
              SET next_poll_at = strftime('%Y-%m-%dT%H:%M:%fZ', (?1 + abs(random() % ?2)) / 1000.0, 'unixepoch')
-             WHERE watch = 'active' AND next_poll_at > ?3",
+             WHERE watch = 'active' AND (next_poll_at < ?3 OR next_poll_at > ?4)",
+            // A NULL bound compares as unknown: that side selects nothing.
         )
         .bind(now.timestamp_millis())
         .bind(spread_ms)
-        .bind(to_db(latest))
+        .bind(earliest.map(to_db))
+        .bind(latest.map(to_db))
         .execute(&self.pool)
         .await
-        .context("pulling back issuances scheduled before a clock jump")?;
+        .context("rescheduling issuances")?;
         Ok(result.rows_affected())
     }
 }
@@ -283,18 +286,30 @@ mod tests {
             .await
             .unwrap();
         }
+        sqlx::query("INSERT INTO issuances (id, next_poll_at) VALUES ('future', '2026-01-03T00:00:00.000Z')")
+            .execute(store.pool())
+            .await
+            .unwrap();
         let now = t("2026-01-02T00:00:00.000Z");
         assert_eq!(
             store
                 .spread_overdue(now, std::time::Duration::from_secs(10))
                 .await
                 .unwrap(),
-            200
+            200,
+            "only overdue rows move"
         );
-        let times: Vec<String> = sqlx::query_scalar("SELECT next_poll_at FROM issuances")
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
+        let future: String =
+            sqlx::query_scalar("SELECT next_poll_at FROM issuances WHERE id = 'future'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(future, "2026-01-03T00:00:00.000Z");
+        let times: Vec<String> =
+            sqlx::query_scalar("SELECT next_poll_at FROM issuances WHERE id != 'future'")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
         let parsed: Vec<_> = times.iter().map(|s| from_db(s).expect(s)).collect();
         assert!(
             parsed
