@@ -57,12 +57,24 @@ impl Store {
 
     /// When the next active issuance falls due (index-only: the partial index's minimum).
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let next: Option<String> =
-            sqlx::query_scalar("SELECT min(next_poll_at) FROM issuances WHERE watch = 'active'")
-                .fetch_one(&self.pool)
-                .await
-                .context("finding the next due issuance")?;
-        Ok(next.as_deref().and_then(from_db))
+        self.due_edge("SELECT min(next_poll_at) FROM issuances WHERE watch = 'active'")
+            .await
+    }
+
+    /// When the last active issuance falls due (index-only: the partial index's maximum).
+    pub async fn last_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.due_edge("SELECT max(next_poll_at) FROM issuances WHERE watch = 'active'")
+            .await
+    }
+
+    /// One end of the due range. Two statements, not one with both: SQLite
+    /// answers a lone `min` or `max` from the index's edge, but scans it for both.
+    async fn due_edge(&self, sql: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let edge: Option<String> = sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .context("finding when active issuances fall due")?;
+        Ok(edge.as_deref().and_then(from_db))
     }
 
     /// Spreads issuances that are already overdue at start uniformly over
@@ -74,16 +86,6 @@ impl Store {
         spread: std::time::Duration,
     ) -> Result<u64, StoreError> {
         self.respread_outside(now, Some(now), None, spread).await
-    }
-
-    /// When the last active issuance falls due (index-only: the partial index's maximum).
-    pub async fn last_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let last: Option<String> =
-            sqlx::query_scalar("SELECT max(next_poll_at) FROM issuances WHERE watch = 'active'")
-                .fetch_one(&self.pool)
-                .await
-                .context("finding the last due issuance")?;
-        Ok(last.as_deref().and_then(from_db))
     }
 
     /// Pulls active issuances due later than `latest` back to a random time in
@@ -128,7 +130,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::temp_store;
+    use super::super::testing::{query_plan, temp_store};
     use super::*;
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -219,15 +221,7 @@ mod tests {
     #[tokio::test]
     async fn the_claim_query_uses_the_due_index_not_a_table_scan() {
         let (store, _dir) = temp_store().await;
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
-            "EXPLAIN QUERY PLAN SELECT id FROM issuances WHERE watch = 'active' AND next_poll_at <= ?1 ORDER BY next_poll_at LIMIT ?2",
-        )
-        .bind("2026-01-01T00:00:00.000Z")
-        .bind(10)
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
-        let details: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        let details = query_plan(&store, "EXPLAIN QUERY PLAN SELECT id FROM issuances WHERE watch = 'active' AND next_poll_at <= ?1 ORDER BY next_poll_at LIMIT ?2").await;
         assert!(
             details
                 .iter()
@@ -245,13 +239,7 @@ mod tests {
     #[tokio::test]
     async fn active_counts_read_only_the_active_index() {
         let (store, _dir) = temp_store().await;
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
-            "EXPLAIN QUERY PLAN SELECT status, count(*) FROM issuances WHERE watch = 'active' GROUP BY status",
-        )
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
-        let details: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        let details = query_plan(&store, "EXPLAIN QUERY PLAN SELECT status, count(*) FROM issuances WHERE watch = 'active' GROUP BY status").await;
         assert!(
             details
                 .iter()

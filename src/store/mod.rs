@@ -244,4 +244,12 @@ pub(crate) mod testing {
         };
         (Store::open_migrated(&settings).await.unwrap(), dir)
     }
+
+    /// The `detail` column of `EXPLAIN QUERY PLAN` for `sql` (which starts with
+    /// it); unbound parameters are NULL, which does not change the plan.
+    pub async fn query_plan(store: &Store, sql: &'static str) -> Vec<String> {
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sql).fetch_all(store.pool()).await.unwrap();
+        plan.into_iter().map(|row| row.3).collect()
+    }
 }
