@@ -212,9 +212,7 @@ async fn record_one(
     let id = String::from_utf8_lossy(&record.claimed.raw_id);
     match &record.kind {
         RecordKind::Observed {
-            observation,
-            decision,
-            flags,
+            observation, flags, ..
         } => {
             record_observation(
                 tx,
@@ -222,7 +220,6 @@ async fn record_one(
                 record,
                 status_written,
                 observation,
-                *decision,
                 flags,
                 recorded,
                 deferred,
@@ -278,15 +275,11 @@ async fn record_observation(
     record: &PollRecord,
     status_written: bool,
     observation: &Observation,
-    decision: Decision,
     flags: &[FlagKind],
     recorded: &mut Recorded,
     deferred: &mut Deferred,
 ) -> Result<(), StoreError> {
     let now = to_db(record.now);
-    let (watch, next) = watch_and_next(decision, record.now);
-    let warnings = (!observation.warnings.is_empty()).then(|| observation.warnings.join("; "));
-    let vbank = observation.vbank.clone().unwrap_or_default();
     let mut previous = record.claimed.status.clone();
     // The status at claim time is almost always still current (we hold the
     // lease); if another writer changed it meanwhile, read it again inside this
@@ -295,34 +288,11 @@ async fn record_observation(
         if status_written {
             break;
         }
-        let updated = sqlx::query(
-            "UPDATE issuances SET status = ?1,
-                 amount = COALESCE(?2, amount), created_at = COALESCE(?3, created_at),
-                 modified_at = COALESCE(?4, modified_at), vbank_due_at = COALESCE(?5, vbank_due_at),
-                 vbank_account_number = COALESCE(?6, vbank_account_number),
-                 bank_name = COALESCE(?7, bank_name), vbank_holder_name = COALESCE(?8, vbank_holder_name),
-                 watch = ?9, next_poll_at = ?10, attempts = 0, polls = polls + 1,
-                 last_polled_at = ?11, last_seen_at = ?11, last_error = ?12, not_found_since = NULL
-             WHERE id = ?13 AND status IS ?14",
-        )
-        .bind(observation.status.as_str())
-        .bind(observation.amount)
-        .bind(observation.created_at.map(to_db))
-        .bind(observation.modified_at.map(to_db))
-        .bind(vbank.due_at.map(to_db))
-        .bind(&vbank.account_number)
-        .bind(&vbank.bank_name)
-        .bind(&vbank.holder_name)
-        .bind(watch)
-        .bind(&next)
-        .bind(&now)
-        .bind(&warnings)
-        .bind(id)
-        .bind(&previous)
-        .execute(&mut **tx)
-        .await
-        .context("recording an observation")?;
-        if updated.rows_affected() == 1 {
+        let row = observation_row(record, previous.as_deref());
+        if !write_observations(tx, &Vec::from_iter(row))
+            .await?
+            .is_empty()
+        {
             break;
         }
         let current: Option<Option<String>> =
@@ -389,37 +359,49 @@ async fn update_observations_in_bulk(
     let rows: Vec<serde_json::Value> = records
         .iter()
         .filter(|r| seen[r.claimed.raw_id.as_slice()] == 1)
-        .filter_map(|record| {
-            let RecordKind::Observed {
-                observation,
-                decision,
-                ..
-            } = &record.kind
-            else {
-                return None;
-            };
-            let (watch, next) = watch_and_next(*decision, record.now);
-            let warnings =
-                (!observation.warnings.is_empty()).then(|| observation.warnings.join("; "));
-            let vbank = observation.vbank.clone().unwrap_or_default();
-            Some(serde_json::json!([
-                String::from_utf8_lossy(&record.claimed.raw_id),
-                observation.status.as_str(),
-                observation.amount,
-                observation.created_at.map(to_db),
-                observation.modified_at.map(to_db),
-                vbank.due_at.map(to_db),
-                vbank.account_number,
-                vbank.bank_name,
-                vbank.holder_name,
-                watch,
-                next,
-                to_db(record.now),
-                warnings,
-                record.claimed.status,
-            ]))
-        })
+        .filter_map(|record| observation_row(record, record.claimed.status.as_deref()))
         .collect();
+    write_observations(tx, &rows).await
+}
+
+/// An observation as a row for [`write_observations`], to be written only over
+/// the stored status `expected` (`None` for records that observed nothing).
+fn observation_row(record: &PollRecord, expected: Option<&str>) -> Option<serde_json::Value> {
+    let RecordKind::Observed {
+        observation,
+        decision,
+        ..
+    } = &record.kind
+    else {
+        return None;
+    };
+    let (watch, next) = watch_and_next(*decision, record.now);
+    let warnings = (!observation.warnings.is_empty()).then(|| observation.warnings.join("; "));
+    let vbank = observation.vbank.clone().unwrap_or_default();
+    Some(serde_json::json!([
+        String::from_utf8_lossy(&record.claimed.raw_id),
+        observation.status.as_str(),
+        observation.amount,
+        observation.created_at.map(to_db),
+        observation.modified_at.map(to_db),
+        vbank.due_at.map(to_db),
+        vbank.account_number,
+        vbank.bank_name,
+        vbank.holder_name,
+        watch,
+        next,
+        to_db(record.now),
+        warnings,
+        expected,
+    ]))
+}
+
+/// Writes observation rows in one statement, each only where the stored status
+/// is still the row's expected one. Returns the ids written.
+async fn write_observations(
+    tx: &mut Transaction<'_, Sqlite>,
+    rows: &[serde_json::Value],
+) -> Result<std::collections::HashSet<Vec<u8>>, StoreError> {
     if rows.is_empty() {
         return Ok(Default::default());
     }
