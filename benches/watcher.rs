@@ -37,7 +37,7 @@ use issuance_watcher::settings::{DatabaseSettings, Settings};
 use issuance_watcher::simulator::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use issuance_watcher::simulator::{SimConfig, Simulator};
 use issuance_watcher::status::Status;
-use issuance_watcher::store::{Claimed, PollRecord, RecordKind, Store};
+use issuance_watcher::store::{Claimed, Lease, PollRecord, RecordKind, Store};
 use issuance_watcher::timefmt::{from_db, to_db};
 use tokio_util::sync::CancellationToken;
 
@@ -481,6 +481,13 @@ async fn throughput(opts: &Opts, table: &mut Table) -> anyhow::Result<()> {
         ),
     );
 
+    let ceiling = store_ceiling(dir.path(), active, opts.concurrency, window).await?;
+    table.add(
+        B,
+        "database alone: claim → record cycles, polls/s (answers made in memory, no HTTP)",
+        format!("{ceiling:.0}"),
+    );
+
     // The simulator's own ceiling on the same endpoint, with the same number of connections.
     let wrk_rate = match run_wrk(dir.path(), &base_url, active, opts.concurrency, window) {
         Ok((rate, note)) => {
@@ -580,6 +587,52 @@ async fn throughput(opts: &Opts, table: &mut Table) -> anyhow::Result<()> {
     drop(sim);
     finish(dir);
     Ok(())
+}
+
+/// The database's share of a poll, alone: the daemon's claim → record cycle
+/// over the same number of active rows, with unchanged READY answers made up in
+/// memory. The daemon cannot record polls faster than this.
+async fn store_ceiling(
+    dir: &Path,
+    active: usize,
+    batch: usize,
+    window: Duration,
+) -> anyhow::Result<f64> {
+    let store = open_store(&dir.join("ceiling.db")).await?;
+    insert_active(&store, active, Utc::now()).await?;
+    let lease = |now: DateTime<Utc>| Lease {
+        now,
+        until: now + chrono::Duration::minutes(2),
+        limit: batch,
+    };
+    let started = Instant::now();
+    let mut polled = 0;
+    let mut claimed = store.claim_due(Utc::now(), Utc::now(), batch).await?;
+    while started.elapsed() < window {
+        anyhow::ensure!(!claimed.is_empty(), "ran out of due rows");
+        let now = Utc::now();
+        let records: Vec<PollRecord> = claimed
+            .iter()
+            .map(|c| {
+                let id = String::from_utf8_lossy(&c.raw_id);
+                let mut record = transition_record(&id, Status::Ready, Status::Ready, now);
+                // Due again at once, like the daemon's run with a 1 ms interval.
+                if let RecordKind::Observed { decision, .. } = &mut record.kind {
+                    *decision = Decision::PollAt(now);
+                }
+                record
+            })
+            .collect();
+        polled += records.len();
+        claimed = store
+            .record_and_claim(&records, lease(now))
+            .await?
+            .1
+            .context("the claim failed")?;
+    }
+    let rate = polled as f64 / started.elapsed().as_secs_f64();
+    store.close().await;
+    Ok(rate)
 }
 
 /// Runs wrk against the lookup endpoint, cycling over the ids; returns requests/s.

@@ -66,7 +66,11 @@ impl Pacer {
                 state.next_slot = slot + self.interval;
                 slot
             };
-            tokio::time::sleep_until(slot).await;
+            // tokio's timer rounds a deadline up to its next millisecond tick, so
+            // sleeping until a slot that is already here would still cost up to 1 ms.
+            if slot > Instant::now() {
+                tokio::time::sleep_until(slot).await;
+            }
             let paused = self.lock().paused_until.is_some_and(|p| p > Instant::now());
             if !paused {
                 return;

@@ -6,6 +6,7 @@
 //! [`crate::policy`] and [`crate::flags`]; this module only moves data between
 //! them, the API and the store.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use crate::policy::{self, Decision, PollFacts, PollOutcome};
 use crate::progress::Progress;
 use crate::settings::Settings;
 use crate::status::Status;
-use crate::store::{Claimed, PollRecord, RecordKind, Recorded, Store, StoreError};
+use crate::store::{Claimed, Lease, PollRecord, RecordKind, Recorded, Store, StoreError};
 
 /// How long in-flight polls may finish after shutdown is requested; the rest
 /// are abandoned (their leases expire, nothing is lost).
@@ -37,6 +38,26 @@ const HOUSEKEEPING: Duration = Duration::from_secs(2);
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
 /// How often an idle loop folds the WAL back into the database, so it cannot grow without bound.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
+
+/// A claimed issuance waiting for a free slot, with the lease it holds.
+#[derive(Debug)]
+struct Leased {
+    claimed: Claimed,
+    until: DateTime<Utc>,
+}
+
+/// A database write in progress.
+type Writing = std::pin::Pin<Box<dyn std::future::Future<Output = Written> + Send>>;
+
+/// What one database write did.
+#[derive(Debug)]
+struct Written {
+    /// Poll results it was given.
+    count: usize,
+    recorded: Result<Recorded, StoreError>,
+    /// The claim it was asked to make, and what it claimed (`None`: it failed).
+    claimed: Option<(Lease, Option<Vec<Claimed>>)>,
+}
 
 /// Everything a poll needs, shared by the loop and its poll tasks.
 #[derive(Debug)]
@@ -113,6 +134,13 @@ impl Watcher {
 
     /// Runs until `shutdown` is cancelled, then lets in-flight polls finish for
     /// a moment, records what finished and returns.
+    ///
+    /// Polling and writing overlap. At most one database write runs at a time,
+    /// beside the loop: the results of finished polls plus, in the same
+    /// transaction, a claim of due issuances. Meanwhile the loop keeps starting
+    /// polls from issuances claimed ahead, and results that finish during a
+    /// write wait for the next one, so the busier the watcher, the larger (and
+    /// the cheaper per poll) each commit.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
         let settings = &self.ctx.settings;
         let spread = self
@@ -123,101 +151,174 @@ impl Watcher {
             info!(issuances = spread, window = ?settings.poll.startup_spread, "spreading issuances overdue at start");
         }
         let concurrency = settings.api.concurrency;
-        // Under load, claim in batches of at least a quarter of the slots: every
-        // claim is a write transaction, and one per finished poll would cost as
-        // much as the polls themselves.
+        // Claimed ahead: up to one slot-full waits in `ready`, so that a freed
+        // slot never waits for the database. Claims come in batches of at least
+        // a quarter of the slots, since every claim is a commit.
+        let claim_target = 2 * concurrency;
         let min_batch = (concurrency / 4).max(1);
-        let can_claim = |inflight: &JoinSet<PollRecord>, draining: bool| {
-            let free = concurrency.saturating_sub(inflight.len());
-            !draining && free > 0 && (free >= min_batch || inflight.is_empty())
-        };
+        let mut ready: VecDeque<Leased> = VecDeque::new();
         let mut inflight: JoinSet<PollRecord> = JoinSet::new();
+        let mut pending: Vec<PollRecord> = Vec::new();
+        let mut writing: Option<Writing> = None;
         let mut claim_at = Instant::now();
         let mut drain_deadline: Option<Instant> = None;
         let mut last_checkpoint = Instant::now();
         let mut housekeeping_at = Instant::now();
         loop {
             self.ctx.progress.loop_turned();
-            if drain_deadline.is_none() && Instant::now() >= housekeeping_at {
+            let draining = drain_deadline.is_some();
+            if !draining && Instant::now() >= housekeeping_at {
                 housekeeping_at = Instant::now() + HOUSEKEEPING;
                 // Fatal: writing on would only fill a detached file.
                 self.store.check_file()?;
                 self.pull_back_after_clock_jump().await;
             }
-            if can_claim(&inflight, drain_deadline.is_some()) && Instant::now() >= claim_at {
-                let free = concurrency - inflight.len();
-                claim_at = self.claim_into(&mut inflight, free).await;
+            while !draining && inflight.len() < concurrency {
+                let Some(next) = ready.pop_front() else { break };
+                inflight.spawn(poll_one(self.ctx.clone(), next.claimed));
             }
-            if inflight.is_empty() && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            let wanted = claim_target.saturating_sub(ready.len() + inflight.len());
+            let idle = ready.is_empty() && inflight.is_empty();
+            let want_claim = !draining && wanted > 0 && (wanted >= min_batch || idle);
+            if writing.is_none() {
+                let mut claim = want_claim && Instant::now() >= claim_at;
+                if let Some(paused) = self.ctx.pacer.paused_until().filter(|_| claim) {
+                    claim_at = paused;
+                    claim = false;
+                }
+                if claim || !pending.is_empty() {
+                    let records = std::mem::take(&mut pending);
+                    writing = Some(self.start_write(records, claim.then(|| self.lease(wanted))));
+                }
+            }
+            if idle && writing.is_none() && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
                 last_checkpoint = Instant::now();
                 if let Err(e) = self.store.checkpoint().await {
                     debug!(error = %e, "WAL checkpoint skipped");
                 }
             }
-            if drain_deadline.is_some() && inflight.is_empty() {
+            if draining && inflight.is_empty() && pending.is_empty() && writing.is_none() {
                 break;
             }
-            let claiming = can_claim(&inflight, drain_deadline.is_some());
             tokio::select! {
-                _ = shutdown.cancelled(), if drain_deadline.is_none() => {
+                _ = shutdown.cancelled(), if !draining => {
                     info!(in_flight = inflight.len(), "shutting down: no new polls");
                     drain_deadline = Some(Instant::now() + SHUTDOWN_DRAIN);
                 }
                 Some(first) = inflight.join_next(), if !inflight.is_empty() => {
-                    let mut records = Vec::with_capacity(inflight.len() + 1);
-                    records.extend(joined(first));
+                    pending.extend(joined(first));
                     while let Some(more) = inflight.try_join_next() {
-                        records.extend(joined(more));
-                    }
-                    if let Err(e) = self.record(&records).await {
-                        // Not fatal: the leases expire and these issuances are polled again.
-                        error!(error = %e, records = records.len(), "could not record poll results; they will be polled again");
+                        pending.extend(joined(more));
                     }
                 }
-                _ = tokio::time::sleep_until(claim_at), if claiming => {}
-                _ = tokio::time::sleep_until(housekeeping_at), if drain_deadline.is_none() => {}
+                written = join_write(&mut writing), if writing.is_some() => {
+                    if let Some(at) = self.finish_write(written, &mut ready).await {
+                        claim_at = at;
+                    }
+                }
+                _ = tokio::time::sleep_until(claim_at), if writing.is_none() && want_claim => {}
+                _ = tokio::time::sleep_until(housekeeping_at), if !draining => {}
                 _ = sleep_until_opt(drain_deadline) => {
                     warn!(abandoned = inflight.len(), "abandoning polls still in flight at shutdown (their leases will expire)");
                     inflight.abort_all();
+                    if writing.is_some() {
+                        let written = join_write(&mut writing).await;
+                        self.finish_write(written, &mut ready).await;
+                    }
+                    self.record_or_log(&pending).await;
                     break;
                 }
             }
         }
+        self.release(ready).await;
         Ok(())
     }
 
-    /// Claims up to `free` issuances and spawns their polls. Returns when to try
-    /// claiming again: at once if the batch was full, else when the next issuance
-    /// falls due (capped, so rows inserted by other programs are seen promptly).
-    async fn claim_into(&self, inflight: &mut JoinSet<PollRecord>, free: usize) -> Instant {
-        let now = Instant::now();
-        if let Some(paused) = self.ctx.pacer.paused_until() {
-            return paused;
-        }
-        let claimed = match self.claim(free).await {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                error!(error = %e, "cannot claim due issuances; retrying");
-                return now + STORE_RETRY;
+    /// The write of `records`, with a claim if `lease` is given, as a future
+    /// the loop polls alongside everything else. Not a spawned task: under load
+    /// the runtime's queues are full of polls, and each of a write's round
+    /// trips to SQLite would wait its turn behind them.
+    fn start_write(&self, records: Vec<PollRecord>, lease: Option<Lease>) -> Writing {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let count = records.len();
+            let (recorded, claimed) = match lease {
+                Some(lease) => match store.record_and_claim(&records, lease).await {
+                    Ok((recorded, claimed)) => (Ok(recorded), Some((lease, claimed))),
+                    Err(e) => (Err(e), Some((lease, None))),
+                },
+                None if records.is_empty() => (Ok(Recorded::default()), None),
+                None => (store.record(&records).await, None),
+            };
+            Written {
+                count,
+                recorded,
+                claimed,
             }
-        };
-        let full = claimed.len() == free;
-        for c in claimed {
-            inflight.spawn(poll_one(self.ctx.clone(), c));
+        })
+    }
+
+    /// Reports a finished write and queues what it claimed. Returns when to
+    /// claim again, if the write claimed: at once if the claim was full, else
+    /// when the next issuance falls due (capped, so rows inserted by other
+    /// programs are seen promptly).
+    async fn finish_write(
+        &self,
+        written: Written,
+        ready: &mut VecDeque<Leased>,
+    ) -> Option<Instant> {
+        let now = Instant::now();
+        match written.recorded {
+            Ok(recorded) => self.report(&recorded),
+            // Only a claim was asked for, and it failed.
+            Err(e) if written.count == 0 => {
+                error!(error = %e, "cannot claim due issuances; retrying")
+            }
+            // Not fatal: the leases expire and these issuances are polled again.
+            Err(e) => {
+                error!(error = %e, records = written.count, "could not record poll results; they will be polled again")
+            }
         }
+        let (lease, claimed) = written.claimed?;
+        let Some(claimed) = claimed else {
+            return Some(now + STORE_RETRY);
+        };
+        let full = claimed.len() == lease.limit;
+        ready.extend(claimed.into_iter().map(|claimed| Leased {
+            claimed,
+            until: lease.until,
+        }));
         if full {
-            return now;
+            return Some(now);
         }
         let recheck = self
             .ctx
             .clock
             .real_duration(self.ctx.settings.poll.idle_recheck);
-        match self.store.next_due().await {
+        Some(match self.store.next_due().await {
             Ok(Some(at)) => now + self.ctx.clock.real_until(at).min(recheck),
             Ok(None) => now + recheck,
             Err(e) => {
                 error!(error = %e, "cannot read the next due time");
                 now + STORE_RETRY
+            }
+        })
+    }
+
+    /// Hands back issuances claimed but never polled, so that they are due at
+    /// once for the next daemon instead of after their lease.
+    async fn release(&self, ready: VecDeque<Leased>) {
+        if ready.is_empty() {
+            return;
+        }
+        let leases: Vec<(Vec<u8>, DateTime<Utc>)> = ready
+            .into_iter()
+            .map(|l| (l.claimed.raw_id, l.until))
+            .collect();
+        match self.store.release(&leases, self.ctx.clock.now()).await {
+            Ok(released) => debug!(released, "claimed issuances handed back"),
+            Err(e) => {
+                warn!(error = %e, "could not hand back claimed issuances; their leases will expire")
             }
         }
     }
@@ -265,10 +366,22 @@ impl Watcher {
     }
 
     async fn claim(&self, limit: usize) -> Result<Vec<Claimed>, StoreError> {
+        let lease = self.lease(limit);
+        self.store
+            .claim_due(lease.now, lease.until, lease.limit)
+            .await
+    }
+
+    /// Up to `limit` issuances due now, leased for `poll.lease`.
+    fn lease(&self, limit: usize) -> Lease {
         let now = self.ctx.clock.now();
         let lease = chrono::Duration::from_std(self.ctx.settings.poll.lease)
             .unwrap_or(chrono::TimeDelta::MAX);
-        self.store.claim_due(now, now + lease, limit).await
+        Lease {
+            now,
+            until: now + lease,
+            limit,
+        }
     }
 
     async fn record(&self, records: &[PollRecord]) -> Result<Recorded, StoreError> {
@@ -276,10 +389,24 @@ impl Watcher {
             return Ok(Recorded::default());
         }
         let recorded = self.store.record(records).await?;
+        self.report(&recorded);
+        Ok(recorded)
+    }
+
+    /// Records a batch; a failure is logged, not fatal: the leases expire and
+    /// these issuances are polled again.
+    async fn record_or_log(&self, records: &[PollRecord]) {
+        if let Err(e) = self.record(records).await {
+            error!(error = %e, records = records.len(), "could not record poll results; they will be polled again");
+        }
+    }
+
+    /// Logs and counts what a batch changed.
+    fn report(&self, recorded: &Recorded) {
         self.ctx
             .progress
             .transitions_recorded(recorded.transitions.len() as u64);
-        crate::metrics::recorded(&recorded);
+        crate::metrics::recorded(recorded);
         for t in &recorded.transitions {
             let from = t.from.as_deref().unwrap_or("-");
             match &t.anomaly {
@@ -292,7 +419,6 @@ impl Watcher {
         for f in &recorded.flags_raised {
             info!(issuance = %f.issuance_id, flag = f.kind.as_str(), "flag raised");
         }
-        Ok(recorded)
     }
 }
 
@@ -304,6 +430,19 @@ fn joined(result: Result<PollRecord, tokio::task::JoinError>) -> Option<PollReco
             error!(error = %e, "a poll task failed");
             None
         }
+    }
+}
+
+/// The running write's outcome; never ready if none runs. Dropping this
+/// future (another branch of the loop's `select!` won) leaves the write running.
+async fn join_write(writing: &mut Option<Writing>) -> Written {
+    match writing {
+        Some(write) => {
+            let written = write.as_mut().await;
+            *writing = None;
+            written
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -352,3 +352,45 @@ async fn hostile_ids_never_leave_their_path_segment_and_unusable_ones_are_reject
     );
     w.stop().await;
 }
+
+#[tokio::test]
+async fn issuances_claimed_ahead_but_never_polled_are_handed_back_at_shutdown() {
+    // Slow enough that claimed issuances queue for a slot when the stop comes.
+    let (api, w, dir) = setup(&[
+        ("ISSUANCE_WATCHER__API__REQUESTS_PER_SECOND", "4"),
+        ("ISSUANCE_WATCHER__API__CONCURRENCY", "4"),
+    ])
+    .await;
+    let ids: Vec<String> = (9101..9121).map(|n| n.to_string()).collect();
+    for id in &ids {
+        api.set(id, Reply::ready_due_in(id, "READY", Span::hours(30)));
+    }
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    w.insert(&ids).await;
+    eventually("the first polls", || async { api.requests().len() >= 2 }).await;
+    w.stop().await;
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("watcher.db").display()
+    ))
+    .await
+    .unwrap();
+    // The lease is 5 s: an unpolled issuance still holding one would wait that long.
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM issuances WHERE polls = 0
+         AND next_poll_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+2 seconds')",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let unpolled: i64 = sqlx::query_scalar("SELECT count(*) FROM issuances WHERE polls = 0")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(
+        unpolled > 0,
+        "the test needs issuances left unpolled at the stop"
+    );
+    assert_eq!(held, 0, "unpolled issuances keep no lease after shutdown");
+    db.close().await;
+}

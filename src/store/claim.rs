@@ -1,7 +1,9 @@
 //! Claiming due issuances as leases, and the scheduler's other reads.
 
 use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
 
+use super::record::encode_rows;
 use super::{Context, Store, StoreError};
 use crate::timefmt::{from_db, to_db};
 
@@ -19,6 +21,44 @@ pub struct Claimed {
 
 type ClaimRow = (Vec<u8>, Option<String>, Option<String>, i64, Option<String>);
 
+/// What to claim: up to `limit` issuances due at `now`, leased until `until`.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease {
+    pub now: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub limit: usize,
+}
+
+/// The claim statement, on the caller's connection or transaction.
+pub(super) async fn claim_in(
+    conn: &mut SqliteConnection,
+    lease: &Lease,
+) -> Result<Vec<Claimed>, StoreError> {
+    let rows: Vec<ClaimRow> = sqlx::query_as(
+        "UPDATE issuances SET next_poll_at = ?1
+         WHERE rowid IN (SELECT rowid FROM issuances
+                         WHERE watch = 'active' AND next_poll_at <= ?2
+                         ORDER BY next_poll_at LIMIT ?3)
+         RETURNING CAST(id AS BLOB), status, vbank_due_at, attempts, not_found_since",
+    )
+    .bind(to_db(lease.until))
+    .bind(to_db(lease.now))
+    .bind(i64::try_from(lease.limit).unwrap_or(i64::MAX))
+    .fetch_all(conn)
+    .await
+    .context("claiming due issuances")?;
+    Ok(rows
+        .into_iter()
+        .map(|(raw_id, status, due, attempts, since)| Claimed {
+            raw_id,
+            status,
+            due_at: due.as_deref().and_then(from_db),
+            attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
+            not_found_since: since.as_deref().and_then(from_db),
+        })
+        .collect())
+}
+
 impl Store {
     /// Leases up to `limit` due issuances in one statement: their `next_poll_at`
     /// moves to `lease_until`, so no other claimer (or a restarted daemon) polls
@@ -30,29 +70,49 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let rows: Vec<ClaimRow> = sqlx::query_as(
-            "UPDATE issuances SET next_poll_at = ?1
-             WHERE id IN (SELECT id FROM issuances
-                          WHERE watch = 'active' AND next_poll_at <= ?2
-                          ORDER BY next_poll_at LIMIT ?3)
-             RETURNING CAST(id AS BLOB), status, vbank_due_at, attempts, not_found_since",
+        let mut conn = self
+            .writer
+            .acquire()
+            .await
+            .context("acquiring a connection")?;
+        claim_in(
+            &mut conn,
+            &Lease {
+                now,
+                until: lease_until,
+                limit,
+            },
         )
-        .bind(to_db(lease_until))
-        .bind(to_db(now))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
         .await
-        .context("claiming due issuances")?;
-        Ok(rows
-            .into_iter()
-            .map(|(raw_id, status, due, attempts, since)| Claimed {
-                raw_id,
-                status,
-                due_at: due.as_deref().and_then(from_db),
-                attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
-                not_found_since: since.as_deref().and_then(from_db),
-            })
-            .collect())
+    }
+
+    /// Ends leases early: each issuance still holding the lease it was given
+    /// becomes due at `now`. Ids that are not UTF-8 are left to expire (they are
+    /// rejected at their next claim anyway). Returns how many were released.
+    pub async fn release(
+        &self,
+        leases: &[(Vec<u8>, DateTime<Utc>)],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let rows: Vec<(&str, String)> = leases
+            .iter()
+            .filter_map(|(id, until)| Some((std::str::from_utf8(id).ok()?, to_db(*until))))
+            .collect();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let rows = encode_rows(&rows)?;
+        let released = sqlx::query(
+            "UPDATE issuances SET next_poll_at = ?2
+             FROM json_each(?1) AS j
+             WHERE issuances.id = j.value ->> 0 AND issuances.next_poll_at = j.value ->> 1",
+        )
+        .bind(rows)
+        .bind(to_db(now))
+        .execute(&self.writer)
+        .await
+        .context("releasing leases")?;
+        Ok(released.rows_affected())
     }
 
     /// When the next active issuance falls due (index-only: the partial index's minimum).
@@ -121,7 +181,7 @@ impl Store {
         .bind(spread_ms)
         .bind(earliest.map(to_db))
         .bind(latest.map(to_db))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .context("rescheduling issuances")?;
         Ok(result.rows_affected())
@@ -170,6 +230,41 @@ mod tests {
                 .len(),
             2,
             "expired leases come back"
+        );
+    }
+
+    #[tokio::test]
+    async fn released_claims_are_due_at_once_unless_someone_rescheduled_them() {
+        let (store, _dir) = temp_store().await;
+        sqlx::query("INSERT INTO issuances (id) VALUES ('a'), ('b'), (CAST(X'FF' AS TEXT))")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let now = Utc::now() + chrono::Duration::seconds(1);
+        let lease = now + chrono::Duration::minutes(2);
+        let claimed = store.claim_due(now, lease, 10).await.unwrap();
+        assert_eq!(claimed.len(), 3);
+        // Another program moves b meanwhile; its schedule is left alone.
+        sqlx::query(
+            "UPDATE issuances SET next_poll_at = '2030-01-01T00:00:00.000Z' WHERE id = 'b'",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let leases: Vec<_> = claimed.into_iter().map(|c| (c.raw_id, lease)).collect();
+        assert_eq!(store.release(&leases, now).await.unwrap(), 1);
+        let mut again: Vec<_> = store
+            .claim_due(now, lease, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.raw_id)
+            .collect();
+        again.sort();
+        assert_eq!(
+            again,
+            [b"a".to_vec()],
+            "only a is due again; the non-UTF-8 id keeps its lease"
         );
     }
 

@@ -16,9 +16,18 @@ use sqlx::{Connection as _, Sqlite, SqlitePool, Transaction};
 
 use crate::settings::DatabaseSettings;
 
-pub use claim::Claimed;
+pub use claim::{Claimed, Lease};
 pub use query::{FlagRow, IssuanceRow, StatusCount, TransitionRow};
 pub use record::{FlagRaised, PollRecord, RecordKind, Recorded, TransitionRecorded};
+
+/// The writer's page cache, in KiB (negative: a size, not a page count):
+/// enough for the hot rows and index pages of 100,000 active issuances.
+const WRITER_CACHE: &str = "-16384";
+
+/// Pages the WAL may hold before the writer folds it back into the database
+/// (SQLite's default is 1,000). A busy watcher rewrites the same pages often;
+/// a longer WAL lets one checkpoint copy each page once for many commits.
+const WRITER_AUTOCHECKPOINT: &str = "8000";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -58,7 +67,13 @@ impl<T> Context<T> for Result<T, sqlx::Error> {
 /// A handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Readers, and writers outside the watcher's loop (CLI, tests).
     pool: SqlitePool,
+    /// The one connection the watcher's claims and records go through. SQLite
+    /// drops a connection's page cache whenever another connection has written
+    /// since its last transaction, so alternating writers over a pool re-read
+    /// every page from the file; one writer keeps its cache warm.
+    writer: SqlitePool,
     path: std::path::PathBuf,
     /// (device, inode) of the file as opened, to notice it being deleted or
     /// replaced under us (`None` where it is unknown).
@@ -98,7 +113,8 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(settings.busy_timeout)
             .foreign_keys(true)
-            .pragma("journal_size_limit", "67108864");
+            .pragma("journal_size_limit", "67108864")
+            .pragma("temp_store", "memory");
         // Switching a new database to WAL needs an exclusive lock that SQLite's
         // busy timeout does not wait for: when another program is creating the
         // same file at this moment, retry for up to the busy timeout.
@@ -122,8 +138,23 @@ impl Store {
                 }
             }
         };
+        // Opened after the pool: by now the file exists and is in WAL mode.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(
+                options
+                    .pragma("cache_size", WRITER_CACHE)
+                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT),
+            )
+            .await
+            .map_err(|cause| StoreError::Open {
+                path: shown.clone(),
+                cause,
+            })?;
         Ok(Self {
             pool,
+            writer,
             path: path.clone(),
             identity: file_identity(path),
         })
@@ -186,7 +217,7 @@ impl Store {
         work: impl AsyncFnOnce(&mut Transaction<'_, Sqlite>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self
-            .pool
+            .writer
             .acquire()
             .await
             .context("acquiring a connection")?;
@@ -216,6 +247,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
