@@ -167,7 +167,10 @@ impl Watcher {
         loop {
             self.ctx.progress.loop_turned();
             let draining = drain_deadline.is_some();
-            if !draining && Instant::now() >= housekeeping_at {
+            // Not while a write runs: the clock-jump repair needs the writer
+            // connection, which that write holds until the loop polls it again.
+            let housekeeping = !draining && writing.is_none();
+            if housekeeping && Instant::now() >= housekeeping_at {
                 housekeeping_at = Instant::now() + HOUSEKEEPING;
                 // Fatal: writing on would only fill a detached file.
                 self.store.check_file()?;
@@ -217,7 +220,7 @@ impl Watcher {
                     }
                 }
                 _ = tokio::time::sleep_until(claim_at), if writing.is_none() && want_claim => {}
-                _ = tokio::time::sleep_until(housekeeping_at), if !draining => {}
+                _ = tokio::time::sleep_until(housekeeping_at), if housekeeping => {}
                 _ = sleep_until_opt(drain_deadline) => {
                     warn!(abandoned = inflight.len(), "abandoning polls still in flight at shutdown (their leases will expire)");
                     inflight.abort_all();

@@ -180,6 +180,13 @@ async fn a_database_replaced_or_deleted_under_the_daemon_stops_it_and_a_restart_
         log.contains("error:") && log.contains("was replaced") && !log.contains("panicked"),
         "{log}"
     );
+    // The old file's log is gone with it: replayed over the new file, it would
+    // mix two databases' pages.
+    for suffix in ["-wal", "-shm"] {
+        let mut stale = s.db.as_os_str().to_owned();
+        stale.push(suffix);
+        assert!(!Path::new(&stale).exists(), "{suffix} left behind: {log}");
+    }
     // Restarted (as systemd would), it watches the file now at the path.
     s.api.set("d1", Reply::issuance("d1", "DONE"));
     let daemon = s.spawn("after-replace.log", &[]);

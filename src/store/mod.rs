@@ -78,6 +78,15 @@ pub struct Store {
     /// (device, inode) of the file as opened, to notice it being deleted or
     /// replaced under us (`None` where it is unknown).
     identity: Option<(u64, u64)>,
+    /// The same for its `-wal` and `-shm` files, once open.
+    companions: [Option<(u64, u64)>; 2],
+}
+
+/// SQLite's file beside the database: `-wal` or `-shm`.
+fn companion(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
 }
 
 /// (device, inode) of the file at `path`, if it exists.
@@ -157,6 +166,8 @@ impl Store {
             writer,
             path: path.clone(),
             identity: file_identity(path),
+            // Both exist while a connection is open in WAL mode.
+            companions: ["-wal", "-shm"].map(|suffix| file_identity(&companion(path, suffix))),
         })
     }
 
@@ -169,7 +180,10 @@ impl Store {
         };
         let what = match file_identity(&self.path) {
             Some(now) if now == opened => return Ok(()),
-            Some(_) => "replaced",
+            Some(_) => {
+                self.drop_stale_companions();
+                "replaced"
+            }
             // Unreadable metadata of a file that is there proves nothing.
             None if self.path.exists() => return Ok(()),
             None => "deleted",
@@ -178,6 +192,26 @@ impl Store {
             path: self.path.display().to_string(),
             what,
         })
+    }
+
+    /// After the file was replaced, its `-wal` and `-shm` at the path are still
+    /// the old file's (SQLite will not remove them, the file having moved), and
+    /// a restart would replay the old log over the new file. Removes them if
+    /// they are still the ones this process has used.
+    fn drop_stale_companions(&self) {
+        for (suffix, opened) in ["-wal", "-shm"].into_iter().zip(self.companions) {
+            let path = companion(&self.path, suffix);
+            if opened.is_some() && file_identity(&path) == opened {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        tracing::warn!(file = %path.display(), "removed the replaced database's stale log")
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), error = %e, "cannot remove the replaced database's stale log; delete it before restarting")
+                    }
+                }
+            }
+        }
     }
 
     /// Applies the embedded migrations that have not run yet. They run inside
@@ -253,9 +287,9 @@ impl Store {
 
     /// Size of the write-ahead log, which readers holding old snapshots can make grow.
     pub fn wal_bytes(&self) -> Option<u64> {
-        let mut wal = self.path.as_os_str().to_owned();
-        wal.push("-wal");
-        std::fs::metadata(wal).ok().map(|m| m.len())
+        std::fs::metadata(companion(&self.path, "-wal"))
+            .ok()
+            .map(|m| m.len())
     }
 }
 
