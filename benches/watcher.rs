@@ -18,9 +18,11 @@
 //!    tick (`claim_due` + `next_due`) at 10k, 100k, 900k and 1M settled rows, and
 //!    database bytes per issuance.
 //! 3. `write`: `Store::record` with batches of 256 results that are all transitions.
-//! 4. `efficiency`: the simulator's default lifecycle in accelerated time, with the
-//!    adaptive policy and with fixed-interval polling tuned to the same number of
-//!    calls: calls per settled issuance, detection lag, and the DUE_SOON deadline check.
+//! 4. `efficiency`: the simulator's default lifecycle (the daily deposit model) in
+//!    accelerated time, with the adaptive policy and with fixed-interval polling tuned
+//!    to the same number of calls: calls per settled issuance, detection lag, and the
+//!    DUE_SOON deadline check; without `--quick`, the same comparison on the old
+//!    uniform deposit model, for information.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -1076,10 +1078,18 @@ const DUE_SOON_LEAD_H: i64 = 6;
 /// A recorded transition: from, to, when observed.
 type Observed<'a> = (Option<&'a str>, &'a str, DateTime<Utc>);
 
-async fn efficiency_run(policy: Policy, count: usize, speed: f64) -> anyhow::Result<EfficiencyRun> {
+type DepositTiming = issuance_watcher::simulator::DepositTiming;
+
+async fn efficiency_run(
+    policy: Policy,
+    deposit: &DepositTiming,
+    count: usize,
+    speed: f64,
+) -> anyhow::Result<EfficiencyRun> {
     let started = Instant::now();
     let dir = workdir()?;
     let mut config = SimConfig::default().with_speed(speed).with_seed(42);
+    config.lifecycle.deposit = deposit.clone();
     // 10:00 KST: due dates are at the end of the next day, 38 h later.
     config.start_at = Some(Utc.with_ymd_and_hms(2026, 11, 25, 1, 0, 0).unwrap());
     let sim = Simulator::start(config, "127.0.0.1:0".parse()?).await?;
@@ -1087,6 +1097,14 @@ async fn efficiency_run(policy: Policy, count: usize, speed: f64) -> anyhow::Res
     let db = dir.path().join("watcher.db");
     let store = open_store(&db).await?;
     store.add_ids(&ids).await?;
+    // Due now in simulated time, as an id inserted when its charge is created would
+    // be. (The column's default is the *wall clock*: the first polls would wait for
+    // the simulated clock to reach the real time of day, and everything settled
+    // before that would only be seen as a first observation.)
+    sqlx::query("UPDATE issuances SET next_poll_at = ?1")
+        .bind(to_db(sim.clock().now()))
+        .execute(store.pool())
+        .await?;
     let mut vars: Vec<(&str, String)> = vec![
         ("API__BASE_URL", sim.base_url()),
         ("API__ACCESS_KEY", DEMO_ACCESS_KEY.into()),
@@ -1279,23 +1297,17 @@ fn interval_for(calls: u64, lifetimes: &[f64]) -> Duration {
     Duration::from_secs_f64((alive / polls_while_alive.max(1.0)).max(1.0))
 }
 
-async fn efficiency(opts: &Opts, table: &mut Table) -> anyhow::Result<()> {
-    const B: &str = "efficiency";
-    let (count, speed) = if opts.quick {
-        (200, 7200.0)
-    } else {
-        (400, 3600.0)
-    };
-    table.add(
-        B,
-        "set-up",
-        format!("{count} issuances, default simulator lifecycle, {speed:.0}× time, default policy settings; lags in simulated time, first observations excluded"),
-    );
-    let adaptive = efficiency_run(Policy::Adaptive, count, speed).await?;
+/// One deposit model: the adaptive run, then fixed-interval runs tuned to the
+/// same number of calls. Returns both and the fixed interval.
+async fn efficiency_pair(
+    deposit: &DepositTiming,
+    count: usize,
+    speed: f64,
+) -> anyhow::Result<(EfficiencyRun, EfficiencyRun, Duration)> {
+    let adaptive = efficiency_run(Policy::Adaptive, deposit, count, speed).await?;
     eprintln!("  adaptive run took {:.0} s", adaptive.real.as_secs_f64());
-    let per = |r: &EfficiencyRun| r.calls as f64 / r.settled.max(1) as f64;
     let mut every = interval_for(adaptive.calls, &adaptive.lifetimes);
-    let mut fixed = efficiency_run(Policy::Fixed(every), count, speed).await?;
+    let mut fixed = efficiency_run(Policy::Fixed(every), deposit, count, speed).await?;
     for _ in 0..2 {
         let off = fixed.calls as f64 / adaptive.calls as f64;
         if (off - 1.0).abs() <= 0.05 {
@@ -1303,8 +1315,64 @@ async fn efficiency(opts: &Opts, table: &mut Table) -> anyhow::Result<()> {
         }
         eprintln!("  fixed {every:?}: {off:.2}× the adaptive calls; adjusting");
         every = Duration::from_secs_f64(every.as_secs_f64() * off);
-        fixed = efficiency_run(Policy::Fixed(every), count, speed).await?;
+        fixed = efficiency_run(Policy::Fixed(every), deposit, count, speed).await?;
     }
+    Ok((adaptive, fixed, every))
+}
+
+/// The deposit model in words, for the set-up row.
+fn deposit_words(deposit: &DepositTiming) -> String {
+    match deposit {
+        DepositTiming::Uniform => "uniform between READY and the due date".to_owned(),
+        DepositTiming::Within { min, max } => format!(
+            "{}–{} after READY",
+            humantime::format_duration(*min),
+            humantime::format_duration(*max)
+        ),
+        DepositTiming::Daily {
+            prompt_share,
+            prompt_mean,
+            hour_weights,
+        } => {
+            let total: f64 = hour_weights.iter().sum();
+            let night: f64 = hour_weights[1..7].iter().sum();
+            format!(
+                "{:.0} % right after READY (exponential, mean {}), the rest by KST hour-of-day weights until the due date ({:.1} % of the daily weight in 01:00–07:00)",
+                prompt_share * 100.0,
+                humantime::format_duration(*prompt_mean),
+                100.0 * night / total.max(f64::MIN_POSITIVE)
+            )
+        }
+    }
+}
+
+fn calls_words(run: &EfficiencyRun) -> String {
+    format!(
+        "{:.1} ({} calls, {} settled of {})",
+        run.calls as f64 / run.settled.max(1) as f64,
+        run.calls,
+        run.settled,
+        run.issuances
+    )
+}
+
+async fn efficiency(opts: &Opts, table: &mut Table) -> anyhow::Result<()> {
+    const B: &str = "efficiency";
+    let (count, speed) = if opts.quick {
+        (200, 7200.0)
+    } else {
+        (400, 3600.0)
+    };
+    let deposit = issuance_watcher::simulator::LifecycleConfig::default().deposit;
+    table.add(
+        B,
+        "set-up",
+        format!(
+            "{count} issuances, default simulator lifecycle (deposits: {}), {speed:.0}× time, default policy settings; lags in simulated time, first observations excluded",
+            deposit_words(&deposit)
+        ),
+    );
+    let (adaptive, fixed, every) = efficiency_pair(&deposit, count, speed).await?;
     for (name, run) in [("adaptive", &adaptive), ("fixed", &fixed)] {
         let label = match name {
             "fixed" => format!("fixed every {}", human(every.as_secs_f64())),
@@ -1313,13 +1381,7 @@ async fn efficiency(opts: &Opts, table: &mut Table) -> anyhow::Result<()> {
         table.add(
             B,
             format!("{label}: API calls per settled issuance"),
-            format!(
-                "{:.1} ({} calls, {} settled of {})",
-                per(run),
-                run.calls,
-                run.settled,
-                run.issuances
-            ),
+            calls_words(run),
         );
         table.add(
             B,
@@ -1372,6 +1434,33 @@ async fn efficiency(opts: &Opts, table: &mut Table) -> anyhow::Result<()> {
             DUE_SOON_TOLERANCE_S / speed * 1e3
         ),
         adaptive.due_soon_late == 0 && adaptive.due_soon_needed > 0,
+    );
+    // For comparison, the old default: deposits uniform over READY. Nothing to
+    // predict there, so adaptive polling cannot beat fixed polling at equal calls.
+    const UNIFORM: &str = "uniform deposits (the old default)";
+    if opts.quick {
+        table.add(B, format!("{UNIFORM}: comparison"), "not run with --quick");
+        return Ok(());
+    }
+    let (adaptive, fixed, every) = efficiency_pair(&DepositTiming::Uniform, count, speed).await?;
+    table.add(
+        B,
+        format!("{UNIFORM}, adaptive: calls per settled issuance; detection lag, all changes"),
+        format!("{}; {}", calls_words(&adaptive), lag_line(&adaptive.lags)),
+    );
+    let (a, f) = (pct(&adaptive.lags, 95.0), pct(&fixed.lags, 95.0));
+    table.add(
+        B,
+        format!(
+            "{UNIFORM}, fixed every {}: calls per settled issuance; detection lag, all changes",
+            human(every.as_secs_f64())
+        ),
+        format!(
+            "{}; {}; p95 adaptive / fixed {:.2}",
+            calls_words(&fixed),
+            lag_line(&fixed.lags),
+            a / f
+        ),
     );
     Ok(())
 }

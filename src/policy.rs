@@ -2,12 +2,14 @@
 //! how many polls in a row failed, the vbank due date and the time.
 //!
 //! The shape: quick while WAITED (the account number arrives within seconds);
-//! while READY, a fraction of the time left before the due date, so polling is
-//! calm when the deadline is far and tightens as it nears, with one poll exactly
-//! when DUE_SOON starts to apply and one shortly after the deadline; then calm
-//! polling while an issuance stays READY past its deadline. Errors back off
-//! exponentially with jitter. Nothing but a terminal status (or a long 404)
-//! ends a watch: never a count of tries.
+//! while READY, the shorter of a fraction of the time spent in READY so far
+//! (dense right after READY, when many payers transfer at once, then backing
+//! off) and a fraction of the time left before the due date (calm when the
+//! deadline is far, tighter as it nears), with one poll exactly when DUE_SOON
+//! starts to apply and one shortly after the deadline; then calm polling while
+//! an issuance stays READY past its deadline. Errors back off exponentially
+//! with jitter. Nothing but a terminal status (or a long 404) ends a watch:
+//! never a count of tries.
 
 use std::time::Duration;
 
@@ -40,12 +42,21 @@ pub struct PollFacts {
     /// Consecutive failed polls, this one included (0 after a success).
     pub attempts: u32,
     pub due_at: Option<DateTime<Utc>>,
+    /// When the current status began: the API's `modifiedAt`, else when we first
+    /// saw the status; `None` when unknown (then only the deadline paces READY).
+    pub status_since: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,
     /// When DUE_SOON starts to apply, i.e. `flags.due_soon_lead`.
     pub due_soon_lead: Duration,
     /// A uniform random number in [0, 1), passed in to keep this function pure.
     pub jitter: f64,
 }
+
+/// How far ahead of our clock `status_since` may be and still count as "just
+/// now" (the API's clock, second truncation). Further ahead, the clock or the
+/// time zone is wrong: the time in READY is then unknown, not zero, so a
+/// misconfiguration cannot turn into polling at `interval` for hours.
+const SINCE_SKEW_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -106,7 +117,14 @@ fn next_observation_poll(facts: &PollFacts, poll: &PollSettings) -> DateTime<Utc
         return jittered(poll.overdue_interval);
     }
     let left = (due - now).to_std().unwrap_or_default();
-    let mut next = jittered((left / poll.ready_divisor).clamp(poll.interval, poll.max_interval));
+    let by_deadline = (left / poll.ready_divisor).clamp(poll.interval, poll.max_interval);
+    let base = match time_in_status(facts) {
+        Some(in_ready) => {
+            by_deadline.min((in_ready / poll.fresh_divisor).clamp(poll.interval, poll.max_interval))
+        }
+        None => by_deadline,
+    };
+    let mut next = jittered(base);
     // One poll right as DUE_SOON starts to apply (1 ms late, so the rule holds
     // despite the database's millisecond resolution), one shortly after the deadline.
     let due_soon_from =
@@ -118,6 +136,15 @@ fn next_observation_poll(facts: &PollFacts, poll: &PollSettings) -> DateTime<Utc
         next = next.min(due + chrono_duration(poll.after_due_delay));
     }
     next
+}
+
+/// How long the current status has lasted, if known and believable.
+fn time_in_status(facts: &PollFacts) -> Option<Duration> {
+    let since = facts.status_since?;
+    if since > facts.now + SINCE_SKEW_TOLERANCE {
+        return None;
+    }
+    Some((facts.now - since).to_std().unwrap_or_default())
 }
 
 /// Exponential from `interval`, full jitter over the upper half, capped.
@@ -162,6 +189,7 @@ mod tests {
             outcome,
             attempts: 0,
             due_at: None,
+            status_since: None,
             now: now(),
             due_soon_lead: Duration::from_secs(6 * 3600),
             jitter: 0.5,
@@ -215,6 +243,113 @@ mod tests {
             "{far:?} {near:?} {very_near:?}"
         );
         assert!(very_near >= poll.interval);
+    }
+
+    /// READY for `in_ready` so far, due in 30 hours (the deadline alone would wait
+    /// `max_interval`).
+    fn ready_for(in_ready: Duration) -> PollFacts {
+        PollFacts {
+            status_since: Some(now() - chrono_duration(in_ready)),
+            ..ready_due_in(Duration::from_secs(30 * 3600))
+        }
+    }
+
+    #[test]
+    fn fresh_ready_issuances_are_polled_densely_then_back_off_with_time_in_ready() {
+        let poll = settings();
+        let at = |in_ready: u64| wait_of(decide(&ready_for(Duration::from_secs(in_ready)), &poll));
+        assert_eq!(at(0), poll.interval);
+        assert_eq!(at(1), poll.interval);
+        // In between: a fraction of the time in READY, jittered (jitter 0.5: exact).
+        assert_eq!(at(120), Duration::from_secs(120) / poll.fresh_divisor);
+        let waits: Vec<Duration> = [0, 60, 300, 900, 1800, 3600, 86_400]
+            .into_iter()
+            .map(at)
+            .collect();
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
+        assert_eq!(*waits.last().unwrap(), poll.max_interval);
+    }
+
+    #[test]
+    fn the_shorter_of_the_fresh_and_the_deadline_waits_applies() {
+        let poll = settings();
+        // Long in READY, deadline near: the deadline decides.
+        let near = PollFacts {
+            status_since: Some(now() - chrono::Duration::days(1)),
+            ..ready_due_in(Duration::from_secs(600))
+        };
+        assert_eq!(
+            wait_of(decide(&near, &poll)),
+            (Duration::from_secs(600) / poll.ready_divisor).max(poll.interval)
+        );
+        // Just READY, deadline near: the time in READY decides.
+        let fresh = PollFacts {
+            status_since: Some(now() - chrono::Duration::seconds(20)),
+            ..near
+        };
+        assert_eq!(
+            wait_of(decide(&fresh, &poll)),
+            (Duration::from_secs(20) / poll.fresh_divisor).max(poll.interval)
+        );
+        // Unknown start: the deadline alone, as before.
+        let unknown = PollFacts {
+            status_since: None,
+            ..ready_for(Duration::ZERO)
+        };
+        assert_eq!(wait_of(decide(&unknown, &poll)), poll.max_interval);
+    }
+
+    #[test]
+    fn a_status_start_in_the_future_is_trusted_only_within_the_skew_tolerance() {
+        let poll = settings();
+        let ahead = |secs: i64| PollFacts {
+            status_since: Some(now() + chrono::Duration::seconds(secs)),
+            ..ready_due_in(Duration::from_secs(30 * 3600))
+        };
+        // A few seconds ahead (the API's clock): just began.
+        assert_eq!(wait_of(decide(&ahead(5), &poll)), poll.interval);
+        // Hours ahead (a wrong time zone): unknown, never hours of polling at `interval`.
+        assert_eq!(wait_of(decide(&ahead(9 * 3600), &poll)), poll.max_interval);
+    }
+
+    #[test]
+    fn the_fresh_wait_does_not_move_the_due_soon_and_after_due_polls() {
+        let poll = settings();
+        let lead = Duration::from_secs(6 * 3600);
+        // Long in READY, so the fresh wait is max_interval; DUE_SOON starts in a minute.
+        let f = PollFacts {
+            status_since: Some(now() - chrono::Duration::hours(3)),
+            ..ready_due_in(lead + Duration::from_secs(60))
+        };
+        let due = f.due_at.unwrap();
+        assert_eq!(
+            decide(&f, &poll),
+            Decision::PollAt(due - chrono_duration(lead) + chrono::Duration::milliseconds(1))
+        );
+        // With divisors of 1 both waits overshoot the deadline: one poll just after it.
+        let poll1 = PollSettings {
+            ready_divisor: 1,
+            fresh_divisor: 1,
+            ..settings()
+        };
+        let g = PollFacts {
+            jitter: 0.99,
+            status_since: Some(now() - chrono::Duration::hours(3)),
+            ..ready_due_in(Duration::from_secs(60))
+        };
+        assert_eq!(
+            decide(&g, &poll1),
+            Decision::PollAt(g.due_at.unwrap() + chrono_duration(poll1.after_due_delay))
+        );
+        // Past the due date the time in READY no longer matters.
+        let overdue = PollFacts {
+            status_since: Some(now() - chrono::Duration::seconds(10)),
+            ..ready_due_in(Duration::ZERO)
+        };
+        assert_eq!(
+            wait_of(decide(&overdue, &poll)),
+            poll.overdue_interval.min(poll.max_interval)
+        );
     }
 
     #[test]
@@ -308,13 +443,20 @@ mod tests {
                     PollOutcome::RateLimited { retry_after: None },
                 ] {
                     for due in [None, Some(-3600i64), Some(60), Some(86_400 * 365)] {
-                        let f = PollFacts {
-                            attempts,
-                            due_at: due.map(|s| now() + chrono::Duration::seconds(s)),
-                            jitter: 0.999,
-                            ..facts(status, outcome)
-                        };
-                        assert!(wait_of(decide(&f, &poll)) <= poll.max_interval, "{f:?}");
+                        for since in [None, Some(-86_400i64), Some(-30), Some(0), Some(30)] {
+                            let f = PollFacts {
+                                attempts,
+                                due_at: due.map(|s| now() + chrono::Duration::seconds(s)),
+                                status_since: since.map(|s| now() + chrono::Duration::seconds(s)),
+                                jitter: 0.999,
+                                ..facts(status, outcome)
+                            };
+                            let wait = wait_of(decide(&f, &poll));
+                            assert!(wait <= poll.max_interval, "{f:?}");
+                            if outcome == PollOutcome::Observed {
+                                assert!(wait >= poll.interval.mul_f64(0.9), "{f:?}");
+                            }
+                        }
                     }
                 }
             }

@@ -526,11 +526,16 @@ fn observed(
         .and_then(|v| v.due_at)
         .or(claimed.due_at);
     let lead = ctx.settings.flags.due_soon_lead;
+    // When the current status began: the API's modifiedAt, else now if this poll
+    // is the first to see it (unknown when it was seen before).
+    let first_sight = claimed.status.as_deref() != Some(observation.status.as_str());
+    let status_since = observation.modified_at.or(first_sight.then_some(now));
     let facts = PollFacts {
         status,
         outcome: PollOutcome::Observed,
         attempts: 0,
         due_at,
+        status_since,
         now,
         due_soon_lead: lead,
         jitter: fastrand::f64(),
@@ -612,6 +617,8 @@ fn failed(
         outcome,
         attempts,
         due_at: claimed.due_at,
+        // Unknown here (not stored); the backoff paths do not use it.
+        status_since: None,
         now,
         due_soon_lead: lead,
         jitter: fastrand::f64(),

@@ -91,6 +91,7 @@ pub struct PollSettings {
     #[serde(with = "humantime_serde")]
     pub max_interval: Duration,
     pub ready_divisor: u32,
+    pub fresh_divisor: u32,
     #[serde(with = "humantime_serde")]
     pub after_due_delay: Duration,
     #[serde(with = "humantime_serde")]
@@ -274,6 +275,9 @@ impl Settings {
         }
         if poll.ready_divisor == 0 {
             return Err(key_error("poll.ready_divisor", "must be at least 1"));
+        }
+        if poll.fresh_divisor == 0 {
+            return Err(key_error("poll.fresh_divisor", "must be at least 1"));
         }
         if poll.lease <= api.timeout {
             return Err(key_error("poll.lease", "must be longer than api.timeout"));
@@ -468,6 +472,21 @@ mod tests {
             Settings::load_with_env(Some(Path::new("/nonexistent/x.toml")), with_credentials())
                 .unwrap_err();
         assert!(matches!(err, SettingsError::MissingFile(_)));
+    }
+
+    #[test]
+    fn divisors_must_be_at_least_one() {
+        for key in ["READY_DIVISOR", "FRESH_DIVISOR"] {
+            let mut vars = with_credentials();
+            vars.push((format!("ISSUANCE_WATCHER__POLL__{key}"), "0".into()));
+            let err = Settings::load_with_env(None, vars).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("poll.{}", key.to_lowercase())),
+                "{err}"
+            );
+        }
+        let s = Settings::load_with_env(None, with_credentials()).unwrap();
+        assert!(s.poll.fresh_divisor >= 1 && s.poll.ready_divisor >= 1);
     }
 
     #[test]

@@ -355,10 +355,11 @@ async fn hostile_ids_never_leave_their_path_segment_and_unusable_ones_are_reject
 
 #[tokio::test]
 async fn issuances_claimed_ahead_but_never_polled_are_handed_back_at_shutdown() {
-    // Slow enough that claimed issuances queue for a slot when the stop comes.
+    // Slow enough that claimed issuances queue for a slot when the stop comes,
+    // fast enough that the two polls in flight finish within the shutdown drain.
     let (api, w, dir) = setup(&[
-        ("ISSUANCE_WATCHER__API__REQUESTS_PER_SECOND", "4"),
-        ("ISSUANCE_WATCHER__API__CONCURRENCY", "4"),
+        ("ISSUANCE_WATCHER__API__REQUESTS_PER_SECOND", "10"),
+        ("ISSUANCE_WATCHER__API__CONCURRENCY", "2"),
     ])
     .await;
     let ids: Vec<String> = (9101..9121).map(|n| n.to_string()).collect();

@@ -140,7 +140,7 @@ impl Default for LifecycleConfig {
             p_done: 0.80,
             p_cancel: 0.07,
             due_lead_days: 1,
-            deposit: DepositTiming::Uniform,
+            deposit: DepositTiming::daily(),
             at_due: DueOutcome::Cancel,
             at_due_delay: Duration::ZERO,
         }
@@ -161,6 +161,64 @@ pub enum DepositTiming {
         #[serde(with = "humantime_serde")]
         max: Duration,
     },
+    /// The default: how people pay a virtual account. A share `prompt_share` pay
+    /// (or cancel) right after getting the account number, at checkout: READY plus
+    /// an exponential delay of mean `prompt_mean`. The others pay at an instant
+    /// between READY and the due date drawn with a density proportional to
+    /// `hour_weights[h]`, `h` the KST hour of day (00..23): busy at lunch and in
+    /// the evening, almost nobody between 01:00 and 07:00. A prompt draw past the
+    /// due date means no deposit (the due-date outcome applies), as for `Within`.
+    /// In TOML: `deposit = { kind = "daily" }` (every field has this default),
+    /// or e.g. `{ kind = "daily", prompt_share = 0.5, prompt_mean = "10m" }`.
+    Daily {
+        #[serde(default = "default_prompt_share")]
+        prompt_share: f64,
+        #[serde(default = "default_prompt_mean", with = "humantime_serde")]
+        prompt_mean: Duration,
+        #[serde(default = "default_hour_weights")]
+        hour_weights: [f64; 24],
+    },
+}
+
+impl DepositTiming {
+    /// [`DepositTiming::Daily`] with its default parameters (see [`DEFAULT_HOUR_WEIGHTS`]).
+    pub fn daily() -> Self {
+        DepositTiming::Daily {
+            prompt_share: default_prompt_share(),
+            prompt_mean: default_prompt_mean(),
+            hour_weights: default_hour_weights(),
+        }
+    }
+}
+
+/// Share of READY charges settled right after READY, in the default model. An
+/// assumption, not a measurement (no public data): a virtual account is usually
+/// requested at checkout with the banking app at hand, so a large minority pay at
+/// once; 0.4 leaves the majority to the daily pattern.
+pub const DEFAULT_PROMPT_SHARE: f64 = 0.4;
+/// Mean delay of the prompt payments: the time to open a banking app and send a
+/// transfer, with a tail for people who finish another errand first (median ~10 min).
+pub const DEFAULT_PROMPT_MEAN: Duration = Duration::from_secs(15 * 60);
+/// Relative deposit activity by KST hour of day, 00:00 first. Near zero from 01:00
+/// to 07:00 (about 1 % of the daily mass), rising through the morning, peaks at
+/// lunch (12:00) and in the evening (20:00–22:00), still busy just before midnight.
+/// A plausible shape for consumer payments in Korea, not fitted to data.
+pub const DEFAULT_HOUR_WEIGHTS: [f64; 24] = [
+    3.0, 0.5, 0.2, 0.1, 0.1, 0.1, 0.3, 1.0, // 00–07
+    3.0, 5.0, 6.0, 7.0, 9.0, 8.0, 6.0, 6.0, // 08–15
+    6.0, 6.0, 7.0, 8.0, 9.0, 9.0, 8.0, 6.0, // 16–23
+];
+
+fn default_prompt_share() -> f64 {
+    DEFAULT_PROMPT_SHARE
+}
+
+fn default_prompt_mean() -> Duration {
+    DEFAULT_PROMPT_MEAN
+}
+
+fn default_hour_weights() -> [f64; 24] {
+    DEFAULT_HOUR_WEIGHTS
 }
 
 /// What the API does with a charge still READY when its due date passes
@@ -212,6 +270,43 @@ mod tests {
         assert_eq!(
             config.faults.server_error.windows[0].end,
             Duration::from_secs(40)
+        );
+    }
+
+    #[test]
+    fn the_daily_deposit_timing_reads_from_toml_with_defaults_for_what_is_left_out() {
+        let config: SimConfig = toml::from_str(
+            r#"
+            [lifecycle]
+            deposit = { kind = "daily" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.lifecycle.deposit, DepositTiming::daily());
+        let config: SimConfig = toml::from_str(
+            r#"
+            [lifecycle]
+            deposit = { kind = "daily", prompt_share = 0.5, prompt_mean = "10m" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.lifecycle.deposit,
+            DepositTiming::Daily {
+                prompt_share: 0.5,
+                prompt_mean: Duration::from_secs(600),
+                hour_weights: DEFAULT_HOUR_WEIGHTS,
+            }
+        );
+        let uniform: SimConfig =
+            toml::from_str("[lifecycle]\ndeposit = { kind = \"uniform\" }\n").unwrap();
+        assert_eq!(uniform.lifecycle.deposit, DepositTiming::Uniform);
+        assert!(
+            toml::from_str::<SimConfig>(
+                "[lifecycle]\ndeposit = { kind = \"daily\", hour_weights = [1.0] }\n"
+            )
+            .is_err(),
+            "24 weights, one per hour"
         );
     }
 
