@@ -250,7 +250,7 @@ impl Watcher {
                     Ok((recorded, claimed)) => (Ok(recorded), Some((lease, claimed))),
                     Err(e) => (Err(e), Some((lease, None))),
                 },
-                None if records.is_empty() => (Ok(Recorded::default()), None),
+                // Only started without a claim when there are results to write.
                 None => (store.record(&records).await, None),
             };
             Written {
@@ -272,15 +272,11 @@ impl Watcher {
     ) -> Option<Instant> {
         let now = Instant::now();
         match written.recorded {
-            Ok(recorded) => self.report(&recorded),
             // Only a claim was asked for, and it failed.
             Err(e) if written.count == 0 => {
                 error!(error = %e, "cannot claim due issuances; retrying")
             }
-            // Not fatal: the leases expire and these issuances are polled again.
-            Err(e) => {
-                error!(error = %e, records = written.count, "could not record poll results; they will be polled again")
-            }
+            outcome => self.report_outcome(outcome, written.count),
         }
         let (lease, claimed) = written.claimed?;
         let Some(claimed) = claimed else {
@@ -396,11 +392,21 @@ impl Watcher {
         Ok(recorded)
     }
 
-    /// Records a batch; a failure is logged, not fatal: the leases expire and
-    /// these issuances are polled again.
+    /// Records a batch, logging rather than returning a failure.
     async fn record_or_log(&self, records: &[PollRecord]) {
-        if let Err(e) = self.record(records).await {
-            error!(error = %e, records = records.len(), "could not record poll results; they will be polled again");
+        if !records.is_empty() {
+            self.report_outcome(self.store.record(records).await, records.len());
+        }
+    }
+
+    /// Logs and counts a batch's outcome. A failure is not fatal: the leases
+    /// expire and these issuances are polled again.
+    fn report_outcome(&self, outcome: Result<Recorded, StoreError>, records: usize) {
+        match outcome {
+            Ok(recorded) => self.report(&recorded),
+            Err(e) => {
+                error!(error = %e, records, "could not record poll results; they will be polled again")
+            }
         }
     }
 
