@@ -32,21 +32,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, TimeZone, Utc};
-use issuance_watcher::api::{Observation, Vbank};
-use issuance_watcher::policy::Decision;
-use issuance_watcher::scheduler::Watcher;
+use issuance_watcher::domain::status::Status;
+use issuance_watcher::domain::timefmt::{from_db, to_db};
+use issuance_watcher::domain::{Decision, Observation, Vbank};
 use issuance_watcher::settings::{DatabaseSettings, Settings};
-use issuance_watcher::simulator::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
-use issuance_watcher::simulator::{SimConfig, Simulator};
-use issuance_watcher::status::Status;
+use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
+use issuance_watcher::sim::{SimConfig, Simulator};
 use issuance_watcher::store::{Claimed, Lease, PollRecord, RecordKind, Store};
-use issuance_watcher::timefmt::{from_db, to_db};
+use issuance_watcher::watcher::Watcher;
 use tokio_util::sync::CancellationToken;
 
 const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
 const STATIC_TOKEN: &str = "bench-static-token";
 /// The simulator's ids are `ID_BASE + 1 + seq`.
-const FIRST_SIM_ID: u64 = issuance_watcher::simulator::ID_BASE + 1;
+const FIRST_SIM_ID: u64 = issuance_watcher::sim::ID_BASE + 1;
 
 #[derive(Debug, Clone)]
 struct Opts {
@@ -1078,7 +1077,7 @@ const DUE_SOON_LEAD_H: i64 = 6;
 /// A recorded transition: from, to, when observed.
 type Observed<'a> = (Option<&'a str>, &'a str, DateTime<Utc>);
 
-type DepositTiming = issuance_watcher::simulator::DepositTiming;
+type DepositTiming = issuance_watcher::sim::DepositTiming;
 
 async fn efficiency_run(
     policy: Policy,
@@ -1363,7 +1362,7 @@ async fn efficiency(opts: &Opts, table: &mut Table) -> anyhow::Result<()> {
     } else {
         (400, 3600.0)
     };
-    let deposit = issuance_watcher::simulator::LifecycleConfig::default().deposit;
+    let deposit = issuance_watcher::sim::LifecycleConfig::default().deposit;
     table.add(
         B,
         "set-up",

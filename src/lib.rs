@@ -1,28 +1,39 @@
 //! issuance-watcher: watches Bunjang point issuances until they settle.
 //!
-//! Reading order: [`settings`] (what can be configured), [`api`] (the lookup and
-//! its outcomes), [`policy`] and [`flags`] (pure decisions), [`store`] (the
-//! SQLite schema and its transactions), [`scheduler`] (the loop that ties them
-//! together), [`cli`] (the commands).
+//! The parts, in reading order; each depends only on the ones above it:
+//!
+//! - [`domain`]: the vocabulary (status, flag kind, observation, decision,
+//!   time formats, the business clock). Depends on nothing.
+//! - [`settings`]: the typed, validated configuration.
+//! - [`api`]: the Bunjang point API client (signed requests, classified answers).
+//! - [`store`]: the SQLite schema and every statement; SQL lives nowhere else.
+//! - [`ops`]: how the daemon is seen from outside (logs, metrics, health,
+//!   systemd notifications, the HTTP listener).
+//! - [`watcher`]: the pure decisions (policy, flags, pacing) and the loop that
+//!   moves data between the API and the store.
+//! - [`app`]: the composition root that builds and runs the daemon.
+//! - [`sim`]: a faithful simulator of the API, for trying and testing without
+//!   credentials; it depends only on [`domain`]'s clock.
+//! - [`tools`]: the demo and the ground-truth oracle, which drive the watcher
+//!   against the simulator.
+//! - [`cli`]: the commands, on top of everything.
+//!
+//! `tests/architecture.rs` checks this order: each part uses only the parts
+//! listed before it, and no two files in one part use each other.
 #![forbid(unsafe_code)]
 
-pub mod api;
-pub mod auth;
-pub mod cli;
-pub mod clock;
-pub mod demo;
-pub mod flags;
-pub mod metrics;
-pub mod notify;
-pub mod observe;
-pub mod pacing;
-pub mod policy;
-pub mod progress;
-pub mod scheduler;
+pub mod domain;
 pub mod settings;
-pub mod simulator;
-pub mod status;
+
+pub mod api;
 pub mod store;
-pub mod telemetry;
-pub mod timefmt;
-pub mod verify;
+
+pub mod ops;
+pub mod watcher;
+
+pub mod app;
+
+pub mod sim;
+pub mod tools;
+
+pub mod cli;

@@ -26,7 +26,7 @@ mod reliability;
 
 use std::time::{Duration, Instant};
 
-use issuance_watcher::simulator::Simulator;
+use issuance_watcher::sim::Simulator;
 use reliability::*;
 
 struct Plan {

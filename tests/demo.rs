@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use issuance_watcher::demo::{DemoArgs, run};
+use issuance_watcher::tools::demo::{DemoArgs, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_settles_every_charge_and_matches_the_ground_truth() {

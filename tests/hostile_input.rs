@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Reply, Running, SECRET_B64, ScriptedApi, Stream, eventually, row, settings};
-use issuance_watcher::simulator::{Override, SimConfig, SimHandle, Simulator};
+use issuance_watcher::sim::{Override, SimConfig, SimHandle, Simulator};
 use serde_json::{Value, json};
 
 const LOOKUP: &str = "/api/v1/points/issuance/";

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Reply, SECRET_B64, ScriptedApi, eventually};
-use issuance_watcher::observe::{Liveness, router};
-use issuance_watcher::progress::Progress;
+use issuance_watcher::ops::health::Liveness;
+use issuance_watcher::ops::http::router;
+use issuance_watcher::ops::progress::Progress;
 
 const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
 

@@ -3,8 +3,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use issuance_watcher::simulator::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
-use issuance_watcher::simulator::{
+use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
+use issuance_watcher::sim::{
     DepositTiming, FaultConfig, FaultRule, LifecycleConfig, Override, ServerErrorKind, SimConfig,
     SimHandle, Simulator, Status,
 };

@@ -26,11 +26,11 @@ mod reliability;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use issuance_watcher::scheduler::Watcher;
 use issuance_watcher::settings::Settings;
-use issuance_watcher::simulator::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
-use issuance_watcher::simulator::{FaultConfig, FaultRule, Simulator, Window};
+use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
+use issuance_watcher::sim::{FaultConfig, FaultRule, Simulator, Window};
 use issuance_watcher::store::Store;
+use issuance_watcher::watcher::Watcher;
 use reliability::*;
 use tokio_util::sync::CancellationToken;
 

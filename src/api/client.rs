@@ -8,8 +8,9 @@ use chrono_tz::Tz;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{StatusCode, Url, header};
 
-use super::model::{LookupError, Observation, parse_lookup};
-use crate::auth::TokenMinter;
+use super::model::{LookupError, parse_lookup};
+use crate::api::auth::TokenMinter;
+use crate::domain::Observation;
 use crate::settings::{Settings, SettingsError};
 
 /// Everything but RFC 3986 unreserved characters is encoded, so an id can never

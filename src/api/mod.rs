@@ -1,11 +1,12 @@
 //! The Bunjang point API as the watcher sees it: one lookup, and the outcomes
 //! the polling policy can act on.
 
+pub mod auth;
 mod client;
 mod model;
 
 pub use client::{Answer, ApiClient, PollError};
-pub use model::{Observation, Vbank, parse_lookup};
+pub use model::{LookupError, parse_lookup};
 
 /// Longest id the watcher will put in a URL; longer ones are rejected, not truncated.
 pub const MAX_ID_BYTES: usize = 256;

@@ -10,31 +10,12 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::status::Status;
-use crate::timefmt::parse_api_datetime;
+use crate::domain::observation::{Observation, Vbank};
+use crate::domain::status::Status;
+use crate::domain::timefmt::parse_api_datetime;
 
 /// Longest text kept from any response field.
 const MAX_FIELD_CHARS: usize = 128;
-
-/// What one successful lookup said about an issuance.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Observation {
-    pub status: Status,
-    pub amount: Option<i64>,
-    pub created_at: Option<DateTime<Utc>>,
-    pub modified_at: Option<DateTime<Utc>>,
-    pub vbank: Option<Vbank>,
-    /// Fields that were present but unusable; recorded as the issuance's last error.
-    pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Vbank {
-    pub due_at: Option<DateTime<Utc>>,
-    pub account_number: Option<String>,
-    pub bank_name: Option<String>,
-    pub holder_name: Option<String>,
-}
 
 /// Why a body could not be read as a lookup of the requested issuance.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -48,7 +29,7 @@ pub enum LookupError {
     #[error("response is about issuance {0:?}, not the one requested")]
     WrongId(String),
     #[error(transparent)]
-    UnknownStatus(#[from] crate::status::UnknownStatus),
+    UnknownStatus(#[from] crate::domain::status::UnknownStatus),
 }
 
 #[derive(Deserialize)]
@@ -71,7 +52,9 @@ pub fn parse_lookup(body: &[u8], requested_id: &str, zone: Tz) -> Result<Observa
     let status: Status = match data.get("status") {
         Some(Value::String(s)) => s.parse()?,
         Some(Value::Null) | None => return Err(LookupError::NoStatus),
-        Some(other) => return Err(crate::status::UnknownStatus(clip(&other.to_string())).into()),
+        Some(other) => {
+            return Err(crate::domain::status::UnknownStatus(clip(&other.to_string())).into());
+        }
     };
     let mut warnings = Vec::new();
     let mut datetime = |field: &str, value: Option<&Value>| -> Option<DateTime<Utc>> {
@@ -166,7 +149,7 @@ mod tests {
         assert_eq!(o.amount, Some(100_000));
         let vbank = o.vbank.unwrap();
         assert_eq!(
-            crate::timefmt::to_db(vbank.due_at.unwrap()),
+            crate::domain::timefmt::to_db(vbank.due_at.unwrap()),
             "2023-10-28T14:59:59.000Z"
         );
         assert_eq!(vbank.bank_name.as_deref(), Some("국민은행"));

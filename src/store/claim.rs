@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
-use super::record::encode_rows;
+use super::rows::encode_rows;
 use super::{Context, Store, StoreError};
-use crate::timefmt::{from_db, to_db};
+use crate::domain::timefmt::{from_db, to_db};
 
 /// A due issuance, leased to this process until the lease expiry it was given.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,6 +10,7 @@
 mod claim;
 mod query;
 mod record;
+mod rows;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, Sqlite, SqlitePool, Transaction};

@@ -11,12 +11,11 @@ use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, Transaction};
 
 use super::claim::{Lease, claim_in};
+use super::rows::encode_rows;
 use super::{Claimed, Context, Store, StoreError};
-use crate::api::Observation;
-use crate::flags::FlagKind;
-use crate::policy::Decision;
-use crate::status::Status;
-use crate::timefmt::to_db;
+use crate::domain::status::Status;
+use crate::domain::timefmt::to_db;
+use crate::domain::{Decision, FlagKind, Observation};
 
 /// The columns every observation writes besides `status` and `watch`, from a
 /// `json_each` row laid out by [`observation_row`].
@@ -47,7 +46,7 @@ pub enum RecordKind {
     Observed {
         observation: Observation,
         decision: Decision,
-        /// Flags that apply now (see [`crate::flags::flags_that_apply`]).
+        /// Flags that apply now (the watcher's flag rules decided them).
         flags: Vec<FlagKind>,
     },
     Failed {
@@ -222,15 +221,6 @@ impl Deferred {
         self.ids.clear();
         Ok(())
     }
-}
-
-/// Rows as one JSON array parameter. Never silently empty: a failure here
-/// aborts the batch (and its transaction) rather than dropping transitions.
-pub(super) fn encode_rows<T: serde::Serialize>(rows: &T) -> Result<String, StoreError> {
-    serde_json::to_string(rows).map_err(|e| StoreError::Query {
-        context: "encoding a batch of rows",
-        cause: sqlx::Error::Encode(Box::new(e)),
-    })
 }
 
 impl Recorded {
@@ -548,7 +538,7 @@ async fn raise_flags(
 mod tests {
     use super::super::testing::{query_plan, temp_store};
     use super::*;
-    use crate::api::Vbank;
+    use crate::domain::Vbank;
     use crate::store::Lease;
 
     fn observed(status: Status, claimed_status: Option<&str>, flags: Vec<FlagKind>) -> PollRecord {

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use issuance_watcher::clock::Clock;
-use issuance_watcher::scheduler::Watcher;
+use issuance_watcher::domain::clock::Clock;
 use issuance_watcher::settings::Settings;
 use issuance_watcher::store::Store;
+use issuance_watcher::watcher::Watcher;
 use tokio_util::sync::CancellationToken;
 
 pub const SECRET_B64: &str = "aXNzdWFuY2Utd2F0Y2hlci10ZXN0LXZlY3Rvci1zZWNyZXQtMzJiIQ==";

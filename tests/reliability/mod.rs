@@ -8,12 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use issuance_watcher::simulator::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
-use issuance_watcher::simulator::{
-    DepositTiming, DueOutcome, LifecycleConfig, SimConfig, SimHandle,
-};
+use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
+use issuance_watcher::sim::{DepositTiming, DueOutcome, LifecycleConfig, SimConfig, SimHandle};
 use issuance_watcher::store::Store;
-use issuance_watcher::verify::{self, Comparison};
+use issuance_watcher::tools::verify::{self, Comparison};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
 

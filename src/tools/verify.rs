@@ -25,8 +25,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 
-use crate::simulator::TruthEvent;
-use crate::timefmt::from_db;
+use crate::domain::timefmt::from_db;
+use crate::sim::TruthEvent;
 
 /// One row of `transitions`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -249,7 +249,7 @@ pub fn final_statuses(truth: &[TruthEvent]) -> HashMap<String, (DateTime<Utc>, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::Status;
+    use crate::sim::Status;
 
     fn ev(id: &str, to: &str, at_s: i64) -> TruthEvent {
         TruthEvent {
@@ -265,7 +265,7 @@ mod tests {
             issuance_id: id.into(),
             from_status: from.map(str::to_owned),
             to_status: to.into(),
-            observed_at: crate::timefmt::to_db(
+            observed_at: crate::domain::timefmt::to_db(
                 DateTime::<Utc>::from_timestamp(1_700_000_000 + at_s, 0).unwrap(),
             ),
         }

@@ -13,7 +13,7 @@ use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::observe::Liveness;
+use crate::ops::health::Liveness;
 
 /// The smallest ping interval used, whatever `WATCHDOG_USEC` says.
 const MIN_PING_EVERY: Duration = Duration::from_millis(100);

@@ -3,12 +3,15 @@
 //! no-op of the `metrics` facade. Labels only ever carry fixed vocabularies
 //! (outcomes, statuses, codes): never ids, keys or secrets.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::Utc;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::warn;
 
 use crate::api::{Answer, PollError};
-use crate::status::Status;
+use crate::domain::status::Status;
 use crate::store::Recorded;
 
 /// Polls, by `outcome` and HTTP `status` code (`"none"` when no answer came).
@@ -119,26 +122,58 @@ pub fn pause_started(reason: &'static str) {
 }
 
 /// The gauges read from the database, refreshed periodically.
-pub fn db_gauges(snapshot: &crate::observe::Snapshot) {
-    for status in crate::observe::WATCHED_STATUSES {
-        if !snapshot.active_by_status.iter().any(|(s, _)| s == status) {
+///
+/// `active_by_status`: actively watched issuances by status; a status of
+/// `watched` that is missing is set to zero, so a gauge never sticks at its last count.
+pub fn db_gauges(
+    watched: &[&'static str],
+    active_by_status: &[(String, i64)],
+    due_soon: i64,
+    wal_bytes: Option<u64>,
+) {
+    for status in watched {
+        if !active_by_status.iter().any(|(s, _)| s == status) {
             metrics::gauge!(ACTIVE, "status" => *status).set(0.0);
         }
     }
-    for (status, count) in &snapshot.active_by_status {
+    for (status, count) in active_by_status {
         metrics::gauge!(ACTIVE, "status" => status.clone()).set(*count as f64);
     }
-    metrics::gauge!(DUE_SOON).set(snapshot.due_soon as f64);
-    if let Some(bytes) = snapshot.wal_bytes {
+    metrics::gauge!(DUE_SOON).set(due_soon as f64);
+    if let Some(bytes) = wal_bytes {
         metrics::gauge!(WAL_BYTES).set(bytes as f64);
     }
 }
 
 /// The gauges read from the scheduler's progress facts (cheap: atomics only).
-pub fn progress_gauges(progress: &crate::progress::Progress) {
+pub fn progress_gauges(progress: &crate::ops::progress::Progress) {
     if let Some(last) = progress.last_success() {
         let age = (Utc::now() - last).num_milliseconds().max(0) as f64 / 1000.0;
         metrics::gauge!(SINCE_LAST_SUCCESS).set(age);
     }
     metrics::gauge!(AUTH_FAILING).set(if progress.auth_failing() { 1.0 } else { 0.0 });
+}
+
+/// The process-wide Prometheus recorder (installed once; `None` if another recorder was).
+pub fn install_recorder() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(REQUEST_SECONDS.to_owned()), REQUEST_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            match metrics::set_global_recorder(recorder) {
+                Ok(()) => {
+                    describe();
+                    Some(handle)
+                }
+                Err(_) => {
+                    warn!("a metrics recorder is already installed: /metrics will be empty");
+                    None
+                }
+            }
+        })
+        .clone()
 }

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::TokenMinter;
-use crate::scheduler::Watcher;
+use crate::api::auth::TokenMinter;
 use crate::settings::{Settings, SigningSecret};
-use crate::simulator::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
-use crate::simulator::{LifecycleConfig, SimConfig, SimHandle, Simulator};
+use crate::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
+use crate::sim::{LifecycleConfig, SimConfig, SimHandle, Simulator};
 use crate::store::Store;
+use crate::watcher::Watcher;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -223,7 +223,7 @@ async fn create_charges(
 async fn show_progress(
     store: &Store,
     sim: &SimHandle,
-    progress: &crate::progress::Progress,
+    progress: &crate::ops::progress::Progress,
     total: usize,
     started: Instant,
     timeout: Duration,
@@ -318,9 +318,9 @@ impl Report {
             elapsed,
             ..Report::default()
         };
-        let recorded = crate::verify::recorded_transitions(store.pool()).await?;
+        let recorded = crate::tools::verify::recorded_transitions(store.pool()).await?;
         let truth = sim.ground_truth();
-        let c = crate::verify::compare(&recorded, &truth, chrono::Duration::zero());
+        let c = crate::tools::verify::compare(&recorded, &truth, chrono::Duration::zero());
         report.recorded = c.recorded;
         report.true_transitions = c.true_transitions;
         report.lags = c.lags;

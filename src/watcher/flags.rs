@@ -4,24 +4,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::status::Status;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FlagKind {
-    /// READY and the vbank due date is within `flags.due_soon_lead`.
-    DueSoon,
-    /// Still READY after the vbank due date.
-    Overdue,
-}
-
-impl FlagKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::DueSoon => "DUE_SOON",
-            Self::Overdue => "OVERDUE",
-        }
-    }
-}
+use crate::domain::flag::FlagKind;
+use crate::domain::status::Status;
 
 /// Which flags should be up for an issuance in `status` due at `due_at`, at `now`.
 /// Only READY issuances are ever flagged; an issuance that is past due is also

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+pub use crate::domain::decision::Decision;
+use crate::domain::status::Status;
 use crate::settings::PollSettings;
-use crate::status::Status;
 
 /// How a poll went, as far as scheduling cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,15 +58,6 @@ pub struct PollFacts {
 /// time zone is wrong: the time in READY is then unknown, not zero, so a
 /// misconfiguration cannot turn into polling at `interval` for hours.
 const SINCE_SKEW_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    PollAt(DateTime<Utc>),
-    /// Terminal status seen: the watch is over.
-    Settled,
-    /// 404 for longer than the grace period.
-    GiveUpNotFound,
-}
 
 pub fn decide(facts: &PollFacts, poll: &PollSettings) -> Decision {
     let now = facts.now;

@@ -3,7 +3,7 @@
 //!
 //! One task owns the loop and is the process's only database writer; polls run
 //! as child tasks that never touch the database. Decisions are delegated to
-//! [`crate::policy`] and [`crate::flags`]; this module only moves data between
+//! [`crate::watcher::policy`] and [`crate::watcher::flags`]; this module only moves data between
 //! them, the API and the store.
 
 use std::collections::VecDeque;
@@ -14,17 +14,15 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::api::{self, Answer, ApiClient, Observation, PollError};
-use crate::clock::Clock;
-use crate::flags::flags_that_apply;
-use crate::pacing::{Pacer, PauseChange};
-use crate::policy::{self, Decision, PollFacts, PollOutcome};
-use crate::progress::Progress;
+use super::poll::{Context, poll_one};
+use crate::api::ApiClient;
+use crate::domain::clock::Clock;
+use crate::ops::progress::Progress;
 use crate::settings::Settings;
-use crate::status::Status;
-use crate::store::{Claimed, Lease, PollRecord, RecordKind, Recorded, Store, StoreError};
+use crate::store::{Claimed, Lease, PollRecord, Recorded, Store, StoreError};
+use crate::watcher::pacing::Pacer;
 
 /// How long in-flight polls may finish after shutdown is requested; the rest
 /// are abandoned (their leases expire, nothing is lost).
@@ -57,16 +55,6 @@ struct Written {
     recorded: Result<Recorded, StoreError>,
     /// The claim it was asked to make, and what it claimed (`None`: it failed).
     claimed: Option<(Lease, Option<Vec<Claimed>>)>,
-}
-
-/// Everything a poll needs, shared by the loop and its poll tasks.
-#[derive(Debug)]
-struct Context {
-    client: ApiClient,
-    pacer: Pacer,
-    settings: Settings,
-    clock: Clock,
-    progress: Arc<Progress>,
 }
 
 /// The watcher: a store, an API client and the policy's settings.
@@ -415,7 +403,7 @@ impl Watcher {
         self.ctx
             .progress
             .transitions_recorded(recorded.transitions.len() as u64);
-        crate::metrics::recorded(recorded);
+        crate::ops::metrics::recorded(recorded);
         for t in &recorded.transitions {
             let from = t.from.as_deref().unwrap_or("-");
             match &t.anomaly {
@@ -459,202 +447,5 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Polls one claimed issuance and decides what to record. Never fails: every
-/// problem becomes part of the record.
-async fn poll_one(ctx: Arc<Context>, claimed: Claimed) -> PollRecord {
-    let id = match std::str::from_utf8(&claimed.raw_id) {
-        Ok(id) => id.to_owned(),
-        Err(_) => return rejected(&ctx, claimed, "id is not valid UTF-8"),
-    };
-    if let Some(reason) = api::reject_reason(&id) {
-        return rejected(&ctx, claimed, reason);
-    }
-    let span = info_span!("poll", issuance = %id);
-    async move {
-        ctx.pacer.acquire().await;
-        let answer = ctx.client.lookup(&id).await;
-        ctx.progress.polled(1);
-        crate::metrics::polled(&answer);
-        debug!(
-            status = ?answer.http_status,
-            latency_ms = answer.latency.as_millis() as u64,
-            result = ?answer.result.as_ref().map(|o| o.status),
-            "polled"
-        );
-        honour_retry_after(&ctx, &answer);
-        let now = ctx.clock.now();
-        let answered = answer.http_status.is_some();
-        match answer.result {
-            Ok(observation) => observed(&ctx, claimed, observation, now),
-            Err(error) => {
-                let outcome =
-                    failure_outcome(&ctx, &claimed, &error, answer.retry_after, answered, now);
-                failed(&ctx, claimed, error, outcome, now)
-            }
-        }
-    }
-    .instrument(span)
-    .await
-}
-
-/// A `Retry-After` on any answer pauses all polling until then.
-fn honour_retry_after(ctx: &Context, answer: &Answer) {
-    if let Some(wait) = answer.retry_after
-        && let PauseChange::Started(pause) = ctx.pacer.retry_after(wait)
-    {
-        crate::metrics::pause_started("retry_after");
-        ctx.progress.paused_for(pause);
-        warn!(pause = ?pause, http_status = ?answer.http_status, "API asked us to wait (Retry-After): pausing all polling");
-    }
-}
-
-fn observed(
-    ctx: &Context,
-    claimed: Claimed,
-    observation: Observation,
-    now: DateTime<Utc>,
-) -> PollRecord {
-    ctx.progress.poll_answered();
-    if ctx.pacer.auth_ok() {
-        info!("the API accepts our credentials again: polling resumes");
-        ctx.progress.set_auth_failing(false);
-    }
-    if !observation.warnings.is_empty() {
-        warn!(warnings = ?observation.warnings, "response had unusable fields");
-    }
-    let status = Some(observation.status);
-    let due_at = observation
-        .vbank
-        .as_ref()
-        .and_then(|v| v.due_at)
-        .or(claimed.due_at);
-    let lead = ctx.settings.flags.due_soon_lead;
-    // When the current status began: the API's modifiedAt, else now if this poll
-    // is the first to see it (unknown when it was seen before).
-    let first_sight = claimed.status.as_deref() != Some(observation.status.as_str());
-    let status_since = observation.modified_at.or(first_sight.then_some(now));
-    let facts = PollFacts {
-        status,
-        outcome: PollOutcome::Observed,
-        attempts: 0,
-        due_at,
-        status_since,
-        now,
-        due_soon_lead: lead,
-        jitter: fastrand::f64(),
-    };
-    let kind = RecordKind::Observed {
-        decision: policy::decide(&facts, &ctx.settings.poll),
-        flags: flags_that_apply(status, due_at, now, lead),
-        observation,
-    };
-    PollRecord { claimed, now, kind }
-}
-
-/// What a failed poll means for scheduling, with its process-wide side effects
-/// (auth pause) and logs.
-fn failure_outcome(
-    ctx: &Context,
-    claimed: &Claimed,
-    error: &PollError,
-    retry_after: Option<Duration>,
-    answered: bool,
-    now: DateTime<Utc>,
-) -> PollOutcome {
-    match error {
-        PollError::NotFound { .. } => PollOutcome::NotFound {
-            since: claimed.not_found_since.unwrap_or(now),
-        },
-        // Retry-After is real time; the policy thinks in business time.
-        PollError::RateLimited => PollOutcome::RateLimited {
-            retry_after: retry_after.map(|d| ctx.clock.simulated_duration(d)),
-        },
-        PollError::Unauthorized { .. } => {
-            let first = !ctx.pacer.auth_failing();
-            let pause = ctx.pacer.auth_failed();
-            crate::metrics::pause_started("auth");
-            ctx.progress.paused_for(pause);
-            ctx.progress.set_auth_failing(true);
-            if first {
-                error!(%error, ?pause, "the API refused our credentials: pausing all polling (check api.access_key, the secret key and the clock)");
-            } else {
-                debug!(%error, ?pause, "still refused");
-            }
-            PollOutcome::Unauthorized {
-                pause: ctx.clock.simulated_duration(pause),
-            }
-        }
-        other => {
-            // Transient network and server trouble is expected; anything else deserves a look.
-            if matches!(
-                other,
-                PollError::Server { .. } | PollError::Timeout(_) | PollError::Transport(_)
-            ) {
-                debug!(error = %other, "poll failed");
-            } else {
-                warn!(error = %other, "poll failed");
-            }
-            if answered {
-                ctx.progress.poll_answered();
-            }
-            PollOutcome::Failed
-        }
-    }
-}
-
-fn failed(
-    ctx: &Context,
-    claimed: Claimed,
-    error: PollError,
-    outcome: PollOutcome,
-    now: DateTime<Utc>,
-) -> PollRecord {
-    let status = claimed
-        .status
-        .as_deref()
-        .and_then(|s| s.parse::<Status>().ok());
-    let lead = ctx.settings.flags.due_soon_lead;
-    let attempts = claimed.attempts.saturating_add(1);
-    let facts = PollFacts {
-        status,
-        outcome,
-        attempts,
-        due_at: claimed.due_at,
-        // Unknown here (not stored); the backoff paths do not use it.
-        status_since: None,
-        now,
-        due_soon_lead: lead,
-        jitter: fastrand::f64(),
-    };
-    let decision = policy::decide(&facts, &ctx.settings.poll);
-    if decision == Decision::GiveUpNotFound {
-        warn!("not found for longer than the grace period: watch ended");
-    }
-    let not_found_since = match outcome {
-        PollOutcome::NotFound { since } => Some(since),
-        _ => None,
-    };
-    let kind = RecordKind::Failed {
-        error: error.to_string(),
-        attempts,
-        not_found_since,
-        decision,
-        // Deadlines keep approaching while the API is unreachable: flag from what we knew.
-        flags: flags_that_apply(status, claimed.due_at, now, lead),
-    };
-    PollRecord { claimed, now, kind }
-}
-
-fn rejected(ctx: &Context, claimed: Claimed, reason: &str) -> PollRecord {
-    warn!(id = %String::from_utf8_lossy(&claimed.raw_id).chars().take(64).collect::<String>(), reason, "id rejected: watch ended");
-    PollRecord {
-        claimed,
-        now: ctx.clock.now(),
-        kind: RecordKind::Rejected {
-            reason: reason.to_owned(),
-        },
     }
 }

@@ -1,0 +1,95 @@
+//! The composition root: builds the running daemon from its settings (store,
+//! watcher, liveness, notifier, background tasks), runs it until `shutdown`
+//! resolves, and takes it down in order (loop, then tasks, then the pool).
+//! Shutdown is a parameter: the CLI passes [`shutdown_signal`], tests pass
+//! whatever future they like.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::Clock;
+use crate::ops::health::Liveness;
+use crate::ops::notify::Notifier;
+use crate::settings::Settings;
+use crate::store::Store;
+use crate::watcher::Watcher;
+
+/// Opens (creating and migrating if needed) the database the settings name.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    Store::open_migrated(&settings.database)
+        .await
+        .with_context(|| {
+            format!(
+                "while opening the database {}",
+                settings.database.path.display()
+            )
+        })
+}
+
+/// Runs the daemon until `shutdown` resolves.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    settings
+        .validate_credentials()
+        .context("while checking the credentials")?;
+    let store = open_store(&settings).await?;
+    let listener = crate::ops::http::bind(&settings.http).await?;
+    let stall_after = Liveness::stall_after(&settings);
+    let watcher = Watcher::new(settings, store.clone(), Clock::real())
+        .context("while building the API client")?;
+    let liveness = Liveness::new(watcher.progress(), stall_after);
+    let notifier = Arc::new(Notifier::from_env());
+    let background = CancellationToken::new();
+    let tasks = crate::ops::tasks::start(
+        listener,
+        store.clone(),
+        liveness,
+        notifier.clone(),
+        background.clone(),
+    );
+    tracing::info!("issuance-watcher started");
+    notifier.ready("started".to_owned()).await;
+    let token = CancellationToken::new();
+    let loop_token = token.clone();
+    let mut watching = std::pin::pin!(async move { watcher.run(loop_token).await });
+    let result = tokio::select! {
+        result = &mut watching => result,
+        () = shutdown => {
+            notifier.stopping().await;
+            token.cancel();
+            watching.await
+        }
+    };
+    background.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await;
+    store.close().await;
+    result.context("while watching")?;
+    tracing::info!("issuance-watcher stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,153 @@
+//! The commands that read or feed the database: `add`, `list`, `show`, `flags`.
+//! Each opens the store, does one thing and prints it for a person (a table)
+//! or for a script (`--json`).
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{Context as _, bail};
+
+use super::output::print_json;
+use crate::app::open_store;
+use crate::settings::Settings;
+
+pub(super) async fn add(settings: &Settings, mut ids: Vec<String>) -> anyhow::Result<()> {
+    if ids.is_empty() || ids == ["-"] {
+        ids.clear();
+        let stdin = std::io::stdin();
+        if stdin.is_terminal() {
+            bail!("no ids given: pass them as arguments or one per line on stdin");
+        }
+        for line in stdin.lock().lines() {
+            let line = line.context("while reading ids from stdin")?;
+            let id = line.trim();
+            if !id.is_empty() {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+    for id in &ids {
+        if let Some(reason) = crate::api::reject_reason(id) {
+            bail!(
+                "refusing id {:?}: {reason}",
+                id.chars().take(64).collect::<String>()
+            );
+        }
+    }
+    let store = open_store(settings).await?;
+    let added = store.add_ids(&ids).await.context("while adding ids")?;
+    println!(
+        "{added} added, {} already watched",
+        ids.len() as u64 - added
+    );
+    Ok(())
+}
+
+pub(super) async fn list(
+    settings: &Settings,
+    status: Option<String>,
+    limit: i64,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let status = status.map(|s| s.to_uppercase());
+    let rows = store.list(status.as_deref(), limit).await?;
+    if json {
+        return print_json(&rows);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<20} {:<10} {:>10} {:<24} {:<10} {:>5}  LAST ERROR",
+        "ID", "STATUS", "AMOUNT", "DUE (UTC)", "WATCH", "POLLS"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:<20} {:<10} {:>10} {:<24} {:<10} {:>5}  {}",
+            r.id,
+            r.status.as_deref().unwrap_or("-"),
+            r.amount
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.vbank_due_at.as_deref().unwrap_or("-"),
+            r.watch,
+            r.polls,
+            r.last_error.as_deref().unwrap_or("")
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) async fn show(settings: &Settings, id: &str, json: bool) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let Some(issuance) = store.issuance(id).await? else {
+        bail!("issuance {id:?} is not in the database");
+    };
+    let transitions = store.transitions_of(id).await?;
+    let flags = store.flags(Some(id)).await?;
+    if json {
+        return print_json(
+            &serde_json::json!({ "issuance": issuance, "transitions": transitions, "flags": flags }),
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    let fields = serde_json::to_value(&issuance)?;
+    if let serde_json::Value::Object(map) = fields {
+        for (key, value) in map {
+            let shown = match value {
+                serde_json::Value::Null => "-".to_owned(),
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            writeln!(out, "{key:<22} {shown}")?;
+        }
+    }
+    writeln!(out, "\ntransitions:")?;
+    for t in transitions {
+        let anomaly = t.anomaly.map(|a| format!("  [{a}]")).unwrap_or_default();
+        writeln!(
+            out,
+            "  {}  {:>9} -> {:<9}{anomaly}",
+            t.observed_at,
+            t.from_status.as_deref().unwrap_or("-"),
+            t.to_status
+        )?;
+    }
+    writeln!(out, "\nflags:")?;
+    for f in flags {
+        writeln!(
+            out,
+            "  {:<8}  raised {}  cleared {}",
+            f.kind,
+            f.raised_at,
+            f.cleared_at.as_deref().unwrap_or("-")
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) async fn flags(settings: &Settings, json: bool) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let rows = store.flags(None).await?;
+    if json {
+        return print_json(&rows);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<20} {:<9} {:<10} {:<24} RAISED",
+        "ID", "FLAG", "STATUS", "DUE (UTC)"
+    )?;
+    for f in rows {
+        writeln!(
+            out,
+            "{:<20} {:<9} {:<10} {:<24} {}",
+            f.issuance_id,
+            f.kind,
+            f.status.as_deref().unwrap_or("-"),
+            f.vbank_due_at.as_deref().unwrap_or("-"),
+            f.raised_at
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! The command line: parse, load settings, dispatch to [`crate::app`] (the
+//! daemon) or to a [`commands`] function. Errors reach the user here
+//! as one `error:` line with their context chain, and a non-zero exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+use crate::app::shutdown_signal;
+
+use crate::settings::{LogFormat, Settings};
+
+mod commands;
+mod output;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "issuance-watcher",
+    version,
+    about = "Watches Bunjang point issuances until they settle"
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: /etc/issuance-watcher/config.toml if it exists.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format: text or json (overrides log.format).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the watcher in the foreground until SIGTERM or SIGINT.
+    Run,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Validate the configuration and print the effective settings (secret redacted).
+    CheckConfig,
+    /// Start watching issuance ids (arguments, or one per line on stdin).
+    Add { ids: Vec<String> },
+    /// List issuances.
+    List {
+        /// Only this status (WAITED, READY, DONE, CANCELLED, FAIL, or UNSEEN).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one issuance with its transitions and flags.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open DUE_SOON / OVERDUE flags.
+    Flags {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the Bunjang point-API simulator (for trying the watcher without credentials).
+    Simulate(crate::sim::cli::SimulateArgs),
+    /// The whole job in about a minute: simulator, charges, watcher, ground-truth check.
+    Demo(crate::tools::demo::DemoArgs),
+}
+
+/// Entry point used by `main.rs`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let mut settings =
+        Settings::load(cli.config.as_deref()).context("while loading the configuration")?;
+    if let Some(format) = cli.log_format {
+        settings.log.format = match format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+    }
+    Ok(settings)
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    // The simulator and the demo bring their own settings: no configuration needed.
+    match cli.command {
+        Command::Simulate(args) => {
+            crate::ops::telemetry::init(LogFormat::Text, std::io::stderr);
+            return crate::sim::cli::run(args, shutdown_signal()).await;
+        }
+        Command::Demo(args) => {
+            crate::ops::telemetry::init_quiet();
+            return crate::tools::demo::run(args, shutdown_signal()).await;
+        }
+        _ => {}
+    }
+    let settings = load_settings(&cli)?;
+    crate::ops::telemetry::init(settings.log.format, std::io::stderr);
+    match cli.command {
+        Command::Run => crate::app::run(settings, shutdown_signal()).await,
+        Command::CheckConfig => {
+            settings
+                .validate_credentials()
+                .context("while checking the credentials")?;
+            print!("{}", settings.to_redacted_toml());
+            Ok(())
+        }
+        Command::Migrate => {
+            crate::app::open_store(&settings).await?;
+            println!(
+                "database {} is up to date",
+                settings.database.path.display()
+            );
+            Ok(())
+        }
+        Command::Add { ids } => commands::add(&settings, ids).await,
+        Command::List {
+            status,
+            limit,
+            json,
+        } => commands::list(&settings, status, limit, json).await,
+        Command::Show { id, json } => commands::show(&settings, &id, json).await,
+        Command::Flags { json } => commands::flags(&settings, json).await,
+        Command::Simulate(_) | Command::Demo(_) => {
+            bail!("internal error: this command was dispatched above")
+        }
+    }
+}

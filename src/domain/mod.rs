@@ -1,0 +1,16 @@
+//! The leaf vocabulary every other part speaks: issuance statuses, flag kinds,
+//! what a lookup observed, what the policy decided, the two time formats and
+//! the business clock. Nothing here depends on any other part of the crate.
+
+pub mod clock;
+pub mod decision;
+pub mod flag;
+pub mod observation;
+pub mod status;
+pub mod timefmt;
+
+pub use clock::Clock;
+pub use decision::Decision;
+pub use flag::FlagKind;
+pub use observation::{Observation, Vbank};
+pub use status::Status;

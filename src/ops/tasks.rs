@@ -1,0 +1,107 @@
+//! The background tasks of a running daemon, started and stopped together:
+//! the HTTP listener (if bound), the status line and gauge refresher, and the
+//! systemd watchdog.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::ops::health::Liveness;
+use crate::ops::http::router;
+use crate::ops::metrics::install_recorder;
+use crate::ops::notify::Notifier;
+use crate::ops::snapshot::{Snapshot, status_line};
+use crate::store::Store;
+
+/// How often the status line and the database gauges are refreshed.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
+/// A status query that takes longer than this is skipped (the database is busy).
+const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Starts the background tasks of a running daemon: the HTTP listener (if
+/// bound), the status/gauge refresher and the watchdog. They stop when `token`
+/// is cancelled; wait for them on the returned tracker.
+pub fn start(
+    listener: Option<tokio::net::TcpListener>,
+    store: Store,
+    liveness: Liveness,
+    notifier: Arc<Notifier>,
+    token: CancellationToken,
+) -> TaskTracker {
+    let tracker = TaskTracker::new();
+    let metrics = listener.as_ref().and_then(|_| install_recorder());
+    if let Some(listener) = listener {
+        let addr: Option<SocketAddr> = listener.local_addr().ok();
+        info!(addr = ?addr, "serving /healthz and /metrics");
+        let app = router(liveness.clone(), metrics.clone());
+        let stop = token.clone();
+        tracker.spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                warn!(error = %e, "the HTTP listener stopped");
+            }
+        });
+    }
+    let refresh_liveness = liveness.clone();
+    let refresh_notifier = notifier.clone();
+    let refresh_token = token.clone();
+    tracker.spawn(async move {
+        refresh(
+            store,
+            refresh_liveness,
+            refresh_notifier,
+            metrics,
+            refresh_token,
+        )
+        .await;
+    });
+    tracker.spawn(crate::ops::notify::watchdog(notifier, liveness, token));
+    tracker.close();
+    tracker
+}
+
+/// Every [`REFRESH_EVERY`]: reads the counts, updates the gauges and the `STATUS=` line.
+async fn refresh(
+    store: Store,
+    liveness: Liveness,
+    notifier: Arc<Notifier>,
+    metrics: Option<PrometheusHandle>,
+    token: CancellationToken,
+) {
+    if !notifier.enabled() && metrics.is_none() {
+        return;
+    }
+    loop {
+        match tokio::time::timeout(QUERY_TIMEOUT, Snapshot::read(&store)).await {
+            Ok(Ok(snapshot)) => {
+                if let Some(handle) = &metrics {
+                    crate::ops::metrics::db_gauges(
+                        crate::ops::snapshot::WATCHED_STATUSES,
+                        &snapshot.active_by_status,
+                        snapshot.due_soon,
+                        snapshot.wal_bytes,
+                    );
+                    crate::ops::metrics::progress_gauges(liveness.progress());
+                    handle.run_upkeep();
+                }
+                notifier
+                    .status(status_line(&snapshot, liveness.progress(), Utc::now()))
+                    .await;
+            }
+            Ok(Err(e)) => debug!(error = %e, "cannot read counts for the status line"),
+            Err(_) => debug!("counts for the status line took too long; skipped"),
+        }
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(REFRESH_EVERY) => {}
+        }
+    }
+}
