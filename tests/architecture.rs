@@ -46,12 +46,7 @@ fn modules() -> BTreeMap<Vec<String>, String> {
 
 /// The module paths a file's text refers to, resolved against the known modules
 /// (the longest known prefix of each `crate::a::b::Item` or `super::x` path).
-fn uses(
-    module: &[String],
-    is_dir: bool,
-    text: &str,
-    known: &BTreeSet<Vec<String>>,
-) -> BTreeSet<Vec<String>> {
+fn uses(module: &[String], text: &str, known: &BTreeSet<Vec<String>>) -> BTreeSet<Vec<String>> {
     let mut found = BTreeSet::new();
     let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
     for (start, _) in text
@@ -68,16 +63,11 @@ fn uses(
             .take_while(|s| !s.is_empty())
             .collect();
         let mut base: Vec<String> = Vec::new();
-        let mut i = 0;
-        if segments.first() == Some(&"crate") {
-            i = 1;
-        } else {
-            // `super` in `a/b.rs` is `a`; in `a/b/mod.rs` it is also `a`.
+        let mut i = 1;
+        if segments.first() == Some(&"super") {
+            // `super` of module `a::b` (file `a/b.rs` or `a/b/mod.rs`) is `a`.
             base = module.to_vec();
-            if !is_dir || base.len() > 0 {
-                base.pop();
-            }
-            i = 1;
+            base.pop();
             while segments.get(i) == Some(&"super") {
                 base.pop();
                 i += 1;
@@ -101,13 +91,9 @@ fn uses(
 fn graph() -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
     let modules = modules();
     let known: BTreeSet<Vec<String>> = modules.keys().cloned().collect();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     modules
         .iter()
-        .map(|(module, text)| {
-            let is_dir = src.join(module.join("/")).is_dir();
-            (module.clone(), uses(module, is_dir, text, &known))
-        })
+        .map(|(module, text)| (module.clone(), uses(module, text, &known)))
         .collect()
 }
 
@@ -193,13 +179,11 @@ fn the_checker_sees_a_cycle_when_there_is_one() {
     .collect();
     let a = uses(
         &known.iter().next().unwrap().clone(),
-        false,
         "use super::b::X;",
         &known,
     );
     let b = uses(
         &known.iter().nth(1).unwrap().clone(),
-        false,
         "crate::store::a::f()",
         &known,
     );
@@ -212,7 +196,7 @@ fn the_checker_sees_a_cycle_when_there_is_one() {
         BTreeSet::from([vec!["store".to_owned(), "a".to_owned()]])
     );
     // `issuance_watcher::` and `$crate::` are not this crate's paths in source.
-    assert!(uses(&["x".into()], false, "issuance_watcher::store::a", &known).is_empty());
+    assert!(uses(&["x".into()], "issuance_watcher::store::a", &known).is_empty());
 }
 
 #[test]
