@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context as _, bail};
 
-use super::output::print_json;
+use super::output::{print_json, print_text};
 use crate::app::open_store;
 use crate::settings::Settings;
 
@@ -35,11 +35,10 @@ pub(super) async fn add(settings: &Settings, mut ids: Vec<String>) -> anyhow::Re
     }
     let store = open_store(settings).await?;
     let added = store.add_ids(&ids).await.context("while adding ids")?;
-    println!(
-        "{added} added, {} already watched",
+    print_text(&format!(
+        "{added} added, {} already watched\n",
         ids.len() as u64 - added
-    );
-    Ok(())
+    ))
 }
 
 pub(super) async fn list(
@@ -50,7 +49,13 @@ pub(super) async fn list(
 ) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
     let status = status.map(|s| s.to_uppercase());
-    let rows = store.list(status.as_deref(), limit).await?;
+    // One row more than asked for tells whether the limit cut the list.
+    let mut rows = store
+        .list(status.as_deref(), limit.saturating_add(1))
+        .await?;
+    let shown = usize::try_from(limit).unwrap_or(usize::MAX);
+    let truncated = rows.len() > shown;
+    rows.truncate(shown);
     if json {
         return print_json(&rows);
     }
@@ -74,6 +79,10 @@ pub(super) async fn list(
             r.polls,
             r.last_error.as_deref().unwrap_or("")
         )?;
+    }
+    if truncated {
+        // On stderr, so that the table stays a table for scripts.
+        eprintln!("(stopped at --limit {limit}; there may be more)");
     }
     Ok(())
 }

@@ -47,25 +47,33 @@ pub enum Command {
     /// Validate the configuration and print the effective settings (secret redacted).
     CheckConfig,
     /// Start watching issuance ids (arguments, or one per line on stdin).
-    Add { ids: Vec<String> },
-    /// List issuances.
+    Add {
+        /// Issuance ids as Bunjang returned them; none or `-`: read one per line from stdin.
+        ids: Vec<String>,
+    },
+    /// List issuances, oldest added first.
     List {
-        /// Only this status (WAITED, READY, DONE, CANCELLED, FAIL, or UNSEEN).
-        #[arg(long)]
+        /// Only issuances with this last seen status (UNSEEN: not answered yet).
+        #[arg(long, ignore_case = true, value_parser = ["WAITED", "READY", "DONE", "CANCELLED", "FAIL", "UNSEEN"])]
         status: Option<String>,
-        #[arg(long, default_value_t = 1000)]
+        /// At most this many rows (the table says when it stopped there).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
+        /// Print JSON (an array of rows with the database's column names) instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Show one issuance with its transitions and flags.
     Show {
+        /// The issuance id.
         id: String,
+        /// Print JSON (`issuance`, `transitions`, `flags`) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Open DUE_SOON / OVERDUE flags.
     Flags {
+        /// Print JSON (an array of flags) instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -90,6 +98,8 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `list | head -1`: the reader has all it wanted; that is a normal end.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -113,7 +123,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     // The simulator and the demo bring their own settings: no configuration needed.
     match cli.command {
         Command::Simulate(args) => {
-            crate::ops::telemetry::init(LogFormat::Text, std::io::stderr);
+            crate::ops::telemetry::init_stderr(LogFormat::Text);
             return crate::sim::cli::run(args, shutdown_signal()).await;
         }
         Command::Demo(args) => {
@@ -123,23 +133,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         _ => {}
     }
     let settings = load_settings(&cli)?;
-    crate::ops::telemetry::init(settings.log.format, std::io::stderr);
+    crate::ops::telemetry::init_stderr(settings.log.format);
     match cli.command {
         Command::Run => crate::app::run(settings, shutdown_signal()).await,
         Command::CheckConfig => {
             settings
                 .validate_credentials()
                 .context("while checking the credentials")?;
-            print!("{}", settings.to_redacted_toml());
-            Ok(())
+            output::print_text(&settings.to_redacted_toml())
         }
         Command::Migrate => {
+            // Said apart, so that a typo in `database.path` does not pass for an upgrade.
+            let existed = settings.database.path.exists();
             crate::app::open_store(&settings).await?;
-            println!(
-                "database {} is up to date",
-                settings.database.path.display()
-            );
-            Ok(())
+            let path = settings.database.path.display();
+            output::print_text(&if existed {
+                format!("database {path} is up to date\n")
+            } else {
+                format!("database {path} created with the current schema\n")
+            })
         }
         Command::Add { ids } => commands::add(&settings, ids).await,
         Command::List {

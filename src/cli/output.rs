@@ -1,4 +1,6 @@
-//! Output shared by the commands.
+//! Output shared by the commands. Everything goes through `write!` on a locked
+//! stdout, never `println!` (which panics when the reader has gone away), and a
+//! closed pipe ends the command quietly with success ([`is_broken_pipe`]).
 
 use std::io::Write;
 
@@ -8,4 +10,50 @@ pub(super) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     Ok(())
+}
+
+/// Text on stdout, as it is (include the final newline).
+pub(super) fn print_text(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Whether `error` is, somewhere in its chain, a write to a closed pipe
+/// (`issuance-watcher list | head -1`): the reader has what it wanted.
+pub(super) fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| {
+                cause
+                    .downcast_ref::<serde_json::Error>()
+                    .and_then(serde_json::Error::io_error_kind)
+            })
+            == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, ErrorKind};
+
+    use anyhow::Context as _;
+
+    use super::is_broken_pipe;
+
+    #[test]
+    fn a_closed_pipe_is_recognised_through_context_and_json() {
+        let plain = anyhow::Error::new(Error::from(ErrorKind::BrokenPipe));
+        assert!(is_broken_pipe(&plain));
+        let wrapped: anyhow::Result<()> =
+            Err(Error::from(ErrorKind::BrokenPipe)).context("while listing");
+        assert!(is_broken_pipe(&wrapped.unwrap_err()));
+        let json = anyhow::Error::new(serde_json::Error::io(Error::from(ErrorKind::BrokenPipe)));
+        assert!(is_broken_pipe(&json));
+        let other = anyhow::Error::new(Error::from(ErrorKind::PermissionDenied));
+        assert!(!is_broken_pipe(&other));
+    }
 }
