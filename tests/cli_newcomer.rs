@@ -173,3 +173,30 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
         "escape codes in a log file:\n{logged}"
     );
 }
+
+/// The keys of the first JSON object nested `depth` levels deep in pretty output, in order.
+fn keys_at(pretty: &str, indent: usize) -> Vec<String> {
+    let prefix = " ".repeat(indent);
+    pretty
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{prefix}\"")))
+        .take_while(|l| {
+            l.starts_with(&format!("{prefix}\"")) || l.starts_with(&format!("{prefix} "))
+        })
+        .filter(|l| l.starts_with(&format!("{prefix}\"")))
+        .filter_map(|l| l.trim().split('"').nth(1).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn show_and_list_json_give_an_issuance_its_keys_in_the_same_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_with(dir.path(), 1);
+    let list = text(&run(watcher(&db).args(["list", "--json"])).stdout);
+    let show = text(&run(watcher(&db).args(["show", "100000", "--json"])).stdout);
+    // `[ {` puts a row's keys at 4 spaces; `{ "issuance": {` puts them at 4 too.
+    let listed = keys_at(&list, 4);
+    let shown = keys_at(&show, 4);
+    assert!(listed.len() > 10 && listed[0] == "id", "{listed:?}");
+    assert_eq!(shown, listed);
+}

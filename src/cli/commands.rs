@@ -9,6 +9,7 @@ use anyhow::{Context as _, bail};
 use super::output::{print_json, print_text};
 use crate::app::open_store;
 use crate::settings::Settings;
+use crate::store::{FlagRow, IssuanceRow, TransitionRow};
 
 pub(super) async fn add(settings: &Settings, mut ids: Vec<String>) -> anyhow::Result<()> {
     if ids.is_empty() || ids == ["-"] {
@@ -95,21 +96,22 @@ pub(super) async fn show(settings: &Settings, id: &str, json: bool) -> anyhow::R
     let transitions = store.transitions_of(id).await?;
     let flags = store.flags(Some(id)).await?;
     if json {
-        return print_json(
-            &serde_json::json!({ "issuance": issuance, "transitions": transitions, "flags": flags }),
-        );
+        // A struct, not `json!`: its fields keep their order, the same as `list --json`'s.
+        #[derive(serde::Serialize)]
+        struct Shown<'a> {
+            issuance: &'a IssuanceRow,
+            transitions: &'a [TransitionRow],
+            flags: &'a [FlagRow],
+        }
+        return print_json(&Shown {
+            issuance: &issuance,
+            transitions: &transitions,
+            flags: &flags,
+        });
     }
     let mut out = std::io::stdout().lock();
-    let fields = serde_json::to_value(&issuance)?;
-    if let serde_json::Value::Object(map) = fields {
-        for (key, value) in map {
-            let shown = match value {
-                serde_json::Value::Null => "-".to_owned(),
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            writeln!(out, "{key:<22} {shown}")?;
-        }
+    for (key, value) in issuance_fields(&issuance) {
+        writeln!(out, "{key:<22} {}", value.as_deref().unwrap_or("-"))?;
     }
     writeln!(out, "\ntransitions:")?;
     for t in transitions {
@@ -159,4 +161,68 @@ pub(super) async fn flags(settings: &Settings, json: bool) -> anyhow::Result<()>
         )?;
     }
     Ok(())
+}
+
+/// An issuance's columns for a person: what they look for first (id, status,
+/// amount, deadline, where to pay), then the watcher's bookkeeping.
+fn issuance_fields(r: &IssuanceRow) -> Vec<(&'static str, Option<String>)> {
+    let text = |v: &Option<String>| v.clone();
+    vec![
+        ("id", Some(r.id.clone())),
+        ("status", text(&r.status)),
+        ("amount", r.amount.map(|a| a.to_string())),
+        ("vbank_due_at", text(&r.vbank_due_at)),
+        ("bank_name", text(&r.bank_name)),
+        ("vbank_account_number", text(&r.vbank_account_number)),
+        ("vbank_holder_name", text(&r.vbank_holder_name)),
+        ("created_at", text(&r.created_at)),
+        ("modified_at", text(&r.modified_at)),
+        ("watch", Some(r.watch.clone())),
+        ("next_poll_at", Some(r.next_poll_at.clone())),
+        ("polls", Some(r.polls.to_string())),
+        ("attempts", Some(r.attempts.to_string())),
+        ("last_polled_at", text(&r.last_polled_at)),
+        ("last_seen_at", text(&r.last_seen_at)),
+        ("last_error", text(&r.last_error)),
+        ("added_at", Some(r.added_at.clone())),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_lists_every_column_once_with_the_essentials_first() {
+        let row = IssuanceRow {
+            id: "42".into(),
+            status: Some("READY".into()),
+            amount: Some(10_000),
+            created_at: None,
+            modified_at: None,
+            vbank_due_at: Some("2026-12-03T14:59:59Z".into()),
+            vbank_account_number: None,
+            bank_name: None,
+            vbank_holder_name: None,
+            watch: "active".into(),
+            next_poll_at: "2026-12-02T10:00:00Z".into(),
+            attempts: 0,
+            polls: 1,
+            last_polled_at: None,
+            last_seen_at: None,
+            last_error: None,
+            added_at: "2026-12-02T09:00:00Z".into(),
+        };
+        let shown: Vec<&str> = issuance_fields(&row).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(shown[..4], ["id", "status", "amount", "vbank_due_at"]);
+        // A column added to the row later must be added here too.
+        let serde_json::Value::Object(columns) = serde_json::to_value(&row).unwrap() else {
+            panic!("a row serialises as an object");
+        };
+        let mut expected: Vec<&str> = columns.keys().map(String::as_str).collect();
+        let mut got = shown.clone();
+        expected.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, expected);
+    }
 }

@@ -38,7 +38,10 @@ pub fn start(
     let metrics = listener.as_ref().and_then(|_| install_recorder());
     if let Some(listener) = listener {
         let addr: Option<SocketAddr> = listener.local_addr().ok();
-        info!(addr = ?addr, "serving /healthz and /metrics");
+        info!(
+            addr = addr.map(tracing::field::display),
+            "serving /healthz and /metrics"
+        );
         let app = router(liveness.clone(), metrics.clone());
         let stop = token.clone();
         tracker.spawn(async move {

@@ -46,9 +46,10 @@ pub(super) async fn poll_one(ctx: Arc<Context>, claimed: Claimed) -> PollRecord 
         ctx.progress.polled(1);
         crate::ops::metrics::polled(&answer);
         debug!(
-            status = ?answer.http_status,
+            // Options as values: omitted when absent, never `Some(..)` in a log line.
+            http_status = answer.http_status,
             latency_ms = answer.latency.as_millis() as u64,
-            result = ?answer.result.as_ref().map(|o| o.status),
+            status = answer.result.as_ref().ok().map(|o| o.status.as_str()),
             "polled"
         );
         honour_retry_after(&ctx, &answer);
@@ -74,7 +75,7 @@ fn honour_retry_after(ctx: &Context, answer: &Answer) {
     {
         crate::ops::metrics::pause_started("retry_after");
         ctx.progress.paused_for(pause);
-        warn!(pause = ?pause, http_status = ?answer.http_status, "API asked us to wait (Retry-After): pausing all polling");
+        warn!(pause = ?pause, http_status = answer.http_status, "API asked us to wait (Retry-After): pausing all polling");
     }
 }
 
