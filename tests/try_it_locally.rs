@@ -1,0 +1,151 @@
+//! The README's "Try it locally" walk, step by step, with the shipped
+//! `config/local.toml`: start the simulator, start the watcher, create a charge
+//! on the simulator, add it, fake the deposit, and see it settle in `show`.
+//! Only the port and the database path differ from the README (environment
+//! overrides), so that parallel test runs do not collide.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
+
+/// Kills the child when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `issuance-watcher --config config/local.toml ARGS`, pointed at `base_url` and `db`.
+fn local(base_url: &str, db: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--config", "config/local.toml"])
+        .env_remove("RUST_LOG")
+        .env("ISSUANCE_WATCHER__API__BASE_URL", base_url)
+        .env("ISSUANCE_WATCHER__DATABASE__PATH", db)
+        .env("ISSUANCE_WATCHER__HTTP__LISTEN", "");
+    cmd
+}
+
+fn show(base_url: &str, db: &std::path::Path, id: &str) -> serde_json::Value {
+    let out = local(base_url, db)
+        .args(["show", id, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_walk_from_a_charge_to_a_settled_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("watcher.db");
+    // Step 1: the simulator, as the README starts it (but on a free port).
+    let mut sim = Command::new(BIN)
+        .args(["simulate", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(sim.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _sim = Running(sim);
+    let base_url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    // Step 2: the watcher with the shipped local configuration.
+    let _watcher = Running(
+        local(&base_url, &db)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Step 3: a charge on the simulator, its id printed.
+    let http = reqwest::Client::new();
+    let seeded = http
+        .post(format!("{base_url}/_sim/seed"))
+        .header("content-type", "application/json")
+        .body(r#"{"count": 1, "amount": 10000}"#)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let seeded: serde_json::Value = serde_json::from_slice(&seeded).unwrap();
+    let id = seeded["ids"][0].as_str().expect("an id").to_owned();
+    // Step 4: watch it.
+    let out = local(&base_url, &db).args(["add", &id]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (b, d, i) = (base_url.clone(), db.clone(), id.clone());
+    tokio::task::spawn_blocking(move || {
+        wait_for(
+            "READY with a virtual account",
+            Duration::from_secs(60),
+            || {
+                let shown = show(&b, &d, &i);
+                shown["issuance"]["status"] == "READY"
+                    && shown["issuance"]["vbank_account_number"].is_string()
+            },
+        )
+    })
+    .await
+    .unwrap();
+    // Step 5: the payer transfers (faked on the simulator).
+    let paid = http
+        .post(format!("{base_url}/_sim/issuances/{id}/status"))
+        .header("content-type", "application/json")
+        .body(r#"{"status": "DONE"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(paid.status().is_success(), "{:?}", paid.text().await);
+    // Step 6: the watcher records it within local.toml's 5 s READY ceiling.
+    let (b, d, i) = (base_url.clone(), db.clone(), id.clone());
+    let shown = tokio::task::spawn_blocking(move || {
+        let mut last = serde_json::Value::Null;
+        wait_for("DONE", Duration::from_secs(30), || {
+            last = show(&b, &d, &i);
+            last["issuance"]["status"] == "DONE"
+        });
+        last
+    })
+    .await
+    .unwrap();
+    assert_eq!(shown["issuance"]["watch"], "settled");
+    let path: Vec<&str> = shown["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["to_status"].as_str().unwrap())
+        .collect();
+    assert_eq!(path.last(), Some(&"DONE"), "{path:?}");
+    assert!(path.contains(&"READY"), "{path:?}");
+}
