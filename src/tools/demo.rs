@@ -32,7 +32,10 @@ pub struct DemoArgs {
     /// The SQLite file to create (replaced if it exists).
     #[arg(long, default_value = "demo.db")]
     pub database: PathBuf,
-    /// Seed of the simulated lifecycles (same seed, same run).
+    /// Seed of the simulator's random draws: the same seed gives the same charges and
+    /// the same sequence of draws. Counts still vary from run to run (DUE_SOON flags,
+    /// lookups, which intermediate statuses are seen), because the watcher's polls are
+    /// scheduled in real time and land on the accelerated clock a little differently each run.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Give up after this long (real time).
