@@ -45,12 +45,33 @@ fn show(base_url: &str, db: &std::path::Path, id: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// `show ID --json` again and again (off the runtime: it runs a process) until
+/// `done` holds of what it prints, which is returned; fails after `seconds`.
+async fn show_until(
+    base_url: &str,
+    db: &std::path::Path,
+    id: &str,
+    what: &'static str,
+    seconds: u64,
+    done: impl Fn(&serde_json::Value) -> bool + Send + 'static,
+) -> serde_json::Value {
+    let (base_url, db, id) = (base_url.to_owned(), db.to_owned(), id.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let shown = show(&base_url, &db, &id);
+            if done(&shown) {
+                return shown;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {shown}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -104,20 +125,18 @@ async fn the_readme_walk_from_a_charge_to_a_settled_row() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (b, d, i) = (base_url.clone(), db.clone(), id.clone());
-    tokio::task::spawn_blocking(move || {
-        wait_for(
-            "READY with a virtual account",
-            Duration::from_secs(60),
-            || {
-                let shown = show(&b, &d, &i);
-                shown["issuance"]["status"] == "READY"
-                    && shown["issuance"]["vbank_account_number"].is_string()
-            },
-        )
-    })
-    .await
-    .unwrap();
+    show_until(
+        &base_url,
+        &db,
+        &id,
+        "READY with a virtual account",
+        60,
+        |shown| {
+            shown["issuance"]["status"] == "READY"
+                && shown["issuance"]["vbank_account_number"].is_string()
+        },
+    )
+    .await;
     // Step 5: the payer transfers (faked on the simulator).
     let paid = http
         .post(format!("{base_url}/_sim/issuances/{id}/status"))
@@ -128,17 +147,10 @@ async fn the_readme_walk_from_a_charge_to_a_settled_row() {
         .unwrap();
     assert!(paid.status().is_success(), "{:?}", paid.text().await);
     // Step 6: the watcher records it within local.toml's 5 s READY ceiling.
-    let (b, d, i) = (base_url.clone(), db.clone(), id.clone());
-    let shown = tokio::task::spawn_blocking(move || {
-        let mut last = serde_json::Value::Null;
-        wait_for("DONE", Duration::from_secs(30), || {
-            last = show(&b, &d, &i);
-            last["issuance"]["status"] == "DONE"
-        });
-        last
+    let shown = show_until(&base_url, &db, &id, "DONE", 30, |shown| {
+        shown["issuance"]["status"] == "DONE"
     })
-    .await
-    .unwrap();
+    .await;
     assert_eq!(shown["issuance"]["watch"], "settled");
     let path: Vec<&str> = shown["transitions"]
         .as_array()
