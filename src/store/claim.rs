@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
 use super::rows::encode_rows;
-use super::{Context, Store, StoreError};
+use super::{Context, Store, StoreError, sql};
 use crate::domain::timefmt::{from_db, to_db};
 
 /// A due issuance, leased to this process until the lease expiry it was given.
@@ -21,6 +21,14 @@ pub struct Claimed {
 
 type ClaimRow = (Vec<u8>, Option<String>, Option<String>, i64, Option<String>);
 
+/// A lease to end early, as a row of [`sql::RELEASE_LEASES`].
+#[derive(serde::Serialize)]
+struct LeaseRow<'a> {
+    id: &'a str,
+    /// The lease expiry the claim gave it.
+    until: String,
+}
+
 /// What to claim: up to `limit` issuances due at `now`, leased until `until`.
 #[derive(Debug, Clone, Copy)]
 pub struct Lease {
@@ -34,19 +42,13 @@ pub(super) async fn claim_in(
     conn: &mut SqliteConnection,
     lease: &Lease,
 ) -> Result<Vec<Claimed>, StoreError> {
-    let rows: Vec<ClaimRow> = sqlx::query_as(
-        "UPDATE issuances SET next_poll_at = ?1
-         WHERE rowid IN (SELECT rowid FROM issuances
-                         WHERE watch = 'active' AND next_poll_at <= ?2
-                         ORDER BY next_poll_at LIMIT ?3)
-         RETURNING CAST(id AS BLOB), status, vbank_due_at, attempts, not_found_since",
-    )
-    .bind(to_db(lease.until))
-    .bind(to_db(lease.now))
-    .bind(i64::try_from(lease.limit).unwrap_or(i64::MAX))
-    .fetch_all(conn)
-    .await
-    .context("claiming due issuances")?;
+    let rows: Vec<ClaimRow> = sqlx::query_as(sql::CLAIM_DUE)
+        .bind(to_db(lease.until))
+        .bind(to_db(lease.now))
+        .bind(i64::try_from(lease.limit).unwrap_or(i64::MAX))
+        .fetch_all(conn)
+        .await
+        .context("claiming due issuances")?;
     Ok(rows
         .into_iter()
         .map(|(raw_id, status, due, attempts, since)| Claimed {
@@ -94,37 +96,36 @@ impl Store {
         leases: &[(Vec<u8>, DateTime<Utc>)],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let rows: Vec<(&str, String)> = leases
+        let rows: Vec<LeaseRow> = leases
             .iter()
-            .filter_map(|(id, until)| Some((std::str::from_utf8(id).ok()?, to_db(*until))))
+            .filter_map(|(id, until)| {
+                Some(LeaseRow {
+                    id: std::str::from_utf8(id).ok()?,
+                    until: to_db(*until),
+                })
+            })
             .collect();
         if rows.is_empty() {
             return Ok(0);
         }
         let rows = encode_rows(&rows)?;
-        let released = sqlx::query(
-            "UPDATE issuances SET next_poll_at = ?2
-             FROM json_each(?1) AS j
-             WHERE issuances.id = j.value ->> 0 AND issuances.next_poll_at = j.value ->> 1",
-        )
-        .bind(rows)
-        .bind(to_db(now))
-        .execute(&self.writer)
-        .await
-        .context("releasing leases")?;
+        let released = sqlx::query(sql::RELEASE_LEASES)
+            .bind(rows)
+            .bind(to_db(now))
+            .execute(&self.writer)
+            .await
+            .context("releasing leases")?;
         Ok(released.rows_affected())
     }
 
     /// When the next active issuance falls due (index-only: the partial index's minimum).
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.due_edge("SELECT min(next_poll_at) FROM issuances WHERE watch = 'active'")
-            .await
+        self.due_edge(sql::NEXT_DUE).await
     }
 
     /// When the last active issuance falls due (index-only: the partial index's maximum).
     pub async fn last_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.due_edge("SELECT max(next_poll_at) FROM issuances WHERE watch = 'active'")
-            .await
+        self.due_edge(sql::LAST_DUE).await
     }
 
     /// One end of the due range. Two statements, not one with both: SQLite
@@ -171,19 +172,15 @@ impl Store {
         spread: std::time::Duration,
     ) -> Result<u64, StoreError> {
         let spread_ms = i64::try_from(spread.as_millis()).unwrap_or(i64::MAX).max(1);
-        let result = sqlx::query(
-            "UPDATE issuances
-             SET next_poll_at = strftime('%Y-%m-%dT%H:%M:%fZ', (?1 + abs(random() % ?2)) / 1000.0, 'unixepoch')
-             WHERE watch = 'active' AND (next_poll_at < ?3 OR next_poll_at > ?4)",
-            // A NULL bound compares as unknown: that side selects nothing.
-        )
-        .bind(now.timestamp_millis())
-        .bind(spread_ms)
-        .bind(earliest.map(to_db))
-        .bind(latest.map(to_db))
-        .execute(&self.writer)
-        .await
-        .context("rescheduling issuances")?;
+        // A NULL bound compares as unknown: that side selects nothing.
+        let result = sqlx::query(sql::RESPREAD_OUTSIDE)
+            .bind(now.timestamp_millis())
+            .bind(spread_ms)
+            .bind(earliest.map(to_db))
+            .bind(latest.map(to_db))
+            .execute(&self.writer)
+            .await
+            .context("rescheduling issuances")?;
         Ok(result.rows_affected())
     }
 }
@@ -316,11 +313,11 @@ mod tests {
     #[tokio::test]
     async fn the_claim_query_uses_the_due_index_not_a_table_scan() {
         let (store, _dir) = temp_store().await;
-        let details = query_plan(&store, "EXPLAIN QUERY PLAN SELECT id FROM issuances WHERE watch = 'active' AND next_poll_at <= ?1 ORDER BY next_poll_at LIMIT ?2").await;
+        let details = query_plan(&store, sql::CLAIM_DUE).await;
         assert!(
             details
                 .iter()
-                .any(|d| d.contains("USING INDEX issuances_due")),
+                .any(|d| d.starts_with("SEARCH issuances USING COVERING INDEX issuances_due")),
             "{details:?}"
         );
         assert!(
@@ -332,28 +329,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn active_counts_read_only_the_active_index() {
+    async fn the_due_edges_read_one_end_of_the_due_index_and_releases_go_by_id() {
         let (store, _dir) = temp_store().await;
-        let details = query_plan(&store, "EXPLAIN QUERY PLAN SELECT status, count(*) FROM issuances WHERE watch = 'active' GROUP BY status").await;
+        for statement in [sql::NEXT_DUE, sql::LAST_DUE] {
+            let details = query_plan(&store, statement).await;
+            assert_eq!(
+                details,
+                ["SEARCH issuances USING COVERING INDEX issuances_due"],
+                "{statement}"
+            );
+        }
+        let details = query_plan(&store, sql::RELEASE_LEASES).await;
         assert!(
             details
                 .iter()
-                .any(|d| d.contains("COVERING INDEX issuances_active_by_status")),
+                .any(|d| d.starts_with("SEARCH issuances USING INDEX sqlite_autoindex_issuances_1")),
             "{details:?}"
         );
-        sqlx::query(
-            "INSERT INTO issuances (id, status) VALUES ('a', 'READY'), ('b', 'READY'), ('c', NULL)",
-        )
-        .execute(store.pool())
-        .await
-        .unwrap();
-        sqlx::query("INSERT INTO issuances (id, status, watch) VALUES ('d', 'DONE', 'settled')")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(
-            store.active_counts().await.unwrap(),
-            [(None, 1), (Some("READY".into()), 2)]
+        assert!(
+            !details.iter().any(|d| d.starts_with("SCAN issuances")),
+            "{details:?}"
         );
     }
 

@@ -1,6 +1,7 @@
 //! The SQLite database: opening it (WAL, busy timeout), migrating it, and the
-//! statements the watcher and the CLI run. SQL lives here and nowhere else, and
-//! database errors are translated here, once.
+//! statements the watcher and the CLI run. SQL lives here and nowhere else
+//! (every statement is a constant in `sql.rs`), and database errors are
+//! translated here, once.
 //!
 //! Other programs read and write the same file, so every writing transaction
 //! starts with `BEGIN IMMEDIATE` (a deferred one that reads then writes fails with
@@ -11,6 +12,8 @@ mod claim;
 mod query;
 mod record;
 mod rows;
+mod sql;
+mod watch;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, Sqlite, SqlitePool, Transaction};
@@ -20,6 +23,7 @@ use crate::settings::DatabaseSettings;
 pub use claim::{Claimed, Lease};
 pub use query::{FlagRow, IssuanceRow, StatusCount, TransitionRow};
 pub use record::{FlagRaised, PollRecord, RecordKind, Recorded, TransitionRecorded};
+pub use watch::Watch;
 
 /// The writer's page cache, in KiB (negative: a size, not a page count):
 /// enough for the hot rows and index pages of 100,000 active issuances.
@@ -274,7 +278,7 @@ impl Store {
 
     /// Folds the WAL back into the database file; called when idle so the WAL stays small.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        sqlx::query(sql::CHECKPOINT)
             .execute(&self.pool)
             .await
             .context("checkpointing the WAL")?;
@@ -312,11 +316,15 @@ pub(crate) mod testing {
         (Store::open_migrated(&settings).await.unwrap(), dir)
     }
 
-    /// The `detail` column of `EXPLAIN QUERY PLAN` for `sql` (which starts with
-    /// it); unbound parameters are NULL, which does not change the plan.
-    pub async fn query_plan(store: &Store, sql: &'static str) -> Vec<String> {
-        let plan: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(sql).fetch_all(store.pool()).await.unwrap();
+    /// The `detail` column of `EXPLAIN QUERY PLAN` for `statement`, one of the
+    /// constants in `sql.rs` that production runs (never a copy of one).
+    /// Unbound parameters are NULL, which does not change the plan.
+    pub async fn query_plan(store: &Store, statement: &'static str) -> Vec<String> {
+        let explain = sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {statement}"));
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain)
+            .fetch_all(store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("explaining {statement}: {e}"));
         plan.into_iter().map(|row| row.3).collect()
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Context, Store, StoreError};
+use super::{Context, Store, StoreError, sql};
 
 /// An id column read as bytes: another program may have stored text that is not
 /// UTF-8, which must not make a listing fail. Shown lossily (U+FFFD).
@@ -75,13 +75,11 @@ impl Store {
         self.write("committing added ids", async |tx| {
             let mut added = 0;
             for id in ids {
-                let result = sqlx::query(
-                    "INSERT INTO issuances (id) VALUES (?1) ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(id)
-                .execute(&mut **tx)
-                .await
-                .context("adding an id")?;
+                let result = sqlx::query(sql::ADD_ID)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await
+                    .context("adding an id")?;
                 added += result.rows_affected();
             }
             Ok(added)
@@ -94,61 +92,42 @@ impl Store {
         status: Option<&str>,
         limit: i64,
     ) -> Result<Vec<IssuanceRow>, StoreError> {
-        sqlx::query_as(
-            "SELECT CAST(id AS BLOB) AS id, status, amount, created_at, modified_at,
-                vbank_due_at, vbank_account_number, bank_name, vbank_holder_name, watch, next_poll_at,
-                attempts, polls, last_polled_at, last_seen_at, last_error, added_at
-             FROM issuances WHERE ?1 IS NULL OR status = ?1 OR (?1 = 'UNSEEN' AND status IS NULL)
-             ORDER BY added_at, id LIMIT ?2",
-        )
-        .bind(status)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .context("listing issuances")
+        sqlx::query_as(sql::LIST_ISSUANCES)
+            .bind(status)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .context("listing issuances")
     }
 
     pub async fn issuance(&self, id: &str) -> Result<Option<IssuanceRow>, StoreError> {
-        sqlx::query_as(
-            "SELECT CAST(id AS BLOB) AS id, status, amount, created_at, modified_at,
-                vbank_due_at, vbank_account_number, bank_name, vbank_holder_name, watch, next_poll_at,
-                attempts, polls, last_polled_at, last_seen_at, last_error, added_at
-             FROM issuances WHERE id = ?1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .context("reading an issuance")
+        sqlx::query_as(sql::ISSUANCE)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading an issuance")
     }
 
     pub async fn transitions_of(&self, id: &str) -> Result<Vec<TransitionRow>, StoreError> {
-        sqlx::query_as(
-            "SELECT seq, issuance_id, from_status, to_status, observed_at, modified_at, anomaly
-             FROM transitions WHERE issuance_id = ?1 ORDER BY seq",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await
-        .context("reading transitions")
+        sqlx::query_as(sql::TRANSITIONS_OF)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .context("reading transitions")
     }
 
     /// Flags of one issuance, or (with `None`) every flag still open.
     pub async fn flags(&self, id: Option<&str>) -> Result<Vec<FlagRow>, StoreError> {
-        sqlx::query_as(
-            "SELECT CAST(f.issuance_id AS BLOB) AS issuance_id, f.kind, f.raised_at, f.cleared_at, i.vbank_due_at, i.status
-             FROM flags f JOIN issuances i ON i.id = f.issuance_id
-             WHERE (?1 IS NULL AND f.cleared_at IS NULL) OR f.issuance_id = ?1
-             ORDER BY i.vbank_due_at, f.issuance_id, f.kind",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await
-        .context("reading flags")
+        sqlx::query_as(sql::FLAGS)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .context("reading flags")
     }
 
     /// Issuances by watch state and status.
     pub async fn counts(&self) -> Result<Vec<StatusCount>, StoreError> {
-        sqlx::query_as("SELECT watch, status, count(*) AS count FROM issuances GROUP BY watch, status ORDER BY watch, status")
+        sqlx::query_as(sql::COUNTS)
             .fetch_all(&self.pool)
             .await
             .context("counting issuances")
@@ -157,7 +136,7 @@ impl Store {
     /// Active issuances by last seen status (None: not seen yet). Index-only:
     /// its cost does not grow with the number of settled rows.
     pub async fn active_counts(&self) -> Result<Vec<(Option<String>, i64)>, StoreError> {
-        sqlx::query_as("SELECT status, count(*) FROM issuances WHERE watch = 'active' GROUP BY status ORDER BY status")
+        sqlx::query_as(sql::ACTIVE_COUNTS)
             .fetch_all(&self.pool)
             .await
             .context("counting active issuances")
@@ -165,11 +144,41 @@ impl Store {
 
     /// Open DUE_SOON flags (for status lines and metrics).
     pub async fn open_due_soon(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
-            "SELECT count(*) FROM flags WHERE cleared_at IS NULL AND kind = 'DUE_SOON'",
+        sqlx::query_scalar(sql::OPEN_DUE_SOON)
+            .fetch_one(&self.pool)
+            .await
+            .context("counting open flags")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{query_plan, temp_store};
+    use super::*;
+
+    #[tokio::test]
+    async fn active_counts_read_only_the_active_index() {
+        let (store, _dir) = temp_store().await;
+        let details = query_plan(&store, sql::ACTIVE_COUNTS).await;
+        assert!(
+            details
+                .iter()
+                .any(|d| d.contains("COVERING INDEX issuances_active_by_status")),
+            "{details:?}"
+        );
+        sqlx::query(
+            "INSERT INTO issuances (id, status) VALUES ('a', 'READY'), ('b', 'READY'), ('c', NULL)",
         )
-        .fetch_one(&self.pool)
+        .execute(store.pool())
         .await
-        .context("counting open flags")
+        .unwrap();
+        sqlx::query("INSERT INTO issuances (id, status, watch) VALUES ('d', 'DONE', 'settled')")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.active_counts().await.unwrap(),
+            [(None, 1), (Some("READY".into()), 2)]
+        );
     }
 }

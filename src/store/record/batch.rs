@@ -1,0 +1,179 @@
+//! The transaction around a batch of poll results, and the order of the writes
+//! in it: the bulk observation writes first, then each record in order, then
+//! the deferred rows. Everything a batch writes commits together.
+
+use sqlx::{Sqlite, Transaction};
+
+use super::deferred::{Deferred, raise_flags};
+use super::observe::{self, ObservedRecord, Written};
+use super::{PollRecord, RecordKind, Recorded};
+use crate::domain::timefmt::to_db;
+use crate::store::claim::{Lease, claim_in};
+use crate::store::{Claimed, Context, Store, StoreError, Watch, sql};
+
+impl Store {
+    /// Writes a batch in one transaction. Should the batch fail for a reason other
+    /// than contention, each record is retried alone, so one bad record cannot
+    /// hold the others back; a record that still fails is dropped (its lease
+    /// expires and the issuance is simply polled again).
+    pub async fn record(&self, records: &[PollRecord]) -> Result<Recorded, StoreError> {
+        match self.record_together(records).await {
+            Ok(recorded) => Ok(recorded),
+            Err(batch_error) if records.len() > 1 => {
+                tracing::warn!(error = %batch_error, records = records.len(), "batch write failed; writing records one by one");
+                let mut recorded = Recorded::default();
+                let mut last_error = None;
+                for record in records {
+                    match self.record_together(std::slice::from_ref(record)).await {
+                        Ok(one) => recorded.merge(one),
+                        Err(e) => last_error = Some(e),
+                    }
+                }
+                match last_error {
+                    Some(e)
+                        if recorded.transitions.is_empty() && recorded.flags_raised.is_empty() =>
+                    {
+                        Err(e)
+                    }
+                    _ => Ok(recorded),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes a batch and, in the same transaction, claims issuances for the
+    /// slots it frees: one commit instead of two, which is most of the cost of
+    /// a small batch. Should that fail, the batch is written alone through
+    /// [`Store::record`] and nothing is claimed (`None`): the caller claims again
+    /// later, after a pause, rather than retrying a failing claim at once.
+    pub async fn record_and_claim(
+        &self,
+        records: &[PollRecord],
+        lease: Lease,
+    ) -> Result<(Recorded, Option<Vec<Claimed>>), StoreError> {
+        let together = self
+            .write("committing poll results", async |tx| {
+                let recorded = Batch::write(tx, records).await?;
+                let claimed = claim_in(tx, &lease).await?;
+                Ok((recorded, Some(claimed)))
+            })
+            .await;
+        match together {
+            Err(e) if !records.is_empty() => {
+                tracing::warn!(error = %e, records = records.len(), "recording and claiming together failed; recording alone");
+                Ok((self.record(records).await?, None))
+            }
+            other => other,
+        }
+    }
+
+    async fn record_together(&self, records: &[PollRecord]) -> Result<Recorded, StoreError> {
+        self.write("committing poll results", async |tx| {
+            Batch::write(tx, records).await
+        })
+        .await
+    }
+}
+
+/// A batch being written inside the caller's transaction: what it has changed
+/// so far, and the rows it still owes at its end.
+#[derive(Debug, Default)]
+struct Batch {
+    recorded: Recorded,
+    deferred: Deferred,
+}
+
+impl Batch {
+    async fn write(
+        tx: &mut Transaction<'_, Sqlite>,
+        records: &[PollRecord],
+    ) -> Result<Recorded, StoreError> {
+        let mut batch = Batch::default();
+        let updated = observe::update_observations_in_bulk(tx, records).await?;
+        for record in records {
+            // A second result for the same issuance must see the first one's writes.
+            if batch.deferred.touches(&record.claimed.raw_id) {
+                batch.deferred.flush(tx, &mut batch.recorded).await?;
+            }
+            let status_written = updated.contains(&record.claimed.raw_id);
+            batch.record_one(tx, record, status_written).await?;
+        }
+        batch.deferred.flush(tx, &mut batch.recorded).await?;
+        Ok(batch.recorded)
+    }
+
+    /// Writes one record. `status_written`: the bulk update already wrote this
+    /// observation over the status it was claimed with.
+    async fn record_one(
+        &mut self,
+        tx: &mut Transaction<'_, Sqlite>,
+        record: &PollRecord,
+        status_written: bool,
+    ) -> Result<(), StoreError> {
+        let now = to_db(record.now);
+        // Ids that were polled are valid UTF-8: the scheduler rejects the rest.
+        let id = String::from_utf8_lossy(&record.claimed.raw_id);
+        match &record.kind {
+            RecordKind::Observed {
+                observation,
+                decision,
+                flags,
+            } => {
+                let observed = ObservedRecord {
+                    record,
+                    observation,
+                    decision: *decision,
+                };
+                let Written::Over(previous) =
+                    observe::write_observation(tx, observed, status_written).await?
+                else {
+                    return Ok(());
+                };
+                if let Some(transition) = observe::transition(&id, previous, observation.status) {
+                    // Written at the end of the batch (see `Deferred`).
+                    self.deferred.push(
+                        &record.claimed.raw_id,
+                        &transition,
+                        &now,
+                        observation.modified_at,
+                    );
+                    self.recorded.transitions.push(transition);
+                }
+                raise_flags(tx, &id, flags, &now, &mut self.recorded).await
+            }
+            RecordKind::Failed {
+                error,
+                attempts,
+                not_found_since,
+                decision,
+                flags,
+            } => {
+                let (watch, next) = Watch::after(*decision, record.now);
+                sqlx::query(sql::RECORD_FAILED)
+                    .bind(watch.as_str())
+                    .bind(to_db(next))
+                    .bind(i64::from(*attempts))
+                    .bind(&now)
+                    .bind(error)
+                    .bind(not_found_since.map(to_db))
+                    .bind(id.as_ref())
+                    .execute(&mut **tx)
+                    .await
+                    .context("recording a failed poll")?;
+                raise_flags(tx, &id, flags, &now, &mut self.recorded).await
+            }
+            RecordKind::Rejected { reason } => {
+                // Matched by the raw bytes, which need not be valid UTF-8.
+                sqlx::query(sql::RECORD_REJECTED)
+                    .bind(reason)
+                    .bind(&now)
+                    .bind(&record.claimed.raw_id)
+                    .execute(&mut **tx)
+                    .await
+                    .context("recording a rejected id")?;
+                Ok(())
+            }
+        }
+    }
+}

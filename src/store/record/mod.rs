@@ -1,0 +1,90 @@
+//! Recording poll results: status, transition, flags and next poll time of each
+//! issuance change together, in one short `BEGIN IMMEDIATE` transaction per batch.
+//!
+//! Exactly-once: the transition row is written in the same transaction as the
+//! status it moves to, and only when the stored status differs from the
+//! observed one. A crash before commit records nothing (the lease expires and
+//! the issuance is polled again); after commit, the stored status already equals
+//! the observation, so the same change can never be written twice.
+//!
+//! How the files keep that true:
+//! - `observe.rs` writes each observation only over the status it compares
+//!   against (the `UPDATE` matches only while the stored status is still the
+//!   expected one), and derives the transition from exactly that status; a
+//!   transition exists only for a status that was written.
+//! - `deferred.rs` writes those transitions (and clears flags) at the end of
+//!   the batch, in the same transaction.
+//! - `batch.rs` owns the transaction: the status writes and the transition rows
+//!   commit together or not at all.
+//!
+//! Each file uses only the ones listed after it.
+
+mod batch;
+mod deferred;
+mod observe;
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, Utc};
+
+use super::Claimed;
+use crate::domain::status::Status;
+use crate::domain::{Decision, FlagKind, Observation};
+
+/// The result of one poll, ready to be written.
+#[derive(Debug, Clone)]
+pub struct PollRecord {
+    pub claimed: Claimed,
+    pub now: DateTime<Utc>,
+    pub kind: RecordKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum RecordKind {
+    Observed {
+        observation: Observation,
+        decision: Decision,
+        /// Flags that apply now (the watcher's flag rules decided them).
+        flags: Vec<FlagKind>,
+    },
+    Failed {
+        error: String,
+        attempts: u32,
+        not_found_since: Option<DateTime<Utc>>,
+        decision: Decision,
+        /// Flags that apply from what was known before this poll.
+        flags: Vec<FlagKind>,
+    },
+    /// The id can never be looked up; the watch ends with this reason.
+    Rejected { reason: String },
+}
+
+/// What a batch changed, for logs and metrics.
+#[derive(Debug, Default, Clone)]
+pub struct Recorded {
+    pub transitions: Vec<TransitionRecorded>,
+    pub flags_raised: Vec<FlagRaised>,
+    pub flags_cleared: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionRecorded {
+    pub issuance_id: String,
+    pub from: Option<String>,
+    pub to: Status,
+    pub anomaly: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagRaised {
+    pub issuance_id: String,
+    pub kind: FlagKind,
+}
+
+impl Recorded {
+    fn merge(&mut self, other: Recorded) {
+        self.transitions.extend(other.transitions);
+        self.flags_raised.extend(other.flags_raised);
+        self.flags_cleared += other.flags_cleared;
+    }
+}

@@ -1,0 +1,273 @@
+//! Writing observations over the stored status, and what changed.
+//!
+//! An observation is written only where the stored status is still the one it
+//! is compared against (`expected_status` in its row), and [`transition`] is
+//! derived from exactly that status: the comparison and the write are one
+//! statement, so no other writer can come between them.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use sqlx::{Sqlite, Transaction};
+
+use super::{PollRecord, RecordKind, TransitionRecorded};
+use crate::domain::status::Status;
+use crate::domain::timefmt::to_db;
+use crate::domain::{Decision, Observation};
+use crate::store::rows::encode_rows;
+use crate::store::{Context, StoreError, Watch, sql};
+
+/// A record that observed its issuance, with what it observed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ObservedRecord<'a> {
+    pub record: &'a PollRecord,
+    pub observation: &'a Observation,
+    pub decision: Decision,
+}
+
+impl<'a> ObservedRecord<'a> {
+    fn of(record: &'a PollRecord) -> Option<Self> {
+        match &record.kind {
+            RecordKind::Observed {
+                observation,
+                decision,
+                ..
+            } => Some(Self {
+                record,
+                observation,
+                decision: *decision,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The observation as a row for [`write_observations`], to be written only
+    /// over the stored status `expected`.
+    fn row(self, expected: Option<&'a str>) -> ObservationRow<'a> {
+        let (watch, next) = Watch::after(self.decision, self.record.now);
+        let observation = self.observation;
+        let vbank = observation.vbank.as_ref();
+        ObservationRow {
+            id: String::from_utf8_lossy(&self.record.claimed.raw_id),
+            status: observation.status.as_str(),
+            amount: observation.amount,
+            created_at: observation.created_at.map(to_db),
+            modified_at: observation.modified_at.map(to_db),
+            vbank_due_at: vbank.and_then(|v| v.due_at).map(to_db),
+            vbank_account_number: vbank.and_then(|v| v.account_number.as_deref()),
+            bank_name: vbank.and_then(|v| v.bank_name.as_deref()),
+            vbank_holder_name: vbank.and_then(|v| v.holder_name.as_deref()),
+            watch: watch.as_str(),
+            next_poll_at: to_db(next),
+            polled_at: to_db(self.record.now),
+            last_error: (!observation.warnings.is_empty()).then(|| observation.warnings.join("; ")),
+            expected_status: expected,
+        }
+    }
+
+    /// Changes neither the stored status (as claimed) nor the watch.
+    fn is_steady(self) -> bool {
+        matches!(self.decision, Decision::PollAt(_))
+            && self.record.claimed.status.as_deref() == Some(self.observation.status.as_str())
+    }
+}
+
+/// A row of [`sql::WRITE_OBSERVATIONS`] and [`sql::WRITE_STEADY_OBSERVATIONS`],
+/// read there by these field names.
+#[derive(Debug, Serialize)]
+struct ObservationRow<'a> {
+    id: Cow<'a, str>,
+    status: &'static str,
+    amount: Option<i64>,
+    created_at: Option<String>,
+    modified_at: Option<String>,
+    vbank_due_at: Option<String>,
+    vbank_account_number: Option<&'a str>,
+    bank_name: Option<&'a str>,
+    vbank_holder_name: Option<&'a str>,
+    watch: &'static str,
+    next_poll_at: String,
+    /// Both `last_polled_at` and `last_seen_at`.
+    polled_at: String,
+    /// The observation's warnings, if any.
+    last_error: Option<String>,
+    /// The stored status this row may be written over (`None`: never seen).
+    expected_status: Option<&'a str>,
+}
+
+/// Which statement writes an observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Same status as stored, still watched: leaves `status` and `watch` out of
+    /// the `SET`, so SQLite does not rewrite the index entries that cover them
+    /// (two random pages per row, most of the cost of a batch of quiet polls).
+    Steady,
+    /// Any observation.
+    Any,
+}
+
+impl Shape {
+    fn statement(self) -> &'static str {
+        match self {
+            Shape::Steady => sql::WRITE_STEADY_OBSERVATIONS,
+            Shape::Any => sql::WRITE_OBSERVATIONS,
+        }
+    }
+}
+
+/// Writes, in one statement, every observation in the batch whose stored
+/// status is still the one it was claimed with (the usual case: we hold the
+/// lease). Returns the ids written; the rest (a concurrent writer changed the
+/// status, or the id occurs twice in the batch) take [`write_observation`],
+/// which re-reads the status first. Same columns and rule as that path.
+pub(super) async fn update_observations_in_bulk(
+    tx: &mut Transaction<'_, Sqlite>,
+    records: &[PollRecord],
+) -> Result<HashSet<Vec<u8>>, StoreError> {
+    let mut seen = HashMap::<&[u8], usize>::new();
+    for record in records {
+        *seen.entry(record.claimed.raw_id.as_slice()).or_default() += 1;
+    }
+    let (mut steady, mut moving) = (Vec::new(), Vec::new());
+    for observed in records
+        .iter()
+        .filter(|r| seen[r.claimed.raw_id.as_slice()] == 1)
+        .filter_map(ObservedRecord::of)
+    {
+        let row = observed.row(observed.record.claimed.status.as_deref());
+        if observed.is_steady() {
+            steady.push(row);
+        } else {
+            moving.push(row);
+        }
+    }
+    let mut written = write_observations(tx, &steady, Shape::Steady).await?;
+    written.extend(write_observations(tx, &moving, Shape::Any).await?);
+    Ok(written)
+}
+
+/// What [`write_observation`] wrote over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Written {
+    /// The observation replaced this stored status (`None`: never seen before).
+    Over(Option<String>),
+    /// The row is gone (deleted by another program meanwhile): nothing to record.
+    RowGone,
+}
+
+/// Writes one observation and returns the stored status it replaced.
+/// `status_written`: [`update_observations_in_bulk`] already wrote it over the
+/// status it was claimed with.
+pub(super) async fn write_observation(
+    tx: &mut Transaction<'_, Sqlite>,
+    observed: ObservedRecord<'_>,
+    status_written: bool,
+) -> Result<Written, StoreError> {
+    let claimed = &observed.record.claimed.status;
+    if status_written || write_one(tx, observed, claimed.as_deref()).await? {
+        return Ok(Written::Over(claimed.clone()));
+    }
+    // The status at claim time is almost always still current (we hold the
+    // lease); if another writer changed it meanwhile, read it again inside this
+    // transaction, where it can no longer change, and write over that.
+    let current: Option<Option<String>> = sqlx::query_scalar(sql::STATUS_OF)
+        .bind(String::from_utf8_lossy(&observed.record.claimed.raw_id))
+        .fetch_optional(&mut **tx)
+        .await
+        .context("re-reading a status changed by another writer")?;
+    match current {
+        Some(current) if write_one(tx, observed, current.as_deref()).await? => {
+            Ok(Written::Over(current))
+        }
+        // Deleted meanwhile (it cannot change again: we hold the write lock).
+        _ => Ok(Written::RowGone),
+    }
+}
+
+/// Writes one observation over the stored status `expected`; whether it matched.
+async fn write_one(
+    tx: &mut Transaction<'_, Sqlite>,
+    observed: ObservedRecord<'_>,
+    expected: Option<&str>,
+) -> Result<bool, StoreError> {
+    let row = observed.row(expected);
+    Ok(
+        !write_observations(tx, std::slice::from_ref(&row), Shape::Any)
+            .await?
+            .is_empty(),
+    )
+}
+
+/// Writes observation rows in one statement, each only where the stored status
+/// is still the row's expected one (and, for [`Shape::Steady`], the row is still
+/// watched, so that leaving `watch` out changes nothing). Returns the ids written.
+async fn write_observations(
+    tx: &mut Transaction<'_, Sqlite>,
+    rows: &[ObservationRow<'_>],
+    shape: Shape,
+) -> Result<HashSet<Vec<u8>>, StoreError> {
+    if rows.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let written: Vec<String> = sqlx::query_scalar(shape.statement())
+        .bind(encode_rows(&rows)?)
+        .fetch_all(&mut **tx)
+        .await
+        .context("recording observations")?;
+    Ok(written.into_iter().map(String::into_bytes).collect())
+}
+
+/// The transition from the stored status `previous` (the one the observation
+/// was written over) to the observed `to`; none if they are the same.
+pub(super) fn transition(
+    id: &str,
+    previous: Option<String>,
+    to: Status,
+) -> Option<TransitionRecorded> {
+    if previous.as_deref() == Some(to.as_str()) {
+        return None;
+    }
+    let anomaly = match previous.as_deref().map(str::parse::<Status>) {
+        Some(Err(_)) => Some(format!(
+            "unexpected move from unknown stored status to {to}"
+        )),
+        Some(Ok(from)) if !Status::is_expected_move(Some(from), to) => {
+            Some(format!("unexpected move {from} -> {to}"))
+        }
+        _ => None,
+    };
+    Some(TransitionRecorded {
+        issuance_id: id.to_owned(),
+        from: previous,
+        to,
+        anomaly,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transition_is_a_change_of_the_stored_status() {
+        assert_eq!(transition("1", Some("READY".into()), Status::Ready), None);
+        let first = transition("1", None, Status::Waited).unwrap();
+        assert_eq!(
+            (first.from, first.to, first.anomaly),
+            (None, Status::Waited, None)
+        );
+        let unknown = transition("1", Some("ready".into()), Status::Ready).unwrap();
+        assert_eq!(
+            unknown.anomaly.as_deref(),
+            Some("unexpected move from unknown stored status to READY")
+        );
+        let backward = transition("1", Some("DONE".into()), Status::Ready).unwrap();
+        assert_eq!(
+            backward.anomaly.as_deref(),
+            Some("unexpected move DONE -> READY")
+        );
+        let expected = transition("1", Some("WAITED".into()), Status::Ready).unwrap();
+        assert_eq!(expected.anomaly, None);
+    }
+}
