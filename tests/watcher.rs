@@ -197,18 +197,22 @@ async fn a_401_pauses_all_polling_and_polling_resumes_when_auth_works() {
         "the test needs the newcomer inserted well inside the pause"
     );
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let requests = api.requests();
-    let during = requests.len();
+    let during = api.requests().len();
     // Unpaused, 4 issuances at 50 ms would send ~200 requests in 2.5 s; paused 1 s then 2 s: a handful.
     assert!(
         during <= 9,
         "{during} requests while credentials were refused"
     );
-    let newcomer = requests
-        .iter()
+    eventually("the newcomer's first poll", || async {
+        api.requests_for("5004") > 0
+    })
+    .await;
+    let newcomer = api
+        .requests()
+        .into_iter()
         .find(|r| r.id == "5004")
         .map(|r| r.at)
-        .expect("the newcomer is polled once the pause ends");
+        .unwrap();
     assert!(
         newcomer >= refused_at + Duration::from_secs(1),
         "the newcomer was polled {:?} after the first refusal, inside the pause",
