@@ -123,33 +123,48 @@ async fn ready_status_watchdog_and_stopping_reach_the_notify_socket() {
     let (socket, rx) = listen(dir.path());
 
     let child = spawn(&config, &socket, Some("1000000"));
-    let (seen, status, stderr) = tokio::task::spawn_blocking(move || {
+    let (seen, pings, status, stderr) = tokio::task::spawn_blocking(move || {
         let mut seen = Vec::new();
         wait_for(&rx, &mut seen, "READY=1", Duration::from_secs(15));
         wait_for(&rx, &mut seen, "WATCHDOG=1", Duration::from_secs(5));
-        // The status line refreshes every few seconds; wait for one showing the poll.
+        // The status line refreshes every few seconds; wait for one showing the poll,
+        // timing the pings as they arrive (for two seconds at least).
+        let mut pings = Vec::new();
+        let timing_until = Instant::now() + Duration::from_secs(2);
         let deadline = Instant::now() + Duration::from_secs(15);
-        while !seen.iter().any(|m| {
-            m.lines().any(|l| {
-                l.starts_with("STATUS=1 active (READY 1), 1 due soon, last successful poll")
+        while Instant::now() < timing_until
+            || !seen.iter().any(|m| {
+                m.lines().any(|l| {
+                    l.starts_with("STATUS=1 active (READY 1), 1 due soon, last successful poll")
+                })
             })
-        }) {
+        {
             assert!(
                 Instant::now() < deadline,
                 "no status with counts: {seen:#?}"
             );
-            if let Ok(m) = rx.recv_timeout(Duration::from_millis(500)) {
+            if let Ok(m) = rx.recv_timeout(Duration::from_millis(50)) {
+                if m.lines().any(|l| l == "WATCHDOG=1") {
+                    pings.push(Instant::now());
+                }
                 seen.push(m);
             }
         }
         sigterm(&child);
         wait_for(&rx, &mut seen, "STOPPING=1", Duration::from_secs(10));
         let (status, stderr) = wait_exit(child);
-        (seen, status, stderr)
+        (seen, pings, status, stderr)
     })
     .await
     .unwrap();
     assert!(status.success(), "{stderr}");
+    // WATCHDOG_USEC is 1 s: every gap stays under the half systemd asks for.
+    assert!(pings.len() >= 3, "{} pings in two seconds", pings.len());
+    let largest_gap = pings.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(
+        largest_gap < Duration::from_millis(500),
+        "{largest_gap:?} between two watchdog pings"
+    );
     let lines: Vec<&str> = seen.iter().flat_map(|m| m.lines()).collect();
     let ready = lines.iter().position(|l| *l == "READY=1").unwrap();
     let first_ping = lines.iter().position(|l| *l == "WATCHDOG=1").unwrap();

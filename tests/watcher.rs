@@ -186,12 +186,37 @@ async fn a_401_pauses_all_polling_and_polling_resumes_when_auth_works() {
     }
     api.answer_everyone(Some(Reply::error(401, "EXPIRED_AUTH_TOKEN")));
     w.insert(&["5001", "5002", "5003"]).await;
+    eventually("the first 401", || async { !api.requests().is_empty() }).await;
+    let refused_at = api.requests()[0].at;
+    // A newcomer has no failed poll of its own to wait for: only the global
+    // pause (at least `auth_pause`, 1 s, from the first refusal) holds it back.
+    w.insert(&["5004"]).await;
+    let inserted_at = std::time::Instant::now();
+    assert!(
+        inserted_at < refused_at + Duration::from_millis(700),
+        "the test needs the newcomer inserted well inside the pause"
+    );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let during = api.requests().len();
-    // Unpaused, 3 issuances at 50 ms would send ~150 requests in 2.5 s; paused 1 s then 2 s: a handful.
+    // Unpaused, 4 issuances at 50 ms would send ~200 requests in 2.5 s; paused 1 s then 2 s: a handful.
     assert!(
         during <= 9,
         "{during} requests while credentials were refused"
+    );
+    eventually("the newcomer's first poll", || async {
+        api.requests_for("5004") > 0
+    })
+    .await;
+    let newcomer = api
+        .requests()
+        .into_iter()
+        .find(|r| r.id == "5004")
+        .map(|r| r.at)
+        .unwrap();
+    assert!(
+        newcomer >= refused_at + Duration::from_secs(1),
+        "the newcomer was polled {:?} after the first refusal, inside the pause",
+        newcomer - refused_at
     );
     let error = w.column("5001", "last_error").await.unwrap_or_default();
     assert!(error.contains("EXPIRED_AUTH_TOKEN"), "{error}");
@@ -313,6 +338,19 @@ async fn not_found_is_retried_for_the_grace_period_then_the_watch_ends() {
     w.insert(&["9001"]).await;
     w.wait_watch("9001", "not_found").await;
     assert!(api.requests_for("9001") >= 2, "retried before giving up");
+    let asked: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.id == "9001")
+        .map(|r| r.at)
+        .collect();
+    let retried_for = *asked.last().unwrap() - asked[0];
+    // `not_found_grace` is 1 s in the test settings. The grace is measured between
+    // the answers' arrivals, the requests are logged a few milliseconds earlier.
+    assert!(
+        retried_for >= Duration::from_millis(950),
+        "gave up {retried_for:?} after the first 404, before the grace ended"
+    );
     let error = w.column("9001", "last_error").await.unwrap();
     assert!(error.contains("NOT_FOUND_PAY_INBOUND"), "{error}");
     w.stop().await;

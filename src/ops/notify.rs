@@ -1,10 +1,14 @@
-//! The systemd notification protocol (`sd_notify`, via the `sd-notify` crate):
-//! `READY=1` once the daemon is really ready, `STATUS=` lines, `WATCHDOG=1`
-//! pings while the scheduler loop makes progress, `STOPPING=1` on shutdown.
+//! The systemd notification protocol (`sd_notify`): `READY=1` once the daemon
+//! is really ready, `STATUS=` lines, `WATCHDOG=1` pings while the scheduler
+//! loop makes progress, `STOPPING=1` on shutdown.
 //!
 //! Outside systemd (no `NOTIFY_SOCKET`) every call is a no-op. Sending never
 //! fails the daemon: a lost notification is logged and otherwise ignored.
+//! The socket is read from the environment once, at start, so tests can point
+//! a notifier at a socket of their own without touching process-wide variables.
 
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,10 +30,10 @@ enum Message {
     Stopping,
 }
 
-/// A handle on the service manager's notification socket, read from the environment once.
+/// A handle on the service manager's notification socket.
 #[derive(Debug, Clone, Default)]
 pub struct Notifier {
-    enabled: bool,
+    socket: Option<PathBuf>,
     watchdog: Option<Duration>,
 }
 
@@ -37,10 +41,16 @@ impl Notifier {
     /// Reads `NOTIFY_SOCKET`, and `WATCHDOG_USEC` / `WATCHDOG_PID` (the watchdog is
     /// on only when `WATCHDOG_PID` is unset or names this process).
     pub fn from_env() -> Self {
-        let enabled = std::env::var_os("NOTIFY_SOCKET").is_some_and(|s| !s.is_empty());
+        let socket = std::env::var_os("NOTIFY_SOCKET").filter(|s| !s.is_empty());
+        Self::with_socket(socket.map(PathBuf::from), sd_notify::watchdog_enabled())
+    }
+
+    /// A notifier that sends to `socket` (none: sends nothing), expecting pings
+    /// within `watchdog` if given.
+    pub fn with_socket(socket: Option<PathBuf>, watchdog: Option<Duration>) -> Self {
         Self {
-            enabled,
-            watchdog: sd_notify::watchdog_enabled().filter(|_| enabled),
+            watchdog: watchdog.filter(|_| socket.is_some()),
+            socket,
         }
     }
 
@@ -50,7 +60,7 @@ impl Notifier {
     }
 
     pub fn enabled(&self) -> bool {
-        self.enabled
+        self.socket.is_some()
     }
 
     /// The watchdog timeout systemd expects pings within, if it set one.
@@ -76,9 +86,9 @@ impl Notifier {
     }
 
     async fn send(&self, message: Message) {
-        if !self.enabled {
+        let Some(socket) = self.socket.clone() else {
             return;
-        }
+        };
         // The socket send is blocking (a full queue would block): keep it off the runtime.
         let sent = tokio::task::spawn_blocking({
             let message = message.clone();
@@ -87,13 +97,14 @@ impl Notifier {
                 match &message {
                     Message::Ready(s) => {
                         let s = line(s);
-                        sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&s)])
+                        notify(&socket, &[NotifyState::Ready, NotifyState::Status(&s)])
                     }
-                    Message::Status(s) => sd_notify::notify(&[NotifyState::Status(&line(s))]),
-                    Message::Watchdog => sd_notify::notify(&[NotifyState::Watchdog]),
-                    Message::Stopping => {
-                        sd_notify::notify(&[NotifyState::Stopping, NotifyState::Status("stopping")])
-                    }
+                    Message::Status(s) => notify(&socket, &[NotifyState::Status(&line(s))]),
+                    Message::Watchdog => notify(&socket, &[NotifyState::Watchdog]),
+                    Message::Stopping => notify(
+                        &socket,
+                        &[NotifyState::Stopping, NotifyState::Status("stopping")],
+                    ),
                 }
             }
         })
@@ -111,14 +122,33 @@ impl Notifier {
     }
 }
 
-/// Pings the watchdog every half timeout, but only while `liveness` says the
+/// One datagram, one `KEY=VALUE` line per state, as `sd_notify(3)` sends it.
+fn notify(socket: &Path, states: &[NotifyState<'_>]) -> std::io::Result<()> {
+    let message: String = states.iter().map(|s| format!("{s}\n")).collect();
+    let datagram = UnixDatagram::unbound()?;
+    datagram.connect(socket)?;
+    let sent = datagram.send(message.as_bytes())?;
+    if sent != message.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::WriteZero,
+            "incomplete notification",
+        ));
+    }
+    Ok(())
+}
+
+/// Pings the watchdog every quarter timeout, but only while `liveness` says the
 /// scheduler loop makes progress: a stalled loop stops the pings and systemd
 /// restarts the daemon. Returns at once when systemd set no watchdog.
+///
+/// A quarter, not the half `sd_watchdog_enabled(3)` suggests: each wait starts
+/// after a send, so pings every half timeout would arrive a little later than
+/// that, and a busy machine would push them towards the deadline.
 pub async fn watchdog(notifier: Arc<Notifier>, liveness: Liveness, token: CancellationToken) {
     let Some(timeout) = notifier.watchdog_timeout() else {
         return;
     };
-    let every = (timeout / 2).max(MIN_PING_EVERY);
+    let every = (timeout / 4).max(MIN_PING_EVERY);
     info!(timeout = ?timeout, "systemd watchdog enabled");
     let mut stalled = false;
     loop {
@@ -147,5 +177,94 @@ pub async fn watchdog(notifier: Arc<Notifier>, liveness: Liveness, token: Cancel
             () = token.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::ops::progress::Progress;
+
+    /// A fake service manager: binds `notify.sock` in `dir` and hands on every
+    /// datagram with the instant it arrived.
+    fn listen(dir: &Path) -> (PathBuf, mpsc::Receiver<(Instant, String)>) {
+        let path = dir.join("notify.sock");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = socket.recv(&mut buf) {
+                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if tx.send((Instant::now(), message)).is_err() {
+                    break;
+                }
+            }
+        });
+        (path, rx)
+    }
+
+    fn pings(rx: &mpsc::Receiver<(Instant, String)>) -> Vec<Instant> {
+        rx.try_iter()
+            .filter(|(_, m)| m == "WATCHDOG=1\n")
+            .map(|(at, _)| at)
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pings_come_within_half_the_timeout_while_the_loop_turns_and_stop_when_it_stalls() {
+        let dir = tempfile::tempdir().unwrap();
+        let (socket, rx) = listen(dir.path());
+        let timeout = Duration::from_millis(1000);
+        let stall_after = Duration::from_millis(300);
+        let notifier = Arc::new(Notifier::with_socket(Some(socket), Some(timeout)));
+        let progress = Arc::new(Progress::default());
+        let liveness = Liveness::new(progress.clone(), stall_after);
+        let token = CancellationToken::new();
+        let dog = tokio::spawn(watchdog(notifier, liveness, token.clone()));
+
+        // Before the loop's first turn: nothing to vouch for yet.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(pings(&rx), [], "pinged before the loop ever turned");
+
+        let turning = CancellationToken::new();
+        let turner = tokio::spawn({
+            let (progress, turning) = (progress.clone(), turning.clone());
+            async move {
+                loop {
+                    progress.loop_turned();
+                    tokio::select! {
+                        () = turning.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    }
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        turning.cancel();
+        turner.await.unwrap();
+        let stopped_at = Instant::now();
+        let while_turning = pings(&rx);
+        assert!(while_turning.len() >= 5, "{} pings", while_turning.len());
+        let largest_gap = while_turning.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+        assert!(
+            largest_gap < timeout / 2,
+            "{largest_gap:?} between two pings, the timeout is {timeout:?}"
+        );
+
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        token.cancel();
+        dog.await.unwrap();
+        // The loop counts as stalled `stall_after` after its last turn; one ping
+        // already under way may still land, then nothing.
+        let quiet_from = stopped_at + stall_after + timeout / 4 + Duration::from_millis(150);
+        let late: Vec<_> = pings(&rx)
+            .into_iter()
+            .filter(|at| *at > quiet_from)
+            .map(|at| at - stopped_at)
+            .collect();
+        assert_eq!(late, [], "pings after the loop stopped turning");
     }
 }

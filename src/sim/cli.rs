@@ -110,6 +110,16 @@ impl SimulateArgs {
 
 /// Serves until `shutdown` resolves, printing the address once listening.
 pub async fn run(args: SimulateArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    serve_until(args, |_| shutdown).await
+}
+
+/// [`run`], with the shutdown future made from the base URL once listening
+/// (so a caller that asked for port 0 can reach the simulator).
+async fn serve_until<F, Fut>(args: SimulateArgs, shutdown: F) -> anyhow::Result<()>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let config = args.to_config()?;
     let sim = Simulator::start(config, args.listen).await?;
     if args.seed_issuances > 0 {
@@ -123,7 +133,7 @@ pub async fn run(args: SimulateArgs, shutdown: impl Future<Output = ()>) -> anyh
         sim.base_url(),
         sim.clock().speed()
     );
-    shutdown.await;
+    shutdown(sim.base_url()).await;
     sim.shutdown().await;
     Ok(())
 }
@@ -180,8 +190,57 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn run_serves_until_shutdown() {
-        let args = parse(&["--listen", "127.0.0.1:0", "--seed-issuances", "3"]);
-        run(args, async {}).await.unwrap();
+    async fn run_serves_the_seeded_issuances_until_shutdown() {
+        let args = parse(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--seed-issuances",
+            "3",
+            "--static-token",
+            "cli-test-token",
+        ]);
+        let client = reqwest::Client::new();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        serve_until(args, |base: String| {
+            let client = client.clone();
+            async move {
+                let truth = client
+                    .get(format!("{base}/_sim/ground-truth"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                let truth: Vec<serde_json::Value> = serde_json::from_slice(&truth).unwrap();
+                let mut ids: Vec<String> = truth
+                    .iter()
+                    .map(|e| e["issuanceId"].as_str().unwrap().to_owned())
+                    .collect();
+                ids.dedup();
+                assert_eq!(ids.len(), 3, "the seeded issuances: {truth:?}");
+                let lookup = format!("{base}/api/v1/points/issuance/{}", ids[0]);
+                let answer = client
+                    .get(&lookup)
+                    .bearer_auth("cli-test-token")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(answer.status(), 200);
+                let body: serde_json::Value =
+                    serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
+                assert_eq!(body["data"]["id"].as_str(), Some(ids[0].as_str()), "{body}");
+                let refused = client.get(&lookup).send().await.unwrap();
+                assert_eq!(refused.status(), 401, "the API still wants a token");
+                tx.send(lookup).unwrap();
+            }
+        })
+        .await
+        .unwrap();
+        let lookup = rx.await.unwrap();
+        assert!(
+            client.get(&lookup).send().await.is_err(),
+            "nothing listens after shutdown"
+        );
     }
 }

@@ -395,10 +395,25 @@ mod tests {
     #[test]
     fn still_ready_does_not_spend_the_error_backoff() {
         let poll = settings();
-        let mut f = ready_due_in(Duration::from_secs(3600));
-        let clean = wait_of(decide(&f, &poll));
-        f.attempts = 0;
-        assert_eq!(wait_of(decide(&f, &poll)), clean);
+        let clean = ready_due_in(Duration::from_secs(3600));
+        // An hour left, jitter 0.5: a twelfth of the time left, exactly.
+        let expected = Duration::from_secs(3600) / poll.ready_divisor;
+        assert_eq!(wait_of(decide(&clean, &poll)), expected);
+        // A READY observed after a run of failures paces by the deadline, not by
+        // how many polls failed before it.
+        for attempts in [1, 3, 10, u32::MAX] {
+            let after_errors = PollFacts { attempts, ..clean };
+            assert_ne!(
+                backoff(attempts, clean.jitter, &poll),
+                expected,
+                "the backoff must differ for this check to mean anything"
+            );
+            assert_eq!(
+                wait_of(decide(&after_errors, &poll)),
+                expected,
+                "attempts {attempts}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,26 @@
+//! Typed settings, layered: built-in defaults (the example file, compiled in),
+//! then the TOML file, then `ISSUANCE_WATCHER__SECTION__KEY` environment variables.
+//!
+//! Loading validates everything once, so the rest of the program holds values
+//! that are known good (a parsed URL, a time zone, a decoded secret) and no call
+//! site assembles raw fields.
+//!
+//! The parts, each using only the ones before it: [`error`] (what a bad setting
+//! says), [`sections`] (the typed tree, one struct per TOML table), [`load`]
+//! (layering and validation) and [`secret`] (finding and decoding the signing key,
+//! which only the commands that talk to the API need).
+
+mod error;
+mod load;
+mod secret;
+mod sections;
+#[cfg(test)]
+mod testing;
+
+pub use error::SettingsError;
+pub use load::{DEFAULT_CONFIG_PATH, DEFAULTS_TOML, ENV_PREFIX};
+pub use secret::{CREDENTIAL_NAME, SigningSecret};
+pub use sections::{
+    ApiSettings, DatabaseSettings, FlagSettings, HttpSettings, LogFormat, LogSettings,
+    PollSettings, Settings,
+};

@@ -1,0 +1,151 @@
+//! The typed settings tree: one struct per TOML table, unknown keys refused,
+//! the secret redacted whenever the tree is rendered.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::error::{SettingsError, key_error};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub api: ApiSettings,
+    pub database: DatabaseSettings,
+    pub poll: PollSettings,
+    pub flags: FlagSettings,
+    pub log: LogSettings,
+    #[serde(default)]
+    pub http: HttpSettings,
+    /// `$CREDENTIALS_DIRECTORY` at load time (systemd `LoadCredential=`).
+    #[serde(skip)]
+    pub credentials_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    pub base_url: String,
+    #[serde(default)]
+    pub access_key: String,
+    #[serde(default, serialize_with = "redact")]
+    pub secret_key: Option<SecretString>,
+    #[serde(default)]
+    pub secret_key_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(with = "tz_serde")]
+    pub timezone: Tz,
+    pub max_body_bytes: usize,
+    pub requests_per_second: f64,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub path: PathBuf,
+    #[serde(with = "humantime_serde")]
+    pub busy_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollSettings {
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_interval: Duration,
+    pub ready_divisor: u32,
+    pub fresh_divisor: u32,
+    #[serde(with = "humantime_serde")]
+    pub after_due_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub overdue_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    #[serde(with = "humantime_serde")]
+    pub not_found_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    pub auth_pause: Duration,
+    #[serde(with = "humantime_serde")]
+    pub auth_pause_max: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    #[serde(with = "humantime_serde")]
+    pub startup_spread: Duration,
+    #[serde(with = "humantime_serde")]
+    pub idle_recheck: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagSettings {
+    #[serde(with = "humantime_serde")]
+    pub due_soon_lead: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+/// The optional HTTP listener for `/healthz` and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// `host:port` to listen on; empty (the default) keeps the listener off.
+    #[serde(default)]
+    pub listen: String,
+}
+
+impl HttpSettings {
+    /// The address to listen on, or `None` when the listener is off.
+    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, SettingsError> {
+        let listen = self.listen.trim();
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        listen.parse().map(Some).map_err(|_| {
+            key_error(
+                "http.listen",
+                format!("{listen:?} is not an address:port such as 127.0.0.1:9187"),
+            )
+        })
+    }
+}
+
+fn redact<S: Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => s.serialize_str("[REDACTED]"),
+        None => s.serialize_none(),
+    }
+}
+
+mod tz_serde {
+    use chrono_tz::Tz;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(tz.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Tz, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse::<Tz>()
+            .map_err(|_| serde::de::Error::custom(format!("unknown time zone {name:?}")))
+    }
+}
