@@ -5,9 +5,9 @@
 //! that are known good (a parsed URL, a time zone, a decoded secret) and no call
 //! site assembles raw fields.
 //!
-//! The parts, each using only the ones before it: [`error`] (what a bad setting
-//! says), [`sections`] (the typed tree, one struct per TOML table), [`load`]
-//! (layering and validation) and [`secret`] (finding and decoding the signing key,
+//! The parts, each using only the ones before it: `error` (what a bad setting
+//! says), `sections` (the typed tree, one struct per TOML table), `load`
+//! (layering and validation) and `secret` (finding and decoding the signing key,
 //! which only the commands that talk to the API need).
 
 mod error;

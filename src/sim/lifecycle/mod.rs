@@ -7,9 +7,9 @@
 //! cancellations, `/_sim` forcing). Nothing runs per issuance: a million
 //! issuances cost a million small structs and no timers.
 //!
-//! The parts, each using only the ones before it: [`status`] (the API's
-//! vocabulary), [`instants`] (milliseconds, KST days, the API's datetime text),
-//! [`deposit`] (when a payer pays, per deposit timing) and [`schedule`] (the
+//! The parts, each using only the ones before it: `status` (the API's
+//! vocabulary), `instants` (milliseconds, KST days, the API's datetime text),
+//! `deposit` (when a payer pays, per deposit timing) and `schedule` (the
 //! draw and the state machine over it).
 
 mod deposit;
