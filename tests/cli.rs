@@ -2,32 +2,23 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Reply, SECRET_B64, ScriptedApi};
-
-const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
+use common::daemon::{Daemon, Spawn, command};
+use common::{Reply, ScriptedApi, TestSettings, assert_no_secret};
 
 fn config(dir: &std::path::Path, base_url: &str) -> std::path::PathBuf {
-    let path = dir.join("config.toml");
-    let text = format!(
-        "[api]\nbase_url = \"{base_url}\"\naccess_key = \"cli-test\"\nsecret_key = \"{SECRET_B64}\"\n\
-         [database]\npath = \"{}\"\n[poll]\ninterval = \"50ms\"\nidle_recheck = \"100ms\"\nstartup_spread = \"10ms\"\n",
-        dir.join("db").join("watcher.db").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    TestSettings::new(base_url, &dir.join("db").join("watcher.db"))
+        .with(|s| {
+            s.api.access_key = "cli-test".into();
+            s.poll.startup_spread = Duration::from_millis(10);
+        })
+        .write_toml(&dir.join("config.toml"))
 }
 
 fn cli(config: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+    common::cli(config, args)
 }
 
 fn stdout(o: &Output) -> String {
@@ -49,7 +40,8 @@ fn check_config_prints_effective_settings_without_the_secret() {
         text.contains("access_key = \"cli-test\"") && text.contains("[REDACTED]"),
         "{text}"
     );
-    assert!(!text.contains(SECRET_B64) && !stderr(&out).contains(SECRET_B64));
+    assert_no_secret("check-config's output", &text);
+    assert_no_secret("check-config's stderr", &stderr(&out));
 }
 
 #[test]
@@ -77,9 +69,7 @@ fn add_list_and_show_work_on_the_database() {
     let out = cli(&path, &["add", "111", "222", "111"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("2 added"), "{}", stdout(&out));
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
+    let mut child = command(&path)
         .args(["add", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -118,40 +108,14 @@ async fn run_watches_and_exits_zero_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let path = config(dir.path(), &api.base_url());
     assert!(cli(&path, &["add", "555"]).status.success());
-    let child = tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .arg("run")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let daemon = Daemon::start(&path);
     common::eventually("the poll", || async { api.requests_for("555") >= 1 }).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
     let started = Instant::now();
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .expect("exits")
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        stderr(&out)
-    );
+    let log = daemon.stop().await;
     assert!(started.elapsed() < Duration::from_secs(5));
-    let log = stderr(&out);
-    assert!(
-        log.contains("transition") && log.contains("555") && !log.contains(SECRET_B64),
-        "{log}"
-    );
+    assert!(log.contains("transition") && log.contains("555"), "{log}");
+    assert_no_secret("the daemon's log", &log);
     let shown: serde_json::Value =
         serde_json::from_str(&stdout(&cli(&path, &["show", "555", "--json"]))).unwrap();
     assert_eq!(shown["issuance"]["status"], "DONE");
@@ -166,26 +130,50 @@ async fn a_daemon_and_a_writer_creating_the_same_new_database_both_succeed() {
     for round in 0..6 {
         let dir = tempfile::tempdir().unwrap();
         let path = config(dir.path(), "http://127.0.0.1:9");
-        let mut daemon = tokio::process::Command::new(BIN)
-            .arg("--config")
-            .arg(&path)
-            .arg("run")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut daemon = Daemon::start(&path);
         let added = cli(&path, &["add", "1"]);
         assert!(added.status.success(), "round {round}: {}", stderr(&added));
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(
-            daemon.try_wait().unwrap().is_none(),
-            "round {round}: the daemon exited"
-        );
-        daemon.kill().await.unwrap();
-        let out = daemon.wait_with_output().await.unwrap();
-        assert!(
-            stderr(&out).contains("started"),
-            "round {round}: {}",
-            stderr(&out)
-        );
+        assert!(daemon.running(), "round {round}: the daemon exited");
+        daemon.kill9();
+        let log = daemon.log();
+        assert!(log.contains("started"), "round {round}: {log}");
+    }
+}
+
+/// The secret must not appear at the most verbose log level either, with every
+/// dependency's trace output on, through successful polls and a 401 window;
+/// nor in the database the daemon wrote.
+#[tokio::test]
+async fn trace_logs_and_the_database_never_show_the_secret_or_a_token() {
+    let api = ScriptedApi::start().await;
+    api.set(
+        "556",
+        Reply::ready_due_in("556", "READY", chrono::Duration::hours(2)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), &api.base_url());
+    assert!(cli(&path, &["add", "556"]).status.success());
+    let daemon = Spawn::new(&path).rust_log("trace").spawn();
+    common::eventually("two verified polls", || async {
+        api.requests().iter().filter(|r| r.authorized).count() >= 2
+    })
+    .await;
+    api.answer_everyone(Some(Reply::error(401, "INVALID_AUTH_TOKEN")));
+    let seen = api.requests().len();
+    common::eventually("a poll answered 401", || async {
+        api.requests().len() > seen
+    })
+    .await;
+    api.answer_everyone(None);
+    let log = daemon.stop().await;
+    assert!(
+        log.contains("TRACE") && log.contains("556") && log.contains("401"),
+        "the log is really at trace level and covers the polls: {log}"
+    );
+    assert_no_secret("the daemon's trace log", &log);
+    for file in ["watcher.db", "watcher.db-wal"] {
+        let bytes = std::fs::read(dir.path().join("db").join(file)).unwrap_or_default();
+        common::assert_no_secret_bytes(file, &bytes);
     }
 }

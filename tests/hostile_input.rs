@@ -1,4 +1,4 @@
-//! Suite 4 of issue 5: hostile and broken input.
+//! Hostile and broken input.
 //!
 //! Every hostile input must end in a clear recorded error (`last_error`, or
 //! `watch = 'rejected'`), never in a request to another path or host, never in a
@@ -22,15 +22,17 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Reply, Running, SECRET_B64, ScriptedApi, Stream, eventually, row, settings};
+use common::daemon::Daemon;
+use common::{
+    ACCESS_KEY, Reply, Running, SECRET_B64, ScriptedApi, Stream, TestSettings, eventually, row,
+    settings,
+};
 use issuance_watcher::sim::{Override, SimConfig, SimHandle, Simulator};
 use serde_json::{Value, json};
 
 const LOOKUP: &str = "/api/v1/points/issuance/";
-const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
 
 /// Ids that must reach the API, each as exactly one path segment.
 fn hostile_ids() -> Vec<String> {
@@ -210,7 +212,7 @@ async fn sim() -> SimHandle {
         record_requests: true,
         ..SimConfig::default()
     }
-    .with_credentials("test-access-key", SECRET_B64);
+    .with_credentials(ACCESS_KEY, SECRET_B64);
     Simulator::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
@@ -545,27 +547,10 @@ async fn the_daemon_and_the_cli_survive_hostile_rows() {
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("watcher.db");
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[api]\nbase_url = \"{}\"\naccess_key = \"test-access-key\"\nsecret_key = \"{SECRET_B64}\"\ntimeout = \"2s\"\n\
-             [database]\npath = \"{}\"\n[poll]\ninterval = \"50ms\"\nmax_interval = \"400ms\"\nbackoff_max = \"200ms\"\n\
-             idle_recheck = \"100ms\"\nstartup_spread = \"10ms\"\nnot_found_grace = \"1s\"\n",
-            sim.base_url(),
-            db.display()
-        ),
-    )
-    .unwrap();
-    let cli = |args: &[&str]| {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
-    };
+    let config = TestSettings::new(&sim.base_url(), &db)
+        .with(|s| s.poll.startup_spread = Duration::from_millis(10))
+        .write_toml(&dir.path().join("config.toml"));
+    let cli = |args: &[&str]| common::cli(&config, args);
     assert!(cli(&["migrate"]).status.success());
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
@@ -589,15 +574,7 @@ async fn the_daemon_and_the_cli_survive_hostile_rows() {
         .await
         .unwrap();
 
-    let mut daemon = tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut daemon = Daemon::start(&config);
     // Every hostile row ends (rejected by us, or not found by the simulator) with an error.
     eventually("every row to end its watch", || async {
         let active: i64 =
@@ -608,25 +585,8 @@ async fn the_daemon_and_the_cli_survive_hostile_rows() {
         active == 0
     })
     .await;
-    assert!(
-        daemon.try_wait().unwrap().is_none(),
-        "the daemon is running"
-    );
-    let pid = daemon.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = tokio::time::timeout(Duration::from_secs(10), daemon.wait_with_output())
-        .await
-        .expect("exits")
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{:?}: {log}", out.status);
-    assert!(!log.contains("panicked"), "{log}");
+    assert!(daemon.running(), "the daemon is running");
+    daemon.stop().await;
     let ends: Vec<(String, Option<String>, i64)> = sqlx::query_as(
         "SELECT watch, last_error, (SELECT count(*) FROM transitions t WHERE t.issuance_id = i.id) FROM issuances i WHERE id != ?",
     )

@@ -5,23 +5,19 @@ mod common;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Reply, SECRET_B64, ScriptedApi};
-
-const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
+use common::daemon::{Daemon, Spawn, cli};
+use common::{Reply, ScriptedApi, TestSettings, assert_no_secret};
 
 fn config(dir: &Path, base_url: &str, db: &Path) -> std::path::PathBuf {
-    let path = dir.join("config.toml");
-    let text = format!(
-        "[api]\nbase_url = \"{base_url}\"\naccess_key = \"notify-test\"\nsecret_key = \"{SECRET_B64}\"\n\
-         [database]\npath = \"{}\"\n[poll]\ninterval = \"50ms\"\nidle_recheck = \"100ms\"\nstartup_spread = \"10ms\"\n",
-        db.display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    TestSettings::new(base_url, db)
+        .with(|s| {
+            s.api.access_key = "notify-test".into();
+            s.poll.startup_spread = Duration::from_millis(10);
+        })
+        .write_toml(&dir.join("config.toml"))
 }
 
 /// Binds a datagram socket in `dir` and forwards every message it receives.
@@ -58,49 +54,22 @@ fn wait_for(rx: &mpsc::Receiver<String>, seen: &mut Vec<String>, what: &str, wit
     }
 }
 
-fn spawn(config: &Path, socket: &Path, watchdog_usec: Option<&str>) -> Child {
-    let mut command = Command::new(BIN);
-    command
-        .arg("--config")
-        .arg(config)
-        .arg("run")
-        .env("NOTIFY_SOCKET", socket)
-        .env_remove("WATCHDOG_PID")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if let Some(usec) = watchdog_usec {
-        command.env("WATCHDOG_USEC", usec);
+fn spawn(config: &Path, socket: &Path, watchdog_usec: Option<&str>) -> Daemon {
+    let daemon = Spawn::new(config).env("NOTIFY_SOCKET", socket);
+    match watchdog_usec {
+        Some(usec) => daemon.env("WATCHDOG_USEC", usec),
+        None => daemon,
     }
-    command.spawn().unwrap()
+    .spawn()
 }
 
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+fn sigterm(daemon: &Daemon) {
+    daemon.sigterm();
 }
 
-fn wait_exit(mut child: Child) -> (std::process::ExitStatus, String) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            use std::io::Read;
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .ok();
-            return (status, stderr);
-        }
-        assert!(Instant::now() < deadline, "the daemon did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_exit(mut daemon: Daemon) -> (std::process::ExitStatus, String) {
+    let status = daemon.wait_blocking(Duration::from_secs(15));
+    (status, daemon.log())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,12 +82,7 @@ async fn ready_status_watchdog_and_stopping_reach_the_notify_socket() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("watcher.db");
     let config = config(dir.path(), &api.base_url(), &db);
-    let added = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .args(["add", "777"])
-        .output()
-        .unwrap();
+    let added = cli(&config, &["add", "777"]);
     assert!(added.status.success());
     let (socket, rx) = listen(dir.path());
 
@@ -174,7 +138,7 @@ async fn ready_status_watchdog_and_stopping_reach_the_notify_socket() {
         lines.iter().filter(|l| **l == "WATCHDOG=1").count() >= 2,
         "pings repeat: {lines:#?}"
     );
-    assert!(!seen.iter().any(|m| m.contains(SECRET_B64)));
+    assert_no_secret("the notify messages", &seen.concat());
 }
 
 #[tokio::test]
@@ -207,16 +171,7 @@ async fn without_notify_socket_the_daemon_runs_and_stops_as_usual() {
     let api = ScriptedApi::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &api.base_url(), &dir.path().join("w.db"));
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env_remove("NOTIFY_SOCKET")
-        .env("WATCHDOG_USEC", "1000000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Spawn::new(&config).env("WATCHDOG_USEC", "1000000").spawn();
     let (status, stderr) = tokio::task::spawn_blocking(move || {
         std::thread::sleep(Duration::from_millis(800));
         sigterm(&child);
@@ -233,17 +188,7 @@ async fn under_journald_text_logs_carry_no_timestamp_and_no_colours() {
     let api = ScriptedApi::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &api.base_url(), &dir.path().join("j.db"));
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("RUST_LOG")
-        .env("JOURNAL_STREAM", "8:12345")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Spawn::new(&config).env("JOURNAL_STREAM", "8:12345").spawn();
     let (status, stderr) = tokio::task::spawn_blocking(move || {
         std::thread::sleep(Duration::from_millis(500));
         sigterm(&child);

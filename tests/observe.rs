@@ -4,16 +4,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Reply, SECRET_B64, ScriptedApi, eventually};
+use common::daemon::{Daemon, cli};
+use common::{Reply, ScriptedApi, TestSettings, assert_no_secret, eventually};
 use issuance_watcher::ops::health::Liveness;
 use issuance_watcher::ops::http::router;
 use issuance_watcher::ops::progress::Progress;
-
-const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -24,55 +22,30 @@ fn free_port() -> u16 {
 }
 
 fn config(dir: &Path, base_url: &str, listen: &str) -> std::path::PathBuf {
-    let path = dir.join("config.toml");
-    let text = format!(
-        "[api]\nbase_url = \"{base_url}\"\naccess_key = \"observe-test\"\nsecret_key = \"{SECRET_B64}\"\n\
-         [database]\npath = \"{}\"\n\
-         [poll]\ninterval = \"50ms\"\nmax_interval = \"200ms\"\nidle_recheck = \"100ms\"\nstartup_spread = \"10ms\"\n\
-         auth_pause = \"200ms\"\nauth_pause_max = \"400ms\"\n\
-         [http]\nlisten = \"{listen}\"\n",
-        dir.join("watcher.db").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// The daemon, killed (SIGTERM, then reaped) when dropped.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
+    let ms = Duration::from_millis;
+    TestSettings::new(base_url, &dir.join("watcher.db"))
+        .with(|s| {
+            s.api.access_key = "observe-test".into();
+            s.poll.max_interval = ms(200);
+            s.poll.startup_spread = ms(10);
+            s.poll.auth_pause = ms(200);
+            s.poll.auth_pause_max = ms(400);
+            s.http.listen = listen.into();
+        })
+        .write_toml(&dir.join("config.toml"))
 }
 
 async fn start(api: &ScriptedApi, dir: &Path, ids: &[&str]) -> (Daemon, String) {
     let port = free_port();
     let config = config(dir, &api.base_url(), &format!("127.0.0.1:{port}"));
     if !ids.is_empty() {
-        let added = Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .arg("add")
-            .args(ids)
-            .output()
-            .unwrap();
+        let mut args = vec!["add"];
+        args.extend(ids);
+        let added = cli(&config, &args);
         assert!(added.status.success(), "{added:?}");
     }
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (Daemon(child), format!("http://127.0.0.1:{port}"))
+    let daemon = Daemon::start(&config);
+    (daemon, format!("http://127.0.0.1:{port}"))
 }
 
 async fn get(url: &str) -> Option<(u16, String)> {
@@ -210,7 +183,8 @@ async fn metrics_counters_move_with_polls() {
         .is_some_and(|s| s < 10.0),
         "{text}"
     );
-    assert!(!text.contains(SECRET_B64) && !text.contains("observe-test"));
+    assert!(!text.contains("observe-test"));
+    assert_no_secret("/metrics", &text);
 }
 
 #[tokio::test]
@@ -236,12 +210,7 @@ async fn healthz_turns_503_when_the_loop_stalls() {
 fn a_malformed_http_listen_is_a_config_error_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), "http://127.0.0.1:9", "localhost-ish");
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("check-config")
-        .output()
-        .unwrap();
+    let out = cli(&config, &["check-config"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("http.listen"), "{err}");

@@ -1,4 +1,4 @@
-//! Suite 5 of issue 5: operating faults, with the daemon as a child process.
+//! Operating faults, with the daemon as a child process.
 //!
 //! | fault | how | expected |
 //! |---|---|---|
@@ -13,12 +13,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Reply, SECRET_B64, ScriptedApi, eventually};
+use common::daemon::{Daemon, Spawn};
+use common::{Reply, SECRET_B64, ScriptedApi, TestSettings, assert_no_secret, eventually};
 
-const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 struct Setup {
@@ -29,13 +29,13 @@ struct Setup {
 }
 
 fn good_config(base_url: &str, db: &Path) -> String {
-    format!(
-        "[api]\nbase_url = \"{base_url}\"\naccess_key = \"faults\"\nsecret_key = \"{SECRET_B64}\"\ntimeout = \"2s\"\n\
-         [database]\npath = \"{}\"\n\
-         [poll]\ninterval = \"50ms\"\nmax_interval = \"400ms\"\nbackoff_max = \"200ms\"\nidle_recheck = \"100ms\"\n\
-         startup_spread = \"10ms\"\nlease = \"3s\"\n",
-        db.display()
-    )
+    TestSettings::new(base_url, db)
+        .with(|s| {
+            s.api.access_key = "faults".into();
+            s.poll.startup_spread = Duration::from_millis(10);
+            s.poll.lease = Duration::from_secs(3);
+        })
+        .to_toml()
 }
 
 impl Setup {
@@ -55,68 +55,20 @@ impl Setup {
     }
 
     fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
+        common::cli(&self.config, args)
     }
 
     fn spawn(&self, log: &str, env: &[(&str, &str)]) -> Daemon {
-        let log = self.dir.path().join(log);
-        let child = tokio::process::Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("run")
-            .env_remove("RUST_LOG")
+        Spawn::new(&self.config)
+            .log(&self.dir.path().join(log))
             .envs(env.iter().copied())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .kill_on_drop(true)
             .spawn()
-            .unwrap();
-        Daemon { child, log }
     }
 
     async fn pool(&self) -> sqlx::SqlitePool {
         sqlx::SqlitePool::connect(&format!("sqlite://{}", self.db.display()))
             .await
             .unwrap()
-    }
-}
-
-struct Daemon {
-    child: tokio::process::Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Waits for the daemon to exit by itself; returns its exit code.
-    async fn exits_within(&mut self, limit: Duration) -> Option<i32> {
-        let status = tokio::time::timeout(limit, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("the daemon did not exit: {}", self.log()))
-            .unwrap();
-        status.code()
-    }
-
-    async fn stop(mut self) -> String {
-        let pid = self.child.id().unwrap().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let code = self.exits_within(Duration::from_secs(10)).await;
-        let log = self.log();
-        assert_eq!(code, Some(0), "{log}");
-        assert!(!log.contains("panicked"), "{log}");
-        log
     }
 }
 
@@ -285,10 +237,8 @@ async fn a_config_broken_on_restart_is_one_clear_error_and_the_database_is_untou
             err.to_lowercase().contains(&names.to_lowercase()),
             "{what}: the error should name {names}: {err}"
         );
-        assert!(
-            !err.contains("panicked") && !err.contains(SECRET_B64),
-            "{what}: {err}"
-        );
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        assert_no_secret(what, &err);
     }
     assert_eq!(
         snapshot().await,

@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use issuance_watcher::settings::Settings;
-use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use issuance_watcher::sim::{FaultConfig, FaultRule, Simulator, Window};
 use issuance_watcher::store::Store;
 use issuance_watcher::watcher::Watcher;
@@ -106,28 +105,16 @@ fn faults(plan: &Plan) -> FaultConfig {
 }
 
 fn settings(base_url: &str, dir: &std::path::Path) -> Settings {
-    let vars = [
-        ("API__BASE_URL", base_url.to_owned()),
-        ("API__ACCESS_KEY", DEMO_ACCESS_KEY.to_owned()),
-        ("API__SECRET_KEY", DEMO_SECRET_KEY.to_owned()),
-        ("API__TIMEOUT", "1s".to_owned()),
-        ("API__CONNECT_TIMEOUT", "500ms".to_owned()),
-        ("API__REQUESTS_PER_SECOND", "300".to_owned()),
-        ("API__CONCURRENCY", CONCURRENCY.to_string()),
-        ("DATABASE__PATH", db_path(dir).display().to_string()),
-        ("POLL__INTERVAL", "200ms".to_owned()),
-        ("POLL__MAX_INTERVAL", "500ms".to_owned()),
-        ("POLL__BACKOFF_MAX", "1s".to_owned()),
-        ("POLL__LEASE", "3s".to_owned()),
-        ("POLL__AUTH_PAUSE", "500ms".to_owned()),
-        ("POLL__AUTH_PAUSE_MAX", "1s".to_owned()),
-        ("POLL__IDLE_RECHECK", "200ms".to_owned()),
-        ("POLL__STARTUP_SPREAD", "100ms".to_owned()),
-    ];
-    let env = vars
-        .into_iter()
-        .map(|(k, v)| (format!("ISSUANCE_WATCHER__{k}"), v));
-    Settings::load_with_env(None, env).unwrap()
+    reliability::settings(dir, base_url)
+        .with(|s| {
+            s.api.concurrency = CONCURRENCY;
+            s.poll.backoff_max = Duration::from_secs(1);
+            s.poll.lease = Duration::from_secs(3);
+            s.poll.auth_pause = AUTH_PAUSE;
+            s.poll.auth_pause_max = AUTH_PAUSE_MAX;
+            s.poll.startup_spread = Duration::from_millis(100);
+        })
+        .build()
 }
 
 async fn run(plan: Plan) {

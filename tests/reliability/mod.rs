@@ -4,16 +4,22 @@
 //! ground-truth check.
 #![allow(dead_code)]
 
+#[path = "../common/mod.rs"]
+pub mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
+use common::TestSettings;
+use common::daemon::Spawn;
 use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use issuance_watcher::sim::{DepositTiming, DueOutcome, LifecycleConfig, SimConfig, SimHandle};
 use issuance_watcher::store::Store;
 use issuance_watcher::tools::verify::{self, Comparison};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
+#[allow(unused_imports)] // each suite uses some of them
+pub use common::daemon::{BIN, migrate};
 
 /// Lifecycles in real seconds (speed 1): WAITED 0.2–1 s, then FAIL (5%) or READY,
 /// and READY ends as DONE (80%) or CANCELLED (15%) 0.5–4 s later. The due date is
@@ -41,8 +47,30 @@ pub fn sim_config(seed: u64) -> SimConfig {
         .with_lifecycle(fast_lifecycle())
 }
 
+/// The reliability suites' settings: the shipped defaults, the simulator's demo
+/// credentials, a 1 s request timeout and polling paced for lifecycles of a few
+/// seconds. The caller adds what its suite varies.
+pub fn settings(dir: &Path, base_url: &str) -> TestSettings {
+    let ms = Duration::from_millis;
+    TestSettings::shipped(base_url, &db_path(dir))
+        .credentials(DEMO_ACCESS_KEY, DEMO_SECRET_KEY)
+        .with(|s| {
+            s.api.timeout = ms(1000);
+            s.api.connect_timeout = ms(500);
+            s.api.requests_per_second = 300.0;
+            s.database.busy_timeout = ms(5000);
+            let p = &mut s.poll;
+            p.interval = ms(200);
+            p.max_interval = ms(500);
+            p.backoff_max = ms(500);
+            p.lease = ms(1500);
+            p.startup_spread = ms(200);
+            p.idle_recheck = ms(200);
+        })
+}
+
 /// A daemon configuration file for the simulator at `base_url`, database in `dir`.
-/// `extra` is appended verbatim to the `[poll]` section.
+/// `api_extra` and `poll_extra` are TOML lines added to the `[api]` and `[poll]` tables.
 pub fn write_config(dir: &Path, base_url: &str, api_extra: &str, poll_extra: &str) -> PathBuf {
     write_config_with(dir, base_url, 300, 16, api_extra, poll_extra)
 }
@@ -56,36 +84,22 @@ pub fn write_config_with(
     api_extra: &str,
     poll_extra: &str,
 ) -> PathBuf {
+    let settings = settings(dir, base_url).with(|s| {
+        s.api.requests_per_second = f64::from(requests_per_second);
+        s.api.concurrency = concurrency as usize;
+    });
+    let mut config: toml::Table = toml::from_str(&settings.to_toml()).unwrap();
+    for (table, extra) in [("api", api_extra), ("poll", poll_extra)] {
+        let extra: toml::Table = toml::from_str(extra).expect("extra lines are TOML");
+        config[table].as_table_mut().unwrap().extend(extra);
+    }
     let path = dir.join("config.toml");
-    let text = format!(
-        "[api]\nbase_url = \"{base_url}\"\naccess_key = \"{DEMO_ACCESS_KEY}\"\nsecret_key = \"{DEMO_SECRET_KEY}\"\n\
-         timeout = \"1s\"\nconnect_timeout = \"500ms\"\nrequests_per_second = {requests_per_second}.0\nconcurrency = {concurrency}\n{api_extra}\n\
-         [database]\npath = \"{}\"\nbusy_timeout = \"5s\"\n\
-         [poll]\ninterval = \"200ms\"\nmax_interval = \"500ms\"\nbackoff_max = \"500ms\"\nlease = \"1500ms\"\n\
-         startup_spread = \"200ms\"\nidle_recheck = \"200ms\"\n{poll_extra}\n",
-        db_path(dir).display(),
-    );
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
     path
 }
 
 pub fn db_path(dir: &Path) -> PathBuf {
     dir.join("watcher.db")
-}
-
-/// `issuance-watcher --config F migrate`, so the test can write ids before the daemon starts.
-pub fn migrate(config: &Path) {
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .arg("migrate")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "migrate: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A test-side handle on the database: its own pool, as another program would have.
@@ -99,17 +113,11 @@ pub async fn open_store(dir: &Path) -> Store {
 
 /// `issuance-watcher run` as a child process, its stderr going to `log`.
 pub fn spawn_daemon(config: &Path, log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .arg("run")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
+    Spawn::new(config)
+        .log(log)
+        .rust_log("info")
         .spawn()
-        .unwrap()
+        .into_child()
 }
 
 pub async fn scalar(store: &Store, sql: &'static str) -> i64 {

@@ -1,0 +1,259 @@
+//! What every benchmark stands on: the machine line, child processes (the
+//! simulator and the daemon, killed when dropped), their CPU and memory from
+//! `/proc`, scratch directories and bulk-inserted rows.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use issuance_watcher::domain::timefmt::to_db;
+use issuance_watcher::settings::DatabaseSettings;
+use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
+use issuance_watcher::store::Store;
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
+pub(crate) const STATIC_TOKEN: &str = "bench-static-token";
+/// The simulator's ids are `ID_BASE + 1 + seq`.
+pub(crate) const FIRST_SIM_ID: u64 = issuance_watcher::sim::ID_BASE + 1;
+
+pub(crate) fn machine_line() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!(
+        "machine: {cores} cores ({model}), {:.1} GiB memory, load average {} at start",
+        mem_kib as f64 / 1024.0 / 1024.0,
+        load.join(" ")
+    )
+}
+
+/// A child process that is killed if still running when dropped.
+pub(crate) struct ChildGuard {
+    pub(crate) child: Child,
+}
+
+impl ChildGuard {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then waits up to 10 s; true when it exited with status 0.
+    pub(crate) fn terminate(&mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub(crate) fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// user + sys CPU seconds of a process so far.
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the command name: state is field 3, utime 14, stime 15 (1-based).
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / clock_ticks_per_second()
+}
+
+/// A `VmXXX:` line of /proc/PID/status, in KiB.
+pub(crate) fn vm_kib(pid: u32, key: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .trim_start_matches(':')
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Starts `issuance-watcher simulate` with `seed` issuances that are READY at once
+/// (no WAITED phase, no FAIL) and the static token; returns it and its base URL.
+pub(crate) fn start_simulator(dir: &Path, seed: usize) -> anyhow::Result<(ChildGuard, String)> {
+    let config = dir.join("simulator.toml");
+    std::fs::write(
+        &config,
+        "[lifecycle]\nwaited_min = \"0s\"\nwaited_max = \"0s\"\np_fail = 0.0\n",
+    )?;
+    let mut child = Command::new(BIN)
+        .arg("simulate")
+        .args(["--listen", "127.0.0.1:0", "--static-token", STATIC_TOKEN])
+        .arg("--config")
+        .arg(&config)
+        .args(["--seed-issuances", &seed.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting the simulator")?;
+    let stdout = child.stdout.take().context("simulator stdout")?;
+    let guard = ChildGuard { child };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("simulator listening on ") {
+                let url = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = tx.send(url);
+                break;
+            }
+        }
+        // Keep draining so the simulator never writes into a closed pipe.
+        for _ in lines {}
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(60))
+        .context("the simulator did not say where it listens")?;
+    Ok((guard, url))
+}
+
+/// Daemon settings as a TOML file (everything else is the built-in default).
+pub(crate) struct DaemonConfig<'a> {
+    pub(crate) base_url: &'a str,
+    pub(crate) database: &'a Path,
+    pub(crate) requests_per_second: f64,
+    pub(crate) concurrency: usize,
+    pub(crate) interval: &'a str,
+    pub(crate) max_interval: &'a str,
+}
+
+impl DaemonConfig<'_> {
+    pub(crate) fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let text = format!(
+            "[api]\nbase_url = \"{}\"\naccess_key = \"{DEMO_ACCESS_KEY}\"\nsecret_key = \"{DEMO_SECRET_KEY}\"\n\
+             requests_per_second = {:.1}\nconcurrency = {}\n\
+             [database]\npath = \"{}\"\n\
+             [poll]\ninterval = \"{}\"\nmax_interval = \"{}\"\n",
+            self.base_url,
+            self.requests_per_second,
+            self.concurrency,
+            self.database.display(),
+            self.interval,
+            self.max_interval,
+        );
+        std::fs::write(path, text)?;
+        Ok(())
+    }
+}
+
+pub(crate) fn start_daemon(dir: &Path, config: &Path) -> anyhow::Result<ChildGuard> {
+    let log = std::fs::File::create(dir.join("daemon.log"))?;
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting the daemon")?;
+    Ok(ChildGuard { child })
+}
+
+/// A scratch directory, kept for inspection when `BENCH_KEEP` is set.
+pub(crate) fn workdir() -> anyhow::Result<tempfile::TempDir> {
+    Ok(tempfile::Builder::new()
+        .prefix("issuance-watcher-bench-")
+        .tempdir()?)
+}
+
+pub(crate) fn finish(dir: tempfile::TempDir) {
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        eprintln!("  (kept {})", dir.keep().display());
+    }
+}
+
+pub(crate) async fn open_store(path: &Path) -> anyhow::Result<Store> {
+    Ok(Store::open_migrated(&DatabaseSettings {
+        path: path.to_owned(),
+        busy_timeout: Duration::from_secs(30),
+    })
+    .await?)
+}
+
+/// Inserts the simulator's ids `FIRST_SIM_ID..+count` as active READY rows, due now.
+pub(crate) async fn insert_active(
+    store: &Store,
+    count: usize,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let mut tx = store.pool().begin().await?;
+    sqlx::query(
+        "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < ?1 - 1)
+         INSERT INTO issuances (id, status, amount, created_at, modified_at, vbank_due_at,
+                                vbank_account_number, bank_name, vbank_holder_name, watch,
+                                next_poll_at, polls, last_polled_at, last_seen_at)
+         SELECT CAST(?2 + n AS TEXT), 'READY', 10000 * (1 + n % 50), ?3, ?3, ?4,
+                CAST(451235000000 + n AS TEXT), '국민은행', '번개장터', 'active',
+                strftime('%Y-%m-%dT%H:%M:%fZ', ?5 - (n % 600), 'unixepoch'), 3, ?3, ?3
+         FROM s",
+    )
+    .bind(i64::try_from(count)?)
+    .bind(i64::try_from(FIRST_SIM_ID)?)
+    .bind(to_db(now - chrono::Duration::minutes(20)))
+    .bind(to_db(now + chrono::Duration::hours(30)))
+    .bind(now.timestamp())
+    .execute(&mut *tx)
+    .await?;
+    // Their history so far: created WAITED, then READY.
+    sqlx::query(
+        "INSERT INTO transitions (issuance_id, from_status, to_status, observed_at, modified_at)
+         SELECT id, NULL, 'WAITED', created_at, created_at FROM issuances WHERE watch = 'active'
+         UNION ALL
+         SELECT id, 'WAITED', 'READY', created_at, modified_at FROM issuances WHERE watch = 'active'",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

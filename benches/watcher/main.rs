@@ -1,0 +1,140 @@
+//! The project's benchmarks, in one command that prints one table:
+//!
+//! ```text
+//! cargo bench --bench watcher                      # all four, full size (~5 min)
+//! cargo bench --bench watcher -- --quick           # smaller and shorter (~1.5 min)
+//! cargo bench --bench watcher -- throughput scale  # only some: throughput, scale, write, efficiency
+//! cargo bench --bench watcher -- --concurrency 128 # daemon concurrency (and wrk connections) in `throughput`
+//! ```
+//!
+//! 1. `throughput`: a child `issuance-watcher simulate` (no rate limit, 100,000
+//!    READY issuances) against a child `issuance-watcher run` polling as fast as
+//!    it can; the same simulator's ceiling on the same endpoint with `wrk` and a
+//!    static token (row skipped when `wrk` is not installed). CPU per poll is the
+//!    daemon's user+sys time from `/proc/PID/stat`.
+//! 2. `scale`: 1,000,000 issuances (900,000 settled with their transitions and
+//!    flags, 100,000 active), bulk-generated in SQL; the daemon's memory, the time
+//!    from its start to the first request at the simulator, the cost of one claim
+//!    tick (`claim_due` + `next_due`) at 10k, 100k, 900k and 1M settled rows, and
+//!    database bytes per issuance.
+//! 3. `write`: `Store::record` with batches of 256 results that are all transitions.
+//! 4. `efficiency`: the simulator's default lifecycle (the daily deposit model) in
+//!    accelerated time, with the adaptive policy and with fixed-interval polling tuned
+//!    to the same number of calls: calls per settled issuance, detection lag, and the
+//!    DUE_SOON deadline check; without `--quick`, the same comparison on the old
+//!    uniform deposit model, for information.
+
+mod efficiency;
+mod harness;
+mod scale;
+mod table;
+mod throughput;
+mod write;
+
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use chrono::Utc;
+
+use crate::harness::machine_line;
+use crate::table::{Table, Verdict};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Opts {
+    pub(crate) quick: bool,
+    pub(crate) only: Vec<String>,
+    pub(crate) concurrency: usize,
+}
+
+impl Opts {
+    fn parse() -> anyhow::Result<Self> {
+        let mut opts = Opts {
+            quick: false,
+            only: vec![],
+            concurrency: 64,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                // cargo bench passes --bench to harness = false targets.
+                "--bench" => {}
+                "--quick" => opts.quick = true,
+                "--concurrency" => {
+                    opts.concurrency = args
+                        .next()
+                        .context("--concurrency needs a number")?
+                        .parse()?
+                }
+                "throughput" | "scale" | "write" | "efficiency" => opts.only.push(arg),
+                other => bail!(
+                    "unknown argument {other:?} (expected --quick, --concurrency N, throughput, scale, write, efficiency)"
+                ),
+            }
+        }
+        Ok(opts)
+    }
+
+    fn runs(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == name)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let opts = Opts::parse()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let machine = machine_line();
+    eprintln!("{machine}");
+    let mut table = Table::default();
+    let started = Instant::now();
+    runtime.block_on(async {
+        if opts.runs("throughput") {
+            eprintln!("== throughput");
+            if let Err(e) = throughput::throughput(&opts, &mut table).await {
+                table.push(
+                    "throughput",
+                    "error",
+                    format!("{e:#}"),
+                    "",
+                    Verdict::Skipped,
+                );
+            }
+        }
+        if opts.runs("scale") {
+            eprintln!("== scale");
+            if let Err(e) = scale::scale(&opts, &mut table).await {
+                table.push("scale", "error", format!("{e:#}"), "", Verdict::Skipped);
+            }
+        }
+        if opts.runs("write") {
+            eprintln!("== write");
+            if let Err(e) = write::write_path(&opts, &mut table).await {
+                table.push("write", "error", format!("{e:#}"), "", Verdict::Skipped);
+            }
+        }
+        if opts.runs("efficiency") {
+            eprintln!("== efficiency");
+            if let Err(e) = efficiency::efficiency(&opts, &mut table).await {
+                table.push(
+                    "efficiency",
+                    "error",
+                    format!("{e:#}"),
+                    "",
+                    Verdict::Skipped,
+                );
+            }
+        }
+    });
+    println!();
+    println!("{machine}");
+    println!(
+        "{} mode, {:.0} s in all, {}",
+        if opts.quick { "quick" } else { "full" },
+        started.elapsed().as_secs_f64(),
+        Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    println!();
+    table.print();
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! The watcher loop in-process against a fresh database, and the reads tests
+//! make of that database.
+
+use std::time::{Duration, Instant};
+
+use issuance_watcher::domain::clock::Clock;
+use issuance_watcher::settings::Settings;
+use issuance_watcher::store::Store;
+use issuance_watcher::watcher::Watcher;
+use tokio_util::sync::CancellationToken;
+
+/// A watcher running in the background until stopped.
+pub struct Running {
+    pub store: Store,
+    token: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn start(settings: Settings) -> Self {
+        let store = Store::open_migrated(&settings.database).await.unwrap();
+        let watcher = Watcher::new(settings, store.clone(), Clock::real()).unwrap();
+        let token = CancellationToken::new();
+        let loop_token = token.clone();
+        let handle = tokio::spawn(async move { watcher.run(loop_token).await.unwrap() });
+        Self {
+            store,
+            token,
+            handle,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.token.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("stops promptly")
+            .unwrap();
+        self.store.close().await;
+    }
+
+    pub async fn insert(&self, ids: &[&str]) {
+        for id in ids {
+            sqlx::query("INSERT INTO issuances (id) VALUES (?)")
+                .bind(id)
+                .execute(self.store.pool())
+                .await
+                .unwrap();
+        }
+    }
+
+    pub async fn transitions(&self, id: &str) -> Vec<(Option<String>, String)> {
+        sqlx::query_as(
+            "SELECT from_status, to_status FROM transitions WHERE issuance_id = ? ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(self.store.pool())
+        .await
+        .unwrap()
+    }
+
+    pub async fn column(&self, id: &str, column: &'static str) -> Option<String> {
+        let sql = match column {
+            "watch" => "SELECT watch FROM issuances WHERE id = ?",
+            "status" => "SELECT status FROM issuances WHERE id = ?",
+            "last_error" => "SELECT last_error FROM issuances WHERE id = ?",
+            other => panic!("no helper for column {other}"),
+        };
+        sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_optional(self.store.pool())
+            .await
+            .unwrap()
+            .flatten()
+    }
+
+    pub async fn flags(&self, id: &str) -> Vec<(String, bool)> {
+        sqlx::query_as(
+            "SELECT kind, cleared_at IS NOT NULL FROM flags WHERE issuance_id = ? ORDER BY kind",
+        )
+        .bind(id)
+        .fetch_all(self.store.pool())
+        .await
+        .unwrap()
+    }
+
+    /// Waits (up to 15 s) until `id` is in watch state `watch`.
+    pub async fn wait_watch(&self, id: &str, watch: &str) {
+        eventually(&format!("{id} to be {watch}"), || async {
+            self.column(id, "watch").await.as_deref() == Some(watch)
+        })
+        .await;
+    }
+}
+
+pub fn row(from: Option<&str>, to: &str) -> (Option<String>, String) {
+    (from.map(str::to_owned), to.to_owned())
+}
+
+/// Polls `condition` every 25 ms until it holds; panics after 15 s.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,86 @@
+//! The one check that nothing a test can see (a log, an error, a metrics page,
+//! a database file) carries a secret or a token, in any encoding.
+//!
+//! Searched for, for every secret the tests configure (the scripted API's and
+//! the simulator's demo secret): the Base64 text (padded, unpadded, URL-safe),
+//! the decoded bytes themselves, their hex and their `Debug` rendering
+//! (`[105, 115, …]`); and any bearer token: `Bearer ` (any case) or `eyJ`, which
+//! starts every JWT (Base64 of `{"`).
+
+use base64::Engine as _;
+use issuance_watcher::sim::cli::DEMO_SECRET_KEY;
+
+use super::config::{SECRET_B64, decoded_secret};
+
+/// What a leak of `secret_base64` could look like, as byte strings.
+fn encodings(secret_base64: &str) -> Vec<(String, Vec<u8>)> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let bytes = decoded_secret(secret_base64);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let debug = format!("{:?}", &bytes[..8.min(bytes.len())]);
+    let debug_prefix = debug.trim_end_matches(']').to_owned();
+    vec![
+        ("the Base64 text".into(), secret_base64.as_bytes().to_vec()),
+        (
+            "the unpadded Base64 text".into(),
+            STANDARD_NO_PAD.encode(&bytes).into_bytes(),
+        ),
+        (
+            "the URL-safe Base64 text".into(),
+            URL_SAFE.encode(&bytes).into_bytes(),
+        ),
+        (
+            "the unpadded URL-safe Base64 text".into(),
+            URL_SAFE_NO_PAD.encode(&bytes).into_bytes(),
+        ),
+        ("the decoded secret bytes".into(), bytes.clone()),
+        ("the decoded secret as hex".into(), hex.into_bytes()),
+        (
+            "the decoded secret as a byte list".into(),
+            debug_prefix.into_bytes(),
+        ),
+    ]
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The leaks found in `bytes`: each what it is and a little context.
+pub fn leaks(bytes: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let context = |at: usize| {
+        let from = at.saturating_sub(60);
+        let to = (at + 60).min(bytes.len());
+        String::from_utf8_lossy(&bytes[from..to]).into_owned()
+    };
+    for secret in [SECRET_B64, DEMO_SECRET_KEY] {
+        for (what, needle) in encodings(secret) {
+            if let Some(at) = find(bytes, &needle) {
+                found.push(format!("{what} at byte {at}: …{}…", context(at)));
+            }
+        }
+    }
+    let lower = bytes.to_ascii_lowercase();
+    if let Some(at) = find(&lower, b"bearer ") {
+        found.push(format!("a bearer header at byte {at}: …{}…", context(at)));
+    }
+    if let Some(at) = find(bytes, b"eyJ") {
+        found.push(format!(
+            "JWT-like text (eyJ) at byte {at}: …{}…",
+            context(at)
+        ));
+    }
+    found
+}
+
+/// Panics, naming `what` and each leak, when `bytes` contain a secret or token.
+pub fn assert_no_secret_bytes(what: &str, bytes: &[u8]) {
+    let found = leaks(bytes);
+    assert!(found.is_empty(), "{what} leaks: {found:#?}");
+}
+
+/// Panics, naming `what` and each leak, when `text` contains a secret or token.
+pub fn assert_no_secret(what: &str, text: &str) {
+    assert_no_secret_bytes(what, text.as_bytes());
+}
