@@ -138,19 +138,25 @@ impl Daemon {
         child.wait().unwrap();
     }
 
+    /// The exit status if the daemon has exited; panics once `deadline` passed.
+    fn exited_by(&mut self, deadline: Instant) -> Option<ExitStatus> {
+        let status = self.child().try_wait().unwrap();
+        assert!(
+            status.is_some() || Instant::now() < deadline,
+            "the daemon did not exit in time: {}",
+            self.log()
+        );
+        status
+    }
+
     /// Waits for the daemon to exit by itself, blocking the thread.
     pub fn wait_blocking(&mut self, limit: Duration) -> ExitStatus {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(status) = self.child().try_wait().unwrap() {
-                return status;
+            match self.exited_by(deadline) {
+                Some(status) => return status,
+                None => std::thread::sleep(Duration::from_millis(20)),
             }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not exit within {limit:?}: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -158,15 +164,10 @@ impl Daemon {
     pub async fn wait(&mut self, limit: Duration) -> ExitStatus {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(status) = self.child().try_wait().unwrap() {
-                return status;
+            match self.exited_by(deadline) {
+                Some(status) => return status,
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
             }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not exit within {limit:?}: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
