@@ -1,7 +1,9 @@
 //! Watching: the loop that claims due issuances, polls them within the
 //! global rate and writes what it learned. The decisions it makes are pure
 //! functions with no I/O: when to poll next ([`policy`]) and which deadline
-//! flags apply ([`flags`]); [`pacing`] is the politeness shared by all polls.
+//! flags apply ([`flags`]); [`pacing`] is the politeness shared by all polls;
+//! `schedule` decides the loop's next step (start polls, claim, write,
+//! housekeep, checkpoint, stop) from what it holds and the time.
 //! `poll` turns one claimed issuance into a record; the scheduler loop
 //! ([`Watcher::run`]) moves records between the API and the store.
 
@@ -9,6 +11,9 @@ pub mod flags;
 pub mod pacing;
 pub mod policy;
 mod poll;
+mod schedule;
+#[cfg(test)]
+mod schedule_tests;
 mod scheduler;
 
-pub use scheduler::{TickReport, Watcher};
+pub use scheduler::Watcher;

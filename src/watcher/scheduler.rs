@@ -3,8 +3,10 @@
 //!
 //! One task owns the loop and is the process's only database writer; polls run
 //! as child tasks that never touch the database. Decisions are delegated to
-//! [`crate::watcher::policy`] and [`crate::watcher::flags`]; this module only moves data between
-//! them, the API and the store.
+//! [`crate::watcher::policy`] and [`crate::watcher::flags`] for each poll, and
+//! to [`Schedule`] for the loop itself (when to claim, write, housekeep,
+//! checkpoint and stop); this module only moves data between them, the API
+//! and the store.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::poll::{Context, poll_one};
+use super::schedule::{ClaimOutcome, Held, Schedule, Stop};
 use crate::api::ApiClient;
 use crate::domain::clock::Clock;
 use crate::ops::progress::Progress;
@@ -24,19 +27,8 @@ use crate::settings::Settings;
 use crate::store::{Claimed, Lease, PollRecord, Recorded, Store, StoreError};
 use crate::watcher::pacing::Pacer;
 
-/// How long in-flight polls may finish after shutdown is requested; the rest
-/// are abandoned (their leases expire, nothing is lost).
-const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
-/// Pause before claiming again after the database refused a claim.
-const STORE_RETRY: Duration = Duration::from_secs(1);
-/// How often (real time) the loop checks that the database file is still the
-/// one it opened, and that no issuance is scheduled beyond any legitimate wait.
-const HOUSEKEEPING: Duration = Duration::from_secs(2);
 /// The longest `Retry-After` the client honours (see `api::client`), real time.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
-/// How often an idle loop folds the WAL back into the database, so it cannot grow without bound.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
-
 /// A claimed issuance waiting for a free slot, with the lease it holds.
 #[derive(Debug)]
 struct Leased {
@@ -62,13 +54,6 @@ struct Written {
 pub struct Watcher {
     store: Store,
     ctx: Arc<Context>,
-}
-
-/// What one [`Watcher::tick`] did.
-#[derive(Debug, Default)]
-pub struct TickReport {
-    pub polled: usize,
-    pub recorded: Recorded,
 }
 
 impl Watcher {
@@ -104,22 +89,6 @@ impl Watcher {
         &self.store
     }
 
-    /// One step, for tests and tools: claim what is due now (up to the
-    /// concurrency), poll it all, record the results.
-    pub async fn tick(&self) -> Result<TickReport, StoreError> {
-        let claimed = self.claim(self.ctx.settings.api.concurrency).await?;
-        let mut polls = JoinSet::new();
-        for c in claimed {
-            polls.spawn(poll_one(self.ctx.clone(), c));
-        }
-        let records: Vec<PollRecord> = polls.join_all().await;
-        let recorded = self.record(&records).await?;
-        Ok(TickReport {
-            polled: records.len(),
-            recorded,
-        })
-    }
-
     /// Runs until `shutdown` is cancelled, then lets in-flight polls finish for
     /// a moment, records what finished and returns.
     ///
@@ -129,6 +98,9 @@ impl Watcher {
     /// polls from issuances claimed ahead, and results that finish during a
     /// write wait for the next one, so the busier the watcher, the larger (and
     /// the cheaper per poll) each commit.
+    ///
+    /// Each turn counts what the loop holds, lets `Schedule` decide what to
+    /// do, does it, and waits for whatever happens first.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
         let settings = &self.ctx.settings;
         let spread = self
@@ -138,79 +110,45 @@ impl Watcher {
         if spread > 0 {
             info!(issuances = spread, window = ?settings.poll.startup_spread, "spreading issuances overdue at start");
         }
-        let concurrency = settings.api.concurrency;
-        // Claimed ahead: up to one slot-full waits in `ready`, so that a freed
-        // slot never waits for the database. Claims come in batches of at least
-        // a quarter of the slots, since every claim is a commit.
-        let claim_target = 2 * concurrency;
-        let min_batch = (concurrency / 4).max(1);
+        let mut schedule = Schedule::new(settings.api.concurrency, Instant::now());
         let mut ready: VecDeque<Leased> = VecDeque::new();
         let mut inflight: JoinSet<PollRecord> = JoinSet::new();
         let mut pending: Vec<PollRecord> = Vec::new();
         let mut writing: Option<Writing> = None;
-        let mut claim_at = Instant::now();
-        let mut drain_deadline: Option<Instant> = None;
-        let mut last_checkpoint = Instant::now();
-        let mut housekeeping_at = Instant::now();
         loop {
             self.ctx.progress.loop_turned();
-            let draining = drain_deadline.is_some();
-            // Not while a write runs: the clock-jump repair needs the writer
-            // connection, which that write holds until the loop polls it again.
-            let housekeeping = !draining && writing.is_none();
-            if housekeeping && Instant::now() >= housekeeping_at {
-                housekeeping_at = Instant::now() + HOUSEKEEPING;
+            let held = Held {
+                ready: ready.len(),
+                inflight: inflight.len(),
+                pending: pending.len(),
+                writing: writing.is_some(),
+                paused_until: self.ctx.pacer.paused_until(),
+            };
+            let step = schedule.next(&held, Instant::now());
+            if step.housekeep {
                 // Fatal: writing on would only fill a detached file.
                 self.store.check_file()?;
                 self.pull_back_after_clock_jump().await;
             }
-            while !draining && inflight.len() < concurrency {
-                let Some(next) = ready.pop_front() else { break };
+            for next in ready.drain(..step.start_polls) {
                 inflight.spawn(poll_one(self.ctx.clone(), next.claimed));
             }
-            let wanted = claim_target.saturating_sub(ready.len() + inflight.len());
-            let idle = ready.is_empty() && inflight.is_empty();
-            let want_claim = !draining && wanted > 0 && (wanted >= min_batch || idle);
-            if writing.is_none() {
-                let mut claim = want_claim && Instant::now() >= claim_at;
-                if let Some(paused) = self.ctx.pacer.paused_until().filter(|_| claim) {
-                    claim_at = paused;
-                    claim = false;
-                }
-                if claim || !pending.is_empty() {
-                    let records = std::mem::take(&mut pending);
-                    writing = Some(self.start_write(records, claim.then(|| self.lease(wanted))));
-                }
+            if let Some(write) = step.write {
+                let records = std::mem::take(&mut pending);
+                writing = Some(self.start_write(records, write.claim.map(|n| self.lease(n))));
             }
-            if idle && writing.is_none() && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-                last_checkpoint = Instant::now();
-                if let Err(e) = self.store.checkpoint().await {
-                    debug!(error = %e, "WAL checkpoint skipped");
-                }
+            if step.checkpoint
+                && let Err(e) = self.store.checkpoint().await
+            {
+                debug!(error = %e, "WAL checkpoint skipped");
             }
-            if draining && inflight.is_empty() && pending.is_empty() && writing.is_none() {
-                break;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled(), if !draining => {
-                    info!(in_flight = inflight.len(), "shutting down: no new polls");
-                    drain_deadline = Some(Instant::now() + SHUTDOWN_DRAIN);
-                }
-                Some(first) = inflight.join_next(), if !inflight.is_empty() => {
-                    pending.extend(joined(first));
-                    while let Some(more) = inflight.try_join_next() {
-                        pending.extend(joined(more));
-                    }
-                }
-                written = join_write(&mut writing), if writing.is_some() => {
-                    if let Some(at) = self.finish_write(written, &mut ready).await {
-                        claim_at = at;
-                    }
-                }
-                _ = tokio::time::sleep_until(claim_at), if writing.is_none() && want_claim => {}
-                _ = tokio::time::sleep_until(housekeeping_at), if housekeeping => {}
-                _ = sleep_until_opt(drain_deadline) => {
-                    warn!(abandoned = inflight.len(), "abandoning polls still in flight at shutdown (their leases will expire)");
+            match step.stop {
+                Some(Stop::Done) => break,
+                Some(Stop::Abandon) => {
+                    warn!(
+                        abandoned = inflight.len(),
+                        "abandoning polls still in flight at shutdown (their leases will expire)"
+                    );
                     inflight.abort_all();
                     if writing.is_some() {
                         let written = join_write(&mut writing).await;
@@ -219,6 +157,26 @@ impl Watcher {
                     self.record_or_log(&pending).await;
                     break;
                 }
+                None => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled(), if !schedule.draining() => {
+                    info!(in_flight = inflight.len(), "shutting down: no new polls");
+                    schedule.shut_down(Instant::now());
+                }
+                Some(first) = inflight.join_next(), if !inflight.is_empty() => {
+                    pending.extend(joined(first));
+                    while let Some(more) = inflight.try_join_next() {
+                        pending.extend(joined(more));
+                    }
+                }
+                written = join_write(&mut writing), if writing.is_some() => {
+                    let now = Instant::now();
+                    if let Some(outcome) = self.finish_write(written, &mut ready).await {
+                        schedule.claimed(now, outcome);
+                    }
+                }
+                _ = sleep_until_opt(step.wake) => {}
             }
         }
         self.release(ready).await;
@@ -249,16 +207,13 @@ impl Watcher {
         })
     }
 
-    /// Reports a finished write and queues what it claimed. Returns when to
-    /// claim again, if the write claimed: at once if the claim was full, else
-    /// when the next issuance falls due (capped, so rows inserted by other
-    /// programs are seen promptly).
+    /// Reports a finished write and queues what it claimed. Returns what the
+    /// claim found, if the write claimed, which says when to claim again.
     async fn finish_write(
         &self,
         written: Written,
         ready: &mut VecDeque<Leased>,
-    ) -> Option<Instant> {
-        let now = Instant::now();
+    ) -> Option<ClaimOutcome> {
         match written.recorded {
             // Only a claim was asked for, and it failed.
             Err(e) if written.count == 0 => {
@@ -268,7 +223,7 @@ impl Watcher {
         }
         let (lease, claimed) = written.claimed?;
         let Some(claimed) = claimed else {
-            return Some(now + STORE_RETRY);
+            return Some(ClaimOutcome::StoreFailed);
         };
         let full = claimed.len() == lease.limit;
         ready.extend(claimed.into_iter().map(|claimed| Leased {
@@ -276,18 +231,20 @@ impl Watcher {
             until: lease.until,
         }));
         if full {
-            return Some(now);
+            return Some(ClaimOutcome::Full);
         }
         let recheck = self
             .ctx
             .clock
             .real_duration(self.ctx.settings.poll.idle_recheck);
         Some(match self.store.next_due().await {
-            Ok(Some(at)) => now + self.ctx.clock.real_until(at).min(recheck),
-            Ok(None) => now + recheck,
+            Ok(at) => ClaimOutcome::Short {
+                next_due_in: at.map(|at| self.ctx.clock.real_until(at)),
+                recheck,
+            },
             Err(e) => {
                 error!(error = %e, "cannot read the next due time");
-                now + STORE_RETRY
+                ClaimOutcome::StoreFailed
             }
         })
     }
@@ -352,13 +309,6 @@ impl Watcher {
         }
     }
 
-    async fn claim(&self, limit: usize) -> Result<Vec<Claimed>, StoreError> {
-        let lease = self.lease(limit);
-        self.store
-            .claim_due(lease.now, lease.until, lease.limit)
-            .await
-    }
-
     /// Up to `limit` issuances due now, leased for `poll.lease`.
     fn lease(&self, limit: usize) -> Lease {
         let now = self.ctx.clock.now();
@@ -369,15 +319,6 @@ impl Watcher {
             until: now + lease,
             limit,
         }
-    }
-
-    async fn record(&self, records: &[PollRecord]) -> Result<Recorded, StoreError> {
-        if records.is_empty() {
-            return Ok(Recorded::default());
-        }
-        let recorded = self.store.record(records).await?;
-        self.report(&recorded);
-        Ok(recorded)
     }
 
     /// Records a batch, logging rather than returning a failure.
