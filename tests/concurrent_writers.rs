@@ -8,7 +8,8 @@
 //!   each (autocommit) and 2 writers inserting 4 transactions of 1,000 rows each
 //!   with `BEGIN IMMEDIATE` (what the README tells other programs), 2 readers.
 //! - long: `cargo test --release --test concurrent_writers -- --ignored --nocapture`
-//!   (100,000 ids: 2 × 10,000 single rows, 2 × 40 transactions of 1,000 rows).
+//!   (100,000 ids: 2 × 10,000 single rows, 2 × 40 transactions of 1,000 rows;
+//!   `LONG_RUN_SCALE` scales the counts, and CI runs it at the scale `.ci/run` sets).
 //!
 //! Asserted: zero failures of any kind on the writers' and readers' side, no
 //! lock or database error in the daemon's log, and every id watched (polled at
@@ -56,10 +57,11 @@ async fn other_writers_and_readers_never_see_a_locked_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long run: cargo test --release --test concurrent_writers -- --ignored"]
 async fn long_100k_ids() {
+    let scale = long_run_scale();
     run(Plan {
-        single_per_writer: 10_000,
-        batches_per_writer: 40,
-        deferred_batches: 10,
+        single_per_writer: scaled(10_000, scale, 1_000),
+        batches_per_writer: scaled(40, scale, 4),
+        deferred_batches: scaled(10, scale, 4),
         seed: 32,
     })
     .await;

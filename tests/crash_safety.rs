@@ -5,7 +5,8 @@
 //!
 //! - quick (in `cargo test`): 1,000 issuances created over ~15 s, at least 25 kills.
 //! - long: `cargo test --release --test crash_safety -- --ignored --nocapture`
-//!   (5,000 issuances over ~100 s, at least 200 kills).
+//!   (5,000 issuances over ~100 s, at least 200 kills; `LONG_RUN_SCALE` scales
+//!   all three, and CI runs it at the scale `.ci/run` sets).
 //!
 //! The simulator runs in this test process at real speed with lifecycles of a few
 //! seconds (WAITED 0.2–1 s; READY 0.5–4 s; then DONE, CANCELLED or FAIL), because a
@@ -21,13 +22,32 @@
 //! true change is an intermediate status that was replaced before any recorded poll
 //! saw it (a poll answered but lost to a kill counts as not having seen it). The
 //! stored `issuances.status` must equal the true final status, every watch settled.
+//!
+//! That alone cannot see a lost intermediate transition (READY dropped between
+//! WAITED and DONE looks unobservable), so the simulator's request log bounds it:
+//! every status served in a 200 more than [`KILL_MARGIN`] away from any kill must
+//! be recorded (`reliability::served_statuses`). The run also asserts that its
+//! kills really interrupted polling: most landed while answers were arriving,
+//! and answers were served close enough to a kill to be at risk.
 
 mod reliability;
 
 use std::time::{Duration, Instant};
 
-use issuance_watcher::sim::Simulator;
+use chrono::{DateTime, Utc};
+use issuance_watcher::sim::{RequestRecord, Simulator, Status, TruthEvent};
+use issuance_watcher::tools::verify::{self, RecordedTransition};
 use reliability::*;
+
+/// How long after a lookup's 200 a kill may still lose its result (the answer
+/// travelling back, waiting for the next batch, the commit: measured at most
+/// 60 ms on a loaded machine, so 300 ms leaves headroom), and how long after a
+/// kill a request the killed daemon had sent may still arrive. Answers farther
+/// from every kill must be recorded.
+const KILL_MARGIN: KillMargin = KillMargin {
+    after: chrono::Duration::milliseconds(300),
+    before: chrono::Duration::milliseconds(100),
+};
 
 struct Plan {
     issuances: usize,
@@ -51,18 +71,81 @@ async fn killed_daemon_records_every_transition_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long run (~3 min): cargo test --release --test crash_safety -- --ignored"]
 async fn long_200_kills() {
+    let scale = long_run_scale();
     run(Plan {
-        issuances: 5_000,
-        feed: Duration::from_secs(100),
-        min_kills: 200,
+        issuances: scaled(5_000, scale, 100),
+        feed: Duration::from_secs(100).mul_f64(scale),
+        min_kills: scaled(200, scale, 10),
         seed: 12,
     })
     .await;
 }
 
+/// The oracle's negative control: READY served by the API but missing from the
+/// history is caught (while `compare` counts it as unobservable), unless a kill
+/// was close enough to have lost it.
+#[test]
+fn the_served_status_bound_catches_a_dropped_ready() {
+    let t0 = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+    let at = |ms: i64| t0 + chrono::Duration::milliseconds(ms);
+    let truth: Vec<TruthEvent> = [("WAITED", 0), ("READY", 10_000), ("DONE", 20_000)]
+        .iter()
+        .scan(None, |from, (to, ms)| {
+            Some(TruthEvent {
+                issuance_id: "7".into(),
+                from: from.replace(Status::parse(to)),
+                to: Status::parse(to),
+                at: at(*ms),
+            })
+        })
+        .collect();
+    let row = |from: Option<&str>, to: &str, ms| RecordedTransition {
+        issuance_id: "7".into(),
+        from_status: from.map(str::to_owned),
+        to_status: to.into(),
+        observed_at: issuance_watcher::domain::timefmt::to_db(at(ms)),
+    };
+    let lookup = |ms| RequestRecord {
+        at: at(ms),
+        method: "GET".into(),
+        path: "/api/v1/points/issuance/7".into(),
+        status: 200,
+    };
+    let requests = [lookup(1_000), lookup(15_000), lookup(21_000)];
+    let dropped = [
+        row(None, "WAITED", 1_000),
+        row(Some("WAITED"), "DONE", 21_000),
+    ];
+    let c = verify::compare(&dropped, &truth, chrono::Duration::zero());
+    assert!(c.exactly_once() && c.unobserved == 1, "{}", c.summary());
+    let served = served_statuses(&dropped, &truth, &requests, &[], KILL_MARGIN);
+    assert_eq!(
+        (served.answers, served.unrecorded.len()),
+        (3, 1),
+        "{served:?}"
+    );
+    assert!(served.unrecorded[0].contains("READY"), "{served:?}");
+    // Killed 0.2 s after READY was served: the answer may have been lost.
+    let killed = served_statuses(&dropped, &truth, &requests, &[at(15_200)], KILL_MARGIN);
+    assert_eq!(
+        (killed.unrecorded.len(), killed.lost_to_kills),
+        (0, 1),
+        "{killed:?}"
+    );
+    let complete = [
+        row(None, "WAITED", 1_000),
+        row(Some("WAITED"), "READY", 15_000),
+        row(Some("READY"), "DONE", 21_000),
+    ];
+    let served = served_statuses(&complete, &truth, &requests, &[], KILL_MARGIN);
+    assert!(served.unrecorded.is_empty(), "{served:?}");
+}
+
 async fn run(plan: Plan) {
     let started = Instant::now();
-    let sim = Simulator::start(sim_config(plan.seed), "127.0.0.1:0".parse().unwrap())
+    let mut sim_config = sim_config(plan.seed);
+    sim_config.record_requests = true;
+    let sim = Simulator::start(sim_config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -93,9 +176,12 @@ async fn run(plan: Plan) {
     let mut incarnation = 0usize;
     let settle_deadline = Duration::from_secs(60);
     let mut feeding_done_at: Option<Instant> = None;
+    // (started, killed) of each incarnation, in real time.
+    let mut lives: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
     loop {
         incarnation += 1;
         let log = dir.path().join(format!("daemon-{incarnation:04}.log"));
+        let born = Utc::now();
         let mut child = spawn_daemon(&config, &log);
         let feeding = !feeder.is_finished();
         if !feeding && feeding_done_at.is_none() {
@@ -105,6 +191,7 @@ async fn run(plan: Plan) {
             // The last incarnation runs until everything has settled.
             let settled = wait_settled(&store, settle_deadline).await;
             let exited = child.try_wait().unwrap();
+            lives.push((born, Utc::now()));
             child.kill().ok();
             child.wait().ok();
             assert!(
@@ -126,6 +213,7 @@ async fn run(plan: Plan) {
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
         }
+        lives.push((born, Utc::now()));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         kills += 1;
@@ -139,17 +227,80 @@ async fn run(plan: Plan) {
     let c = assert_history_matches(&store, &sim, plan.issuances).await;
     let panics = log_lines_matching(dir.path(), &["panicked", "database is locked"]);
     assert!(panics.is_empty(), "{panics:#?}");
+    let requests = sim.request_log();
+    let kill_times: Vec<DateTime<Utc>> = lives.iter().map(|(_, killed)| *killed).collect();
+    let served = served_statuses(
+        &verify::recorded_transitions(store.pool()).await.unwrap(),
+        &sim.ground_truth(),
+        &requests,
+        &kill_times,
+        KILL_MARGIN,
+    );
+    let kills_seen = kills_by_moment(&lives[..kills], &requests);
     let stats = sim.stats();
     println!(
-        "crash safety: {} issuances, {kills} SIGKILLs survived ({incarnation} daemon starts), {} API requests, {} transitions recorded, {} true, {} unobservable between polls; {:.1}s",
+        "crash safety: {} issuances, {kills} SIGKILLs survived ({incarnation} daemon starts; {} before the first answer, {} while answers were arriving), {} API requests, {} transitions recorded, {} true, {} unobservable between polls; {} statuses served in a 200 checked ({} close to a kill, {} of them lost to it, at most {:?} before it; {} ambiguous), {} served but never recorded; {:.1}s",
         plan.issuances,
+        kills_seen.before_first_answer,
+        kills_seen.while_answering,
         stats.total_requests,
         c.recorded,
         c.true_transitions,
         c.unobserved,
+        served.answers,
+        served.near_kill,
+        served.lost_to_kills,
+        served
+            .longest_lost_before_kill
+            .map(|d| d.to_std().unwrap_or_default()),
+        served.ambiguous,
+        served.unrecorded.len(),
         started.elapsed().as_secs_f64()
     );
-    assert!(kills >= plan.min_kills);
+    assert!(
+        served.unrecorded.is_empty(),
+        "{} statuses served in a 200, far from any kill, were never recorded, e.g. {:#?}",
+        served.unrecorded.len(),
+        &served.unrecorded[..served.unrecorded.len().min(10)]
+    );
+    // The run tested what it claims: most kills landed while answers were
+    // coming in, and answers were served close enough to a kill to be lost.
+    assert!(
+        kills_seen.while_answering >= plan.min_kills / 2,
+        "too few kills landed while polls were being answered: {kills_seen:?}"
+    );
+    assert!(
+        served.near_kill > 0,
+        "no answer was served close to a kill: {served:?}"
+    );
     store.close().await;
     sim.shutdown().await;
+}
+
+#[derive(Debug, Default)]
+struct KillMoments {
+    /// The daemon was killed before any lookup of its life was answered.
+    before_first_answer: usize,
+    /// A lookup was answered in the last 200 ms of its life.
+    while_answering: usize,
+}
+
+fn kills_by_moment(
+    lives: &[(DateTime<Utc>, DateTime<Utc>)],
+    requests: &[RequestRecord],
+) -> KillMoments {
+    let recent = chrono::Duration::milliseconds(200);
+    let mut moments = KillMoments::default();
+    for (born, killed) in lives {
+        let answered: Vec<&RequestRecord> = requests
+            .iter()
+            .filter(|q| q.status == 200 && q.at >= *born && q.at <= *killed)
+            .collect();
+        if answered.is_empty() {
+            moments.before_first_answer += 1;
+        } else if answered.iter().any(|q| q.at >= *killed - recent) {
+            moments.while_answering += 1;
+        }
+    }
+    moments
 }

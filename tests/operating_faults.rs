@@ -2,15 +2,22 @@
 //!
 //! | fault | how | expected |
 //! |---|---|---|
-//! | database deleted / replaced under the daemon | real (`rm`, `rename`) | exit 1 naming the file within ~2 s; a restart uses the file now at the path |
-//! | config broken on restart | real (6 broken files) | exit 1, one `error:` line, database untouched; resumes once fixed |
-//! | disk full | real: a 4 MB tmpfs filled up (skipped, with the reason printed, where `mount` is refused) | errors logged at most ~1/s, daemon keeps running, nothing recorded wrong; records once space is back |
-//! | database read-only | real: the tmpfs remounted read-only while the daemon is stopped (Linux refuses a read-only remount while the daemon holds the files open for writing, and `chattr +i` does not affect open descriptors: a fault *during* a run is covered by the disk-full case) | exit 1 with a clear error; resumes once writable |
-//! | clock jumps | real where libfaketime is installed (`apt-get install faketime`; skipped with the reason otherwise): the daemon's wall clock moves 1 day back, then 1 day forward; plus a deterministic check of what a backward jump leaves behind | no issuance waits beyond the legitimate pauses, nothing recorded twice |
+//! | database deleted / replaced under the daemon | real (`rm`, `rename`) | exit 1 naming the file within 2 s; a restart uses the file now at the path |
+//! | config broken on restart | real (6 broken files) | exit 1, exactly one `error:` line, database untouched; resumes once fixed |
+//! | disk full | real: a 4 MB tmpfs filled up (needs `mount`: root) | the error logged about once a second, daemon keeps running, nothing recorded wrong; records once space is back |
+//! | database read-only | real: the tmpfs remounted read-only while the daemon is stopped (Linux refuses a read-only remount while the daemon holds the files open for writing, and `chattr +i` does not affect open descriptors: a fault *during* a run is covered by the disk-full case) | exit 1 with one clear `error:` line; resumes once writable |
+//! | clock jumps | real, with libfaketime (`apt-get install faketime`): the daemon's wall clock moves 1 day back, then 1 day forward; plus a deterministic check of what a backward jump leaves behind | every issuance polled again within 2 s of the backward jump, nothing recorded twice |
 //!
 //! Everything runs in plain `cargo test` (well under a minute); there is no long version.
+//! Where `mount` or libfaketime is missing, those tests fail under CI and are
+//! skipped with a `SKIPPED` line elsewhere (see `tests/support`).
+//!
+//! The README's times are asserted with [`HEADROOM`] for a loaded machine: the
+//! daemon checks its file and its schedule every 2 s, so "within 2 s" is
+//! asserted as 2 s plus that headroom, not as "eventually".
 
 mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,7 +26,19 @@ use std::time::{Duration, Instant};
 use common::daemon::{Daemon, Spawn};
 use common::{Reply, SECRET_B64, ScriptedApi, TestSettings, assert_no_secret, eventually};
 
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// "Within 2 s" in the README: a replaced or deleted file, a row stranded by a clock jump.
+const PROMISED: Duration = Duration::from_secs(2);
+/// Scheduling slack on a loaded 2-core machine, on top of a promised time.
+const HEADROOM: Duration = Duration::from_millis(750);
+
+/// Lines of `stderr` that report an error: the CLI's `error:` line (exactly one
+/// on failure, its causes on it) and any log line at level ERROR.
+fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("error:") || l.contains("ERROR"))
+        .collect()
+}
 
 struct Setup {
     api: ScriptedApi,
@@ -126,8 +145,14 @@ async fn a_database_replaced_or_deleted_under_the_daemon_stops_it_and_a_restart_
     std::fs::rename(&copy, &s.db).unwrap();
     let replaced_at = Instant::now();
     assert_eq!(daemon.exits_within(Duration::from_secs(10)).await, Some(1));
-    assert!(replaced_at.elapsed() < Duration::from_secs(8));
+    let exited_after = replaced_at.elapsed();
     let log = daemon.log();
+    eprintln!("replaced: exit 1 after {exited_after:?}");
+    assert!(
+        exited_after <= PROMISED + HEADROOM,
+        "exit {exited_after:?} after the file was replaced (README: within {PROMISED:?}): {log}"
+    );
+    assert_eq!(error_lines(&log).len(), 1, "{log}");
     assert!(
         log.contains("error:") && log.contains("was replaced") && !log.contains("panicked"),
         "{log}"
@@ -160,9 +185,20 @@ async fn a_database_replaced_or_deleted_under_the_daemon_stops_it_and_a_restart_
         path.push(suffix);
         let _ = std::fs::remove_file(path);
     }
+    let deleted_at = Instant::now();
     assert_eq!(daemon.exits_within(Duration::from_secs(10)).await, Some(1));
+    let exited_after = deleted_at.elapsed();
     let log = daemon.log();
-    assert!(log.contains("was deleted"), "{log}");
+    eprintln!("deleted: exit 1 after {exited_after:?}");
+    assert!(
+        exited_after <= PROMISED + HEADROOM,
+        "exit {exited_after:?} after the file was deleted (README: within {PROMISED:?}): {log}"
+    );
+    assert!(
+        log.contains("was deleted") && !log.contains("panicked"),
+        "{log}"
+    );
+    assert_eq!(error_lines(&log).len(), 1, "{log}");
     // A restart starts a fresh, migrated file; ids added again are watched.
     s.api.set("d2", Reply::issuance("d2", "DONE"));
     let daemon = s.spawn("after-delete.log", &[]);
@@ -233,6 +269,11 @@ async fn a_config_broken_on_restart_is_one_clear_error_and_the_database_is_untou
         assert_eq!(out.status.code(), Some(1), "{what}: {err}");
         assert!(started.elapsed() < Duration::from_secs(10), "{what}");
         assert!(err.starts_with("error:"), "{what}: {err}");
+        assert_eq!(
+            error_lines(&err).len(),
+            1,
+            "{what}: one `error:` line, its causes on it: {err}"
+        );
         assert!(
             err.to_lowercase().contains(&names.to_lowercase()),
             "{what}: the error should name {names}: {err}"
@@ -268,7 +309,10 @@ fn tmpfs(dir: &Path, size: &str) -> Result<TmpFs, String> {
         .output()
         .map_err(|e| format!("cannot run mount: {e}"))?;
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        return Err(format!(
+            "needs a tmpfs mount (root): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(TmpFs { at })
 }
@@ -313,12 +357,8 @@ fn fill(dir: &Path) -> PathBuf {
 #[tokio::test]
 async fn a_full_disk_is_reported_without_spinning_and_recording_resumes_when_space_returns() {
     let scratch = tempfile::tempdir().unwrap();
-    let fs = match tmpfs(scratch.path(), "4m") {
-        Ok(fs) => fs,
-        Err(reason) => {
-            eprintln!("SKIPPED: disk-full test needs a tmpfs mount: {reason}");
-            return;
-        }
+    let Some(fs) = support::require(tmpfs(scratch.path(), "4m")) else {
+        return;
     };
     let s = Setup::new(Some(&fs.at)).await;
     let ids = ["f1", "f2", "f3"];
@@ -343,11 +383,26 @@ async fn a_full_disk_is_reported_without_spinning_and_recording_resumes_when_spa
     })
     .await;
     let lines_before = daemon.log().lines().count();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let logged = daemon.log().lines().count() - lines_before;
+    let window = Duration::from_secs(4);
+    tokio::time::sleep(window).await;
+    let log = daemon.log();
+    let logged: Vec<&str> = log.lines().skip(lines_before).collect();
+    let about_it = logged.iter().filter(|l| l.contains("full")).count();
+    eprintln!(
+        "disk full: {about_it} lines about it, {} in all, in {window:?}:\n{}",
+        logged.len(),
+        logged.join("\n")
+    );
     assert!(
-        logged <= 40,
-        "{logged} log lines in 3 s while the disk is full: spinning?"
+        (window.as_secs() as usize - 1..=window.as_secs() as usize + 1).contains(&about_it),
+        "{about_it} lines about the full disk in {window:?} (README: about once a second):\n{}",
+        logged.join("\n")
+    );
+    assert!(
+        logged.len() <= 2 * about_it,
+        "{} log lines in {window:?} while the disk is full: spinning?\n{}",
+        logged.len(),
+        logged.join("\n")
     );
     assert!(daemon.running(), "{}", daemon.log());
     for id in ids {
@@ -374,12 +429,8 @@ async fn a_full_disk_is_reported_without_spinning_and_recording_resumes_when_spa
 #[tokio::test]
 async fn a_read_only_database_is_a_clear_error_at_start_and_it_resumes_when_writable() {
     let scratch = tempfile::tempdir().unwrap();
-    let fs = match tmpfs(scratch.path(), "8m") {
-        Ok(fs) => fs,
-        Err(reason) => {
-            eprintln!("SKIPPED: read-only test needs a tmpfs mount: {reason}");
-            return;
-        }
+    let Some(fs) = support::require(tmpfs(scratch.path(), "8m")) else {
+        return;
     };
     let s = Setup::new(Some(&fs.at)).await;
     s.api.set("r1", waited_then("r1"));
@@ -405,6 +456,7 @@ async fn a_read_only_database_is_a_clear_error_at_start_and_it_resumes_when_writ
     let log = daemon.log();
     assert_eq!(code, Some(1), "{log}");
     assert!(log.contains("error:") && !log.contains("panicked"), "{log}");
+    assert_eq!(error_lines(&log).len(), 1, "one `error:` line: {log}");
     assert!(
         log.contains("read-only") || log.contains("readonly") || log.contains("unable to open"),
         "the error should say why: {log}"
@@ -451,9 +503,16 @@ async fn rows_left_far_ahead_by_a_backward_clock_jump_are_polled_again_promptly(
             .await
             .unwrap();
     }
+    let started = Instant::now();
     let daemon = s.spawn("jumped.log", &[]);
     wait_status(&pool, "far1", "DONE").await;
     wait_status(&pool, "far2", "DONE").await;
+    let pulled_back_after = started.elapsed();
+    eprintln!("stranded rows: polled {pulled_back_after:?} after the start");
+    assert!(
+        pulled_back_after <= PROMISED + HEADROOM,
+        "stranded rows polled only {pulled_back_after:?} after the start"
+    );
     assert_eq!(
         s.api.requests_for("paused"),
         0,
@@ -468,12 +527,9 @@ async fn rows_left_far_ahead_by_a_backward_clock_jump_are_polled_again_promptly(
 
 #[tokio::test]
 async fn the_wall_clock_jumping_back_and_forth_loses_and_duplicates_nothing() {
-    if !Path::new(LIBFAKETIME).exists() {
-        eprintln!(
-            "SKIPPED: clock-jump test needs libfaketime ({LIBFAKETIME}; apt-get install faketime)"
-        );
+    let Some(libfaketime) = support::require(support::libfaketime()) else {
         return;
-    }
+    };
     let s = Setup::new(None).await;
     let offset = s.dir.path().join("faketime");
     std::fs::write(&offset, "+0\n").unwrap();
@@ -487,7 +543,7 @@ async fn the_wall_clock_jumping_back_and_forth_loses_and_duplicates_nothing() {
     let mut daemon = s.spawn(
         "jumps.log",
         &[
-            ("LD_PRELOAD", LIBFAKETIME),
+            ("LD_PRELOAD", libfaketime.to_str().unwrap()),
             ("FAKETIME_TIMESTAMP_FILE", offset.to_str().unwrap()),
             ("FAKETIME_NO_CACHE", "1"),
             // Timers stay real: only the wall clock jumps.
@@ -500,14 +556,34 @@ async fn the_wall_clock_jumping_back_and_forth_loses_and_duplicates_nothing() {
     }
     // One day back: every row is now scheduled a day ahead of the daemon's clock.
     std::fs::write(&offset, "-1d\n").unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let polls: Vec<usize> = ids.iter().map(|id| s.api.requests_for(id)).collect();
+    let jumped_at = Instant::now();
+    let polled_since = |id: &str| -> Vec<Instant> {
+        let requests = s.api.requests();
+        requests
+            .iter()
+            .filter(|r| r.id == id && r.at >= jumped_at)
+            .map(|r| r.at)
+            .collect()
+    };
     eventually("polling to go on after the backward jump", || async {
-        ids.iter()
-            .zip(&polls)
-            .all(|(id, before)| s.api.requests_for(id) > *before + 2)
+        ids.iter().all(|id| polled_since(id).len() >= 3)
     })
     .await;
+    // Stranded rows are pulled back within 2 s: no issuance went longer unpolled.
+    for id in ids {
+        let times = polled_since(id);
+        let longest = std::iter::once(jumped_at)
+            .chain(times.iter().copied())
+            .zip(&times)
+            .map(|(a, b)| *b - a)
+            .max()
+            .unwrap();
+        eprintln!("clock jump: {id} at most {longest:?} unpolled after the jump");
+        assert!(
+            longest <= PROMISED + HEADROOM,
+            "{id} went {longest:?} unpolled after the backward jump (README: pulled back within {PROMISED:?})"
+        );
+    }
     s.api.set("j1", Reply::issuance("j1", "DONE"));
     wait_status(&pool, "j1", "DONE").await;
     // One day forward again (and one more): leases and schedules all look overdue.

@@ -1,6 +1,9 @@
 //! The shipped systemd unit and sysusers file, checked with systemd's own tools
 //! (`systemd-analyze`, `systemd-sysusers`, from Debian's `systemd` package).
-//! Where the tools are missing the checks are skipped, saying why.
+//! Where the tools are missing the checks fail under CI (`.ci/run` installs
+//! them) and are skipped elsewhere with a `SKIPPED` line (see `tests/support`).
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,17 +20,12 @@ fn sysusers_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/issuance-watcher.sysusers")
 }
 
-/// Runs `tool args`, or returns `None` (after saying why) when the tool is not installed.
+/// Runs `tool args`, or returns `None` when the tool is not installed and this
+/// is not CI (see [`support::require`]).
 fn run_tool(tool: &str, args: &[&std::ffi::OsStr]) -> Option<Output> {
-    match Command::new(tool).args(args).output() {
-        Ok(out) => Some(out),
-        Err(e) => {
-            eprintln!(
-                "skipped: `{tool}` is not available ({e}); install Debian's `systemd` package"
-            );
-            None
-        }
-    }
+    support::require(Command::new(tool).args(args).output().map_err(|e| {
+        format!("`{tool}` is not available ({e}); install Debian's `systemd` package")
+    }))
 }
 
 fn text(out: &Output) -> String {

@@ -1,22 +1,26 @@
 //! Helpers shared by the reliability suites (crash safety, upstream faults,
 //! concurrent writers): the daemon as a child process, its configuration, a
-//! simulator whose issuances all settle within seconds of real time, and the
-//! ground-truth check.
+//! simulator whose issuances all settle within seconds of real time, the
+//! ground-truth check, the bound on what polling saw, and the size of the long runs.
 #![allow(dead_code)]
 
 #[path = "../common/mod.rs"]
 pub mod common;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use common::TestSettings;
 use common::daemon::Spawn;
 use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
-use issuance_watcher::sim::{DepositTiming, DueOutcome, LifecycleConfig, SimConfig, SimHandle};
+use issuance_watcher::sim::{
+    DepositTiming, DueOutcome, LifecycleConfig, RequestRecord, SimConfig, SimHandle, TruthEvent,
+};
 use issuance_watcher::store::Store;
-use issuance_watcher::tools::verify::{self, Comparison};
+use issuance_watcher::tools::verify::{self, Comparison, RecordedTransition};
 
 #[allow(unused_imports)] // each suite uses some of them
 pub use common::daemon::{BIN, migrate};
@@ -210,4 +214,155 @@ pub fn vm_rss_kib() -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// How big the long (`#[ignore]`d) runs are: `LONG_RUN_SCALE` times the sizes
+/// their docs give (default 1, the README's figures). CI runs them smaller, to
+/// fit its time budget; see `.ci/run`.
+pub fn long_run_scale() -> f64 {
+    let scale = match std::env::var("LONG_RUN_SCALE") {
+        Ok(text) => text
+            .trim()
+            .parse::<f64>()
+            .unwrap_or_else(|e| panic!("LONG_RUN_SCALE={text:?}: {e}")),
+        Err(_) => 1.0,
+    };
+    assert!(
+        scale.is_finite() && scale > 0.0,
+        "LONG_RUN_SCALE must be positive, not {scale}"
+    );
+    println!("long run at scale {scale} (LONG_RUN_SCALE)");
+    scale
+}
+
+/// `n` scaled, at least `min`.
+pub fn scaled(n: usize, scale: f64, min: usize) -> usize {
+    ((n as f64 * scale).round() as usize).max(min)
+}
+
+const LOOKUP_PREFIX: &str = "/api/v1/points/issuance/";
+
+/// How much later than a lookup's arrival the simulator may read the status it
+/// serves (middleware, token check, a loaded machine): a change of that issuance
+/// this close after the arrival makes the served status ambiguous.
+const SERVE_SLACK: chrono::Duration = chrono::Duration::milliseconds(250);
+/// Truth instants have millisecond resolution.
+const TRUTH_RESOLUTION: chrono::Duration = chrono::Duration::milliseconds(5);
+
+/// The bound on what polling saw: statuses the API served in a 200 and what
+/// became of them (see [`served_statuses`]).
+#[derive(Debug, Default)]
+pub struct Served {
+    /// 200 lookups whose served status is known from the truth.
+    pub answers: usize,
+    /// Of those, answered within the kill margin of a kill: their result may be lost.
+    pub near_kill: usize,
+    /// Near a kill and their status never recorded (lost to the kill, then replaced).
+    pub lost_to_kills: usize,
+    /// The longest a lost answer preceded its kill: how long results stay at risk.
+    pub longest_lost_before_kill: Option<chrono::Duration>,
+    /// Answers left out because the issuance changed status as it was served.
+    pub ambiguous: usize,
+    /// Served well away from any kill yet never recorded: a lost transition.
+    pub unrecorded: Vec<String>,
+}
+
+/// How close to a kill an answer may be lost.
+#[derive(Debug, Clone, Copy)]
+pub struct KillMargin {
+    /// A kill this long after an answer may have come before its commit.
+    pub after: chrono::Duration,
+    /// A request the killed daemon had sent may still arrive this long after the kill.
+    pub before: chrono::Duration,
+}
+
+/// Every status the API served in a 200 to a lookup must be recorded, unless a
+/// kill could have lost the answer (see [`KillMargin`]). This is what catches a lost intermediate transition (say
+/// READY between WAITED and DONE) that [`verify::compare`] must count as
+/// unobservable: there, READY might have come and gone between two polls; here
+/// a poll is known to have seen it.
+///
+/// The served status is the truth's at the request's arrival (the simulator
+/// runs on the wall clock, `speed` 1), so `requests` must come from a simulator
+/// with `record_requests` on; `kills` are real instants. The recorded rows are
+/// matched to the truth in order, as `compare` does.
+pub fn served_statuses(
+    recorded: &[RecordedTransition],
+    truth: &[TruthEvent],
+    requests: &[RequestRecord],
+    kills: &[DateTime<Utc>],
+    margin: KillMargin,
+) -> Served {
+    let mut events: HashMap<&str, Vec<&TruthEvent>> = HashMap::new();
+    for event in truth {
+        events.entry(&event.issuance_id).or_default().push(event);
+    }
+    for list in events.values_mut() {
+        list.sort_by_key(|e| e.at);
+    }
+    let mut rows: HashMap<&str, Vec<&str>> = HashMap::new();
+    for row in recorded {
+        rows.entry(&row.issuance_id)
+            .or_default()
+            .push(&row.to_status);
+    }
+    // Per issuance, which true changes a recorded row matches.
+    let matched: HashMap<&str, Vec<bool>> = events
+        .iter()
+        .map(|(id, list)| {
+            let mut hit = vec![false; list.len()];
+            let mut next = 0;
+            for to in rows.get(id).into_iter().flatten() {
+                if let Some(offset) = list[next..].iter().position(|e| e.to.as_str() == *to) {
+                    hit[next + offset] = true;
+                    next += offset + 1;
+                }
+            }
+            (*id, hit)
+        })
+        .collect();
+    let mut kills = kills.to_vec();
+    kills.sort();
+    let mut served = Served::default();
+    for request in requests {
+        let Some(id) = request.path.strip_prefix(LOOKUP_PREFIX) else {
+            continue;
+        };
+        if request.method != "GET" || request.status != 200 {
+            continue;
+        }
+        let Some(list) = events.get(id) else { continue };
+        let at = request.at;
+        if list
+            .iter()
+            .any(|e| e.at > at - TRUTH_RESOLUTION && e.at <= at + SERVE_SLACK)
+        {
+            served.ambiguous += 1;
+            continue;
+        }
+        let Some(index) = list.iter().rposition(|e| e.at <= at) else {
+            continue;
+        };
+        served.answers += 1;
+        let next_kill = kills.get(kills.partition_point(|k| *k < at - margin.before));
+        let near_kill = next_kill.filter(|k| **k <= at + margin.after);
+        let recorded = matched[id][index];
+        if let Some(kill) = near_kill {
+            served.near_kill += 1;
+            if !recorded {
+                served.lost_to_kills += 1;
+                let before_kill = *kill - at;
+                served.longest_lost_before_kill =
+                    served.longest_lost_before_kill.max(Some(before_kill));
+            }
+        } else if !recorded {
+            served.unrecorded.push(format!(
+                "{id}: served {} at {at} (true since {}), never recorded; recorded {:?}",
+                list[index].to.as_str(),
+                list[index].at,
+                rows.get(id).cloned().unwrap_or_default()
+            ));
+        }
+    }
+    served
 }
