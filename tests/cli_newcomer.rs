@@ -3,21 +3,22 @@
 //! on a terminal, `migrate` says what it did. Settings come from the
 //! environment alone (`ISSUANCE_WATCHER__…`), as a user trying things would set them.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
+use common::BIN;
 
 /// The binary with the database at `db`, a clean environment for logs, and no
 /// configuration file (the built-in defaults, then these variables).
 fn watcher(db: &Path) -> Command {
+    // An empty environment, as the kit's children get: no RUST_LOG, NO_COLOR,
+    // JOURNAL_STREAM or ISSUANCE_WATCHER__… of the developer's.
     let mut cmd = Command::new(BIN);
-    cmd.env_remove("RUST_LOG")
-        .env_remove("NO_COLOR")
-        .env_remove("JOURNAL_STREAM")
-        .env("ISSUANCE_WATCHER__DATABASE__PATH", db);
+    cmd.env_clear().env("ISSUANCE_WATCHER__DATABASE__PATH", db);
     cmd
 }
 
@@ -148,10 +149,7 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
         .arg("run")
         .env("ISSUANCE_WATCHER__API__BASE_URL", "http://127.0.0.1:9")
         .env("ISSUANCE_WATCHER__API__ACCESS_KEY", "newcomer")
-        .env(
-            "ISSUANCE_WATCHER__API__SECRET_KEY",
-            "aXNzdWFuY2Utd2F0Y2hlci10ZXN0LXZlY3Rvci1zZWNyZXQtMzJiIQ==",
-        )
+        .env("ISSUANCE_WATCHER__API__SECRET_KEY", common::SECRET_B64)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -4,13 +4,19 @@
 //! Only the port and the database path differ from the README (environment
 //! overrides), so that parallel test runs do not collide.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
+use common::daemon::{BIN, Spawn, command};
 
-/// Kills the child when the test ends, however it ends.
+/// The shipped file the README's walk uses.
+const LOCAL_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/local.toml");
+
+/// Kills the simulator when the test ends, however it ends.
 struct Running(Child);
 
 impl Drop for Running {
@@ -20,19 +26,27 @@ impl Drop for Running {
     }
 }
 
+/// The only settings that differ from `config/local.toml`: this run's simulator,
+/// a database of its own, and no HTTP listener (parallel runs would collide on it).
+fn overrides<'a>(base_url: &'a str, db: &'a Path) -> [(&'static str, &'a str); 3] {
+    [
+        ("ISSUANCE_WATCHER__API__BASE_URL", base_url),
+        (
+            "ISSUANCE_WATCHER__DATABASE__PATH",
+            db.to_str().expect("a UTF-8 temp path"),
+        ),
+        ("ISSUANCE_WATCHER__HTTP__LISTEN", ""),
+    ]
+}
+
 /// `issuance-watcher --config config/local.toml ARGS`, pointed at `base_url` and `db`.
-fn local(base_url: &str, db: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["--config", "config/local.toml"])
-        .env_remove("RUST_LOG")
-        .env("ISSUANCE_WATCHER__API__BASE_URL", base_url)
-        .env("ISSUANCE_WATCHER__DATABASE__PATH", db)
-        .env("ISSUANCE_WATCHER__HTTP__LISTEN", "");
+fn local(base_url: &str, db: &Path) -> Command {
+    let mut cmd = command(Path::new(LOCAL_CONFIG));
+    cmd.envs(overrides(base_url, db));
     cmd
 }
 
-fn show(base_url: &str, db: &std::path::Path, id: &str) -> serde_json::Value {
+fn show(base_url: &str, db: &Path, id: &str) -> serde_json::Value {
     let out = local(base_url, db)
         .args(["show", id, "--json"])
         .output()
@@ -49,7 +63,7 @@ fn show(base_url: &str, db: &std::path::Path, id: &str) -> serde_json::Value {
 /// `done` holds of what it prints, which is returned; fails after `seconds`.
 async fn show_until(
     base_url: &str,
-    db: &std::path::Path,
+    db: &Path,
     id: &str,
     what: &'static str,
     seconds: u64,
@@ -80,6 +94,7 @@ async fn the_readme_walk_from_a_charge_to_a_settled_row() {
     let db = dir.path().join("watcher.db");
     // Step 1: the simulator, as the README starts it (but on a free port).
     let mut sim = Command::new(BIN)
+        .env_clear()
         .args(["simulate", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -96,14 +111,10 @@ async fn the_readme_walk_from_a_charge_to_a_settled_row() {
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
     // Step 2: the watcher with the shipped local configuration.
-    let _watcher = Running(
-        local(&base_url, &db)
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _watcher = Spawn::new(Path::new(LOCAL_CONFIG))
+        .log(&dir.path().join("run.err"))
+        .envs(overrides(&base_url, &db))
+        .spawn();
     // Step 3: a charge on the simulator, its id printed.
     let http = reqwest::Client::new();
     let seeded = http
