@@ -123,10 +123,19 @@ impl Notifier {
 }
 
 /// One datagram, one `KEY=VALUE` line per state, as `sd_notify(3)` sends it.
+/// `socket` is a path or, starting with `@`, a name in Linux's abstract
+/// namespace (what systemd hands to services in some containers and chroots).
 fn notify(socket: &Path, states: &[NotifyState<'_>]) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt as _;
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::net::SocketAddr;
+
     let message: String = states.iter().map(|s| format!("{s}\n")).collect();
     let datagram = UnixDatagram::unbound()?;
-    datagram.connect(socket)?;
+    match socket.as_os_str().as_bytes().strip_prefix(b"@") {
+        Some(name) => datagram.connect_addr(&SocketAddr::from_abstract_name(name)?)?,
+        None => datagram.connect(socket)?,
+    }
     let sent = datagram.send(message.as_bytes())?;
     if sent != message.len() {
         return Err(std::io::Error::new(
@@ -187,6 +196,28 @@ mod tests {
 
     use super::*;
     use crate::ops::progress::Progress;
+
+    #[tokio::test]
+    async fn an_abstract_notify_socket_gets_the_message_too() {
+        use std::os::linux::net::SocketAddrExt as _;
+        use std::os::unix::net::SocketAddr;
+
+        let name = format!("issuance-watcher-test-{}", std::process::id());
+        let manager =
+            UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
+                .unwrap();
+        manager
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let notifier = Notifier::with_socket(Some(PathBuf::from(format!("@{name}"))), None);
+        notifier.ready("started".to_owned()).await;
+        let mut buf = [0u8; 256];
+        let n = manager.recv(&mut buf).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&buf[..n]).unwrap(),
+            "READY=1\nSTATUS=started\n"
+        );
+    }
 
     /// A fake service manager: binds `notify.sock` in `dir` and hands on every
     /// datagram with the instant it arrived.
