@@ -72,6 +72,18 @@ fn wait_exit(mut daemon: Daemon) -> (std::process::ExitStatus, String) {
     (status, daemon.log())
 }
 
+/// Lets the daemon run for `running`, stops it with SIGTERM, and returns how
+/// it exited and what it logged.
+async fn run_for(daemon: Daemon, running: Duration) -> (std::process::ExitStatus, String) {
+    tokio::task::spawn_blocking(move || {
+        std::thread::sleep(running);
+        sigterm(&daemon);
+        wait_exit(daemon)
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_status_watchdog_and_stopping_reach_the_notify_socket() {
     let api = ScriptedApi::start().await;
@@ -172,13 +184,7 @@ async fn without_notify_socket_the_daemon_runs_and_stops_as_usual() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &api.base_url(), &dir.path().join("w.db"));
     let child = Spawn::new(&config).env("WATCHDOG_USEC", "1000000").spawn();
-    let (status, stderr) = tokio::task::spawn_blocking(move || {
-        std::thread::sleep(Duration::from_millis(800));
-        sigterm(&child);
-        wait_exit(child)
-    })
-    .await
-    .unwrap();
+    let (status, stderr) = run_for(child, Duration::from_millis(800)).await;
     assert!(status.success(), "{stderr}");
     assert!(!stderr.contains("watchdog"), "{stderr}");
 }
@@ -189,13 +195,7 @@ async fn under_journald_text_logs_carry_no_timestamp_and_no_colours() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &api.base_url(), &dir.path().join("j.db"));
     let child = Spawn::new(&config).env("JOURNAL_STREAM", "8:12345").spawn();
-    let (status, stderr) = tokio::task::spawn_blocking(move || {
-        std::thread::sleep(Duration::from_millis(500));
-        sigterm(&child);
-        wait_exit(child)
-    })
-    .await
-    .unwrap();
+    let (status, stderr) = run_for(child, Duration::from_millis(500)).await;
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("issuance-watcher started"), "{stderr}");
     for line in stderr.lines() {

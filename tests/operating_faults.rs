@@ -117,6 +117,20 @@ async fn wait_status(pool: &sqlx::SqlitePool, id: &str, want: &str) {
     .await;
 }
 
+/// Waits for the daemon to exit with status 1 within the README's promise of
+/// `since`, when its database file was `what`; returns its log.
+async fn exits_promptly(daemon: &mut Daemon, since: Instant, what: &str) -> String {
+    assert_eq!(daemon.exits_within(Duration::from_secs(10)).await, Some(1));
+    let exited_after = since.elapsed();
+    let log = daemon.log();
+    eprintln!("{what}: exit 1 after {exited_after:?}");
+    assert!(
+        exited_after <= PROMISED + HEADROOM,
+        "exit {exited_after:?} after the file was {what} (README: within {PROMISED:?}): {log}"
+    );
+    log
+}
+
 fn waited_then(id: &str) -> Reply {
     Reply::issuance(id, "WAITED")
 }
@@ -144,14 +158,7 @@ async fn a_database_replaced_or_deleted_under_the_daemon_stops_it_and_a_restart_
     pool.close().await;
     std::fs::rename(&copy, &s.db).unwrap();
     let replaced_at = Instant::now();
-    assert_eq!(daemon.exits_within(Duration::from_secs(10)).await, Some(1));
-    let exited_after = replaced_at.elapsed();
-    let log = daemon.log();
-    eprintln!("replaced: exit 1 after {exited_after:?}");
-    assert!(
-        exited_after <= PROMISED + HEADROOM,
-        "exit {exited_after:?} after the file was replaced (README: within {PROMISED:?}): {log}"
-    );
+    let log = exits_promptly(&mut daemon, replaced_at, "replaced").await;
     assert_eq!(error_lines(&log).len(), 1, "{log}");
     assert!(
         log.contains("error:") && log.contains("was replaced") && !log.contains("panicked"),
@@ -186,14 +193,7 @@ async fn a_database_replaced_or_deleted_under_the_daemon_stops_it_and_a_restart_
         let _ = std::fs::remove_file(path);
     }
     let deleted_at = Instant::now();
-    assert_eq!(daemon.exits_within(Duration::from_secs(10)).await, Some(1));
-    let exited_after = deleted_at.elapsed();
-    let log = daemon.log();
-    eprintln!("deleted: exit 1 after {exited_after:?}");
-    assert!(
-        exited_after <= PROMISED + HEADROOM,
-        "exit {exited_after:?} after the file was deleted (README: within {PROMISED:?}): {log}"
-    );
+    let log = exits_promptly(&mut daemon, deleted_at, "deleted").await;
     assert!(
         log.contains("was deleted") && !log.contains("panicked"),
         "{log}"

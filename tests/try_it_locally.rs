@@ -12,6 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::daemon::{BIN, Spawn, command};
+use common::sim_client::Client;
+use reqwest::Method;
+use serde_json::json;
 
 /// The shipped file the README's walk uses.
 const LOCAL_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/local.toml");
@@ -116,18 +119,15 @@ async fn the_readme_walk_from_a_charge_to_a_settled_row() {
         .envs(overrides(&base_url, &db))
         .spawn();
     // Step 3: a charge on the simulator, its id printed.
-    let http = reqwest::Client::new();
-    let seeded = http
-        .post(format!("{base_url}/_sim/seed"))
-        .header("content-type", "application/json")
-        .body(r#"{"count": 1, "amount": 10000}"#)
-        .send()
+    let sim = Client::at(&base_url);
+    let seeded = sim
+        .control(
+            Method::POST,
+            "/_sim/seed",
+            json!({"count": 1, "amount": 10000}),
+        )
         .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let seeded: serde_json::Value = serde_json::from_slice(&seeded).unwrap();
+        .json();
     let id = seeded["ids"][0].as_str().expect("an id").to_owned();
     // Step 4: watch it.
     let out = local(&base_url, &db).args(["add", &id]).output().unwrap();
@@ -149,14 +149,14 @@ async fn the_readme_walk_from_a_charge_to_a_settled_row() {
     )
     .await;
     // Step 5: the payer transfers (faked on the simulator).
-    let paid = http
-        .post(format!("{base_url}/_sim/issuances/{id}/status"))
-        .header("content-type", "application/json")
-        .body(r#"{"status": "DONE"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert!(paid.status().is_success(), "{:?}", paid.text().await);
+    let paid = sim
+        .control(
+            Method::POST,
+            &format!("/_sim/issuances/{id}/status"),
+            json!({"status": "DONE"}),
+        )
+        .await;
+    assert_eq!(paid.status, 200, "{}", paid.text);
     // Step 6: the watcher records it within local.toml's 5 s READY ceiling.
     let shown = show_until(&base_url, &db, &id, "DONE", 30, |shown| {
         shown["issuance"]["status"] == "DONE"

@@ -83,9 +83,19 @@ fn sim_error(error: SimError) -> Response {
     }
 }
 
+/// What a handler answers: its response, or (through `?`) an error response.
+type Answer = Result<Response, Response>;
+
 /// Parses a JSON body ourselves so every malformed body is a documented 400.
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| format!("malformed request body: {e}"))
+#[allow(clippy::result_large_err)] // an error answer, built once per bad request
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| bad_request(&format!("malformed request body: {e}")))
+}
+
+/// The issuance id of a route's path; an unusable one is an unknown issuance.
+#[allow(clippy::result_large_err)] // an error answer, built once per bad request
+fn issuance_id(id: Result<Path<String>, PathRejection>) -> Result<String, Response> {
+    id.map(|Path(id)| id).map_err(|_| not_found_issuance())
 }
 
 /// The issuance id named by a raw request path (lookup or cancel), if any.
@@ -212,38 +222,35 @@ struct CreateRequest {
     amount: i64,
 }
 
-async fn create(State(shared): Sim, body: Bytes) -> Response {
-    let request: CreateRequest = match parse(&body) {
-        Ok(r) => r,
-        Err(reason) => return bad_request(&reason),
-    };
+async fn create(State(shared): Sim, body: Bytes) -> Answer {
+    let request: CreateRequest = parse(&body)?;
     if request.amount <= 0 {
-        return bad_request("amount must be a positive integer (KRW)");
+        return Err(bad_request("amount must be a positive integer (KRW)"));
     }
     let now = shared.now_ms();
     let config = &shared.config;
     let mut store = shared.store_mut();
-    match store.create_posted(
-        &config.lifecycle,
-        config.seed,
-        request.amount,
-        now,
-        config.one_ready_per_key,
-    ) {
-        Ok(seq) => data(store.view(seq, now)),
-        Err(refusal) => bad_request(&refusal.to_string()),
-    }
+    Ok(
+        match store.create_posted(
+            &config.lifecycle,
+            config.seed,
+            request.amount,
+            now,
+            config.one_ready_per_key,
+        ) {
+            Ok(seq) => data(store.view(seq, now)),
+            Err(refusal) => bad_request(&refusal.to_string()),
+        },
+    )
 }
 
-async fn lookup(State(shared): Sim, id: Result<Path<String>, PathRejection>) -> Response {
-    let Ok(Path(id)) = id else {
-        return not_found_issuance();
-    };
+async fn lookup(State(shared): Sim, id: Result<Path<String>, PathRejection>) -> Answer {
+    let id = issuance_id(id)?;
     let store = shared.store();
     let Some(seq) = store.seq_of(&id) else {
-        return not_found_issuance();
+        return Err(not_found_issuance());
     };
-    match store.override_of(seq) {
+    Ok(match store.override_of(seq) {
         Some(Override::Data(value)) => data(value),
         Some(Override::Raw {
             status,
@@ -256,22 +263,20 @@ async fn lookup(State(shared): Sim, id: Result<Path<String>, PathRejection>) -> 
             (status, [(header::CONTENT_TYPE, content_type)], body.clone()).into_response()
         }
         None => data(store.view(seq, shared.now_ms())),
-    }
+    })
 }
 
-async fn cancel(State(shared): Sim, id: Result<Path<String>, PathRejection>) -> Response {
-    let Ok(Path(id)) = id else {
-        return not_found_issuance();
-    };
+async fn cancel(State(shared): Sim, id: Result<Path<String>, PathRejection>) -> Answer {
+    let id = issuance_id(id)?;
     let now = shared.now_ms();
     let mut store = shared.store_mut();
     let Some(seq) = store.seq_of(&id) else {
-        return not_found_issuance();
+        return Err(not_found_issuance());
     };
-    match store.cancel(seq, now) {
+    Ok(match store.cancel(seq, now) {
         Ok(()) => data(store.view(seq, now)),
         Err(refusal) => bad_request(&refusal.to_string()),
-    }
+    })
 }
 
 async fn unknown_route() -> Response {
@@ -299,15 +304,12 @@ struct SeedRequest {
     amount: Option<i64>,
 }
 
-async fn seed(State(shared): Sim, body: Bytes) -> Response {
-    let request: SeedRequest = match parse(&body) {
-        Ok(r) => r,
-        Err(reason) => return bad_request(&reason),
-    };
-    match shared.seed(request.count, request.amount) {
-        Ok(ids) => Json(json!({ "ids": ids })).into_response(),
-        Err(error) => sim_error(error),
-    }
+async fn seed(State(shared): Sim, body: Bytes) -> Answer {
+    let request: SeedRequest = parse(&body)?;
+    let ids = shared
+        .seed(request.count, request.amount)
+        .map_err(sim_error)?;
+    Ok(Json(json!({ "ids": ids })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -316,22 +318,13 @@ struct ForceRequest {
     status: String,
 }
 
-async fn force(
-    State(shared): Sim,
-    id: Result<Path<String>, PathRejection>,
-    body: Bytes,
-) -> Response {
-    let Ok(Path(id)) = id else {
-        return not_found_issuance();
-    };
-    let request: ForceRequest = match parse(&body) {
-        Ok(r) => r,
-        Err(reason) => return bad_request(&reason),
-    };
-    match shared.force(&id, Status::parse(&request.status)) {
-        Ok(view) => data(view),
-        Err(error) => sim_error(error),
-    }
+async fn force(State(shared): Sim, id: Result<Path<String>, PathRejection>, body: Bytes) -> Answer {
+    let id = issuance_id(id)?;
+    let request: ForceRequest = parse(&body)?;
+    let view = shared
+        .force(&id, Status::parse(&request.status))
+        .map_err(sim_error)?;
+    Ok(data(view))
 }
 
 #[derive(Deserialize)]
@@ -353,14 +346,9 @@ async fn set_override(
     State(shared): Sim,
     id: Result<Path<String>, PathRejection>,
     body: Bytes,
-) -> Response {
-    let Ok(Path(id)) = id else {
-        return not_found_issuance();
-    };
-    let request: OverrideRequest = match parse(&body) {
-        Ok(r) => r,
-        Err(reason) => return bad_request(&reason),
-    };
+) -> Answer {
+    let id = issuance_id(id)?;
+    let request: OverrideRequest = parse(&body)?;
     let value = match request {
         OverrideRequest {
             data: Some(value),
@@ -377,35 +365,30 @@ async fn set_override(
             content_type: content_type.unwrap_or_else(|| "application/json".to_owned()),
             body,
         },
-        _ => return bad_request("give exactly one of \"data\" (any JSON) or \"body\" (raw text)"),
+        _ => {
+            return Err(bad_request(
+                "give exactly one of \"data\" (any JSON) or \"body\" (raw text)",
+            ));
+        }
     };
-    match shared.set_override(&id, Some(value)) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(error) => sim_error(error),
-    }
+    shared.set_override(&id, Some(value)).map_err(sim_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn clear_override(State(shared): Sim, id: Result<Path<String>, PathRejection>) -> Response {
-    let Ok(Path(id)) = id else {
-        return not_found_issuance();
-    };
-    match shared.set_override(&id, None) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(error) => sim_error(error),
-    }
+async fn clear_override(State(shared): Sim, id: Result<Path<String>, PathRejection>) -> Answer {
+    let id = issuance_id(id)?;
+    shared.set_override(&id, None).map_err(sim_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn get_faults(State(shared): Sim) -> Response {
     Json(shared.faults()).into_response()
 }
 
-async fn put_faults(State(shared): Sim, body: Bytes) -> Response {
-    let config: FaultConfig = match parse(&body) {
-        Ok(c) => c,
-        Err(reason) => return bad_request(&reason),
-    };
+async fn put_faults(State(shared): Sim, body: Bytes) -> Answer {
+    let config: FaultConfig = parse(&body)?;
     *shared.faults.write().unwrap_or_else(|e| e.into_inner()) = config.clone();
-    Json(config).into_response()
+    Ok(Json(config).into_response())
 }
 
 #[derive(Deserialize)]

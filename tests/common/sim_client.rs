@@ -74,12 +74,17 @@ pub struct Client {
 
 impl Client {
     pub fn new(sim: &SimHandle) -> Self {
+        Self::at(&sim.base_url())
+    }
+
+    /// A client of a simulator at `base` (one running as another process).
+    pub fn at(base: &str) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap();
         Self {
-            base: sim.base_url(),
+            base: base.to_owned(),
             http,
         }
     }

@@ -97,15 +97,9 @@ fn daily_ms(
 
 #[cfg(test)]
 mod tests {
-    use chrono::DateTime;
-
-    use super::super::instants::due_date_ms;
+    use super::super::instants::{due_date_ms, ms};
     use super::*;
     use crate::sim::config;
-
-    fn ms(s: &str) -> i64 {
-        DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
-    }
 
     /// An issuance's READY window (WAITED for 1–5 s, as by default).
     struct Window {

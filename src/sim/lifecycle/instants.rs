@@ -37,35 +37,35 @@ pub fn format_kst(ms: i64) -> String {
     }
 }
 
+/// Unix milliseconds of an RFC 3339 instant, for the lifecycle's tests.
+#[cfg(test)]
+pub(super) fn ms(rfc3339: &str) -> i64 {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .expect("a test's RFC 3339 instant")
+        .timestamp_millis()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ms(s: &str) -> i64 {
-        DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
-    }
-
     #[test]
     fn the_due_date_is_the_end_of_the_next_kst_day() {
-        // 2023-10-27 10:00 KST
-        assert_eq!(
-            format_kst(due_date_ms(ms("2023-10-27T01:00:00Z"), 1)),
-            "2023-10-28T23:59:59"
-        );
-        // 2023-10-27 23:30 KST is 14:30 UTC the same day: still the 27th in Seoul.
-        assert_eq!(
-            format_kst(due_date_ms(ms("2023-10-27T14:30:00Z"), 1)),
-            "2023-10-28T23:59:59"
-        );
-        // 2023-10-28 00:30 KST is still the 27th in UTC.
-        assert_eq!(
-            format_kst(due_date_ms(ms("2023-10-27T15:30:00Z"), 1)),
-            "2023-10-29T23:59:59"
-        );
-        assert_eq!(
-            format_kst(due_date_ms(ms("2023-10-27T01:00:00Z"), 0)),
-            "2023-10-27T23:59:59"
-        );
+        for (created, days, due) in [
+            // 2023-10-27 10:00 KST
+            ("2023-10-27T01:00:00Z", 1, "2023-10-28T23:59:59"),
+            // 2023-10-27 23:30 KST is 14:30 UTC the same day: still the 27th in Seoul.
+            ("2023-10-27T14:30:00Z", 1, "2023-10-28T23:59:59"),
+            // 2023-10-28 00:30 KST is still the 27th in UTC.
+            ("2023-10-27T15:30:00Z", 1, "2023-10-29T23:59:59"),
+            ("2023-10-27T01:00:00Z", 0, "2023-10-27T23:59:59"),
+        ] {
+            assert_eq!(
+                format_kst(due_date_ms(ms(created), days)),
+                due,
+                "{created} + {days}"
+            );
+        }
     }
 
     #[test]

@@ -185,13 +185,21 @@ pub fn state_at(schedule: &Schedule, forced: &[Event], at_ms: i64) -> State {
 mod tests {
     use std::time::Duration;
 
-    use chrono::DateTime;
-
+    use super::super::instants::ms;
     use super::*;
     use crate::sim::config::DepositTiming;
 
-    fn ms(s: &str) -> i64 {
-        DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+    /// Created at 0, prepared at 1 s (or failed then), due at 100 s, paid at 50 s.
+    fn prepared_at_1s_done_at_50s(failed: bool) -> Schedule {
+        Schedule {
+            created_ms: 0,
+            prepared_ms: 1_000,
+            failed,
+            due_ms: 100_000,
+            settle: Some((50_000, Settle::Done)),
+            account: 123_456_789_012,
+            bank: 0,
+        }
     }
 
     #[test]
@@ -249,15 +257,7 @@ mod tests {
 
     #[test]
     fn status_follows_the_schedule_over_time() {
-        let s = Schedule {
-            created_ms: 0,
-            prepared_ms: 1_000,
-            failed: false,
-            due_ms: 100_000,
-            settle: Some((50_000, Settle::Done)),
-            account: 123_456_789_012,
-            bank: 0,
-        };
+        let s = prepared_at_1s_done_at_50s(false);
         assert_eq!(
             state_at(&s, &[], 500),
             State {
@@ -288,15 +288,7 @@ mod tests {
 
     #[test]
     fn a_failed_issuance_never_gets_an_account() {
-        let s = Schedule {
-            created_ms: 0,
-            prepared_ms: 1_000,
-            failed: true,
-            due_ms: 100_000,
-            settle: Some((50_000, Settle::Done)),
-            account: 1,
-            bank: 0,
-        };
+        let s = prepared_at_1s_done_at_50s(true);
         let state = state_at(&s, &[], 200_000);
         assert_eq!(state.status, Status::Fail);
         assert!(!state.has_account);
@@ -305,15 +297,7 @@ mod tests {
 
     #[test]
     fn a_forced_change_freezes_the_schedule() {
-        let s = Schedule {
-            created_ms: 0,
-            prepared_ms: 1_000,
-            failed: false,
-            due_ms: 100_000,
-            settle: Some((50_000, Settle::Done)),
-            account: 1,
-            bank: 0,
-        };
+        let s = prepared_at_1s_done_at_50s(false);
         let forced = [
             (10_000, Status::Cancelled),
             (20_000, Status::parse("WEIRD")),
