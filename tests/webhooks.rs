@@ -363,3 +363,85 @@ async fn a_slack_sink_gets_unsigned_text_and_only_the_types_it_asked_for() {
     );
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_webhook_id() {
+    let api = ScriptedApi::start().await;
+    let receiver = Receiver::start(WEBHOOK_SECRET).await;
+    let dir = tempfile::tempdir().unwrap();
+    receiver.set_mode(Mode::Slow(100));
+    let ids: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    for id in &ids {
+        api.script(id, vec![Reply::issuance(id, "WAITED"), Reply::issuance(id, "DONE")]);
+    }
+    let config = settings(&api, &dir).webhook("shop", &receiver.url(), |w| w.concurrency = 2);
+    let path = config.write_toml(&dir.path().join("config.toml"));
+    let store = issuance_watcher::store::Store::open_migrated(&config.build().database)
+        .await
+        .unwrap();
+    let mut daemon = common::Daemon::start(&path);
+    for id in &ids {
+        sqlx::query("INSERT INTO issuances (id) VALUES (?)")
+            .bind(id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    let mut kills = 0;
+    while kills < 3 {
+        let before = receiver.delivered().len();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while receiver.delivered().len() < before + 6 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        daemon.kill9();
+        kills += 1;
+        daemon = common::Daemon::start(&path);
+    }
+    let events: Vec<(String, i64)> = loop {
+        let events: Vec<(String, i64)> = sqlx::query_as("SELECT id, seq FROM events ORDER BY seq")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        if events.len() == 60 {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eventually("every event delivered", || async {
+        let mut got: Vec<String> = receiver.delivered().iter().map(|r| r.webhook_id()).collect();
+        got.sort();
+        got.dedup();
+        got.len() == 60
+    })
+    .await;
+    let log = daemon.stop().await;
+    let stored: std::collections::HashSet<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    let mut bodies: std::collections::HashMap<String, Vec<u8>> = Default::default();
+    for r in receiver.received() {
+        assert!(stored.contains(r.webhook_id().as_str()), "an event that is not in the outbox");
+        assert_eq!(r.verified, Ok(()));
+        // A repeat is the same event: same webhook-id, same body.
+        let first = bodies.entry(r.webhook_id()).or_insert_with(|| r.body.clone());
+        assert_eq!(*first, r.body);
+    }
+    let per_issuance = arrivals(&receiver);
+    for id in &ids {
+        assert_eq!(
+            per_issuance[id],
+            ["issuance.status_changed WAITED", "issuance.status_changed DONE"]
+        );
+    }
+    let undelivered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(undelivered, 0);
+    println!(
+        "{kills} kills: {} requests for 60 events ({} repeats)",
+        receiver.received().len(),
+        receiver.received().len() - 60
+    );
+    assert!(!log.contains(WEBHOOK_SECRET.trim_start_matches("whsec_")), "{log}");
+}
