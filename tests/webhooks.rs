@@ -372,7 +372,10 @@ async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_w
     receiver.set_mode(Mode::Slow(100));
     let ids: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
     for id in &ids {
-        api.script(id, vec![Reply::issuance(id, "WAITED"), Reply::issuance(id, "DONE")]);
+        api.script(
+            id,
+            vec![Reply::issuance(id, "WAITED"), Reply::issuance(id, "DONE")],
+        );
     }
     let config = settings(&api, &dir).webhook("shop", &receiver.url(), |w| w.concurrency = 2);
     let path = config.write_toml(&dir.path().join("config.toml"));
@@ -409,7 +412,11 @@ async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_w
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     eventually("every event delivered", || async {
-        let mut got: Vec<String> = receiver.delivered().iter().map(|r| r.webhook_id()).collect();
+        let mut got: Vec<String> = receiver
+            .delivered()
+            .iter()
+            .map(|r| r.webhook_id())
+            .collect();
         got.sort();
         got.dedup();
         got.len() == 60
@@ -419,17 +426,25 @@ async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_w
     let stored: std::collections::HashSet<&str> = events.iter().map(|e| e.0.as_str()).collect();
     let mut bodies: std::collections::HashMap<String, Vec<u8>> = Default::default();
     for r in receiver.received() {
-        assert!(stored.contains(r.webhook_id().as_str()), "an event that is not in the outbox");
+        assert!(
+            stored.contains(r.webhook_id().as_str()),
+            "an event that is not in the outbox"
+        );
         assert_eq!(r.verified, Ok(()));
         // A repeat is the same event: same webhook-id, same body.
-        let first = bodies.entry(r.webhook_id()).or_insert_with(|| r.body.clone());
+        let first = bodies
+            .entry(r.webhook_id())
+            .or_insert_with(|| r.body.clone());
         assert_eq!(*first, r.body);
     }
     let per_issuance = arrivals(&receiver);
     for id in &ids {
         assert_eq!(
             per_issuance[id],
-            ["issuance.status_changed WAITED", "issuance.status_changed DONE"]
+            [
+                "issuance.status_changed WAITED",
+                "issuance.status_changed DONE"
+            ]
         );
     }
     let undelivered: i64 =
@@ -443,5 +458,79 @@ async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_w
         receiver.received().len(),
         receiver.received().len() - 60
     );
-    assert!(!log.contains(WEBHOOK_SECRET.trim_start_matches("whsec_")), "{log}");
+    assert!(
+        !log.contains(WEBHOOK_SECRET.trim_start_matches("whsec_")),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_command_prints_the_outbox_lists_failures_and_redelivers() {
+    let api = ScriptedApi::start().await;
+    let receiver = Receiver::start(WEBHOOK_SECRET).await;
+    let dir = tempfile::tempdir().unwrap();
+    receiver.set_mode(Mode::Fail(500));
+    api.script(
+        "e",
+        vec![Reply::issuance("e", "WAITED"), Reply::issuance("e", "DONE")],
+    );
+    let config = settings(&api, &dir).webhook("shop", &receiver.url(), |_| {});
+    let path = config.write_toml(&dir.path().join("config.toml"));
+    let app = RunningApp::start(config.build()).await;
+    app.insert(&["e"]).await;
+    eventually("a failed attempt", || async {
+        app.events().await.len() == 2 && !receiver.received().is_empty()
+    })
+    .await;
+    let out = common::cli(&path, &["events", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["type"], "issuance.status_changed");
+    assert_eq!(lines[1]["data"]["to_status"], "DONE");
+    let first = lines[0]["seq"].as_i64().unwrap();
+    let after = common::cli(&path, &["events", "--json", "--after", &first.to_string()]);
+    assert_eq!(String::from_utf8_lossy(&after.stdout).lines().count(), 1);
+    let failed = common::cli(&path, &["events", "--failed"]);
+    let failed = String::from_utf8_lossy(&failed.stdout).into_owned();
+    assert!(
+        failed.contains("HTTP 500") && failed.contains("shop"),
+        "{failed}"
+    );
+
+    receiver.set_mode(Mode::Ok);
+    eventually("both delivered", || async {
+        arrivals(&receiver).get("e").map_or(0, Vec::len) == 2
+    })
+    .await;
+    let id = lines[0]["id"].as_str().unwrap().to_owned();
+    let count = |receiver: &Receiver| {
+        receiver
+            .delivered()
+            .iter()
+            .filter(|r| r.webhook_id() == id)
+            .count()
+    };
+    assert_eq!(count(&receiver), 1);
+    let again = common::cli(&path, &["events", "redeliver", &first.to_string()]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(String::from_utf8_lossy(&again.stdout).contains("1 events scheduled"));
+    eventually("the redelivery", || async { count(&receiver) == 2 }).await;
+    let missing = common::cli(&path, &["events", "redeliver", "999"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("999"));
+    let text = common::cli(&path, &["events"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("WAITED -> DONE"));
+    app.stop().await.unwrap();
 }
