@@ -155,7 +155,7 @@ CREATE TABLE deliveries (
 ) STRICT;
 
 -- Open deliveries (neither delivered nor given up): what a sink's worker reads.
-CREATE INDEX deliveries_open ON deliveries (sink, next_attempt_at)
+CREATE INDEX deliveries_open ON deliveries (sink, next_attempt_at, seq)
     WHERE delivered_at IS NULL AND failed_at IS NULL;
 -- Per-issuance order: an open delivery waits for any earlier open one of its issuance.
 CREATE INDEX deliveries_open_by_issuance ON deliveries (sink, issuance_id, seq)

@@ -282,7 +282,8 @@ impl Store {
         Ok(at.as_deref().and_then(crate::domain::timefmt::from_db))
     }
 
-    /// Writes what attempts came to, in one transaction; with `due_now` set,
+    /// Writes what attempts came to (one primary-key update each: a batch is
+    /// at most a few times the sink's concurrency), in one transaction; with `due_now` set,
     /// also makes every other open delivery of the sink due then (the receiver
     /// answered again after failing).
     pub async fn record_attempts(
@@ -291,15 +292,20 @@ impl Store {
         attempts: &[AttemptRow],
         due_now: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let rows = encode_rows(&attempts)?;
         self.write("committing delivery attempts", async |tx| {
-            if !attempts.is_empty() {
-                sqlx::query(sql::RECORD_ATTEMPTS)
-                    .bind(&rows)
+            for a in attempts {
+                sqlx::query(sql::RECORD_ATTEMPT)
                     .bind(name)
+                    .bind(a.seq)
+                    .bind(&a.attempted_at)
+                    .bind(a.status.map(i64::from))
+                    .bind(&a.error)
+                    .bind(&a.next_attempt_at)
+                    .bind(&a.delivered_at)
+                    .bind(&a.failed_at)
                     .execute(&mut **tx)
                     .await
-                    .context("recording delivery attempts")?;
+                    .context("recording a delivery attempt")?;
             }
             if let Some(now) = due_now {
                 sqlx::query(sql::DELIVERIES_DUE_NOW)

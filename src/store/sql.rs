@@ -238,7 +238,7 @@ pub(super) const SET_ADMITTED: &str =
 /// its issuance (a later event of an issuance waits for the earlier).
 pub(super) const DUE_DELIVERIES: &str = "SELECT d.seq, e.id, e.type, CAST(e.issuance_id AS BLOB) AS issuance_id, e.occurred_at, e.data,
             d.attempts, d.created_at
-     FROM deliveries d JOIN events e ON e.seq = d.seq
+     FROM deliveries d INDEXED BY deliveries_open JOIN events e ON e.seq = d.seq
      WHERE d.sink = ?1 AND d.delivered_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at <= ?2
        AND NOT EXISTS (SELECT 1 FROM deliveries p
                        WHERE p.sink = d.sink AND p.issuance_id = d.issuance_id AND p.seq < d.seq
@@ -246,25 +246,21 @@ pub(super) const DUE_DELIVERIES: &str = "SELECT d.seq, e.id, e.type, CAST(e.issu
      ORDER BY d.next_attempt_at, d.seq LIMIT ?3";
 
 /// When sink ?1's next open delivery is due.
-pub(super) const NEXT_DELIVERY_DUE: &str = "SELECT min(next_attempt_at) FROM deliveries
+pub(super) const NEXT_DELIVERY_DUE: &str =
+    "SELECT min(next_attempt_at) FROM deliveries INDEXED BY deliveries_open
      WHERE sink = ?1 AND delivered_at IS NULL AND failed_at IS NULL";
 
-/// Writes attempts of sink ?2: ?1 rows `{seq, attempted_at, status, error,
-/// next_attempt_at, delivered_at, failed_at}`; only open deliveries change.
-pub(super) const RECORD_ATTEMPTS: &str = "UPDATE deliveries SET
-         attempts = attempts + 1,
-         last_attempt_at = j.value ->> '$.attempted_at',
-         last_status = j.value ->> '$.status',
-         last_error = j.value ->> '$.error',
-         next_attempt_at = coalesce(j.value ->> '$.next_attempt_at', next_attempt_at),
-         delivered_at = j.value ->> '$.delivered_at',
-         failed_at = j.value ->> '$.failed_at'
-     FROM json_each(?1) AS j
-     WHERE deliveries.sink = ?2 AND deliveries.seq = j.value ->> '$.seq'
-       AND deliveries.delivered_at IS NULL AND deliveries.failed_at IS NULL";
+/// Writes one attempt of sink ?1 at delivery ?2: ?3 attempted at, ?4 HTTP
+/// status, ?5 error, ?6 next attempt (NULL: unchanged), ?7 delivered at,
+/// ?8 given up at. Only an open delivery changes.
+pub(super) const RECORD_ATTEMPT: &str = "UPDATE deliveries SET
+         attempts = attempts + 1, last_attempt_at = ?3, last_status = ?4, last_error = ?5,
+         next_attempt_at = coalesce(?6, next_attempt_at), delivered_at = ?7, failed_at = ?8
+     WHERE sink = ?1 AND seq = ?2 AND delivered_at IS NULL AND failed_at IS NULL";
 
 /// Makes every open delivery of sink ?1 due at ?2 (the receiver is back).
-pub(super) const DELIVERIES_DUE_NOW: &str = "UPDATE deliveries SET next_attempt_at = ?2
+pub(super) const DELIVERIES_DUE_NOW: &str =
+    "UPDATE deliveries INDEXED BY deliveries_open SET next_attempt_at = ?2
      WHERE sink = ?1 AND delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at > ?2";
 
 /// Disables sink ?1 at ?2 for reason ?3.
@@ -274,8 +270,9 @@ pub(super) const DISABLE_SINK: &str =
 /// Sink ?1's backlog: open deliveries, the oldest one's event time, and
 /// events not yet admitted (any type).
 pub(super) const SINK_BACKLOG: &str = "SELECT
-       (SELECT count(*) FROM deliveries WHERE sink = ?1 AND delivered_at IS NULL AND failed_at IS NULL),
-       (SELECT min(e.occurred_at) FROM deliveries d JOIN events e ON e.seq = d.seq
+       (SELECT count(*) FROM deliveries INDEXED BY deliveries_open
+        WHERE sink = ?1 AND delivered_at IS NULL AND failed_at IS NULL),
+       (SELECT min(e.occurred_at) FROM deliveries d INDEXED BY deliveries_open JOIN events e ON e.seq = d.seq
         WHERE d.sink = ?1 AND d.delivered_at IS NULL AND d.failed_at IS NULL),
        (SELECT count(*) FROM events WHERE seq > (SELECT admitted_seq FROM sinks WHERE name = ?1))";
 
