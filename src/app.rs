@@ -1,5 +1,5 @@
 //! The composition root: builds the running daemon from its settings (store,
-//! watcher, liveness, notifier, background tasks), runs it until `shutdown`
+//! watcher, liveness, notifier, background tasks, webhook delivery workers), runs it until `shutdown`
 //! resolves, and takes it down in order (loop, then tasks, then the pool).
 //! Shutdown is a parameter: the CLI passes [`shutdown_signal`], tests pass
 //! whatever future they like.
@@ -34,12 +34,19 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     settings
         .validate_credentials()
         .context("while checking the credentials")?;
+    let sinks = crate::deliver::Sinks::from_settings(&settings)
+        .context("while setting up the webhook sinks")?;
     let store = open_store(&settings).await?;
     let listener = crate::ops::http::bind(&settings.http).await?;
     let stall_after = Liveness::stall_after(&settings);
     let watcher = Watcher::new(settings, store.clone(), Clock::real())
         .context("while building the API client")?;
     let liveness = Liveness::new(watcher.progress(), stall_after);
+    // Before the first poll, so that every event of this run reaches new sinks.
+    sinks
+        .register(&store, &watcher.progress())
+        .await
+        .context("while registering the webhook sinks")?;
     let notifier = Arc::new(Notifier::from_env());
     let background = CancellationToken::new();
     let tasks = crate::ops::tasks::start(
@@ -49,6 +56,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         notifier.clone(),
         background.clone(),
     );
+    let deliveries = sinks.start(&store, &watcher.progress(), &background);
     tracing::info!("issuance-watcher started");
     notifier.ready("started".to_owned()).await;
     let token = CancellationToken::new();
@@ -63,7 +71,11 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         }
     };
     background.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        tasks.wait().await;
+        deliveries.wait().await;
+    })
+    .await;
     store.close().await;
     result.context("while watching")?;
     tracing::info!("issuance-watcher stopped");

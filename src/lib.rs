@@ -11,6 +11,8 @@
 //!   systemd notifications, the HTTP listener).
 //! - [`watcher`]: the pure decisions (policy, flags, pacing) and the loop that
 //!   moves data between the API and the store.
+//! - [`deliver`]: the outbox's events delivered to webhook sinks (signed
+//!   Standard Webhooks or Slack text), one worker per sink.
 //! - [`app`]: the composition root that builds and runs the daemon.
 //! - [`sim`]: a faithful simulator of the API, for trying and testing without
 //!   credentials; it depends only on [`domain`]'s clock.
@@ -30,6 +32,8 @@ pub mod store;
 
 pub mod ops;
 pub mod watcher;
+
+pub mod deliver;
 
 pub mod app;
 

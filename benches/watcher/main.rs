@@ -23,7 +23,10 @@
 //!    to the same number of calls: calls per settled issuance, detection lag, and the
 //!    DUE_SOON deadline check; without `--quick`, the same comparison on the old
 //!    uniform deposit model, for information.
+//! 5. `deliver`: webhook delivery to a loopback receiver: latency from commit
+//!    to the receiver's 2xx, and the drain of a backlog written at once.
 
+mod deliver;
 mod efficiency;
 mod harness;
 mod scale;
@@ -65,9 +68,9 @@ impl Opts {
                         .context("--concurrency needs a number")?
                         .parse()?
                 }
-                "throughput" | "scale" | "write" | "efficiency" => opts.only.push(arg),
+                "throughput" | "scale" | "write" | "efficiency" | "deliver" => opts.only.push(arg),
                 other => bail!(
-                    "unknown argument {other:?} (expected --quick, --concurrency N, throughput, scale, write, efficiency)"
+                    "unknown argument {other:?} (expected --quick, --concurrency N, throughput, scale, write, efficiency, deliver)"
                 ),
             }
         }
@@ -123,6 +126,12 @@ fn main() -> anyhow::Result<()> {
                     "",
                     Verdict::Skipped,
                 );
+            }
+        }
+        if opts.runs("deliver") {
+            eprintln!("== deliver");
+            if let Err(e) = deliver::deliver(&opts, &mut table).await {
+                table.push("deliver", "error", format!("{e:#}"), "", Verdict::Skipped);
             }
         }
     });

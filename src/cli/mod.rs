@@ -13,6 +13,7 @@ use crate::app::shutdown_signal;
 use crate::settings::{LogFormat, Settings};
 
 mod commands;
+mod events;
 mod output;
 
 #[derive(Debug, Parser)]
@@ -77,6 +78,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Events of the outbox (`--after SEQ`, `--follow`, `--json`), failing
+    /// deliveries (`--failed`), and `redeliver SEQ...`.
+    Events(events::EventsArgs),
     /// Serve the Bunjang point-API simulator (for trying the watcher without credentials).
     Simulate(crate::sim::cli::SimulateArgs),
     /// The whole job in about a minute: simulator, charges, watcher, ground-truth check.
@@ -140,6 +144,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             settings
                 .validate_credentials()
                 .context("while checking the credentials")?;
+            crate::deliver::Sinks::from_settings(&settings)
+                .context("while checking the webhook sinks")?;
             output::print_text(&settings.to_redacted_toml())
         }
         Command::Migrate => {
@@ -161,6 +167,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => commands::list(&settings, status, limit, json).await,
         Command::Show { id, json } => commands::show(&settings, &id, json).await,
         Command::Flags { json } => commands::flags(&settings, json).await,
+        Command::Events(args) => events::run(&settings, args, shutdown_signal()).await,
         Command::Simulate(_) | Command::Demo(_) => {
             bail!("internal error: this command was dispatched above")
         }

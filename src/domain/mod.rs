@@ -1,9 +1,11 @@
 //! The leaf vocabulary every other part speaks: issuance statuses, flag kinds,
+//! event types,
 //! what a lookup observed, what the policy decided, the two time formats and
 //! the business clock. Nothing here depends on any other part of the crate.
 
 pub mod clock;
 pub mod decision;
+pub mod event;
 pub mod flag;
 pub mod observation;
 pub mod status;
@@ -11,6 +13,7 @@ pub mod timefmt;
 
 pub use clock::Clock;
 pub use decision::Decision;
-pub use flag::FlagKind;
+pub use event::EventType;
+pub use flag::{Flag, FlagKind};
 pub use observation::{Observation, Vbank};
 pub use status::Status;

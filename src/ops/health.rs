@@ -61,14 +61,16 @@ impl Liveness {
         ))
     }
 
-    /// `None` when healthy: the loop makes progress and the API accepts our credentials.
+    /// `None` when healthy: the loop makes progress, the API accepts our
+    /// credentials and no webhook sink has failed for longer than its threshold.
     pub fn health_problem(&self, now: DateTime<Utc>) -> Option<String> {
         if let Some(problem) = self.loop_problem(now) {
             return Some(problem);
         }
-        self.progress
-            .auth_failing()
-            .then(|| "the API refuses our credentials (401/403)".to_owned())
+        if self.progress.auth_failing() {
+            return Some("the API refuses our credentials (401/403)".to_owned());
+        }
+        self.progress.sinks.problem(now)
     }
 }
 

@@ -34,6 +34,16 @@ pub const PAUSES: &str = "issuance_watcher_pauses_total";
 pub const WAL_BYTES: &str = "issuance_watcher_database_wal_bytes";
 /// 1 while the API refuses our credentials.
 pub const AUTH_FAILING: &str = "issuance_watcher_auth_failing";
+/// Events written to the outbox, by `type`.
+pub const EVENTS: &str = "issuance_watcher_events_total";
+/// Delivery attempts by `sink` and `outcome` (`delivered`, `failed`, `gave_up`, `disabled`).
+pub const DELIVERIES: &str = "issuance_watcher_deliveries_total";
+/// Events not yet delivered, by `sink`.
+pub const DELIVERIES_PENDING: &str = "issuance_watcher_deliveries_pending";
+/// Age of the oldest undelivered event, by `sink` (0 when none).
+pub const OLDEST_UNDELIVERED: &str = "issuance_watcher_oldest_undelivered_seconds";
+/// Time one delivery attempt took, in seconds (histogram).
+pub const DELIVERY_SECONDS: &str = "issuance_watcher_delivery_duration_seconds";
 
 /// Latency buckets for [`REQUEST_SECONDS`], in seconds.
 pub const REQUEST_BUCKETS: &[f64] = &[
@@ -63,6 +73,19 @@ pub fn describe() {
     );
     describe_gauge!(AUTH_FAILING, "1 while the API refuses our credentials");
     describe_gauge!(WAL_BYTES, Unit::Bytes, "Size of the SQLite write-ahead log");
+    describe_counter!(EVENTS, "Events written to the outbox, by type");
+    describe_counter!(DELIVERIES, "Webhook delivery attempts, by sink and outcome");
+    describe_gauge!(DELIVERIES_PENDING, "Events not yet delivered, by sink");
+    describe_gauge!(
+        OLDEST_UNDELIVERED,
+        Unit::Seconds,
+        "Age of the oldest undelivered event, by sink"
+    );
+    describe_histogram!(
+        DELIVERY_SECONDS,
+        Unit::Seconds,
+        "Time one webhook delivery attempt took"
+    );
 }
 
 /// One poll's result: `outcome` is a fixed word (`observed`, `not_found`,
@@ -116,6 +139,27 @@ pub fn flag_raised(kind: &'static str) {
     metrics::counter!(FLAGS_RAISED, "kind" => kind).increment(1);
 }
 
+/// `count` events of type `event_type` were written.
+pub fn events_written(event_type: &str, count: u64) {
+    // Another program may write any text: only known types become label values.
+    let label = event_type
+        .parse::<crate::domain::EventType>()
+        .map_or("other", |t| t.as_str());
+    metrics::counter!(EVENTS, "type" => label).increment(count);
+}
+
+/// One delivery attempt to `sink` (a configured name) and its `outcome`.
+pub fn delivery(sink: &str, outcome: &'static str, took: Duration) {
+    metrics::counter!(DELIVERIES, "sink" => sink.to_owned(), "outcome" => outcome).increment(1);
+    metrics::histogram!(DELIVERY_SECONDS).record(took.as_secs_f64());
+}
+
+/// A sink's backlog: pending events and the oldest one's age.
+pub fn delivery_backlog(sink: &str, pending: i64, oldest_age: Duration) {
+    metrics::gauge!(DELIVERIES_PENDING, "sink" => sink.to_owned()).set(pending as f64);
+    metrics::gauge!(OLDEST_UNDELIVERED, "sink" => sink.to_owned()).set(oldest_age.as_secs_f64());
+}
+
 /// A pause of all polling started (`reason`: `retry_after` or `auth`).
 pub fn pause_started(reason: &'static str) {
     metrics::counter!(PAUSES, "reason" => reason).increment(1);
@@ -161,6 +205,12 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(REQUEST_SECONDS.to_owned()), REQUEST_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(DELIVERY_SECONDS.to_owned()),
+                        REQUEST_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();

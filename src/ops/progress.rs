@@ -1,10 +1,14 @@
 //! Liveness facts the scheduler publishes and health checks read: when the loop
 //! last turned, when a poll last succeeded, whether authentication works.
-//! Lock-free, so reading it can never stall the loop.
+//! Lock-free, so reading it can never stall the loop. Beside them: the webhook
+//! sinks' state ([`SinkHealth`]) and a wake-up for their workers when a batch
+//! with new facts (hence new events) has committed.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
+
+use crate::ops::sinks::SinkHealth;
 
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -18,6 +22,10 @@ pub struct Progress {
     paused_until_ms: AtomicI64,
     polls: AtomicU64,
     transitions: AtomicU64,
+    /// The webhook sinks, as their workers report them.
+    pub sinks: SinkHealth,
+    /// Notified after a commit that wrote events (transitions, flags).
+    committed: tokio::sync::Notify,
 }
 
 fn now_ms() -> i64 {
@@ -45,6 +53,17 @@ impl Progress {
 
     pub fn transitions_recorded(&self, n: u64) {
         self.transitions.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A batch that wrote facts (and so events) has committed: wakes the
+    /// delivery workers waiting for new events.
+    pub fn events_committed(&self) {
+        self.committed.notify_waiters();
+    }
+
+    /// Resolves at the next [`Progress::events_committed`].
+    pub async fn next_commit(&self) {
+        self.committed.notified().await;
     }
 
     pub fn set_auth_failing(&self, failing: bool) {

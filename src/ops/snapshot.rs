@@ -57,6 +57,10 @@ pub fn status_line(snapshot: &Snapshot, progress: &Progress, now: DateTime<Utc>)
         )),
         None => line.push_str(", no successful poll yet"),
     }
+    let backlog = progress.sinks.pending();
+    if backlog > 0 {
+        line.push_str(&format!(", {backlog} events not yet delivered"));
+    }
     if progress.auth_failing() {
         line.push_str("; the API refuses our credentials");
     }
@@ -83,5 +87,10 @@ mod tests {
             "3 active (READY 2, UNSEEN 1), 1 due soon, no successful poll yet"
         );
         assert!(!line.contains('\n'));
+        progress.sinks.set_pending("shop", 12);
+        assert!(
+            status_line(&snapshot, &progress, Utc::now())
+                .ends_with(", 12 events not yet delivered"),
+        );
     }
 }

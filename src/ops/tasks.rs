@@ -82,7 +82,20 @@ async fn refresh(
     if !notifier.enabled() && metrics.is_none() {
         return;
     }
+    // Events are counted from the outbox (triggers write them, whoever writes
+    // the facts): those after the newest one at start.
+    let mut events_seen = store.last_event_seq().await.ok();
     loop {
+        if metrics.is_some()
+            && let Some(after) = events_seen
+            && let Ok(Ok(counts)) =
+                tokio::time::timeout(QUERY_TIMEOUT, store.event_counts_after(after)).await
+        {
+            for (event_type, count, newest) in counts {
+                crate::ops::metrics::events_written(&event_type, count.max(0) as u64);
+                events_seen = events_seen.max(Some(newest));
+            }
+        }
         match tokio::time::timeout(QUERY_TIMEOUT, Snapshot::read(&store)).await {
             Ok(Ok(snapshot)) => {
                 if let Some(handle) = &metrics {

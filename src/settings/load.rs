@@ -111,6 +111,7 @@ impl Settings {
         if self.database.path.as_os_str().is_empty() {
             return Err(key_error("database.path", "is required"));
         }
+        super::webhooks::validate(&self.webhooks)?;
         Ok(())
     }
 
@@ -148,7 +149,10 @@ mod tests {
         assert_eq!(s.api.base_url, "https://openapi.bunjang.co.kr");
         assert_eq!(s.api.timezone, chrono_tz::Asia::Seoul);
         assert_eq!(s.poll.interval, Duration::from_secs(2));
-        assert_eq!(s.flags.due_soon_lead, Duration::from_secs(6 * 3600));
+        assert_eq!(
+            s.flags.due_soon_lead.rungs(),
+            [Duration::from_secs(6 * 3600)]
+        );
     }
 
     #[test]

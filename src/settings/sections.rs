@@ -9,6 +9,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::error::{SettingsError, key_error};
+use super::ladder::LeadLadder;
+use super::webhooks::WebhookSettings;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -20,6 +22,9 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub http: HttpSettings,
+    /// `[[webhooks]]`: where events are delivered (none by default).
+    #[serde(default)]
+    pub webhooks: Vec<WebhookSettings>,
     /// `$CREDENTIALS_DIRECTORY` at load time (systemd `LoadCredential=`).
     #[serde(skip)]
     pub credentials_dir: Option<PathBuf>,
@@ -86,8 +91,8 @@ pub struct PollSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlagSettings {
-    #[serde(with = "humantime_serde")]
-    pub due_soon_lead: Duration,
+    /// One lead or a ladder of them (`["24h", "3h", "30m"]`).
+    pub due_soon_lead: LeadLadder,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

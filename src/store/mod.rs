@@ -9,6 +9,7 @@
 //! HTTP call.
 
 mod claim;
+mod events;
 mod query;
 mod record;
 mod rows;
@@ -21,6 +22,7 @@ use sqlx::{Connection as _, Sqlite, SqlitePool, Transaction};
 use crate::settings::DatabaseSettings;
 
 pub use claim::{Claimed, Lease};
+pub use events::{AttemptRow, Backlog, DueDelivery, EventRow, FailedDelivery, SinkRow};
 pub use query::{FlagRow, IssuanceRow, StatusCount, TransitionRow};
 pub use record::{FlagRaised, PollRecord, RecordKind, Recorded, TransitionRecorded};
 pub use watch::Watch;

@@ -8,7 +8,7 @@ use super::{Context, Store, StoreError, sql};
 /// UTF-8, which must not make a listing fail. Shown lossily (U+FFFD).
 #[derive(sqlx::Type)]
 #[sqlx(transparent)]
-struct RawId(Vec<u8>);
+pub(super) struct RawId(Vec<u8>);
 
 impl From<RawId> for String {
     fn from(raw: RawId) -> Self {

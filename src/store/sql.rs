@@ -132,9 +132,9 @@ pub(super) const CLEAR_FLAGS: &str =
      WHERE cleared_at IS NULL
        AND issuance_id IN (SELECT value ->> '$.issuance_id' FROM json_each(?1))";
 
-/// Raises flag ?2 on issuance ?1 at ?3, unless that flag was raised before.
-pub(super) const RAISE_FLAG: &str =
-    "INSERT INTO flags (issuance_id, kind, raised_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+/// Raises flag ?2 with rung ?4 (ms; 0 for OVERDUE) on issuance ?1 at ?3,
+/// unless that flag and rung were raised before.
+pub(super) const RAISE_FLAG: &str = "INSERT INTO flags (issuance_id, kind, raised_at, lead_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
 
 // --- Reads and small writes for the CLI --------------------------------------
 
@@ -184,11 +184,110 @@ pub(super) const ACTIVE_COUNTS: &str = concat!(
     "' GROUP BY status ORDER BY status"
 );
 
-/// Open DUE_SOON flags.
+/// Issuances with an open DUE_SOON flag (of any rung).
 pub(super) const OPEN_DUE_SOON: &str =
-    "SELECT count(*) FROM flags WHERE cleared_at IS NULL AND kind = 'DUE_SOON'";
+    "SELECT count(DISTINCT issuance_id) FROM flags WHERE cleared_at IS NULL AND kind = 'DUE_SOON'";
 
 // --- Maintenance -------------------------------------------------------------
 
 /// Folds the whole WAL back into the database file and truncates it.
 pub(super) const CHECKPOINT: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
+
+// --- The outbox and its deliveries -------------------------------------------
+
+/// Events after cursor ?1, oldest first, ?2 at most.
+pub(super) const EVENTS_AFTER: &str =
+    "SELECT seq, id, type, CAST(issuance_id AS BLOB) AS issuance_id, occurred_at, data
+     FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+
+/// Events of issuance ?1, oldest first.
+pub(super) const EVENTS_OF: &str =
+    "SELECT seq, id, type, CAST(issuance_id AS BLOB) AS issuance_id, occurred_at, data
+     FROM events WHERE issuance_id = ?1 ORDER BY seq";
+
+/// The newest event's seq (0 when there is none).
+pub(super) const LAST_EVENT_SEQ: &str = "SELECT coalesce(max(seq), 0) FROM events";
+
+/// Events after ?1 by type: (type, count, newest seq).
+pub(super) const EVENT_COUNTS_AFTER: &str =
+    "SELECT type, count(*), max(seq) FROM events WHERE seq > ?1 GROUP BY type ORDER BY type";
+
+/// Registers sink ?1, starting after the newest event, unless it exists.
+pub(super) const REGISTER_SINK: &str = "INSERT INTO sinks (name, admitted_seq)
+     VALUES (?1, (SELECT coalesce(max(seq), 0) FROM events)) ON CONFLICT (name) DO NOTHING";
+
+/// Sink ?1: (admitted_seq, disabled_at, disabled_reason).
+pub(super) const SINK: &str =
+    "SELECT admitted_seq, disabled_at, disabled_reason FROM sinks WHERE name = ?1";
+
+/// Creates the deliveries of sink ?1 for events after its `admitted_seq` up to
+/// ?2 whose type is in the JSON array ?3, due at ?4.
+pub(super) const ADMIT_EVENTS: &str =
+    "INSERT INTO deliveries (sink, seq, issuance_id, created_at, next_attempt_at)
+     SELECT ?1, e.seq, e.issuance_id, ?4, ?4 FROM events e
+     WHERE e.seq > (SELECT admitted_seq FROM sinks WHERE name = ?1) AND e.seq <= ?2
+       AND e.type IN (SELECT value FROM json_each(?3))
+     ORDER BY e.seq
+     ON CONFLICT (sink, seq) DO NOTHING";
+
+/// Moves sink ?1's admission cursor to ?2.
+pub(super) const SET_ADMITTED: &str =
+    "UPDATE sinks SET admitted_seq = max(admitted_seq, ?2) WHERE name = ?1";
+
+/// Deliveries of sink ?1 due at ?2, ?3 at most, each the oldest open one of
+/// its issuance (a later event of an issuance waits for the earlier).
+pub(super) const DUE_DELIVERIES: &str = "SELECT d.seq, e.id, e.type, CAST(e.issuance_id AS BLOB) AS issuance_id, e.occurred_at, e.data,
+            d.attempts, d.created_at
+     FROM deliveries d INDEXED BY deliveries_open JOIN events e ON e.seq = d.seq
+     WHERE d.sink = ?1 AND d.delivered_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at <= ?2
+       AND NOT EXISTS (SELECT 1 FROM deliveries p
+                       WHERE p.sink = d.sink AND p.issuance_id = d.issuance_id AND p.seq < d.seq
+                         AND p.delivered_at IS NULL AND p.failed_at IS NULL)
+     ORDER BY d.next_attempt_at, d.seq LIMIT ?3";
+
+/// When sink ?1's next open delivery is due.
+pub(super) const NEXT_DELIVERY_DUE: &str =
+    "SELECT min(next_attempt_at) FROM deliveries INDEXED BY deliveries_open
+     WHERE sink = ?1 AND delivered_at IS NULL AND failed_at IS NULL";
+
+/// Writes one attempt of sink ?1 at delivery ?2: ?3 attempted at, ?4 HTTP
+/// status, ?5 error, ?6 next attempt (NULL: unchanged), ?7 delivered at,
+/// ?8 given up at. Only an open delivery changes.
+pub(super) const RECORD_ATTEMPT: &str = "UPDATE deliveries SET
+         attempts = attempts + 1, last_attempt_at = ?3, last_status = ?4, last_error = ?5,
+         next_attempt_at = coalesce(?6, next_attempt_at), delivered_at = ?7, failed_at = ?8
+     WHERE sink = ?1 AND seq = ?2 AND delivered_at IS NULL AND failed_at IS NULL";
+
+/// Makes every open delivery of sink ?1 due at ?2 (the receiver is back).
+pub(super) const DELIVERIES_DUE_NOW: &str =
+    "UPDATE deliveries INDEXED BY deliveries_open SET next_attempt_at = ?2
+     WHERE sink = ?1 AND delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at > ?2";
+
+/// Disables sink ?1 at ?2 for reason ?3.
+pub(super) const DISABLE_SINK: &str =
+    "UPDATE sinks SET disabled_at = ?2, disabled_reason = ?3 WHERE name = ?1";
+
+/// Sink ?1's backlog: open deliveries, the oldest one's event time, and
+/// events not yet admitted (any type).
+pub(super) const SINK_BACKLOG: &str = "SELECT
+       (SELECT count(*) FROM deliveries INDEXED BY deliveries_open
+        WHERE sink = ?1 AND delivered_at IS NULL AND failed_at IS NULL),
+       (SELECT min(e.occurred_at) FROM deliveries d INDEXED BY deliveries_open JOIN events e ON e.seq = d.seq
+        WHERE d.sink = ?1 AND d.delivered_at IS NULL AND d.failed_at IS NULL),
+       (SELECT count(*) FROM events WHERE seq > (SELECT admitted_seq FROM sinks WHERE name = ?1))";
+
+/// Deliveries that failed at least once and are not delivered (given up or
+/// still retrying), oldest event first, ?1 at most.
+pub(super) const FAILED_DELIVERIES: &str = "SELECT d.sink, d.seq, e.id, e.type, CAST(e.issuance_id AS BLOB) AS issuance_id, e.occurred_at,
+            d.attempts, d.last_status, d.last_error, d.last_attempt_at, d.next_attempt_at, d.failed_at
+     FROM deliveries d JOIN events e ON e.seq = d.seq
+     WHERE d.delivered_at IS NULL AND (d.failed_at IS NOT NULL OR d.attempts > 0)
+     ORDER BY d.seq, d.sink LIMIT ?1";
+
+/// Schedules event ?2 for sink ?1 again at ?3, as new (whatever happened before).
+/// Changes nothing if there is no such event.
+pub(super) const REDELIVER: &str = "INSERT INTO deliveries (sink, seq, issuance_id, created_at, next_attempt_at)
+     SELECT ?1, seq, issuance_id, ?3, ?3 FROM events WHERE seq = ?2
+     ON CONFLICT (sink, seq) DO UPDATE SET
+         attempts = 0, next_attempt_at = excluded.next_attempt_at, created_at = excluded.created_at,
+         delivered_at = NULL, failed_at = NULL, last_status = NULL, last_error = NULL, last_attempt_at = NULL";

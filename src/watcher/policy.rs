@@ -47,7 +47,7 @@ pub struct PollFacts {
     /// saw the status; `None` when unknown (then only the deadline paces READY).
     pub status_since: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,
-    /// When DUE_SOON starts to apply, i.e. `flags.due_soon_lead`.
+    /// When the next DUE_SOON rung starts to apply (a rung of `flags.due_soon_lead`).
     pub due_soon_lead: Duration,
     /// A uniform random number in [0, 1), passed in to keep this function pure.
     pub jitter: f64,

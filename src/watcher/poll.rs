@@ -15,7 +15,7 @@ use crate::domain::{Clock, Decision, Observation};
 use crate::ops::progress::Progress;
 use crate::settings::Settings;
 use crate::store::{Claimed, PollRecord, RecordKind};
-use crate::watcher::flags::flags_that_apply;
+use crate::watcher::flags::{flags_that_apply, next_rung};
 use crate::watcher::pacing::{Pacer, PauseChange};
 use crate::watcher::policy::{self, PollFacts, PollOutcome};
 
@@ -99,7 +99,7 @@ fn observed(
         .as_ref()
         .and_then(|v| v.due_at)
         .or(claimed.due_at);
-    let lead = ctx.settings.flags.due_soon_lead;
+    let ladder = &ctx.settings.flags.due_soon_lead;
     // When the current status began: the API's modifiedAt, else now if this poll
     // is the first to see it (unknown when it was seen before).
     let first_sight = claimed.status.as_deref() != Some(observation.status.as_str());
@@ -111,12 +111,13 @@ fn observed(
         due_at,
         status_since,
         now,
-        due_soon_lead: lead,
+        // The policy polls once right as the next rung begins.
+        due_soon_lead: next_rung(ladder, due_at, now),
         jitter: fastrand::f64(),
     };
     let kind = RecordKind::Observed {
         decision: policy::decide(&facts, &ctx.settings.poll),
-        flags: flags_that_apply(status, due_at, now, lead),
+        flags: flags_that_apply(status, due_at, now, ladder),
         observation,
     };
     PollRecord { claimed, now, kind }
@@ -184,7 +185,7 @@ fn failed(
         .status
         .as_deref()
         .and_then(|s| s.parse::<Status>().ok());
-    let lead = ctx.settings.flags.due_soon_lead;
+    let ladder = &ctx.settings.flags.due_soon_lead;
     let attempts = claimed.attempts.saturating_add(1);
     let facts = PollFacts {
         status,
@@ -194,7 +195,7 @@ fn failed(
         // Unknown here (not stored); the backoff paths do not use it.
         status_since: None,
         now,
-        due_soon_lead: lead,
+        due_soon_lead: next_rung(ladder, claimed.due_at, now),
         jitter: fastrand::f64(),
     };
     let decision = policy::decide(&facts, &ctx.settings.poll);
@@ -211,7 +212,7 @@ fn failed(
         not_found_since,
         decision,
         // Deadlines keep approaching while the API is unreachable: flag from what we knew.
-        flags: flags_that_apply(status, claimed.due_at, now, lead),
+        flags: flags_that_apply(status, claimed.due_at, now, ladder),
     };
     PollRecord { claimed, now, kind }
 }

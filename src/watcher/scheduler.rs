@@ -345,6 +345,9 @@ impl Watcher {
             .progress
             .transitions_recorded(recorded.transitions.len() as u64);
         crate::ops::metrics::recorded(recorded);
+        if !recorded.transitions.is_empty() || !recorded.flags_raised.is_empty() {
+            self.ctx.progress.events_committed();
+        }
         for t in &recorded.transitions {
             let from = t.from.as_deref().unwrap_or("-");
             match &t.anomaly {
@@ -355,7 +358,7 @@ impl Watcher {
             }
         }
         for f in &recorded.flags_raised {
-            info!(issuance = %f.issuance_id, flag = f.kind.as_str(), "flag raised");
+            info!(issuance = %f.issuance_id, flag = f.kind.as_str(), lead = %crate::domain::flag::format_lead(f.lead), "flag raised");
         }
     }
 }

@@ -103,7 +103,34 @@ impl TestSettings {
                 .expect("an [api] table")
                 .insert("secret_key".into(), secret.expose_secret().into());
         }
+        // The sinks render their secrets and Slack URLs redacted too.
+        if let Some(list) = value.get_mut("webhooks").and_then(|v| v.as_array_mut()) {
+            for (entry, sink) in list.iter_mut().zip(&self.settings.webhooks) {
+                let table = entry.as_table_mut().expect("a [[webhooks]] table");
+                table.insert("url".into(), sink.url.clone().into());
+                if let Some(secret) = &sink.secret {
+                    table.insert("secret".into(), secret.expose_secret().into());
+                }
+            }
+        }
         toml::to_string(&value).expect("settings render as TOML")
+    }
+
+    /// Adds a signed `[[webhooks]]` sink named `name` posting to `url`, with
+    /// retries quick enough for tests; `edit` changes anything else.
+    pub fn webhook(
+        self,
+        name: &str,
+        url: &str,
+        edit: impl FnOnce(&mut issuance_watcher::settings::WebhookSettings),
+    ) -> Self {
+        let mut sink: issuance_watcher::settings::WebhookSettings = toml::from_str(&format!(
+            "name = {name:?}\nurl = {url:?}\nsecret = {:?}\nbackoff_first = \"100ms\"\nbackoff_max = \"1s\"\ntimeout = \"2s\"\nunhealthy_after = \"1s\"\n",
+            super::receiver::WEBHOOK_SECRET
+        ))
+        .expect("a valid sink");
+        edit(&mut sink);
+        self.with(|s| s.webhooks.push(sink))
     }
 
     /// Writes [`Self::to_toml`] to `path` and returns the path.

@@ -4,6 +4,8 @@
 //! - [`config`]: one builder for the daemon's settings, in-process or as a TOML file;
 //! - [`daemon`]: the `issuance-watcher` binary as a child process, with a clean
 //!   environment and its stderr in a file;
+//! - [`receiver`]: a webhook receiver on loopback that verifies signatures
+//!   with the reference library and can fail, hang, throttle, refuse or go away;
 //! - [`secrets`]: the one check that no form of a secret or token leaked;
 //! - [`running`]: the watcher loop in-process, with database read helpers;
 //! - [`sim_client`]: a client of the simulator that signs its requests.
@@ -14,6 +16,7 @@
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod receiver;
 pub mod running;
 pub mod secrets;
 pub mod sim_client;
@@ -21,5 +24,6 @@ pub mod sim_client;
 pub use api::{Reply, Request, ScriptedApi, Stream};
 pub use config::{ACCESS_KEY, SECRET_B64, TestSettings, settings};
 pub use daemon::{BIN, Daemon, cli};
+pub use receiver::{Mode, Receiver, WEBHOOK_SECRET};
 pub use running::{Running, eventually, row};
 pub use secrets::{assert_no_secret, assert_no_secret_bytes};

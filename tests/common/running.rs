@@ -109,3 +109,67 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// The whole daemon in-process (`app::run`: watcher, delivery workers,
+/// background tasks), until stopped.
+pub struct RunningApp {
+    pub store: Store,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::sync::oneshot::Receiver<anyhow::Result<()>>,
+}
+
+impl RunningApp {
+    pub async fn start(settings: Settings) -> Self {
+        let store = Store::open_migrated(&settings.database).await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (finished, done) = tokio::sync::oneshot::channel();
+        // Its own runtime on its own thread, as `main` gives it.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let result = runtime.block_on(issuance_watcher::app::run(settings, async move {
+                let _ = stopped.await;
+            }));
+            let _ = finished.send(result);
+        });
+        Self {
+            store,
+            stop: Some(stop),
+            done,
+        }
+    }
+
+    /// Stops the daemon (as SIGTERM would) and returns its result.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = tokio::time::timeout(Duration::from_secs(15), self.done)
+            .await
+            .expect("stops promptly")
+            .expect("the daemon's thread reports");
+        self.store.close().await;
+        result
+    }
+
+    pub async fn insert(&self, ids: &[&str]) {
+        for id in ids {
+            sqlx::query("INSERT INTO issuances (id) VALUES (?)")
+                .bind(id)
+                .execute(self.store.pool())
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The events of the outbox: (seq, webhook-id, type, issuance id).
+    pub async fn events(&self) -> Vec<(i64, String, String, String)> {
+        sqlx::query_as("SELECT seq, id, type, issuance_id FROM events ORDER BY seq")
+            .fetch_all(self.store.pool())
+            .await
+            .unwrap()
+    }
+}

@@ -140,6 +140,11 @@ impl Batch {
                     );
                     self.recorded.transitions.push(transition);
                 }
+                // Events in the order of their facts: a transition this record
+                // queued goes out before the flags it brings (READY, then DUE_SOON).
+                if !flags.is_empty() && self.deferred.touches(&record.claimed.raw_id) {
+                    self.deferred.flush(tx, &mut self.recorded).await?;
+                }
                 raise_flags(tx, &id, flags, &now, &mut self.recorded).await
             }
             RecordKind::Failed {

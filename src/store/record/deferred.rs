@@ -12,7 +12,7 @@ use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
 use super::{FlagRaised, Recorded, TransitionRecorded};
-use crate::domain::FlagKind;
+use crate::domain::Flag;
 use crate::domain::status::Status;
 use crate::domain::timefmt::to_db;
 use crate::store::rows::encode_rows;
@@ -113,27 +113,30 @@ impl Deferred {
     }
 }
 
-/// Raises each of `flags` on issuance `id` that is not raised yet, one
-/// statement a flag (flags are rare: READY issuances near their due date).
+/// Raises each of `flags` (kind and rung) on issuance `id` that is not raised
+/// yet, one statement a flag (flags are rare: READY issuances near their due
+/// date). Each raised row writes its event (a trigger on `flags`).
 pub(super) async fn raise_flags(
     tx: &mut Transaction<'_, Sqlite>,
     id: &str,
-    flags: &[FlagKind],
+    flags: &[Flag],
     now: &str,
     recorded: &mut Recorded,
 ) -> Result<(), StoreError> {
-    for kind in flags {
+    for flag in flags {
         let raised = sqlx::query(sql::RAISE_FLAG)
             .bind(id)
-            .bind(kind.as_str())
+            .bind(flag.kind.as_str())
             .bind(now)
+            .bind(flag.lead_ms())
             .execute(&mut **tx)
             .await
             .context("raising a flag")?;
         if raised.rows_affected() == 1 {
             recorded.flags_raised.push(FlagRaised {
                 issuance_id: id.to_owned(),
-                kind: *kind,
+                kind: flag.kind,
+                lead: flag.lead,
             });
         }
     }

@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 
 use super::Claimed;
 use crate::domain::status::Status;
-use crate::domain::{Decision, FlagKind, Observation};
+use crate::domain::{Decision, Flag, FlagKind, Observation};
 
 /// The result of one poll, ready to be written.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ pub enum RecordKind {
         observation: Observation,
         decision: Decision,
         /// Flags that apply now (the watcher's flag rules decided them).
-        flags: Vec<FlagKind>,
+        flags: Vec<Flag>,
     },
     Failed {
         error: String,
@@ -53,7 +53,7 @@ pub enum RecordKind {
         not_found_since: Option<DateTime<Utc>>,
         decision: Decision,
         /// Flags that apply from what was known before this poll.
-        flags: Vec<FlagKind>,
+        flags: Vec<Flag>,
     },
     /// The id can never be looked up; the watch ends with this reason.
     Rejected { reason: String },
@@ -79,6 +79,8 @@ pub struct TransitionRecorded {
 pub struct FlagRaised {
     pub issuance_id: String,
     pub kind: FlagKind,
+    /// The rung (DUE_SOON); zero for OVERDUE.
+    pub lead: std::time::Duration,
 }
 
 impl Recorded {

@@ -5,11 +5,11 @@ use chrono::Utc;
 
 use super::{PollRecord, RecordKind};
 use crate::domain::status::Status;
-use crate::domain::{Decision, FlagKind, Observation, Vbank};
+use crate::domain::{Decision, Flag, Observation, Vbank};
 use crate::store::testing::{query_plan, temp_store};
 use crate::store::{Claimed, Lease, Store, sql};
 
-fn observed(status: Status, claimed_status: Option<&str>, flags: Vec<FlagKind>) -> PollRecord {
+fn observed(status: Status, claimed_status: Option<&str>, flags: Vec<Flag>) -> PollRecord {
     let now = Utc::now();
     PollRecord {
         claimed: Claimed {
@@ -149,7 +149,7 @@ async fn flags_are_raised_once_and_cleared_when_ready_ends() {
         .record(&[observed(
             Status::Ready,
             Some("READY"),
-            vec![FlagKind::DueSoon],
+            vec![Flag::due_soon(std::time::Duration::from_secs(3600))],
         )])
         .await
         .unwrap();
@@ -157,7 +157,7 @@ async fn flags_are_raised_once_and_cleared_when_ready_ends() {
         .record(&[observed(
             Status::Ready,
             Some("READY"),
-            vec![FlagKind::DueSoon],
+            vec![Flag::due_soon(std::time::Duration::from_secs(3600))],
         )])
         .await
         .unwrap();

@@ -1,0 +1,26 @@
+//! Delivering the outbox: one worker per configured `[[webhooks]]` sink, each
+//! its own task, so a slow, failing or hanging receiver never slows polling or
+//! another sink.
+//!
+//! The parts: `schedule` (pure: what an answer means, when to retry),
+//! `message` (pure: the body, the signature, the Slack text), `sender` (one
+//! HTTP POST, classified) and `worker` (a sink's loop: admit events, send the
+//! due ones, record what happened).
+//!
+//! Guarantees, and where they come from:
+//! - at least once: a delivery is marked delivered only after a 2xx, in the
+//!   database; a crash before that means it is sent again, with the same
+//!   `webhook-id` (the event's id, stored);
+//! - per issuance in order: a delivery is only read while no earlier open
+//!   delivery of its issuance exists for the sink (see `store::events`);
+//! - retried with backoff and jitter for the sink's `retry_horizon`, honouring
+//!   `Retry-After`; a `410 Gone` disables the sink until an operator clears it.
+
+mod message;
+mod schedule;
+mod sender;
+mod worker;
+
+pub use message::{signature, slack_text, standard_body};
+pub use schedule::{Answer, Backoff, Verdict, judge, parse_retry_after, probe_pause, retry_delay};
+pub use worker::{Sink, Sinks};

@@ -1,0 +1,447 @@
+//! A sink's loop: admit new events, send the due deliveries (up to the sink's
+//! concurrency at once, never two of one issuance), write what each attempt
+//! came to, and wait for more.
+//!
+//! While a sink fails, one delivery at a time probes it (spaced by
+//! [`probe_pause`]); the first 2xx after failures makes every pending
+//! delivery due at once, so a receiver that was down gets its backlog as
+//! soon as it is back rather than on each delivery's own retry schedule.
+//! Nothing here holds a transaction across an HTTP request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, info, warn};
+
+use super::message::{Message, signed, slack, standard_body};
+use super::schedule::{Answer, Backoff, Verdict, judge, probe_pause};
+use super::sender::Sender;
+use crate::domain::EventType;
+use crate::domain::timefmt::{from_db, to_db};
+use crate::ops::progress::Progress;
+use crate::settings::{Settings, SettingsError, SinkFormat, WebhookSecret};
+use crate::store::{AttemptRow, DueDelivery, Store, StoreError};
+
+/// Longest wait for new events (others' writes have no wake-up).
+const RECHECK: Duration = Duration::from_millis(250);
+/// How often a disabled sink's row is read again (an operator may clear it).
+const DISABLED_RECHECK: Duration = Duration::from_secs(5);
+/// How often the backlog gauges are refreshed.
+const BACKLOG_EVERY: Duration = Duration::from_secs(2);
+/// Events admitted per transaction.
+const ADMIT_BATCH: i64 = 5000;
+/// How long attempts in flight may finish after shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1000);
+
+/// A configured sink, its secret decoded and its client built.
+#[derive(Debug)]
+pub struct Sink {
+    pub name: String,
+    /// The URL as logs may show it.
+    shown_url: String,
+    format: SinkFormat,
+    secret: Option<WebhookSecret>,
+    types: Vec<EventType>,
+    backoff: Backoff,
+    concurrency: usize,
+    unhealthy_after: Duration,
+    sender: Sender,
+}
+
+/// Every configured sink.
+#[derive(Debug, Default)]
+pub struct Sinks(Vec<Arc<Sink>>);
+
+impl Sinks {
+    /// Builds the sinks of `[[webhooks]]`, reading their secrets; an error names the key.
+    pub fn from_settings(settings: &Settings) -> Result<Self, SettingsError> {
+        let credentials = settings.credentials_dir.as_deref();
+        let mut sinks = Vec::new();
+        for (i, w) in settings.webhooks.iter().enumerate() {
+            let secret = w.signing_secret(i, credentials)?;
+            let url = w.parsed_url()?;
+            let sender = Sender::new(url, w.timeout).map_err(|e| {
+                SettingsError::Invalid(format!(
+                    "`webhooks[{i}]`: cannot build an HTTP client: {}",
+                    e.without_url()
+                ))
+            })?;
+            sinks.push(Arc::new(Sink {
+                name: w.name(),
+                shown_url: w.shown_url(),
+                format: w.format,
+                secret,
+                types: w.event_types(),
+                backoff: Backoff {
+                    first: w.backoff_first,
+                    max: w.backoff_max,
+                    horizon: w.retry_horizon,
+                },
+                concurrency: w.concurrency,
+                unhealthy_after: w.unhealthy_after,
+                sender,
+            }));
+        }
+        Ok(Self(sinks))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.0.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Registers each sink in the database (a new one starts after the newest
+    /// event) before anything is polled, so no event of this run is missed.
+    pub async fn register(&self, store: &Store, progress: &Progress) -> Result<(), StoreError> {
+        for sink in &self.0 {
+            let row = store.register_sink(&sink.name).await?;
+            progress.sinks.register(&sink.name, sink.unhealthy_after);
+            if let Some(at) = &row.disabled_at {
+                let reason = disabled_reason(&row.disabled_reason, at);
+                error!(sink = %sink.name, reason, "webhook sink is disabled: nothing is sent to it until `disabled_at` is cleared in the `sinks` table");
+                progress.sinks.set_disabled(&sink.name, Some(reason));
+            }
+            info!(sink = %sink.name, url = %sink.shown_url, after_seq = row.admitted_seq, "delivering events to webhook sink");
+        }
+        Ok(())
+    }
+
+    /// Starts one worker per sink; they stop when `token` is cancelled.
+    pub fn start(
+        &self,
+        store: &Store,
+        progress: &Arc<Progress>,
+        token: &CancellationToken,
+    ) -> TaskTracker {
+        let tracker = TaskTracker::new();
+        for sink in &self.0 {
+            let worker = Worker {
+                sink: sink.clone(),
+                store: store.clone(),
+                progress: progress.clone(),
+                token: token.clone(),
+                failures: 0,
+                paused_until: None,
+                retry_after: None,
+            };
+            tracker.spawn(worker.run());
+        }
+        tracker.close();
+        tracker
+    }
+}
+
+fn disabled_reason(reason: &Option<String>, at: &str) -> String {
+    format!("{} since {at}", reason.as_deref().unwrap_or("disabled"))
+}
+
+struct Worker {
+    sink: Arc<Sink>,
+    store: Store,
+    progress: Arc<Progress>,
+    token: CancellationToken,
+    /// Failed attempts in a row (0: healthy).
+    failures: u32,
+    paused_until: Option<DateTime<Utc>>,
+    /// The last `Retry-After` asked for, while failing.
+    retry_after: Option<Duration>,
+}
+
+/// One attempt's result.
+struct Attempted {
+    delivery: DueDelivery,
+    answer: Answer,
+    took: Duration,
+    at: DateTime<Utc>,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let name = self.sink.name.clone();
+        let types: Vec<&'static str> = self.sink.types.iter().map(|t| t.as_str()).collect();
+        let mut backlog_at = tokio::time::Instant::now();
+        while !self.token.is_cancelled() {
+            if self.disabled().await {
+                self.sleep(DISABLED_RECHECK).await;
+                continue;
+            }
+            if let Err(e) = self.admit(&types).await {
+                error!(sink = %name, error = %e, "cannot admit events for delivery; retrying");
+                self.sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            if backlog_at.elapsed() >= BACKLOG_EVERY {
+                self.refresh_backlog().await;
+                backlog_at = tokio::time::Instant::now();
+            }
+            let now = Utc::now();
+            if let Some(until) = self.paused_until.filter(|u| *u > now) {
+                self.sleep((until - now).to_std().unwrap_or_default()).await;
+                continue;
+            }
+            // Failing: one probe, whatever its own schedule says.
+            let (limit, due_by) = if self.failures > 0 {
+                (1, now + chrono::Duration::days(3650))
+            } else {
+                (4 * self.sink.concurrency as i64, now)
+            };
+            let due = match self.store.due_deliveries(&name, due_by, limit).await {
+                Ok(due) => due,
+                Err(e) => {
+                    error!(sink = %name, error = %e, "cannot read due deliveries; retrying");
+                    self.sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if due.is_empty() {
+                self.wait_for_work().await;
+                continue;
+            }
+            let Some(attempted) = self.send(due).await else {
+                break; // shut down while sending: the rest goes out next time
+            };
+            self.judge_and_record(attempted).await;
+        }
+        debug!(sink = %name, "delivery worker stopped");
+    }
+
+    /// Whether the sink is disabled (re-read from the database while it is).
+    async fn disabled(&self) -> bool {
+        let health = &self.progress.sinks;
+        match self.store.sink(&self.sink.name).await {
+            Ok(Some(row)) => match &row.disabled_at {
+                Some(at) => {
+                    health.set_disabled(
+                        &self.sink.name,
+                        Some(disabled_reason(&row.disabled_reason, at)),
+                    );
+                    true
+                }
+                None => {
+                    health.set_disabled(&self.sink.name, None);
+                    false
+                }
+            },
+            Ok(None) => false,
+            Err(e) => {
+                debug!(sink = %self.sink.name, error = %e, "cannot read the sink");
+                false
+            }
+        }
+    }
+
+    async fn admit(&self, types: &[&str]) -> Result<(), StoreError> {
+        loop {
+            let looked = self
+                .store
+                .admit_events(&self.sink.name, types, Utc::now(), ADMIT_BATCH)
+                .await?;
+            if looked < ADMIT_BATCH {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn refresh_backlog(&self) {
+        match self.store.sink_backlog(&self.sink.name).await {
+            Ok(backlog) => {
+                let age = backlog
+                    .oldest
+                    .and_then(|t| (Utc::now() - t).to_std().ok())
+                    .unwrap_or_default();
+                self.progress
+                    .sinks
+                    .set_pending(&self.sink.name, backlog.pending);
+                crate::ops::metrics::delivery_backlog(&self.sink.name, backlog.pending, age);
+            }
+            Err(e) => debug!(sink = %self.sink.name, error = %e, "cannot read the backlog"),
+        }
+    }
+
+    /// Until new events are committed, the next delivery falls due, a short
+    /// recheck (events written by other programs) or shutdown.
+    async fn wait_for_work(&self) {
+        let next = match self.store.next_delivery_due(&self.sink.name).await {
+            Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default(),
+            _ => RECHECK,
+        };
+        tokio::select! {
+            () = self.token.cancelled() => {}
+            () = self.progress.next_commit() => {}
+            () = tokio::time::sleep(next.min(RECHECK)) => {}
+        }
+    }
+
+    async fn sleep(&self, wait: Duration) {
+        tokio::select! {
+            () = self.token.cancelled() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+
+    /// Sends `due`, up to the sink's concurrency at once. `None` if shutdown
+    /// came and the attempts did not finish within [`SHUTDOWN_GRACE`].
+    async fn send(&self, due: Vec<DueDelivery>) -> Option<Vec<Attempted>> {
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.sink.concurrency));
+        let mut attempts = JoinSet::new();
+        for delivery in due {
+            let sink = self.sink.clone();
+            let permits = permits.clone();
+            attempts.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let at = Utc::now();
+                let message = message_for(&sink, &delivery, at);
+                let started = std::time::Instant::now();
+                let answer = sink.sender.post(&message).await;
+                Attempted {
+                    delivery,
+                    answer,
+                    took: started.elapsed(),
+                    at,
+                }
+            });
+        }
+        let all = async {
+            let mut done = Vec::new();
+            while let Some(joined) = attempts.join_next().await {
+                match joined {
+                    Ok(attempted) => done.push(attempted),
+                    Err(e) => error!(error = %e, "a delivery task failed"),
+                }
+            }
+            done
+        };
+        let grace = async {
+            self.token.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            done = all => Some(done),
+            () = grace => None,
+        }
+    }
+
+    /// Judges each attempt, writes the outcomes in one transaction and updates
+    /// the sink's state, health, metrics and logs.
+    async fn judge_and_record(&mut self, attempted: Vec<Attempted>) {
+        let name = self.sink.name.clone();
+        let now = Utc::now();
+        let mut rows = Vec::with_capacity(attempted.len());
+        let (mut delivered, mut disable) = (0usize, None);
+        let mut last_problem = None;
+        let mut retry_after = None;
+        for a in &attempted {
+            let created = from_db(&a.delivery.created_at).unwrap_or(a.at);
+            let attempts_before = u32::try_from(a.delivery.attempts).unwrap_or(u32::MAX);
+            let verdict = judge(
+                &a.answer,
+                attempts_before,
+                created,
+                now,
+                &self.sink.backoff,
+                fastrand::f64(),
+            );
+            let problem = a.answer.problem();
+            let mut row = AttemptRow {
+                seq: a.delivery.seq,
+                attempted_at: to_db(a.at),
+                status: a.answer.status(),
+                error: problem.clone(),
+                next_attempt_at: None,
+                delivered_at: None,
+                failed_at: None,
+            };
+            let outcome = match verdict {
+                Verdict::Delivered => {
+                    delivered += 1;
+                    row.delivered_at = Some(to_db(now));
+                    debug!(sink = %name, seq = a.delivery.seq, event = %a.delivery.event_type, issuance = %a.delivery.issuance_id, "delivered");
+                    "delivered"
+                }
+                Verdict::Retry { at } => {
+                    row.next_attempt_at = Some(to_db(at));
+                    warn!(sink = %name, seq = a.delivery.seq, attempts = attempts_before + 1, problem = problem.as_deref().unwrap_or(""), next_attempt_at = %to_db(at), "delivery failed; will retry");
+                    "failed"
+                }
+                Verdict::GiveUp => {
+                    row.failed_at = Some(to_db(now));
+                    error!(sink = %name, seq = a.delivery.seq, event = %a.delivery.event_type, issuance = %a.delivery.issuance_id, problem = problem.as_deref().unwrap_or(""), "delivery given up: the retry horizon has passed (see `events --failed`, `events redeliver`)");
+                    "gave_up"
+                }
+                Verdict::Disable => {
+                    // The delivery stays pending for when the sink is enabled again.
+                    row.next_attempt_at = Some(to_db(now));
+                    disable = Some(a.at);
+                    "disabled"
+                }
+            };
+            crate::ops::metrics::delivery(&name, outcome, a.took);
+            if problem.is_some() {
+                last_problem = problem;
+            }
+            retry_after = retry_after.max(a.answer.retry_after());
+            rows.push(row);
+        }
+        let back = delivered > 0 && self.failures > 0;
+        if back {
+            info!(sink = %name, after_failures = self.failures, "webhook sink answers again: sending everything pending now");
+        }
+        if let Err(e) = self
+            .store
+            .record_attempts(&name, &rows, back.then_some(now))
+            .await
+        {
+            // The attempts happened; delivered ones will be sent again (same webhook-id).
+            error!(sink = %name, error = %e, "cannot record delivery attempts; they will be repeated");
+        }
+        if let Some(at) = disable {
+            let reason = "the receiver answered 410 Gone";
+            error!(sink = %name, url = %self.sink.shown_url, "webhook sink disabled: {reason}; nothing more is sent to it until `disabled_at` is cleared in the `sinks` table");
+            if let Err(e) = self.store.disable_sink(&name, at, reason).await {
+                error!(sink = %name, error = %e, "cannot record the disabled sink");
+            }
+            self.progress.sinks.set_disabled(
+                &name,
+                Some(disabled_reason(&Some(reason.into()), &to_db(at))),
+            );
+        }
+        if delivered > 0 {
+            self.failures = 0;
+            self.paused_until = None;
+            self.progress.sinks.delivered(&name);
+        } else if let Some(problem) = last_problem {
+            self.failures = self.failures.saturating_add(1);
+            self.retry_after = retry_after;
+            let pause = probe_pause(self.failures, &self.sink.backoff, self.retry_after);
+            self.paused_until =
+                Some(now + chrono::Duration::from_std(pause).unwrap_or(chrono::TimeDelta::MAX));
+            self.progress.sinks.failed(&name, now, &problem);
+        }
+        // A partly successful batch that was asked to wait still waits.
+        if delivered > 0
+            && let Some(wait) = retry_after
+        {
+            self.paused_until =
+                Some(now + chrono::Duration::from_std(wait).unwrap_or(chrono::TimeDelta::MAX));
+        }
+    }
+}
+
+fn message_for(sink: &Sink, delivery: &DueDelivery, at: DateTime<Utc>) -> Message {
+    match (&sink.format, &sink.secret) {
+        (SinkFormat::Standard, Some(secret)) => signed(delivery, secret, at.timestamp()),
+        // Not reached: a standard sink without a secret is refused at load.
+        (SinkFormat::Standard, None) => Message {
+            body: standard_body(delivery),
+            headers: Vec::new(),
+        },
+        (SinkFormat::Slack, _) => slack(delivery),
+    }
+}

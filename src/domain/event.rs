@@ -1,0 +1,73 @@
+//! The event types announced through the outbox (`events.type`) and webhooks.
+//! Their names are an interface other programs rely on: never rename one.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    /// One per recorded transition.
+    StatusChanged,
+    /// A READY issuance reached a rung of the due-soon lead ladder.
+    DueSoon,
+    /// Still READY after the due date.
+    Overdue,
+    /// The watch ended without a terminal status (`not_found`, `rejected`).
+    WatchEnded,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 4] = [
+        Self::StatusChanged,
+        Self::DueSoon,
+        Self::Overdue,
+        Self::WatchEnded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StatusChanged => "issuance.status_changed",
+            Self::DueSoon => "issuance.due_soon",
+            Self::Overdue => "issuance.overdue",
+            Self::WatchEnded => "issuance.watch_ended",
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
+                format!(
+                    "unknown event type {:?} (one of {})",
+                    s.chars().take(64).collect::<String>(),
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types_round_trip_through_their_names() {
+        for t in EventType::ALL {
+            assert_eq!(t.as_str().parse::<EventType>(), Ok(t));
+        }
+        let err = "issuance.paid".parse::<EventType>().unwrap_err();
+        assert!(err.contains("issuance.status_changed"), "{err}");
+    }
+}

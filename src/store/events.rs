@@ -1,0 +1,407 @@
+//! The outbox (`events`) and its deliveries to webhook sinks.
+//!
+//! Events are written by triggers (migration `20261202000004_events.sql`), not
+//! by this code: a trigger on `transitions`, on `flags` and on `issuances.watch`
+//! inserts the event in the same statement, hence the same transaction, as the
+//! fact it announces. Chosen over an `INSERT … SELECT` after each write because
+//! it also covers facts that other programs (or future code paths) write, and
+//! cannot be forgotten on one of them; the cost is one indexed insert per fact.
+//!
+//! Deliveries: a sink's worker first *admits* events (one `deliveries` row per
+//! event of a type the sink takes, in one transaction with its cursor
+//! `sinks.admitted_seq`), then reads due deliveries, each the oldest open one of
+//! its issuance, so events of one issuance go out in order. An attempt's
+//! outcome is written after it ends; `delivered_at` only after a 2xx, so a
+//! crash at any moment means a redelivery (same `webhook-id`), never a loss.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::query::RawId;
+use super::rows::encode_rows;
+use super::{Context, Store, StoreError, sql};
+use crate::domain::timefmt::to_db;
+
+/// One event of the outbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub seq: i64,
+    /// The `webhook-id`: the same on every delivery attempt.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub issuance_id: String,
+    /// The body's `timestamp`: when the fact happened.
+    pub occurred_at: String,
+    pub data: serde_json::Value,
+}
+
+#[derive(sqlx::FromRow)]
+struct RawEvent {
+    seq: i64,
+    id: String,
+    #[sqlx(rename = "type")]
+    event_type: String,
+    #[sqlx(try_from = "RawId")]
+    issuance_id: String,
+    occurred_at: String,
+    data: String,
+}
+
+impl From<RawEvent> for EventRow {
+    fn from(raw: RawEvent) -> Self {
+        Self {
+            seq: raw.seq,
+            id: raw.id,
+            event_type: raw.event_type,
+            issuance_id: raw.issuance_id,
+            occurred_at: raw.occurred_at,
+            // `events.data` is checked to be valid JSON.
+            data: serde_json::from_str(&raw.data).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// A sink's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkRow {
+    pub admitted_seq: i64,
+    pub disabled_at: Option<String>,
+    pub disabled_reason: Option<String>,
+}
+
+/// A delivery due now, with its event as stored (`data` as its exact text).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueDelivery {
+    pub seq: i64,
+    pub id: String,
+    #[sqlx(rename = "type")]
+    pub event_type: String,
+    #[sqlx(try_from = "RawId")]
+    pub issuance_id: String,
+    pub occurred_at: String,
+    pub data: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    /// When the delivery was created (the retry horizon counts from here).
+    pub created_at: String,
+}
+
+/// What one attempt came to, to be written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRow {
+    pub seq: i64,
+    pub attempted_at: String,
+    /// HTTP status, if an answer came.
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub delivered_at: Option<String>,
+    pub failed_at: Option<String>,
+}
+
+/// A sink's backlog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Open deliveries plus events not admitted yet.
+    pub pending: i64,
+    /// The oldest open delivery's event time.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+/// A delivery that failed at least once and is not delivered.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct FailedDelivery {
+    pub sink: String,
+    pub seq: i64,
+    pub id: String,
+    #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[sqlx(try_from = "RawId")]
+    pub issuance_id: String,
+    pub occurred_at: String,
+    pub attempts: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<String>,
+    pub next_attempt_at: String,
+    /// Set once the retry horizon passed: no more attempts (see `events redeliver`).
+    pub failed_at: Option<String>,
+}
+
+impl Store {
+    /// Events after the cursor `after`, oldest first, `limit` at most.
+    pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+        let rows: Vec<RawEvent> = sqlx::query_as(sql::EVENTS_AFTER)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .context("reading events")?;
+        Ok(rows.into_iter().map(EventRow::from).collect())
+    }
+
+    /// The events of one issuance, oldest first.
+    pub async fn events_of(&self, id: &str) -> Result<Vec<EventRow>, StoreError> {
+        let rows: Vec<RawEvent> = sqlx::query_as(sql::EVENTS_OF)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .context("reading events")?;
+        Ok(rows.into_iter().map(EventRow::from).collect())
+    }
+
+    /// The newest event's seq (0 when there is none).
+    pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar(sql::LAST_EVENT_SEQ)
+            .fetch_one(&self.pool)
+            .await
+            .context("reading the newest event")
+    }
+
+    /// Events after `after` by type, with the newest seq among them.
+    pub async fn event_counts_after(
+        &self,
+        after: i64,
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        sqlx::query_as(sql::EVENT_COUNTS_AFTER)
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await
+            .context("counting new events")
+    }
+
+    /// Registers sink `name` if new (it then starts after the newest event)
+    /// and returns its row.
+    pub async fn register_sink(&self, name: &str) -> Result<SinkRow, StoreError> {
+        self.write("committing a sink", async |tx| {
+            sqlx::query(sql::REGISTER_SINK)
+                .bind(name)
+                .execute(&mut **tx)
+                .await
+                .context("registering a sink")?;
+            let (admitted_seq, disabled_at, disabled_reason) = sqlx::query_as(sql::SINK)
+                .bind(name)
+                .fetch_one(&mut **tx)
+                .await
+                .context("reading a sink")?;
+            Ok(SinkRow {
+                admitted_seq,
+                disabled_at,
+                disabled_reason,
+            })
+        })
+        .await
+    }
+
+    /// Sink `name`'s row, if registered.
+    pub async fn sink(&self, name: &str) -> Result<Option<SinkRow>, StoreError> {
+        let row: Option<(i64, Option<String>, Option<String>)> = sqlx::query_as(sql::SINK)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading a sink")?;
+        Ok(
+            row.map(|(admitted_seq, disabled_at, disabled_reason)| SinkRow {
+                admitted_seq,
+                disabled_at,
+                disabled_reason,
+            }),
+        )
+    }
+
+    /// Creates deliveries for up to `limit` events after sink `name`'s cursor
+    /// (those of `types`), due at `now`, and moves the cursor past them, in one
+    /// transaction. Returns how many events it looked at (0: caught up).
+    pub async fn admit_events(
+        &self,
+        name: &str,
+        types: &[&str],
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<i64, StoreError> {
+        let types = encode_rows(&types)?;
+        let now = to_db(now);
+        self.write("committing admitted events", async |tx| {
+            let (admitted, _, _): (i64, Option<String>, Option<String>) = sqlx::query_as(sql::SINK)
+                .bind(name)
+                .fetch_one(&mut **tx)
+                .await
+                .context("reading a sink")?;
+            let newest: i64 = sqlx::query_scalar(sql::LAST_EVENT_SEQ)
+                .fetch_one(&mut **tx)
+                .await
+                .context("reading the newest event")?;
+            let upto = newest.min(admitted.saturating_add(limit));
+            if upto <= admitted {
+                return Ok(0);
+            }
+            sqlx::query(sql::ADMIT_EVENTS)
+                .bind(name)
+                .bind(upto)
+                .bind(&types)
+                .bind(&now)
+                .execute(&mut **tx)
+                .await
+                .context("admitting events")?;
+            sqlx::query(sql::SET_ADMITTED)
+                .bind(name)
+                .bind(upto)
+                .execute(&mut **tx)
+                .await
+                .context("moving a sink's cursor")?;
+            Ok(upto - admitted)
+        })
+        .await
+    }
+
+    /// Up to `limit` deliveries of sink `name` due at `now`, never two of one issuance.
+    pub async fn due_deliveries(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        sqlx::query_as(sql::DUE_DELIVERIES)
+            .bind(name)
+            .bind(to_db(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .context("reading due deliveries")
+    }
+
+    /// When sink `name`'s next open delivery is due.
+    pub async fn next_delivery_due(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<String> = sqlx::query_scalar(sql::NEXT_DELIVERY_DUE)
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .context("reading the next delivery")?;
+        Ok(at.as_deref().and_then(crate::domain::timefmt::from_db))
+    }
+
+    /// Writes what attempts came to (one primary-key update each: a batch is
+    /// at most a few times the sink's concurrency), in one transaction; with `due_now` set,
+    /// also makes every other open delivery of the sink due then (the receiver
+    /// answered again after failing).
+    pub async fn record_attempts(
+        &self,
+        name: &str,
+        attempts: &[AttemptRow],
+        due_now: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.write("committing delivery attempts", async |tx| {
+            for a in attempts {
+                sqlx::query(sql::RECORD_ATTEMPT)
+                    .bind(name)
+                    .bind(a.seq)
+                    .bind(&a.attempted_at)
+                    .bind(a.status.map(i64::from))
+                    .bind(&a.error)
+                    .bind(&a.next_attempt_at)
+                    .bind(&a.delivered_at)
+                    .bind(&a.failed_at)
+                    .execute(&mut **tx)
+                    .await
+                    .context("recording a delivery attempt")?;
+            }
+            if let Some(now) = due_now {
+                sqlx::query(sql::DELIVERIES_DUE_NOW)
+                    .bind(name)
+                    .bind(to_db(now))
+                    .execute(&mut **tx)
+                    .await
+                    .context("rescheduling deliveries")?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Disables sink `name` (its receiver answered 410 Gone).
+    pub async fn disable_sink(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.write("committing a disabled sink", async |tx| {
+            sqlx::query(sql::DISABLE_SINK)
+                .bind(name)
+                .bind(to_db(at))
+                .bind(reason)
+                .execute(&mut **tx)
+                .await
+                .context("disabling a sink")?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sink `name`'s backlog.
+    pub async fn sink_backlog(&self, name: &str) -> Result<Backlog, StoreError> {
+        let (open, oldest, unadmitted): (i64, Option<String>, Option<i64>) =
+            sqlx::query_as(sql::SINK_BACKLOG)
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await
+                .context("reading a sink's backlog")?;
+        Ok(Backlog {
+            pending: open + unadmitted.unwrap_or(0),
+            oldest: oldest.as_deref().and_then(crate::domain::timefmt::from_db),
+        })
+    }
+
+    /// Deliveries that failed at least once and are not delivered.
+    pub async fn failed_deliveries(&self, limit: i64) -> Result<Vec<FailedDelivery>, StoreError> {
+        sqlx::query_as(sql::FAILED_DELIVERIES)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .context("reading failed deliveries")
+    }
+
+    /// Schedules events `seqs` again for each of `sinks` (registering them if
+    /// new), due at `now`, as new deliveries. Returns the seqs that exist.
+    pub async fn redeliver(
+        &self,
+        sinks: &[String],
+        seqs: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let now = to_db(now);
+        self.write("committing redeliveries", async |tx| {
+            let mut found = Vec::new();
+            for name in sinks {
+                sqlx::query(sql::REGISTER_SINK)
+                    .bind(name)
+                    .execute(&mut **tx)
+                    .await
+                    .context("registering a sink")?;
+            }
+            for seq in seqs {
+                let mut exists = false;
+                for name in sinks {
+                    let done = sqlx::query(sql::REDELIVER)
+                        .bind(name)
+                        .bind(seq)
+                        .bind(&now)
+                        .execute(&mut **tx)
+                        .await
+                        .context("scheduling a redelivery")?;
+                    exists |= done.rows_affected() > 0;
+                }
+                if exists {
+                    found.push(*seq);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! A webhook receiver on 127.0.0.1, verifying every request's Standard
+//! Webhooks signature with the `standardwebhooks` crate (the reference
+//! library, not the daemon's signer), and answering as told: 2xx, an error
+//! code, 429 with `Retry-After`, 410, slowly, never (hang), or not at all
+//! (gone: listener and connections closed, until it comes back on the same port).
+//!
+//! A small HTTP/1.1 server of its own (keep-alive, `Content-Length` bodies),
+//! so that going away really closes every connection.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+/// A secret for test sinks: `whsec_` + Base64 of 32 bytes.
+pub const WEBHOOK_SECRET: &str = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0zMi1ieXRlcyEhIQ==";
+
+/// How the receiver answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// 204.
+    Ok,
+    /// This status, at once.
+    Fail(u16),
+    /// 429 with `Retry-After: <seconds>`.
+    RetryAfter(u64),
+    /// 410 Gone.
+    Gone,
+    /// 200 after this many milliseconds.
+    Slow(u64),
+    /// Never answers.
+    Hang,
+}
+
+/// One request as it arrived.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+    /// Whether the signature verified (with the reference library).
+    pub verified: Result<(), String>,
+    /// The status answered (`None`: hung, or the answer could not be written).
+    pub answered: Option<u16>,
+}
+
+impl Received {
+    pub fn webhook_id(&self) -> String {
+        self.header("webhook-id")
+    }
+
+    pub fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn event(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn delivered(&self) -> bool {
+        self.answered.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+struct State {
+    mode: Mode,
+    received: Vec<Received>,
+    secret: String,
+}
+
+/// The receiver; stops (closing every connection) when dropped.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    server: Mutex<Option<JoinSet<()>>>,
+}
+
+impl Receiver {
+    pub async fn start(secret: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State {
+            mode: Mode::Ok,
+            received: Vec::new(),
+            secret: secret.to_owned(),
+        }));
+        let receiver = Self {
+            addr,
+            state,
+            server: Mutex::new(None),
+        };
+        receiver.serve(listener);
+        receiver
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let mut tasks = JoinSet::new();
+        let state = self.state.clone();
+        tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                connections.spawn(connection(stream, state.clone()));
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        *self.server.lock().unwrap() = Some(tasks);
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hooks", self.addr)
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.state.lock().unwrap().mode = mode;
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    /// Requests answered with a 2xx.
+    pub fn delivered(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.delivered())
+            .collect()
+    }
+
+    /// Closes the listener and every open connection: the port refuses connections.
+    pub async fn go_away(&self) {
+        if let Some(mut tasks) = self.server.lock().unwrap().take() {
+            tasks.abort_all();
+        }
+        // Let the aborted tasks drop their sockets.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    /// Listens again on the same port.
+    pub async fn come_back(&self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.serve(listener);
+    }
+}
+
+async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
+    let mut buffer = Vec::new();
+    loop {
+        let Some((headers, body)) = read_request(&mut stream, &mut buffer).await else {
+            return;
+        };
+        let (mode, secret) = {
+            let s = state.lock().unwrap();
+            (s.mode, s.secret.clone())
+        };
+        let verified = standardwebhooks::Webhook::new(&secret)
+            .map_err(|e| e.to_string())
+            .and_then(|wh| wh.verify(&body, &headers).map_err(|e| e.to_string()));
+        let (status, extra) = match mode {
+            Mode::Ok => (Some(204), String::new()),
+            Mode::Fail(code) => (Some(code), String::new()),
+            Mode::RetryAfter(secs) => (Some(429), format!("retry-after: {secs}\r\n")),
+            Mode::Gone => (Some(410), String::new()),
+            Mode::Slow(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                (Some(200), String::new())
+            }
+            Mode::Hang => (None, String::new()),
+        };
+        let index = {
+            let mut s = state.lock().unwrap();
+            s.received.push(Received {
+                at: Instant::now(),
+                headers,
+                body,
+                verified,
+                answered: None,
+            });
+            s.received.len() - 1
+        };
+        let Some(status) = status else {
+            // Hang: hold the connection open, answer nothing.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return;
+        };
+        let response = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n{extra}\r\n");
+        if stream.write_all(response.as_bytes()).await.is_err() {
+            return;
+        }
+        state.lock().unwrap().received[index].answered = Some(status);
+    }
+}
+
+/// Reads one request (headers and a `Content-Length` body); `None` when the
+/// connection closes.
+async fn read_request(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+) -> Option<(http::HeaderMap, Vec<u8>)> {
+    loop {
+        let mut parsed = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut parsed);
+        if let Ok(httparse::Status::Complete(head)) = request.parse(buffer) {
+            let mut headers = http::HeaderMap::new();
+            for h in request.headers.iter() {
+                headers.append(
+                    http::HeaderName::from_bytes(h.name.as_bytes()).ok()?,
+                    http::HeaderValue::from_bytes(h.value).ok()?,
+                );
+            }
+            let length: usize = headers
+                .get("content-length")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0);
+            while buffer.len() < head + length {
+                read_more(stream, buffer).await?;
+            }
+            let body = buffer[head..head + length].to_vec();
+            buffer.drain(..head + length);
+            return Some((headers, body));
+        }
+        read_more(stream, buffer).await?;
+    }
+}
+
+async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 8192];
+    match stream.read(&mut chunk).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => {
+            buffer.extend_from_slice(&chunk[..n]);
+            Some(())
+        }
+    }
+}
