@@ -1,5 +1,5 @@
 //! Batches of rows travel to SQLite as one JSON array parameter, unpacked by
-//! `json_each` in the statement: one round trip for a whole batch.
+//! `jsonb_each` in the statement (binary rows: see `sql.rs`): one round trip for a whole batch.
 
 use super::StoreError;
 
