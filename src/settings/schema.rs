@@ -276,7 +276,7 @@ pub(super) fn human(d: Duration) -> String {
         ("s", 1000),
     ]
     .into_iter()
-    .find(|(_, per)| ms >= *per && ms % per == 0)
+    .find(|(_, per)| ms >= *per && ms.is_multiple_of(*per))
     .unwrap_or(("ms", 1));
     format!("{}{unit}", ms / per)
 }
@@ -518,6 +518,47 @@ mod tests {
                         k.name
                     );
                 }
+            }
+        }
+    }
+
+    /// The README's Configuration table states each key's default and range:
+    /// they must be the ones the code uses.
+    #[test]
+    fn the_readme_states_every_key_with_its_default_and_range() {
+        let readme = include_str!("../../README.md");
+        let defaults: toml::Table = toml::from_str(super::super::DEFAULTS_TOML).unwrap();
+        for k in KEYS {
+            let path = format!("{}.{}", k.section, k.name);
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{path}` |")))
+                .unwrap_or_else(|| panic!("README has no row for {path}"));
+            if let Kind::Duration { min, max } = k.kind {
+                let range = format!("| {} – {}", human(min), human(max));
+                assert!(
+                    row.contains(&range),
+                    "{path}: README says {row}, code {range}"
+                );
+            }
+            if let Kind::Integer { min, max } = k.kind {
+                let range = format!("| {min} – {max}");
+                assert!(
+                    row.contains(&range),
+                    "{path}: README says {row}, code {range}"
+                );
+            }
+            if let Some(value) = defaults.get(k.section).and_then(|s| s.get(k.name)) {
+                let shown = match value {
+                    toml::Value::String(s) if s.is_empty() => "`\"\"`".to_owned(),
+                    toml::Value::String(s) => format!("`{s}`"),
+                    toml::Value::Float(f) => format!("`{f}`"),
+                    other => format!("`{other}`"),
+                };
+                assert!(
+                    row.contains(&format!("| {shown}")),
+                    "{path}: default {shown} not in README row {row}"
+                );
             }
         }
     }
