@@ -146,8 +146,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run {
             follow_simulator_clock,
         } => {
-            let clock = clock::choose(&settings, follow_simulator_clock).await?;
-            crate::app::run_on(settings, clock, shutdown_signal()).await
+            // Listening for SIGTERM from the start: a stop during the clock question
+            // at start-up is a clean exit, not death by signal.
+            let shutdown = shutdown_signal();
+            tokio::pin!(shutdown);
+            let clock = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                clock = clock::choose(&settings, follow_simulator_clock) => clock?,
+            };
+            crate::app::run_on(settings, clock, shutdown).await
         }
         Command::CheckConfig => {
             let source = settings
