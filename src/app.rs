@@ -29,8 +29,18 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         })
 }
 
-/// Runs the daemon until `shutdown` resolves.
+/// Runs the daemon on the wall clock until `shutdown` resolves.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    run_on(settings, Clock::real(), shutdown).await
+}
+
+/// [`run`], on the given business clock (the simulator's, for
+/// `run --follow-simulator-clock`).
+pub async fn run_on(
+    settings: Settings,
+    clock: Clock,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     settings
         .validate_credentials()
         .context("while checking the credentials")?;
@@ -39,8 +49,8 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     let store = open_store(&settings).await?;
     let listener = crate::ops::http::bind(&settings.http).await?;
     let stall_after = Liveness::stall_after(&settings);
-    let watcher = Watcher::new(settings, store.clone(), Clock::real())
-        .context("while building the API client")?;
+    let watcher =
+        Watcher::new(settings, store.clone(), clock).context("while building the API client")?;
     let liveness = Liveness::new(watcher.progress(), stall_after);
     // Before the first poll, so that every event of this run reaches new sinks.
     sinks

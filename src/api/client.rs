@@ -42,6 +42,10 @@ pub enum PollError {
     Server { http_status: u16, code: String },
     #[error("HTTP {http_status} {code}: request refused")]
     Refused { http_status: u16, code: String },
+    /// A 3xx: never followed (the token would go to wherever it points, and its
+    /// answer would be taken for the API's), so the poll failed.
+    #[error("HTTP {http_status} redirect to {location} not followed (check api.base_url)")]
+    Redirected { http_status: u16, location: String },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error("transport error: {0}")]
@@ -84,6 +88,9 @@ impl ApiClient {
             .timeout(api.timeout)
             // Below typical server keep-alive, so a pooled connection is rarely stale.
             .pool_idle_timeout(Duration::from_secs(20))
+            // A redirect is an error of the poll, never followed: following would send
+            // the bearer token to the target and trust its answer as the API's.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("issuance-watcher/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SettingsError::Invalid(format!("cannot build the HTTP client: {e}")))?;
@@ -164,6 +171,13 @@ impl ApiClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
             .map(|d| d.with_timezone(&Utc));
+        if status.is_redirection() {
+            answer.result = Err(PollError::Redirected {
+                http_status: status.as_u16(),
+                location: redirect_target(response.headers().get(header::LOCATION)),
+            });
+            return answer;
+        }
         let body = match read_capped(response, self.max_body).await {
             Ok(body) => body,
             Err(e) => {
@@ -205,6 +219,31 @@ async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Ve
             Err(e) => return Err(transport_error(&e, Duration::ZERO)),
         }
     }
+}
+
+/// Where a redirect points, for `last_error`: scheme, host, port and path only
+/// (a query could carry anything), clipped.
+fn redirect_target(location: Option<&header::HeaderValue>) -> String {
+    let Some(text) = location.and_then(|v| v.to_str().ok()) else {
+        return "(no Location)".to_owned();
+    };
+    let shown = match Url::parse(text) {
+        Ok(url) => {
+            format!(
+                "{}://{}{}",
+                url.scheme(),
+                url.host_str().unwrap_or(""),
+                url.port().map(|p| format!(":{p}")).unwrap_or_default()
+            ) + url.path()
+        }
+        // A relative Location: its path, without query or fragment.
+        Err(_) => text.split(['?', '#']).next().unwrap_or("").to_owned(),
+    };
+    shown
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(120)
+        .collect()
 }
 
 /// Sorts an HTTP answer into an observation or a [`PollError`].
@@ -400,6 +439,17 @@ mod tests {
             classify(StatusCode::OK, b"<html>", "1", zone, None),
             Err(PollError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_redirect_target_is_shown_without_its_query() {
+        let value = |s: &str| header::HeaderValue::from_str(s).unwrap();
+        assert_eq!(
+            redirect_target(Some(&value("http://evil.example:81/x?token=abc"))),
+            "http://evil.example:81/x"
+        );
+        assert_eq!(redirect_target(Some(&value("/other?q=1#f"))), "/other");
+        assert_eq!(redirect_target(None), "(no Location)");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod auth;
 mod client;
 mod model;
+pub mod simclock;
 
 pub use client::{Answer, ApiClient, PollError};
 pub use model::{LookupError, parse_lookup};

@@ -12,6 +12,7 @@ use crate::app::shutdown_signal;
 
 use crate::settings::{LogFormat, Settings};
 
+mod clock;
 mod commands;
 mod events;
 mod output;
@@ -42,10 +43,17 @@ pub enum LogFormatArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the watcher in the foreground until SIGTERM or SIGINT.
-    Run,
+    Run {
+        /// Follow the clock of the simulator at api.base_url (`simulate --speed N`), read
+        /// from its GET /_sim/clock at start. Without it, `run` refuses to start against a
+        /// simulator whose time runs faster than real time.
+        #[arg(long)]
+        follow_simulator_clock: bool,
+    },
     /// Create or upgrade the database schema, then exit.
     Migrate,
-    /// Validate the configuration and print the effective settings (secret redacted).
+    /// Validate the configuration (every problem at once) and print the effective
+    /// settings, saying where the secret key was found without showing it.
     CheckConfig,
     /// Start watching issuance ids (arguments, or one per line on stdin).
     Add {
@@ -139,14 +147,30 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let settings = load_settings(&cli)?;
     crate::ops::telemetry::init_stderr(settings.log.format);
     match cli.command {
-        Command::Run => crate::app::run(settings, shutdown_signal()).await,
+        Command::Run {
+            follow_simulator_clock,
+        } => {
+            // Listening for SIGTERM from the start: a stop during the clock question
+            // at start-up is a clean exit, not death by signal.
+            let shutdown = shutdown_signal();
+            tokio::pin!(shutdown);
+            let clock = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                clock = clock::choose(&settings, follow_simulator_clock) => clock?,
+            };
+            crate::app::run_on(settings, clock, shutdown).await
+        }
         Command::CheckConfig => {
-            settings
-                .validate_credentials()
+            let source = settings
+                .secret_source()
                 .context("while checking the credentials")?;
             crate::deliver::Sinks::from_settings(&settings)
                 .context("while checking the webhook sinks")?;
-            output::print_text(&settings.to_redacted_toml())
+            // A TOML comment, so that the output stays a usable configuration file.
+            output::print_text(&format!(
+                "# The configuration is valid. Secret key: {source} (not shown).\n{}",
+                settings.to_redacted_toml()
+            ))
         }
         Command::Migrate => {
             // Said apart, so that a typo in `database.path` does not pass for an upgrade.

@@ -105,6 +105,7 @@ pub fn polled(answer: &Answer) {
         Err(PollError::Unauthorized { .. }) => "unauthorized",
         Err(PollError::Server { .. }) => "server_error",
         Err(PollError::Refused { .. }) => "refused",
+        Err(PollError::Redirected { .. }) => "redirected",
         Err(PollError::Timeout(_)) => "timeout",
         Err(PollError::Transport(_)) => "transport_error",
         Err(PollError::BodyTooLarge { .. }) => "body_too_large",

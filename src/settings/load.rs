@@ -1,9 +1,9 @@
 //! Layering (defaults, file, environment) and validation, once, at load.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use super::error::{SettingsError, key_error};
+use super::error::{Problem, SettingsError};
+use super::schema::{self, human};
 use super::sections::Settings;
 
 /// The example configuration, which doubles as the built-in defaults.
@@ -53,66 +53,67 @@ impl Settings {
                 .separator("__")
                 .source(Some(env)),
         );
-        let mut settings: Settings = builder
+        let config = builder
             .build()
-            .and_then(|c| c.try_deserialize())
+            .map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        // Every key checked against the schema first, so that all problems are
+        // reported together, each with its key path and where it was set.
+        let root =
+            config::Source::collect(&config).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        let problems = schema::check(&root, ENV_PREFIX);
+        if !problems.is_empty() {
+            return Err(SettingsError::Problems(problems));
+        }
+        let mut settings: Settings = config
+            .try_deserialize()
             .map_err(|e| SettingsError::Invalid(e.to_string()))?;
         settings.credentials_dir = credentials_dir;
+        settings.secret_origin = schema::origin_of(&root, "api", "secret_key", ENV_PREFIX);
         settings.validate()?;
         Ok(settings)
     }
 
+    /// What the schema cannot see: rules between keys, and the listen address.
+    /// Every broken rule is reported, not just the first.
     fn validate(&self) -> Result<(), SettingsError> {
-        let api = &self.api;
-        let url = reqwest::Url::parse(&api.base_url)
-            .map_err(|e| key_error("api.base_url", format!("is not a URL: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(key_error(
-                "api.base_url",
-                "must be an http(s) URL with a host",
-            ));
+        let (api, poll) = (&self.api, &self.poll);
+        let mut problems = Vec::new();
+        let mut rule = |broken: bool, key: &str, reason: String| {
+            if broken {
+                problems.push(Problem::new(key.to_owned(), reason, None));
+            }
+        };
+        rule(
+            poll.max_interval < poll.interval,
+            "poll.max_interval",
+            format!(
+                "must not be shorter than poll.interval ({})",
+                human(poll.interval)
+            ),
+        );
+        rule(
+            poll.auth_pause_max < poll.auth_pause,
+            "poll.auth_pause_max",
+            format!(
+                "must not be shorter than poll.auth_pause ({})",
+                human(poll.auth_pause)
+            ),
+        );
+        rule(
+            poll.lease <= api.timeout,
+            "poll.lease",
+            format!(
+                "must be longer than api.timeout ({}): a lease shorter than a poll lets another daemon poll the same issuance",
+                human(api.timeout)
+            ),
+        );
+        if let Err(SettingsError::Key { key, reason }) = self.http.listen_addr() {
+            rule(true, key, reason);
         }
-        positive(api.timeout, "api.timeout")?;
-        positive(api.connect_timeout, "api.connect_timeout")?;
-        if api.max_body_bytes < 1024 {
-            return Err(key_error("api.max_body_bytes", "must be at least 1024"));
+        if !problems.is_empty() {
+            return Err(SettingsError::Problems(problems));
         }
-        if !(api.requests_per_second.is_finite() && api.requests_per_second > 0.0) {
-            return Err(key_error(
-                "api.requests_per_second",
-                "must be a positive number",
-            ));
-        }
-        if api.concurrency == 0 || api.concurrency > 4096 {
-            return Err(key_error("api.concurrency", "must be between 1 and 4096"));
-        }
-        let poll = &self.poll;
-        positive(poll.interval, "poll.interval")?;
-        positive(poll.lease, "poll.lease")?;
-        positive(poll.idle_recheck, "poll.idle_recheck")?;
-        positive(poll.overdue_interval, "poll.overdue_interval")?;
-        positive(poll.auth_pause, "poll.auth_pause")?;
-        if poll.max_interval < poll.interval {
-            return Err(key_error(
-                "poll.max_interval",
-                "must not be shorter than poll.interval",
-            ));
-        }
-        if poll.ready_divisor == 0 {
-            return Err(key_error("poll.ready_divisor", "must be at least 1"));
-        }
-        if poll.fresh_divisor == 0 {
-            return Err(key_error("poll.fresh_divisor", "must be at least 1"));
-        }
-        if poll.lease <= api.timeout {
-            return Err(key_error("poll.lease", "must be longer than api.timeout"));
-        }
-        self.http.listen_addr()?;
-        if self.database.path.as_os_str().is_empty() {
-            return Err(key_error("database.path", "is required"));
-        }
-        super::webhooks::validate(&self.webhooks)?;
-        Ok(())
+        super::webhooks::validate(&self.webhooks)
     }
 
     /// The effective settings as TOML, secret redacted (for `check-config`).
@@ -121,15 +122,10 @@ impl Settings {
     }
 }
 
-fn positive(value: Duration, key: &'static str) -> Result<(), SettingsError> {
-    if value.is_zero() {
-        return Err(key_error(key, "must be longer than zero"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::super::testing::{SECRET, with_credentials};
     use super::*;
 

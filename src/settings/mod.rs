@@ -6,25 +6,28 @@
 //! site assembles raw fields.
 //!
 //! The parts, each using only the ones before it: `error` (what a bad setting
-//! says), `sections` (the typed tree, one struct per TOML table), `load`
-//! (layering and validation) and `secret` (finding and decoding the signing key,
-//! which only the commands that talk to the API need). `ladder` (the due-soon
-//! lead ladder) and `webhooks` (the `[[webhooks]]` sinks and their secrets)
-//! are leaves that `sections` and `load` use.
+//! says), `schema` (what each key accepts and its range, checked on the merged
+//! layers so that every problem is reported at once), `sections` (the typed
+//! tree, one struct per TOML table), `load` (layering and validation) and
+//! `secret` (finding and decoding the signing key, which only the commands that
+//! talk to the API need). `ladder` (the due-soon lead ladder) and `webhooks`
+//! (the `[[webhooks]]` sinks and their secrets) are leaves that `sections` and
+//! `load` use.
 
 mod error;
 mod ladder;
 mod load;
+mod schema;
 mod secret;
 mod sections;
 #[cfg(test)]
 mod testing;
 mod webhooks;
 
-pub use error::SettingsError;
+pub use error::{Problem, SettingsError};
 pub use ladder::LeadLadder;
 pub use load::{DEFAULT_CONFIG_PATH, DEFAULTS_TOML, ENV_PREFIX};
-pub use secret::{CREDENTIAL_NAME, SigningSecret};
+pub use secret::{CREDENTIAL_NAME, SecretSource, SigningSecret};
 pub use sections::{
     ApiSettings, DatabaseSettings, FlagSettings, HttpSettings, LogFormat, LogSettings,
     PollSettings, Settings,

@@ -1,5 +1,10 @@
 //! The signing secret: found (`api.secret_key`, a file, or a systemd credential),
 //! decoded from Base64 once, exposed on exactly one line, redacted in `Debug`.
+//! Where it was found ([`SecretSource`]) can be shown; the secret never is, and a
+//! problem with a file is reported against the key that named the file.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretBox};
@@ -41,49 +46,145 @@ impl std::fmt::Debug for SigningSecret {
     }
 }
 
+/// Where the secret key was found, for `check-config` (the value is never shown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `api.secret_key`, set in this file or `the environment: VAR`.
+    Setting(Option<String>),
+    /// The file `api.secret_key_file` names.
+    File(PathBuf),
+    /// A systemd credential in `$CREDENTIALS_DIRECTORY`.
+    Credential(PathBuf),
+}
+
+impl std::fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Setting(Some(origin)) if origin.starts_with("the environment") => {
+                write!(f, "api.secret_key, from {origin}")
+            }
+            Self::Setting(Some(file)) => write!(f, "api.secret_key, set in {file}"),
+            Self::Setting(None) => f.write_str("api.secret_key"),
+            Self::File(path) => write!(f, "the file {} (api.secret_key_file)", path.display()),
+            Self::Credential(path) => write!(
+                f,
+                "the systemd credential {} ($CREDENTIALS_DIRECTORY)",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// A secret file is a few dozen bytes; anything much larger is not one.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
 impl Settings {
     /// Checks the credentials, which only commands that talk to the API need
     /// (the database commands work without them).
     pub fn validate_credentials(&self) -> Result<(), SettingsError> {
+        self.secret_source().map(drop)
+    }
+
+    /// Like [`Settings::validate_credentials`], and says where the secret came from.
+    pub fn secret_source(&self) -> Result<SecretSource, SettingsError> {
         if self.api.access_key.trim().is_empty() {
-            return Err(key_error("api.access_key", "is required"));
+            return Err(key_error(
+                "api.access_key",
+                "is required: set it in the file or as ISSUANCE_WATCHER__API__ACCESS_KEY",
+            ));
         }
-        self.signing_secret().map(drop)
+        self.find_secret().map(|(_, source)| source)
     }
 
     /// Resolves and decodes the secret key: `api.secret_key`, else `api.secret_key_file`
     /// (also looked up in `$CREDENTIALS_DIRECTORY`), else the `secret_key` credential.
     pub fn signing_secret(&self) -> Result<SigningSecret, SettingsError> {
+        self.find_secret().map(|(secret, _)| secret)
+    }
+
+    fn find_secret(&self) -> Result<(SigningSecret, SecretSource), SettingsError> {
         let credentials = self.credentials_dir.as_deref();
         if let Some(secret) = &self.api.secret_key {
-            return SigningSecret::from_base64(secret.expose_secret());
+            let source = SecretSource::Setting(self.secret_origin.clone());
+            return Ok((SigningSecret::from_base64(secret.expose_secret())?, source));
         }
-        let path = match &self.api.secret_key_file {
-            Some(path) if path.exists() => path.clone(),
-            Some(path) => credentials
-                .and_then(|dir| path.file_name().map(|name| dir.join(name)))
-                .filter(|p| p.exists())
-                .ok_or_else(|| {
-                    key_error("api.secret_key_file", format!("{} does not exist", path.display()))
-                })?,
-            None => credentials
-                .map(|dir| dir.join(CREDENTIAL_NAME))
-                .filter(|p| p.exists())
-                .ok_or_else(|| {
-                    key_error(
-                        "api.secret_key",
-                        "is required (or api.secret_key_file, or a `secret_key` systemd credential)",
-                    )
-                })?,
-        };
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            key_error(
+        let (path, key, source) = match &self.api.secret_key_file {
+            Some(path) if path.exists() => (
+                path.clone(),
                 "api.secret_key_file",
-                format!("cannot read {}: {e}", path.display()),
+                SecretSource::File(path.clone()),
+            ),
+            Some(path) => {
+                let found = credentials
+                    .and_then(|dir| path.file_name().map(|name| dir.join(name)))
+                    .filter(|p| p.exists())
+                    .ok_or_else(|| {
+                        key_error(
+                            "api.secret_key_file",
+                            format!("{} does not exist", path.display()),
+                        )
+                    })?;
+                (
+                    found.clone(),
+                    "api.secret_key_file",
+                    SecretSource::Credential(found),
+                )
+            }
+            None => {
+                let found = credentials
+                    .map(|dir| dir.join(CREDENTIAL_NAME))
+                    .filter(|p| p.exists())
+                    .ok_or_else(|| {
+                        key_error(
+                            "api.secret_key",
+                            "is required (or api.secret_key_file, or a `secret_key` systemd credential)",
+                        )
+                    })?;
+                (
+                    found.clone(),
+                    "api.secret_key",
+                    SecretSource::Credential(found),
+                )
+            }
+        };
+        let text = read_secret_file(&path).map_err(|reason| key_error(key, reason))?;
+        let secret = SigningSecret::from_base64(&text).map_err(|_| {
+            key_error(
+                key,
+                format!(
+                    "{} does not hold valid Base64 (the secret key as issued; the value is not shown)",
+                    path.display()
+                ),
             )
         })?;
-        SigningSecret::from_base64(&text)
+        Ok((secret, source))
     }
+}
+
+/// Reads a secret file, refusing what would hang or is not a secret: a FIFO or
+/// device (reading would wait for a writer that never comes), a directory, a
+/// file of more than [`MAX_SECRET_FILE_BYTES`].
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{} is not a regular file (a FIFO, socket, device or directory): put the secret in a plain file",
+            path.display()
+        ));
+    }
+    if meta.len() > MAX_SECRET_FILE_BYTES {
+        return Err(format!(
+            "{} is {} bytes: too large for a secret key file",
+            path.display(),
+            meta.len()
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SECRET_FILE_BYTES).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(text)
 }
 
 #[cfg(test)]

@@ -28,6 +28,9 @@ pub struct Settings {
     /// `$CREDENTIALS_DIRECTORY` at load time (systemd `LoadCredential=`).
     #[serde(skip)]
     pub credentials_dir: Option<PathBuf>,
+    /// Where `api.secret_key` was set (a file, `the environment: VAR`), if it was.
+    #[serde(skip)]
+    pub secret_origin: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -11,6 +11,7 @@
 //! Sign tokens with [`DEMO_ACCESS_KEY`] and [`DEMO_SECRET_KEY`] (Base64: sign with the decoded bytes).
 
 use std::future::Future;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,9 +47,15 @@ pub struct SimulateArgs {
     /// How long after `iat` a token is accepted, e.g. 5s or 30s [default: 5s].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub token_window: Option<Duration>,
-    /// TOML file with the full simulator configuration (lifecycle, faults...).
-    #[arg(long)]
+    /// A *simulator* configuration file (TOML; not the watcher's --config): speed, seed,
+    /// lifecycle, faults... Every key is optional; `simulate --print-config` prints them
+    /// all with their defaults, and the README (Try it locally) describes the format.
+    #[arg(long, value_name = "SIMULATOR_FILE")]
     pub config: Option<PathBuf>,
+    /// Print the effective simulator configuration (defaults, the file, the flags) as
+    /// TOML, a starting point for --config, and exit.
+    #[arg(long)]
+    pub print_config: bool,
     /// Create this many issuances at start (their ids are not printed).
     #[arg(long, default_value_t = 0)]
     pub seed_issuances: usize,
@@ -121,18 +128,37 @@ where
     Fut: Future<Output = ()>,
 {
     let config = args.to_config()?;
+    let mut out = std::io::stdout();
+    if args.print_config {
+        let mut shown = config.clone();
+        if shown.secret_key != DEMO_SECRET_KEY {
+            shown.secret_key = "[REDACTED]".to_owned();
+        }
+        let text = toml::to_string_pretty(&shown).context("rendering the configuration")?;
+        return Ok(write!(out, "{text}").and_then(|()| out.flush())?);
+    }
+    let speed = config.speed;
     let sim = Simulator::start(config, args.listen).await?;
+    // Never `println!`: a closed stdout must not panic a running simulator.
     if args.seed_issuances > 0 {
         let ids = sim.try_seed(args.seed_issuances, None)?;
         if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
-            println!("seeded {} issuances, ids {first} to {last}", ids.len());
+            let _ = writeln!(out, "seeded {} issuances, ids {first} to {last}", ids.len());
         }
     }
-    println!(
-        "simulator listening on {} (speed {})",
-        sim.base_url(),
-        sim.clock().speed()
+    let _ = writeln!(
+        out,
+        "simulator listening on {} (speed {speed})",
+        sim.base_url()
     );
+    if speed != 1.0 {
+        let _ = writeln!(
+            out,
+            "time runs {speed}x faster than real time: start the watcher with \
+             `issuance-watcher --config config/local.toml run --follow-simulator-clock`"
+        );
+    }
+    let _ = out.flush();
     shutdown(sim.base_url()).await;
     sim.shutdown().await;
     Ok(())

@@ -84,16 +84,40 @@ fn simulator_config(args: &DemoArgs) -> SimConfig {
         })
 }
 
+/// Runs the demo, printing to stdout. A closed stdout (`demo | head -3`) ends it
+/// with a broken-pipe error, which the command line treats as a normal end.
 pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    run_to(args, &mut std::io::stdout(), shutdown).await
+}
+
+/// [`run`], printing to `out` (never `println!`, which panics on a closed pipe).
+pub async fn run_to(
+    args: DemoArgs,
+    out: &mut (impl Write + Send),
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     if args.count == 0 || args.count > 100_000 {
         bail!("--count must be between 1 and 100000");
     }
     let sim = Simulator::start(simulator_config(&args), "127.0.0.1:0".parse()?).await?;
-    println!(
+    let result = demo(&args, &sim, out, shutdown).await;
+    sim.shutdown().await;
+    result
+}
+
+async fn demo(
+    args: &DemoArgs,
+    sim: &SimHandle,
+    out: &mut (impl Write + Send),
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
         "simulator listening on {} (time runs {}x)",
         sim.base_url(),
         args.speed
-    );
+    )?;
+    out.flush()?;
     remove_database(&args.database)?;
     let settings = watcher_settings(&sim.base_url(), &args.database)?;
     let store = Store::open_migrated(&settings.database)
@@ -107,49 +131,89 @@ pub async fn run(args: DemoArgs, shutdown: impl Future<Output = ()>) -> anyhow::
     let token = CancellationToken::new();
     let loop_token = token.clone();
     let watching = tokio::spawn(async move { watcher.run(loop_token).await });
-    let ids = create_charges(&sim, &store, args.count)
-        .await
-        .context("while creating charges")?;
-    println!(
+    let stop_watching = |token: CancellationToken| async move {
+        token.cancel();
+        watching.await.context("the watcher task failed")??;
+        anyhow::Ok(())
+    };
+    let ids = match create_charges(sim, &store, args.count).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            stop_watching(token).await?;
+            store.close().await;
+            return Err(e.context("while creating charges"));
+        }
+    };
+    let started = Instant::now();
+    let outcome = match writeln!(
+        out,
         "created {} charges through POST /api/v1/points/issuance; watching them in {}",
         ids.len(),
         args.database.display()
-    );
-
-    let started = Instant::now();
-    let outcome = tokio::select! {
-        r = show_progress(&store, &sim, &progress, args.count, started, args.timeout) => r,
-        () = shutdown => Ok(false),
+    )
+    .and_then(|()| out.flush())
+    {
+        Err(e) => Err(e.into()),
+        Ok(()) => tokio::select! {
+            r = show_progress(&store, sim, &progress, args.count, started, args.timeout) => r,
+            () = shutdown => Ok(false),
+        },
     };
-    token.cancel();
-    watching.await.context("the watcher task failed")??;
-    let settled = outcome?;
-    println!();
-    let report = Report::build(&store, &sim, ids.len(), started.elapsed()).await?;
-    report.print();
+    stop_watching(token).await?;
+    let printed = match outcome {
+        Ok(settled) => {
+            let report = Report::build(&store, sim, ids.len(), started.elapsed()).await;
+            match report {
+                Ok(report) => print_ending(out, &report, &args.database, &ids[0])
+                    .map(|()| (settled, report.exactly_once()))
+                    .map_err(anyhow::Error::from),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    };
     store.close().await;
-    sim.shutdown().await;
-    println!(
-        "\nThe database is left in {}. Explore it with, for example:",
-        args.database.display()
-    );
-    let db = args.database.display();
-    println!("  sqlite3 {db} \"SELECT status, count(*) FROM issuances GROUP BY status;\"");
-    println!("  sqlite3 {db} \"SELECT * FROM transitions ORDER BY seq LIMIT 10;\"");
-    println!(
-        "  sqlite3 {db} \"SELECT issuance_id, kind, raised_at, cleared_at FROM flags LIMIT 10;\""
-    );
-    println!(
-        "  ISSUANCE_WATCHER__DATABASE__PATH={db} cargo run --release -- show {}",
-        ids[0]
-    );
+    let (settled, exact) = printed?;
     if !settled {
         bail!("not every issuance settled before the timeout");
     }
-    if !report.exactly_once() {
+    if !exact {
         bail!("the recorded history differs from the simulator's ground truth");
     }
     Ok(())
+}
+
+/// The summary and how to explore what the demo left behind.
+fn print_ending(
+    out: &mut impl Write,
+    report: &Report,
+    database: &std::path::Path,
+    first_id: &str,
+) -> std::io::Result<()> {
+    writeln!(out)?;
+    report.print(out)?;
+    let db = database.display();
+    writeln!(
+        out,
+        "\nThe database is left in {db}. Explore it with, for example:"
+    )?;
+    writeln!(
+        out,
+        "  sqlite3 {db} \"SELECT status, count(*) FROM issuances GROUP BY status;\""
+    )?;
+    writeln!(
+        out,
+        "  sqlite3 {db} \"SELECT * FROM transitions ORDER BY seq LIMIT 10;\""
+    )?;
+    writeln!(
+        out,
+        "  sqlite3 {db} \"SELECT issuance_id, kind, raised_at, cleared_at FROM flags LIMIT 10;\""
+    )?;
+    writeln!(
+        out,
+        "  ISSUANCE_WATCHER__DATABASE__PATH={db} cargo run --release -- show {first_id}"
+    )?;
+    out.flush()
 }
 
 fn remove_database(path: &std::path::Path) -> anyhow::Result<()> {
@@ -269,11 +333,12 @@ async fn show_progress(
                 .join(", "),
             progress.polls(),
         );
+        // A closed stderr only loses the progress line: never `eprintln!`, which panics.
+        let mut err = std::io::stderr();
         if live {
-            eprint!("\r\x1b[2K{line}");
-            std::io::stderr().flush().ok();
+            let _ = write!(err, "\r\x1b[2K{line}").and_then(|()| err.flush());
         } else if last_print.elapsed() >= Duration::from_secs(5) || active == 0 {
-            eprintln!("{line}");
+            let _ = writeln!(err, "{line}");
             last_print = Instant::now();
         }
         if active == 0 {
@@ -367,34 +432,38 @@ impl Report {
         self.lags[rank.min(self.lags.len() - 1)]
     }
 
-    pub fn print(&self) {
-        println!(
+    pub fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
+        writeln!(
+            out,
             "== summary ({} issuances, {:.1}s real time)",
             self.issuances,
             self.elapsed.as_secs_f64()
-        );
-        println!("settled by outcome:");
+        )?;
+        writeln!(out, "settled by outcome:")?;
         for (outcome, n) in &self.by_outcome {
-            println!("  {outcome:<24} {n:>6}");
+            writeln!(out, "  {outcome:<24} {n:>6}")?;
         }
-        println!("flags raised:");
+        writeln!(out, "flags raised:")?;
         if self.flags_raised.is_empty() {
-            println!("  (none)");
+            writeln!(out, "  (none)")?;
         }
         for (kind, n) in &self.flags_raised {
-            println!("  {kind:<24} {n:>6}");
+            writeln!(out, "  {kind:<24} {n:>6}")?;
         }
-        println!(
+        writeln!(
+            out,
             "API calls: {} lookups, {:.1} per issuance (max {})",
             self.api_calls, self.calls_per_issuance, self.max_calls
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "detection lag (simulated time, watcher's observation minus the true change): p50 {} | p95 {} | max {}",
             human(self.percentile(50.0)),
             human(self.percentile(95.0)),
             human(self.lags.last().copied().unwrap_or(0.0))
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "ground truth check: {} true transitions, {} recorded; {} duplicated, {} invented, {} not observable between polls, {} wrong final statuses => {}",
             self.true_transitions,
             self.recorded,
@@ -407,7 +476,8 @@ impl Report {
             } else {
                 "FAIL"
             }
-        );
+        )?;
+        Ok(())
     }
 }
 

@@ -85,7 +85,7 @@ impl Pacer {
 
     /// The API said to wait (`Retry-After`): nobody sends before then.
     pub fn retry_after(&self, wait: Duration) -> PauseChange {
-        self.extend_pause(Instant::now() + wait)
+        self.extend_pause(from_now(wait))
     }
 
     /// Credentials or clock refused: pause everything, doubling while it persists.
@@ -99,7 +99,7 @@ impl Pacer {
                 .saturating_mul(1 << exponent)
                 .min(self.auth_pause_max)
         };
-        self.extend_pause(Instant::now() + pause);
+        self.extend_pause(from_now(pause));
         pause
     }
 
@@ -122,6 +122,14 @@ impl Pacer {
         state.paused_until = Some(until);
         PauseChange::Started(until.saturating_duration_since(Instant::now()))
     }
+}
+
+/// `wait` from now; a wait past what an `Instant` can hold (settings are
+/// range-checked, but a pause must never become a panic) ends in 30 years.
+fn from_now(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
 }
 
 #[cfg(test)]

@@ -83,7 +83,7 @@ pub fn decide(facts: &PollFacts, poll: &PollSettings) -> Decision {
         }
         PollOutcome::Failed => backoff(facts.attempts, facts.jitter, poll),
     };
-    Decision::PollAt(now + chrono_duration(wait))
+    Decision::PollAt(later(now, wait))
 }
 
 /// After a clean observation of a non-terminal status.
@@ -91,7 +91,8 @@ fn next_observation_poll(facts: &PollFacts, poll: &PollSettings) -> DateTime<Utc
     let now = facts.now;
     // +-10 %, so issuances added together drift apart instead of polling in lockstep.
     let jittered = |base: Duration| {
-        now + chrono_duration(
+        later(
+            now,
             base.mul_f64(0.9 + 0.2 * facts.jitter)
                 .min(poll.max_interval),
         )
@@ -119,13 +120,12 @@ fn next_observation_poll(facts: &PollFacts, poll: &PollSettings) -> DateTime<Utc
     let mut next = jittered(base);
     // One poll right as DUE_SOON starts to apply (1 ms late, so the rule holds
     // despite the database's millisecond resolution), one shortly after the deadline.
-    let due_soon_from =
-        due - chrono_duration(facts.due_soon_lead) + chrono::Duration::milliseconds(1);
+    let due_soon_from = later(earlier(due, facts.due_soon_lead), Duration::from_millis(1));
     if now < due_soon_from && due_soon_from < next {
         next = due_soon_from;
     }
     if next > due {
-        next = next.min(due + chrono_duration(poll.after_due_delay));
+        next = next.min(later(due, poll.after_due_delay));
     }
     next
 }
@@ -133,7 +133,7 @@ fn next_observation_poll(facts: &PollFacts, poll: &PollSettings) -> DateTime<Utc
 /// How long the current status has lasted, if known and believable.
 fn time_in_status(facts: &PollFacts) -> Option<Duration> {
     let since = facts.status_since?;
-    if since > facts.now + SINCE_SKEW_TOLERANCE {
+    if since > facts.now.checked_add_signed(SINCE_SKEW_TOLERANCE)? {
         return None;
     }
     Some((facts.now - since).to_std().unwrap_or_default())
@@ -149,6 +149,20 @@ fn backoff(attempts: u32, jitter: f64, poll: &PollSettings) -> Duration {
 
 fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+/// `at + d`, saturating at the latest instant chrono can hold: settings are
+/// range-checked at load, but no setting, API date or Retry-After may become
+/// a panic here.
+fn later(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    at.checked_add_signed(chrono_duration(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `at - d`, saturating at the earliest instant chrono can hold.
+fn earlier(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    at.checked_sub_signed(chrono_duration(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 #[cfg(test)]
@@ -513,5 +527,46 @@ mod tests {
             decide(&PollFacts { attempts: 9, ..old }, &poll),
             Decision::GiveUpNotFound
         );
+    }
+
+    #[test]
+    fn extreme_waits_and_dates_saturate_instead_of_panicking() {
+        let huge = Duration::from_secs(u64::MAX / 4);
+        let poll = PollSettings {
+            interval: huge,
+            max_interval: huge,
+            backoff_max: huge,
+            overdue_interval: huge,
+            after_due_delay: huge,
+            not_found_grace: huge,
+            ..settings()
+        };
+        let far = DateTime::<Utc>::MAX_UTC - chrono::Duration::seconds(1);
+        for (due_at, now) in [
+            (Some(far), now()),
+            (Some(DateTime::<Utc>::MIN_UTC), now()),
+            (None, far),
+        ] {
+            for outcome in [
+                PollOutcome::Observed,
+                PollOutcome::Failed,
+                PollOutcome::Unauthorized { pause: huge },
+                PollOutcome::RateLimited {
+                    retry_after: Some(huge),
+                },
+            ] {
+                for status in [Some(Status::Ready), Some(Status::Waited)] {
+                    let f = PollFacts {
+                        due_at,
+                        now,
+                        attempts: 40,
+                        due_soon_lead: huge,
+                        status_since: Some(DateTime::<Utc>::MIN_UTC),
+                        ..facts(status, outcome)
+                    };
+                    assert!(matches!(decide(&f, &poll), Decision::PollAt(_)), "{f:?}");
+                }
+            }
+        }
     }
 }
