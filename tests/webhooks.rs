@@ -14,6 +14,29 @@ fn settings(api: &ScriptedApi, dir: &tempfile::TempDir) -> TestSettings {
     TestSettings::new(&api.base_url(), &dir.path().join("watcher.db"))
 }
 
+/// What most tests here start with: a scripted API, one receiver that
+/// verifies signatures, and a directory for the database.
+struct World {
+    api: ScriptedApi,
+    receiver: Receiver,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    async fn new() -> Self {
+        Self {
+            api: ScriptedApi::start().await,
+            receiver: Receiver::start(WEBHOOK_SECRET).await,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+/// The daemon's settings with one standard sink, `shop`, at `receiver`.
+fn shop(api: &ScriptedApi, dir: &tempfile::TempDir, receiver: &Receiver) -> TestSettings {
+    settings(api, dir).webhook("shop", &receiver.url(), |_| {})
+}
+
 /// Per issuance, the event types in the order the receiver got them first
 /// (a redelivery repeats an id: only its first arrival counts for order).
 fn arrivals(receiver: &Receiver) -> BTreeMap<String, Vec<String>> {
@@ -45,9 +68,7 @@ fn all_verified(receiver: &Receiver) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transition_and_flag_of_a_lifecycle_arrives_verified_and_in_order() {
-    let api = ScriptedApi::start().await;
-    let receiver = Receiver::start(WEBHOOK_SECRET).await;
-    let dir = tempfile::tempdir().unwrap();
+    let World { api, receiver, dir } = World::new().await;
     api.script(
         "a",
         vec![
@@ -135,9 +156,7 @@ async fn every_transition_and_flag_of_a_lifecycle_arrives_verified_and_in_order(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_was_down_gets_everything_once_it_is_back() {
-    let api = ScriptedApi::start().await;
-    let receiver = Receiver::start(WEBHOOK_SECRET).await;
-    let dir = tempfile::tempdir().unwrap();
+    let World { api, receiver, dir } = World::new().await;
     receiver.go_away().await;
     let ids: Vec<String> = (0..10).map(|i| format!("d{i}")).collect();
     for id in &ids {
@@ -146,7 +165,7 @@ async fn a_receiver_that_was_down_gets_everything_once_it_is_back() {
             vec![Reply::issuance(id, "WAITED"), Reply::issuance(id, "DONE")],
         );
     }
-    let config = settings(&api, &dir).webhook("shop", &receiver.url(), |_| {});
+    let config = shop(&api, &dir, &receiver);
     let app = RunningApp::start(config.build()).await;
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     app.insert(&refs).await;
@@ -197,12 +216,10 @@ async fn a_receiver_that_was_down_gets_everything_once_it_is_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_with_retry_after_is_honoured() {
-    let api = ScriptedApi::start().await;
-    let receiver = Receiver::start(WEBHOOK_SECRET).await;
-    let dir = tempfile::tempdir().unwrap();
+    let World { api, receiver, dir } = World::new().await;
     receiver.set_mode(Mode::RetryAfter(2));
     api.set("r", Reply::issuance("r", "DONE"));
-    let config = settings(&api, &dir).webhook("shop", &receiver.url(), |_| {});
+    let config = shop(&api, &dir, &receiver);
     let app = RunningApp::start(config.build()).await;
     app.insert(&["r"]).await;
     eventually("the first attempt", || async {
@@ -232,9 +249,7 @@ async fn a_429_with_retry_after_is_honoured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_410_disables_the_sink_and_it_stays_disabled_across_a_restart() {
-    let api = ScriptedApi::start().await;
-    let receiver = Receiver::start(WEBHOOK_SECRET).await;
-    let dir = tempfile::tempdir().unwrap();
+    let World { api, receiver, dir } = World::new().await;
     receiver.set_mode(Mode::Gone);
     for id in ["g1", "g2", "g3"] {
         api.script(
@@ -242,7 +257,7 @@ async fn a_410_disables_the_sink_and_it_stays_disabled_across_a_restart() {
             vec![Reply::issuance(id, "WAITED"), Reply::issuance(id, "DONE")],
         );
     }
-    let config = settings(&api, &dir).webhook("shop", &receiver.url(), |_| {});
+    let config = shop(&api, &dir, &receiver);
     let app = RunningApp::start(config.build()).await;
     app.insert(&["g1", "g2", "g3"]).await;
     eventually("6 events written", || async {
@@ -334,9 +349,7 @@ async fn a_hanging_sink_delays_neither_polling_nor_another_sink() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slack_sink_gets_unsigned_text_and_only_the_types_it_asked_for() {
-    let api = ScriptedApi::start().await;
-    let receiver = Receiver::start(WEBHOOK_SECRET).await;
-    let dir = tempfile::tempdir().unwrap();
+    let World { api, receiver, dir } = World::new().await;
     api.script(
         "s",
         vec![Reply::issuance("s", "WAITED"), Reply::issuance("s", "DONE")],
@@ -365,9 +378,7 @@ async fn a_slack_sink_gets_unsigned_text_and_only_the_types_it_asked_for() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_webhook_id() {
-    let api = ScriptedApi::start().await;
-    let receiver = Receiver::start(WEBHOOK_SECRET).await;
-    let dir = tempfile::tempdir().unwrap();
+    let World { api, receiver, dir } = World::new().await;
     receiver.set_mode(Mode::Slow(100));
     let ids: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
     for id in &ids {
@@ -465,15 +476,13 @@ async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_w
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_events_command_prints_the_outbox_lists_failures_and_redelivers() {
-    let api = ScriptedApi::start().await;
-    let receiver = Receiver::start(WEBHOOK_SECRET).await;
-    let dir = tempfile::tempdir().unwrap();
+    let World { api, receiver, dir } = World::new().await;
     receiver.set_mode(Mode::Fail(500));
     api.script(
         "e",
         vec![Reply::issuance("e", "WAITED"), Reply::issuance("e", "DONE")],
     );
-    let config = settings(&api, &dir).webhook("shop", &receiver.url(), |_| {});
+    let config = shop(&api, &dir, &receiver);
     let path = config.write_toml(&dir.path().join("config.toml"));
     let app = RunningApp::start(config.build()).await;
     app.insert(&["e"]).await;

@@ -40,13 +40,7 @@ impl Running {
     }
 
     pub async fn insert(&self, ids: &[&str]) {
-        for id in ids {
-            sqlx::query("INSERT INTO issuances (id) VALUES (?)")
-                .bind(id)
-                .execute(self.store.pool())
-                .await
-                .unwrap();
-        }
+        insert_ids(self.store.pool(), ids).await;
     }
 
     pub async fn transitions(&self, id: &str) -> Vec<(Option<String>, String)> {
@@ -156,13 +150,7 @@ impl RunningApp {
     }
 
     pub async fn insert(&self, ids: &[&str]) {
-        for id in ids {
-            sqlx::query("INSERT INTO issuances (id) VALUES (?)")
-                .bind(id)
-                .execute(self.store.pool())
-                .await
-                .unwrap();
-        }
+        insert_ids(self.store.pool(), ids).await;
     }
 
     /// The events of the outbox: (seq, webhook-id, type, issuance id).
@@ -171,5 +159,16 @@ impl RunningApp {
             .fetch_all(self.store.pool())
             .await
             .unwrap()
+    }
+}
+
+/// Inserts ids as another program would: a plain `INSERT` into the public table.
+pub async fn insert_ids(pool: &sqlx::SqlitePool, ids: &[&str]) {
+    for id in ids {
+        sqlx::query("INSERT INTO issuances (id) VALUES (?)")
+            .bind(id)
+            .execute(pool)
+            .await
+            .unwrap();
     }
 }

@@ -235,13 +235,7 @@ async fn a_sink_starts_after_the_newest_event_and_gets_each_issuances_events_in_
         .record_attempts("shop", &[delivered, retry], None)
         .await
         .unwrap();
-    let due: Vec<i64> = store
-        .due_deliveries("shop", now, 10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|d| d.seq)
-        .collect();
+    let due = due_seqs(&store, now).await;
     assert_eq!(due, [3]);
     let failed = store.failed_deliveries(10).await.unwrap();
     assert_eq!(
@@ -262,13 +256,7 @@ async fn a_sink_starts_after_the_newest_event_and_gets_each_issuances_events_in_
         .await
         .unwrap();
     assert_eq!(found, [2]);
-    let due: Vec<i64> = store
-        .due_deliveries("shop", now, 10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|d| d.seq)
-        .collect();
+    let due = due_seqs(&store, now).await;
     assert_eq!(due, [2, 4]);
 }
 
@@ -288,4 +276,15 @@ async fn the_delivery_reads_use_their_partial_indexes() {
         "{plan:?}"
     );
     assert!(!plan.iter().any(|d| d.starts_with("SCAN")), "{plan:?}");
+}
+
+/// The seqs of the deliveries due to `shop` at `now`, in delivery order.
+async fn due_seqs(store: &Store, now: chrono::DateTime<Utc>) -> Vec<i64> {
+    store
+        .due_deliveries("shop", now, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.seq)
+        .collect()
 }
