@@ -135,7 +135,8 @@ impl<'a> Batch<'a> {
                 let Written::Over(previous) =
                     observe::write_observation(tx, self.owner, observed, status_written).await?
                 else {
-                    return Ok(self.stale(&id));
+                    self.stale(&id);
+                    return Ok(());
                 };
                 if let Some(transition) = observe::transition(&id, previous, observation.status) {
                     // Written at the end of the batch (see `Deferred`).
@@ -171,7 +172,8 @@ impl<'a> Batch<'a> {
                     .await
                     .context("recording a failed poll")?;
                 if written.rows_affected() == 0 {
-                    return Ok(self.stale(&id));
+                    self.stale(&id);
+                    return Ok(());
                 }
                 raise_flags(tx, &id, flags, &now, &mut self.recorded).await
             }
