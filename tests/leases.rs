@@ -179,6 +179,8 @@ async fn a_live_daemons_claims_are_never_polled_by_a_second_daemon() {
     let w = world(Some(Duration::from_secs(8)), 60, "").await;
     let a = w.daemon("a");
     let held = w.until_leased(8).await;
+    // A's requests for the claims it just committed may still be on their way.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Utc::now();
     let b = w.daemon("b");
     tokio::time::sleep(Duration::from_secs(3)).await;
