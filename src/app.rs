@@ -86,13 +86,24 @@ pub async fn run_on(
         deliveries.wait().await;
     })
     .await;
-    store.close().await;
+    // A statement still waiting for another program's lock (abandoned at
+    // shutdown) would hold the close up to the busy timeout: the process is
+    // leaving, and SQLite needs no close to stay consistent.
+    if tokio::time::timeout(Duration::from_secs(1), store.close())
+        .await
+        .is_err()
+    {
+        tracing::debug!("database connections still busy at exit; leaving them");
+    }
     result.context("while watching")?;
     tracing::info!("issuance-watcher stopped");
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT.
+/// Resolves on SIGTERM, SIGINT or SIGHUP. SIGHUP is a graceful stop like
+/// SIGTERM, not a reload (settings are read at start: restart to apply new
+/// ones): a closed terminal or a stray `kill -HUP` must not kill the daemon
+/// mid-write and strand its claims.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
@@ -100,18 +111,25 @@ pub async fn shutdown_signal() {
         }
     };
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let other = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hup)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = hup.recv() => tracing::info!("SIGHUP: stopping as for SIGTERM (restart to apply new settings)"),
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            _ => std::future::pending::<()>().await,
         }
     };
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+    let other = std::future::pending::<()>();
     tokio::select! {
         () = ctrl_c => {},
-        () = term => {},
+        () = other => {},
     }
 }

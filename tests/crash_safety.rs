@@ -304,3 +304,167 @@ fn kills_by_moment(
     }
     moments
 }
+
+/// The kill storm of the recovery issue: 300 issuances moving WAITED (2–10 s)
+/// → READY (4–12 s) → DONE/CANCELLED/FAIL, the daemon killed 25 times in about
+/// 17 s, with `poll.lease` and `poll.startup_spread` at their defaults (2 min,
+/// 10 s). Every state lasts longer than a daemon's life plus its restart, so
+/// every true transition must be recorded, each once: a restart takes over the
+/// dead daemon's claims at once and resumes the schedule instead of respreading it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_storm_with_default_leases_observes_every_transition() {
+    let started = Instant::now();
+    let lifecycle = issuance_watcher::sim::LifecycleConfig {
+        waited_min: Duration::from_secs(2),
+        waited_max: Duration::from_secs(10),
+        deposit: issuance_watcher::sim::DepositTiming::Within {
+            min: Duration::from_secs(4),
+            max: Duration::from_secs(12),
+        },
+        ..fast_lifecycle()
+    };
+    let sim = Simulator::start(
+        sim_config(13).with_lifecycle(lifecycle),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config_with(
+        dir.path(),
+        &sim.base_url(),
+        1000,
+        16,
+        "",
+        "interval = \"300ms\"\nmax_interval = \"1s\"\nlease = \"2m\"\nstartup_spread = \"10s\"",
+    );
+    migrate(&config);
+    let store = open_store(dir.path()).await;
+    store.add_ids(&sim.seed(300)).await.unwrap();
+    let mut rng = fastrand::Rng::with_seed(13);
+    for kill in 0..25 {
+        let log = dir.path().join(format!("daemon-{kill:04}.log"));
+        let mut child = spawn_daemon(&config, &log);
+        tokio::time::sleep(Duration::from_millis(rng.u64(300..=1_060))).await;
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "daemon {kill} exited by itself ({status}):\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let storm = started.elapsed();
+    let log = dir.path().join("daemon-last.log");
+    let mut last = spawn_daemon(&config, &log);
+    let settled = wait_settled(&store, Duration::from_secs(60)).await;
+    last.kill().ok();
+    last.wait().ok();
+    assert!(settled, "not every issuance settled after the storm");
+    let c = assert_history_matches(&store, &sim, 300).await;
+    println!(
+        "kill storm: 25 SIGKILLs in {storm:?}, {} of {} true transitions recorded",
+        c.recorded, c.true_transitions
+    );
+    assert_eq!(
+        c.unobserved,
+        0,
+        "transitions missed in a crash loop: {}\n{:#?}",
+        c.summary(),
+        c.examples
+    );
+    store.close().await;
+    sim.shutdown().await;
+}
+
+/// Paused, not killed: daemon A is stopped (SIGSTOP) for longer than its lease,
+/// three times, while daemon B runs on the same file; then it resumes
+/// (SIGCONT) with whatever it had polled before the pause. Its late results
+/// are fenced out: 0 duplicated, 0 invented, and no settled row is ever set
+/// back to active (a trigger the test adds records any such update).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_daemon_never_writes_over_newer_results() {
+    let mut sim_config = sim_config(14);
+    sim_config.record_requests = true;
+    let sim = Simulator::start(sim_config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config_with(dir.path(), &sim.base_url(), 1000, 32, "", "");
+    migrate(&config);
+    let store = open_store(dir.path()).await;
+    sqlx::query(
+        "CREATE TABLE test_reactivated (id TEXT, at TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER test_no_reactivation AFTER UPDATE OF watch ON issuances
+         WHEN OLD.watch = 'settled' AND NEW.watch = 'active'
+         BEGIN INSERT INTO test_reactivated (id) VALUES (NEW.id); END",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let ids = 600;
+    let feeder = {
+        let (sim, store) = (sim.clone(), store.clone());
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                store.add_ids(&sim.seed(ids / 20)).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
+    let spawn = |name: &str| {
+        reliability::common::daemon::Spawn::new(&config)
+            .log(&dir.path().join(format!("daemon-{name}.log")))
+            .rust_log("info")
+            .spawn()
+    };
+    let a = spawn("a");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let b = spawn("b");
+    // poll.lease is 1.5 s here: each pause outlasts it.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        a.signal("STOP");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        a.signal("CONT");
+    }
+    feeder.await.unwrap();
+    let settled = wait_settled(&store, Duration::from_secs(60)).await;
+    let log_b = b.stop().await;
+    let log_a = a.stop().await;
+    assert!(settled, "not every issuance settled");
+    let c = assert_history_matches(&store, &sim, ids).await;
+    let reactivated: Vec<(String, String)> = sqlx::query_as("SELECT id, at FROM test_reactivated")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    let anomalies: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM transitions WHERE anomaly IS NOT NULL")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    println!(
+        "paused, not killed: {ids} issuances, A stopped 3 × 3 s (lease 1.5 s), {} transitions recorded, {anomalies} anomalies, {} settled rows re-activated",
+        c.recorded,
+        reactivated.len()
+    );
+    assert!(
+        reactivated.is_empty(),
+        "settled rows re-activated: {reactivated:?}"
+    );
+    assert_eq!(anomalies, 0);
+    for log in [&log_a, &log_b] {
+        assert!(
+            !log.contains("panicked") && !log.contains("database is locked"),
+            "{log}"
+        );
+    }
+    store.close().await;
+    sim.shutdown().await;
+}

@@ -217,6 +217,7 @@ pub(crate) async fn open_store(path: &Path) -> anyhow::Result<Store> {
     Ok(Store::open_migrated(&DatabaseSettings {
         path: path.to_owned(),
         busy_timeout: Duration::from_secs(30),
+        wal_warn_bytes: 0,
     })
     .await?)
 }

@@ -173,8 +173,7 @@ pub(crate) async fn store_ceiling(
         let records: Vec<PollRecord> = claimed
             .iter()
             .map(|c| {
-                let id = String::from_utf8_lossy(&c.raw_id);
-                let mut record = transition_record(&id, Status::Ready, Status::Ready, now);
+                let mut record = transition_record(c.clone(), Status::Ready, now);
                 // Due again at once, like the daemon's run with a 1 ms interval.
                 if let RecordKind::Observed { decision, .. } = &mut record.kind {
                     *decision = Decision::PollAt(now);

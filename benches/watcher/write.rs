@@ -23,15 +23,27 @@ pub(crate) async fn write_path(opts: &Opts, table: &mut Table) -> anyhow::Result
     .bind(i64::try_from(count)?)
     .execute(store.pool())
     .await?;
-    let ids: Vec<String> = (0..count).map(|n| (1_000_001 + n).to_string()).collect();
     for (from, to, batch) in [
         (Status::Waited, Status::Ready, 256),
         (Status::Ready, Status::Done, 256),
     ] {
-        let now = Utc::now();
-        let records: Vec<PollRecord> = ids
-            .iter()
-            .map(|id| transition_record(id, from, to, now))
+        // Results are written under the leases they were polled with: claim
+        // every row first (untimed), as the daemon would have.
+        let now = Utc::now() + chrono::Duration::seconds(1);
+        sqlx::query("UPDATE issuances SET next_poll_at = '2000-01-01T00:00:00.000Z'")
+            .execute(store.pool())
+            .await?;
+        let claimed = store
+            .claim_due(now, now + chrono::Duration::minutes(2), count)
+            .await?;
+        anyhow::ensure!(
+            claimed.len() == count,
+            "claimed {} of {count}",
+            claimed.len()
+        );
+        let records: Vec<PollRecord> = claimed
+            .into_iter()
+            .map(|c| transition_record(c, to, now))
             .collect();
         let started = Instant::now();
         let mut transitions = 0;
@@ -53,20 +65,10 @@ pub(crate) async fn write_path(opts: &Opts, table: &mut Table) -> anyhow::Result
     Ok(())
 }
 
-pub(crate) fn transition_record(
-    id: &str,
-    from: Status,
-    to: Status,
-    now: DateTime<Utc>,
-) -> PollRecord {
+/// The result of a poll of `claimed` that saw `to`.
+pub(crate) fn transition_record(claimed: Claimed, to: Status, now: DateTime<Utc>) -> PollRecord {
     PollRecord {
-        claimed: Claimed {
-            raw_id: id.as_bytes().to_vec(),
-            status: Some(from.as_str().to_owned()),
-            due_at: None,
-            attempts: 0,
-            not_found_since: None,
-        },
+        claimed,
         now,
         kind: RecordKind::Observed {
             observation: Observation {

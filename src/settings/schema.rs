@@ -105,6 +105,14 @@ pub(super) const KEYS: &[Key] = &[
     key("api", "concurrency", Kind::Integer { min: 1, max: 4096 }),
     key("database", "path", Kind::DatabasePath),
     key("database", "busy_timeout", duration(ms(0), secs(HOUR))),
+    key(
+        "database",
+        "wal_warn_bytes",
+        Kind::Integer {
+            min: 0,
+            max: 1 << 40,
+        },
+    ),
     key("poll", "interval", duration(ms(1), secs(HOUR))),
     key("poll", "max_interval", duration(ms(1), secs(7 * DAY))),
     key("poll", "ready_divisor", Kind::Integer { min: 1, max: 1000 }),

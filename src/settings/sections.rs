@@ -60,6 +60,8 @@ pub struct DatabaseSettings {
     pub path: PathBuf,
     #[serde(with = "humantime_serde")]
     pub busy_timeout: Duration,
+    /// Warn once when the write-ahead log grows past this many bytes (0: never).
+    pub wal_warn_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

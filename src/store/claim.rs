@@ -1,4 +1,11 @@
 //! Claiming due issuances as leases, and the scheduler's other reads.
+//!
+//! A claim is a fenced lease: the row records the claiming daemon's id
+//! (`lease_owner`) and a new `lease_fence`, and every statement that writes a
+//! result checks both (see `record/`). A lease ends when its result is written,
+//! when it is handed back, when its expiry (`next_poll_at`) passes and another
+//! claim takes the row, or when another daemon finds its owner dead
+//! ([`Store::take_over`], `owners.rs`).
 
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
@@ -17,9 +24,19 @@ pub struct Claimed {
     pub due_at: Option<DateTime<Utc>>,
     pub attempts: u32,
     pub not_found_since: Option<DateTime<Utc>>,
+    /// The lease's fence: a result is written only while the row still has it
+    /// (and this daemon's id as its owner).
+    pub fence: i64,
 }
 
-type ClaimRow = (Vec<u8>, Option<String>, Option<String>, i64, Option<String>);
+type ClaimRow = (
+    Vec<u8>,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+    i64,
+);
 
 /// A lease to end early, as a row of [`sql::RELEASE_LEASES`].
 #[derive(serde::Serialize)]
@@ -27,6 +44,7 @@ struct LeaseRow<'a> {
     id: &'a str,
     /// The lease expiry the claim gave it.
     until: String,
+    fence: i64,
 }
 
 /// What to claim: up to `limit` issuances due at `now`, leased until `until`.
@@ -37,26 +55,41 @@ pub struct Lease {
     pub limit: usize,
 }
 
-/// The claim statement, on the caller's connection or transaction.
+impl Lease {
+    /// How much of the claim is kept for rows never seen yet, when that many
+    /// are due: a quarter (at least one), so that a backlog of inserted ids
+    /// neither starves nor is starved by the rows being watched.
+    pub fn reserved_for_new(&self) -> usize {
+        (self.limit / 4).max(1).min(self.limit)
+    }
+}
+
+/// The claim statement, on the caller's connection or transaction, for the
+/// daemon `owner`.
 pub(super) async fn claim_in(
     conn: &mut SqliteConnection,
+    owner: &str,
     lease: &Lease,
 ) -> Result<Vec<Claimed>, StoreError> {
+    let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     let rows: Vec<ClaimRow> = sqlx::query_as(sql::CLAIM_DUE)
         .bind(to_db(lease.until))
         .bind(to_db(lease.now))
-        .bind(i64::try_from(lease.limit).unwrap_or(i64::MAX))
+        .bind(as_i64(lease.limit))
+        .bind(as_i64(lease.reserved_for_new()))
+        .bind(owner)
         .fetch_all(conn)
         .await
         .context("claiming due issuances")?;
     Ok(rows
         .into_iter()
-        .map(|(raw_id, status, due, attempts, since)| Claimed {
+        .map(|(raw_id, status, due, attempts, since, fence)| Claimed {
             raw_id,
             status,
             due_at: due.as_deref().and_then(from_db),
             attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
             not_found_since: since.as_deref().and_then(from_db),
+            fence,
         })
         .collect())
 }
@@ -79,6 +112,7 @@ impl Store {
             .context("acquiring a connection")?;
         claim_in(
             &mut conn,
+            &self.owner,
             &Lease {
                 now,
                 until: lease_until,
@@ -89,19 +123,21 @@ impl Store {
     }
 
     /// Ends leases early: each issuance still holding the lease it was given
-    /// becomes due at `now`. Ids that are not UTF-8 are left to expire (they are
-    /// rejected at their next claim anyway). Returns how many were released.
+    /// (this daemon's, with the claim's fence and expiry) becomes due at `now`.
+    /// Ids that are not UTF-8 are left to expire (they are rejected at their
+    /// next claim anyway). Returns how many were released.
     pub async fn release(
         &self,
-        leases: &[(Vec<u8>, DateTime<Utc>)],
+        leases: &[(Claimed, DateTime<Utc>)],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let rows: Vec<LeaseRow> = leases
             .iter()
-            .filter_map(|(id, until)| {
+            .filter_map(|(claimed, until)| {
                 Some(LeaseRow {
-                    id: std::str::from_utf8(id).ok()?,
+                    id: std::str::from_utf8(&claimed.raw_id).ok()?,
                     until: to_db(*until),
+                    fence: claimed.fence,
                 })
             })
             .collect();
@@ -112,20 +148,41 @@ impl Store {
         let released = sqlx::query(sql::RELEASE_LEASES)
             .bind(rows)
             .bind(to_db(now))
+            .bind(&*self.owner)
             .execute(&self.writer)
             .await
             .context("releasing leases")?;
         Ok(released.rows_affected())
     }
 
-    /// When the next active issuance falls due (index-only: the partial index's minimum).
-    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.due_edge(sql::NEXT_DUE).await
+    /// Ends the leases of the dead daemon `owner`: its claims become due at
+    /// `now` (or stay due earlier). Reads only leased rows. Returns how many.
+    pub async fn take_over_claims_of(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let taken = sqlx::query(sql::TAKE_OVER)
+            .bind(owner)
+            .bind(to_db(now))
+            .execute(&self.writer)
+            .await
+            .context("taking over a dead daemon's claims")?;
+        Ok(taken.rows_affected())
     }
 
-    /// When the last active issuance falls due (index-only: the partial index's maximum).
+    /// When the next active issuance falls due (index-only: the due indexes' minima).
+    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let seen = self.due_edge(sql::NEXT_DUE).await?;
+        let new = self.due_edge(sql::NEXT_DUE_NEW).await?;
+        Ok(seen.into_iter().chain(new).min())
+    }
+
+    /// When the last active issuance falls due (index-only: the due indexes' maxima).
     pub async fn last_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.due_edge(sql::LAST_DUE).await
+        let seen = self.due_edge(sql::LAST_DUE).await?;
+        let new = self.due_edge(sql::LAST_DUE_NEW).await?;
+        Ok(seen.into_iter().chain(new).max())
     }
 
     /// One end of the due range. Two statements, not one with both: SQLite
@@ -138,17 +195,6 @@ impl Store {
         Ok(edge.as_deref().and_then(from_db))
     }
 
-    /// Spreads issuances that are already overdue at start uniformly over
-    /// `spread`, so a restart after downtime does not fire them all at once.
-    /// Returns how many were spread.
-    pub async fn spread_overdue(
-        &self,
-        now: DateTime<Utc>,
-        spread: std::time::Duration,
-    ) -> Result<u64, StoreError> {
-        self.respread_outside(now, Some(now), None, spread).await
-    }
-
     /// Pulls active issuances due later than `latest` back to a random time in
     /// `now..now + spread`. No legitimate wait ends that far away, so such rows
     /// were scheduled before the wall clock jumped backwards; left alone they
@@ -159,25 +205,11 @@ impl Store {
         latest: DateTime<Utc>,
         spread: std::time::Duration,
     ) -> Result<u64, StoreError> {
-        self.respread_outside(now, None, Some(latest), spread).await
-    }
-
-    /// Moves active issuances due before `earliest` or after `latest` (either
-    /// bound optional) to a uniformly random time in `now..now + spread`.
-    async fn respread_outside(
-        &self,
-        now: DateTime<Utc>,
-        earliest: Option<DateTime<Utc>>,
-        latest: Option<DateTime<Utc>>,
-        spread: std::time::Duration,
-    ) -> Result<u64, StoreError> {
         let spread_ms = i64::try_from(spread.as_millis()).unwrap_or(i64::MAX).max(1);
-        // A NULL bound compares as unknown: that side selects nothing.
-        let result = sqlx::query(sql::RESPREAD_OUTSIDE)
+        let result = sqlx::query(sql::PULL_BACK_BEYOND)
             .bind(now.timestamp_millis())
             .bind(spread_ms)
-            .bind(earliest.map(to_db))
-            .bind(latest.map(to_db))
+            .bind(to_db(latest))
             .execute(&self.writer)
             .await
             .context("rescheduling issuances")?;
@@ -248,7 +280,7 @@ mod tests {
         .execute(store.pool())
         .await
         .unwrap();
-        let leases: Vec<_> = claimed.into_iter().map(|c| (c.raw_id, lease)).collect();
+        let leases: Vec<_> = claimed.into_iter().map(|c| (c, lease)).collect();
         assert_eq!(store.release(&leases, now).await.unwrap(), 1);
         let mut again: Vec<_> = store
             .claim_due(now, lease, 10)
@@ -310,32 +342,52 @@ mod tests {
         assert!(store.claim_due(now, now, 10).await.unwrap().is_empty());
     }
 
+    /// Start-up runs only these before its first request (besides the
+    /// migrations' bookkeeping): none may cost in proportion to the rows.
     #[tokio::test]
-    async fn the_claim_query_uses_the_due_index_not_a_table_scan() {
+    async fn the_statements_before_the_first_poll_read_indexes_not_the_table() {
         let (store, _dir) = temp_store().await;
         let details = query_plan(&store, sql::CLAIM_DUE).await;
+        for index in ["issuances_due", "issuances_new"] {
+            assert!(
+                details
+                    .iter()
+                    .any(|d| d
+                        .starts_with(&format!("SEARCH issuances USING COVERING INDEX {index}"))),
+                "{index}: {details:?}"
+            );
+        }
+        let details = query_plan(&store, sql::TAKE_OVER).await;
         assert!(
             details
                 .iter()
-                .any(|d| d.starts_with("SEARCH issuances USING COVERING INDEX issuances_due")),
+                .any(|d| d.starts_with("SEARCH issuances USING INDEX issuances_leased")),
             "{details:?}"
         );
-        assert!(
-            !details
-                .iter()
-                .any(|d| d.starts_with("SCAN issuances") && !d.contains("INDEX")),
-            "{details:?}"
-        );
+        for statement in [sql::CLAIM_DUE, sql::TAKE_OVER] {
+            let details = query_plan(&store, statement).await;
+            assert!(
+                !details
+                    .iter()
+                    .any(|d| d.starts_with("SCAN issuances") && !d.contains("INDEX")),
+                "{statement}: {details:?}"
+            );
+        }
     }
 
     #[tokio::test]
-    async fn the_due_edges_read_one_end_of_the_due_index_and_releases_go_by_id() {
+    async fn the_due_edges_read_one_end_of_a_due_index_and_releases_go_by_id() {
         let (store, _dir) = temp_store().await;
-        for statement in [sql::NEXT_DUE, sql::LAST_DUE] {
+        for (statement, index) in [
+            (sql::NEXT_DUE, "issuances_due"),
+            (sql::LAST_DUE, "issuances_due"),
+            (sql::NEXT_DUE_NEW, "issuances_new"),
+            (sql::LAST_DUE_NEW, "issuances_new"),
+        ] {
             let details = query_plan(&store, statement).await;
             assert_eq!(
                 details,
-                ["SEARCH issuances USING COVERING INDEX issuances_due"],
+                [format!("SEARCH issuances USING COVERING INDEX {index}")],
                 "{statement}"
             );
         }
@@ -353,53 +405,72 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn overdue_rows_are_spread_over_the_window_at_start() {
+    async fn a_backlog_of_new_rows_gets_its_share_and_no_more() {
         let (store, _dir) = temp_store().await;
-        for i in 0..200 {
+        for i in 0..100 {
             sqlx::query(
                 "INSERT INTO issuances (id, next_poll_at) VALUES (?, '2026-01-01T00:00:00.000Z')",
             )
-            .bind(i.to_string())
+            .bind(format!("new{i}"))
             .execute(store.pool())
             .await
             .unwrap();
         }
-        sqlx::query("INSERT INTO issuances (id, next_poll_at) VALUES ('future', '2026-01-03T00:00:00.000Z')")
+        // Three READY rows fall due after the whole backlog was inserted.
+        for i in 0..3 {
+            sqlx::query("INSERT INTO issuances (id, status, next_poll_at) VALUES (?, 'READY', '2026-01-01T00:00:01.000Z')")
+                .bind(format!("ready{i}"))
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        let now = t("2026-01-01T00:00:05.000Z");
+        let until = now + chrono::Duration::minutes(1);
+        let ids = |claimed: Vec<Claimed>| -> Vec<String> {
+            let mut ids: Vec<String> = claimed
+                .into_iter()
+                .map(|c| String::from_utf8(c.raw_id).unwrap())
+                .collect();
+            ids.sort();
+            ids
+        };
+        // 8 slots: the due READY rows come first, new rows fill the rest.
+        let first = ids(store.claim_due(now, until, 8).await.unwrap());
+        assert_eq!(
+            first.iter().filter(|i| i.starts_with("ready")).count(),
+            3,
+            "{first:?}"
+        );
+        assert_eq!(
+            first.iter().filter(|i| i.starts_with("new")).count(),
+            5,
+            "{first:?}"
+        );
+        // With more due READY rows than slots, new rows still get a quarter.
+        for i in 0..20 {
+            sqlx::query("INSERT INTO issuances (id, status, next_poll_at) VALUES (?, 'READY', '2026-01-01T00:00:02.000Z')")
+                .bind(format!("more{i}"))
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        let second = ids(store.claim_due(now, until, 8).await.unwrap());
+        assert_eq!(
+            second.iter().filter(|i| i.starts_with("more")).count(),
+            6,
+            "{second:?}"
+        );
+        assert_eq!(
+            second.iter().filter(|i| i.starts_with("new")).count(),
+            2,
+            "{second:?}"
+        );
+        // Without a backlog of seen rows, new rows take the whole claim.
+        sqlx::query("UPDATE issuances SET watch = 'settled' WHERE status = 'READY'")
             .execute(store.pool())
             .await
             .unwrap();
-        let now = t("2026-01-02T00:00:00.000Z");
-        assert_eq!(
-            store
-                .spread_overdue(now, std::time::Duration::from_secs(10))
-                .await
-                .unwrap(),
-            200,
-            "only overdue rows move"
-        );
-        let future: String =
-            sqlx::query_scalar("SELECT next_poll_at FROM issuances WHERE id = 'future'")
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
-        assert_eq!(future, "2026-01-03T00:00:00.000Z");
-        let times: Vec<String> =
-            sqlx::query_scalar("SELECT next_poll_at FROM issuances WHERE id != 'future'")
-                .fetch_all(store.pool())
-                .await
-                .unwrap();
-        let parsed: Vec<_> = times.iter().map(|s| from_db(s).expect(s)).collect();
-        assert!(
-            parsed
-                .iter()
-                .all(|p| *p >= now && *p < now + chrono::Duration::seconds(10))
-        );
-        let distinct: std::collections::HashSet<_> = times.iter().collect();
-        assert!(
-            distinct.len() > 150,
-            "not spread: {} distinct times",
-            distinct.len()
-        );
+        assert_eq!(store.claim_due(now, until, 8).await.unwrap().len(), 8);
     }
 
     #[tokio::test]

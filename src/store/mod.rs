@@ -7,9 +7,19 @@
 //! starts with `BEGIN IMMEDIATE` (a deferred one that reads then writes fails with
 //! "database is locked" under contention), and no transaction is held across an
 //! HTTP call.
+//!
+//! Leases fence. Each `Store` has an owner id (random, one per open); a claim
+//! records it and bumps the row's fence, and a result is written only by the
+//! statement that also checks the row still has that owner and fence. So a
+//! result polled under a lease that has since ended (expired and re-claimed,
+//! handed back, taken over, or revoked by another program's edit of `status`
+//! or `watch`) is dropped, never recorded. A running daemon holds an advisory
+//! lock for its owner id (`owners.rs`); a daemon that can take another owner's
+//! lock knows that owner is dead and makes its claims due at once.
 
 mod claim;
 mod events;
+mod owners;
 mod query;
 mod record;
 mod rows;
@@ -23,6 +33,7 @@ use crate::settings::DatabaseSettings;
 
 pub use claim::{Claimed, Lease};
 pub use events::{AttemptRow, Backlog, DueDelivery, EventRow, FailedDelivery, SinkRow};
+pub use owners::{Ownership, TakenOver};
 pub use query::{FlagRow, IssuanceRow, StatusCount, TransitionRow};
 pub use record::{FlagRaised, PollRecord, RecordKind, Recorded, TransitionRecorded};
 pub use watch::Watch;
@@ -87,6 +98,8 @@ pub struct Store {
     identity: Option<(u64, u64)>,
     /// The same for its `-wal` and `-shm` files, once open.
     companions: [Option<(u64, u64)>; 2],
+    /// This handle's id as a lease owner (random; see the module doc).
+    owner: std::sync::Arc<str>,
 }
 
 /// SQLite's file beside the database: `-wal` or `-shm`.
@@ -175,6 +188,7 @@ impl Store {
             identity: file_identity(path),
             // Both exist while a connection is open in WAL mode.
             companions: ["-wal", "-shm"].map(|suffix| file_identity(&companion(path, suffix))),
+            owner: uuid::Uuid::new_v4().simple().to_string().into(),
         })
     }
 
@@ -246,6 +260,16 @@ impl Store {
         &self.pool
     }
 
+    /// This handle's id as the owner of the leases it claims.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Runs `work` in one `BEGIN IMMEDIATE` transaction and commits it.
     ///
     /// On any failure the connection is closed rather than returned to the pool:
@@ -314,6 +338,7 @@ pub(crate) mod testing {
         let settings = DatabaseSettings {
             path: dir.path().join("nested").join("watcher.db"),
             busy_timeout: std::time::Duration::from_secs(5),
+            wal_warn_bytes: 0,
         };
         (Store::open_migrated(&settings).await.unwrap(), dir)
     }

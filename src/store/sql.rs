@@ -7,53 +7,101 @@
 //! `rows.rs`) and are read by field name (`j.value ->> '$.status'`), never by
 //! position. A watch compared in a statement's text is spelled with
 //! `watch_text!` (see `watch.rs`), so the partial indexes on
-//! `watch = 'active'` stay usable.
+//! `watch = 'active'` stay usable. A lease check on a row found by its id
+//! spells the owner `+lease_owner`, which keeps SQLite from reaching the row
+//! through the index of leased rows instead of the primary key. The due-index
+//! reads name their index (`INDEXED BY`): for `status IS NULL` SQLite would
+//! otherwise prefer the status index and sort every new row, and with it a
+//! missing index is an error, not a silent scan.
 
 use super::watch::watch_text;
 
 // --- Claiming and scheduling -------------------------------------------------
 
-/// Leases due active issuances: ?1 lease expiry, ?2 now, ?3 how many at most.
-/// Returns the claimed rows (id as bytes, status, vbank due, attempts, first 404).
+/// Leases due active issuances: ?1 lease expiry, ?2 now, ?3 how many at most,
+/// ?4 how many of them are kept for rows never seen yet (when that many are
+/// due), ?5 the claiming daemon's id. Each claimed row records its owner and
+/// gets a new fence. Returns the claimed rows (id as bytes, status, vbank due,
+/// attempts, first 404, fence).
+///
+/// Rows seen before and rows never seen are claimed from their own due index,
+/// each in due order: seen rows take what the reserve for new rows leaves, and
+/// new rows fill the rest. A backlog of inserted ids thus gets at least ?4 of
+/// every claim and cannot push due READY rows back, and with no backlog either
+/// kind may use the whole claim.
 pub(super) const CLAIM_DUE: &str = concat!(
-    "UPDATE issuances SET next_poll_at = ?1
-     WHERE rowid IN (SELECT rowid FROM issuances
-                     WHERE watch = '",
+    "WITH reserved AS (SELECT rowid AS r FROM issuances INDEXED BY issuances_new
+                      WHERE watch = '",
     watch_text!(active),
-    "' AND next_poll_at <= ?2
-                     ORDER BY next_poll_at LIMIT ?3)
-     RETURNING CAST(id AS BLOB), status, vbank_due_at, attempts, not_found_since"
+    "' AND status IS NULL AND next_poll_at <= ?2
+                      ORDER BY next_poll_at LIMIT ?4),
+          seen AS (SELECT rowid AS r FROM issuances INDEXED BY issuances_due
+                   WHERE watch = '",
+    watch_text!(active),
+    "' AND status IS NOT NULL AND next_poll_at <= ?2
+                   ORDER BY next_poll_at LIMIT ?3 - (SELECT count(*) FROM reserved)),
+          fresh AS (SELECT rowid AS r FROM issuances INDEXED BY issuances_new
+                    WHERE watch = '",
+    watch_text!(active),
+    "' AND status IS NULL AND next_poll_at <= ?2
+                    ORDER BY next_poll_at LIMIT ?3 - (SELECT count(*) FROM seen))
+     UPDATE issuances SET next_poll_at = ?1, lease_owner = ?5, lease_fence = lease_fence + 1
+     WHERE rowid IN (SELECT r FROM seen UNION ALL SELECT r FROM fresh)
+     RETURNING CAST(id AS BLOB), status, vbank_due_at, attempts, not_found_since, lease_fence"
 );
 
-/// Makes leased issuances due now: ?1 rows `{id, until}` (the lease each was
-/// given; a row whose lease someone has changed is left alone), ?2 now.
-pub(super) const RELEASE_LEASES: &str = "UPDATE issuances SET next_poll_at = ?2
+/// Makes leased issuances due now: ?1 rows `{id, until, fence}` (the lease
+/// each was given; a row whose lease someone has changed or taken is left
+/// alone), ?2 now, ?3 the daemon's id.
+pub(super) const RELEASE_LEASES: &str = "UPDATE issuances SET next_poll_at = ?2, lease_owner = NULL
      FROM jsonb_each(?1) AS j
-     WHERE issuances.id = j.value ->> '$.id' AND issuances.next_poll_at = j.value ->> '$.until'";
+     WHERE issuances.id = j.value ->> '$.id' AND issuances.next_poll_at = j.value ->> '$.until'
+       AND +issuances.lease_owner = ?3 AND issuances.lease_fence = j.value ->> '$.fence'";
 
-/// When the next active issuance falls due (the due index's first entry).
+/// Makes the claims of a dead daemon ?1 due at ?2 (or earlier, if they were)
+/// and ends its leases. Reads only leased rows (the partial index on
+/// `lease_owner`). Returns how many.
+pub(super) const TAKE_OVER: &str =
+    "UPDATE issuances SET next_poll_at = min(next_poll_at, ?2), lease_owner = NULL
+     WHERE lease_owner = ?1";
+
+/// When the next seen active issuance falls due (the due index's first entry).
 pub(super) const NEXT_DUE: &str = concat!(
-    "SELECT min(next_poll_at) FROM issuances WHERE watch = '",
+    "SELECT min(next_poll_at) FROM issuances INDEXED BY issuances_due WHERE watch = '",
     watch_text!(active),
-    "'"
+    "' AND status IS NOT NULL"
 );
 
-/// When the last active issuance falls due (the due index's last entry).
+/// When the next never-seen active issuance falls due (the new-row index's first entry).
+pub(super) const NEXT_DUE_NEW: &str = concat!(
+    "SELECT min(next_poll_at) FROM issuances INDEXED BY issuances_new WHERE watch = '",
+    watch_text!(active),
+    "' AND status IS NULL"
+);
+
+/// When the last seen active issuance falls due (the due index's last entry).
 pub(super) const LAST_DUE: &str = concat!(
-    "SELECT max(next_poll_at) FROM issuances WHERE watch = '",
+    "SELECT max(next_poll_at) FROM issuances INDEXED BY issuances_due WHERE watch = '",
     watch_text!(active),
-    "'"
+    "' AND status IS NOT NULL"
 );
 
-/// Moves active issuances due before ?3 or after ?4 (either NULL: that side
-/// selects nothing) to a uniformly random time in `?1 .. ?1 + ?2`
-/// (Unix milliseconds).
-pub(super) const RESPREAD_OUTSIDE: &str = concat!(
+/// When the last never-seen active issuance falls due (the new-row index's last entry).
+pub(super) const LAST_DUE_NEW: &str = concat!(
+    "SELECT max(next_poll_at) FROM issuances INDEXED BY issuances_new WHERE watch = '",
+    watch_text!(active),
+    "' AND status IS NULL"
+);
+
+/// Moves active issuances due after ?3 to a uniformly random time in
+/// `?1 .. ?1 + ?2` (Unix milliseconds). Run only after the wall clock jumped
+/// backwards (a scan of the active rows, which is rare and needed then).
+pub(super) const PULL_BACK_BEYOND: &str = concat!(
     "UPDATE issuances
      SET next_poll_at = strftime('%Y-%m-%dT%H:%M:%fZ', (?1 + abs(random() % ?2)) / 1000.0, 'unixepoch')
      WHERE watch = '",
     watch_text!(active),
-    "' AND (next_poll_at < ?3 OR next_poll_at > ?4)"
+    "' AND next_poll_at > ?3"
 );
 
 // --- Recording poll results --------------------------------------------------
@@ -76,7 +124,8 @@ macro_rules! observation_rows {
                   j.value ->> '$.vbank_holder_name' AS vbank_holder_name,
                   j.value ->> '$.next_poll_at' AS next_poll_at, j.value ->> '$.polled_at' AS polled_at,
                   j.value ->> '$.last_error' AS last_error,
-                  j.value ->> '$.expected_status' AS expected_status
+                  j.value ->> '$.expected_status' AS expected_status,
+                  j.value ->> '$.fence' AS fence
            FROM jsonb_each(?1) AS j) "
     };
 }
@@ -94,27 +143,30 @@ macro_rules! observation_columns {
          vbank_holder_name = COALESCE(r.vbank_holder_name, issuances.vbank_holder_name),
          next_poll_at = r.next_poll_at, attempts = 0, polls = polls + 1,
          last_polled_at = r.polled_at, last_seen_at = r.polled_at,
-         last_error = r.last_error, not_found_since = NULL"
+         last_error = r.last_error, not_found_since = NULL, lease_owner = NULL"
     };
 }
 
 /// Writes observations that change neither status nor watch: ?1 observation
-/// rows. Leaves `status` and `watch` out of the `SET` (so their index entries
-/// are not rewritten); a row is written only while its stored status is still
-/// the row's `expected_status` and it is still active. Returns the ids written.
+/// rows, ?2 the daemon's id. Leaves `status` and `watch` out of the `SET` (so
+/// their index entries are not rewritten); a row is written only while it is
+/// still leased to ?2 under the row's `fence`, its stored status is still the
+/// row's `expected_status` and it is still active. Returns the ids written.
 pub(super) const WRITE_STEADY_OBSERVATIONS: &str = concat!(
     observation_rows!(),
     "UPDATE issuances SET ",
     observation_columns!(),
     " FROM r
      WHERE issuances.id = r.id AND issuances.status IS r.expected_status
+       AND +issuances.lease_owner = ?2 AND issuances.lease_fence = r.fence
        AND issuances.watch = '",
     watch_text!(active),
     "'
      RETURNING issuances.id"
 );
 
-/// Writes any observations: ?1 observation rows, each only while the stored
+/// Writes any observations: ?1 observation rows, ?2 the daemon's id, each only
+/// while the row is still leased to ?2 under the row's `fence` and its stored
 /// status is still the row's `expected_status`. Returns the ids written.
 pub(super) const WRITE_OBSERVATIONS: &str = concat!(
     observation_rows!(),
@@ -122,6 +174,7 @@ pub(super) const WRITE_OBSERVATIONS: &str = concat!(
     observation_columns!(),
     " FROM r
      WHERE issuances.id = r.id AND issuances.status IS r.expected_status
+       AND +issuances.lease_owner = ?2 AND issuances.lease_fence = r.fence
      RETURNING issuances.id"
 );
 
@@ -129,19 +182,21 @@ pub(super) const WRITE_OBSERVATIONS: &str = concat!(
 pub(super) const STATUS_OF: &str = "SELECT status FROM issuances WHERE id = ?1";
 
 /// A failed poll: ?1 watch, ?2 next poll, ?3 consecutive failures, ?4 now,
-/// ?5 the error, ?6 first 404 of the current run, ?7 id.
+/// ?5 the error, ?6 first 404 of the current run, ?7 id, ?8 the daemon's id,
+/// ?9 the fence it was claimed under (written only while that lease holds).
 pub(super) const RECORD_FAILED: &str =
     "UPDATE issuances SET watch = ?1, next_poll_at = ?2, attempts = ?3, polls = polls + 1,
-         last_polled_at = ?4, last_error = ?5, not_found_since = ?6
-     WHERE id = ?7";
+         last_polled_at = ?4, last_error = ?5, not_found_since = ?6, lease_owner = NULL
+     WHERE id = ?7 AND +lease_owner = ?8 AND lease_fence = ?9";
 
 /// Ends the watch of an id that can never be looked up: ?1 reason, ?2 now,
-/// ?3 the id's raw bytes (matched as bytes: they need not be valid UTF-8).
+/// ?3 the id's raw bytes (matched as bytes: they need not be valid UTF-8),
+/// ?4 the daemon's id, ?5 the fence (written only while that lease holds).
 pub(super) const RECORD_REJECTED: &str = concat!(
     "UPDATE issuances SET watch = '",
     watch_text!(rejected),
-    "', last_error = ?1, last_polled_at = ?2
-     WHERE id = CAST(?3 AS TEXT)"
+    "', last_error = ?1, last_polled_at = ?2, lease_owner = NULL
+     WHERE id = CAST(?3 AS TEXT) AND +lease_owner = ?4 AND lease_fence = ?5"
 );
 
 /// Appends transitions: ?1 transition rows, inserted in the array's order.

@@ -4,6 +4,7 @@
 //! flags apply ([`flags`]); [`pacing`] is the politeness shared by all polls;
 //! `schedule` decides the loop's next step (start polls, claim, write,
 //! housekeep, checkpoint, stop) from what it holds and the time.
+//! `wal` decides when the write-ahead log's size deserves a warning.
 //! `poll` turns one claimed issuance into a record; the scheduler loop
 //! ([`Watcher::run`]) moves records between the API and the store.
 
@@ -15,5 +16,6 @@ mod schedule;
 #[cfg(test)]
 mod schedule_tests;
 mod scheduler;
+mod wal;
 
 pub use scheduler::Watcher;

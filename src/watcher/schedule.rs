@@ -10,7 +10,8 @@
 //!
 //! Invariants of every [`Step`]:
 //! - at most one write runs; it takes every pending result and, in the same
-//!   commit, the claim, if one is due;
+//!   commit, the claim, if one is due; after a failed write, its results are
+//!   pending again and nothing is written for [`STORE_RETRY`];
 //! - up to two slot-fulls are claimed ahead (one polling, one waiting in
 //!   `ready`, so that a freed slot never waits for the database), in batches of
 //!   at least a quarter of the slots, since every claim is a commit;
@@ -109,6 +110,8 @@ pub struct Schedule {
     /// The smallest claim worth a commit: a quarter of the slots.
     min_batch: usize,
     claim_at: Instant,
+    /// No write of results before this (set after a failed write).
+    write_at: Instant,
     drain_deadline: Option<Instant>,
     housekeeping_at: Instant,
     last_checkpoint: Instant,
@@ -123,6 +126,7 @@ impl Schedule {
             claim_target: 2 * concurrency,
             min_batch: (concurrency / 4).max(1),
             claim_at: now,
+            write_at: now,
             drain_deadline: None,
             housekeeping_at: now,
             last_checkpoint: now,
@@ -150,6 +154,13 @@ impl Schedule {
             } => now + next_due_in.map_or(recheck, |d| d.min(recheck)),
             ClaimOutcome::StoreFailed => now + STORE_RETRY,
         };
+    }
+
+    /// A write failed at `now` and its results are pending again: write
+    /// them (and claim) again after [`STORE_RETRY`], not in a hot loop.
+    pub fn write_failed(&mut self, now: Instant) {
+        self.write_at = now + STORE_RETRY;
+        self.claim_at = self.claim_at.max(self.write_at);
     }
 
     /// [`Schedule::decide`], and the housekeeping and checkpoint it hands out
@@ -197,7 +208,8 @@ impl Schedule {
             .paused_until
             .map_or(self.claim_at, |p| p.max(self.claim_at));
         let claim = want_claim && !held.writing && now >= claim_at;
-        let write = (!held.writing && (claim || held.pending > 0)).then_some(Write {
+        let write_results = held.pending > 0 && now >= self.write_at;
+        let write = (!held.writing && (claim || write_results)).then_some(Write {
             claim: claim.then_some(wanted),
         });
         let writing = held.writing || write.is_some();
@@ -205,6 +217,9 @@ impl Schedule {
         let mut wake = self.drain_deadline;
         if !writing && want_claim {
             wake = earliest(wake, claim_at);
+        }
+        if !writing && held.pending > 0 {
+            wake = earliest(wake, self.write_at);
         }
         if may_housekeep && !writing {
             let at = if housekeep {

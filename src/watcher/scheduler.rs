@@ -45,9 +45,18 @@ struct Written {
     /// Poll results it was given.
     count: usize,
     recorded: Result<Recorded, StoreError>,
+    /// The results, given back when none of them could be written, to be
+    /// written again (see [`Watcher::keep_for_retry`]).
+    unwritten: Vec<PollRecord>,
     /// The claim it was asked to make, and what it claimed (`None`: it failed).
     claimed: Option<(Lease, Option<Vec<Claimed>>)>,
 }
+
+/// How long the last writes at shutdown may take, after the drain: another
+/// program holding the write lock must not keep the daemon from stopping
+/// (under systemd, `TimeoutStopSec` would kill it). What they could not write
+/// is polled again (by the next daemon, at once: see `store::owners`).
+pub const SHUTDOWN_FINAL_WRITE: Duration = Duration::from_secs(2);
 
 /// The watcher: a store, an API client and the policy's settings.
 #[derive(Debug, Clone)]
@@ -101,20 +110,23 @@ impl Watcher {
     ///
     /// Each turn counts what the loop holds, lets `Schedule` decide what to
     /// do, does it, and waits for whatever happens first.
+    ///
+    /// Start-up does no work proportional to the number of rows: it takes its
+    /// owner lock, ends the leases of dead daemons (indexed by owner) and
+    /// claims. Issuances that fell due while no daemon ran are claimed in due
+    /// order and polled as the global rate allows; nothing is respread.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
         let settings = &self.ctx.settings;
-        let spread = self
-            .store
-            .spread_overdue(self.ctx.clock.now(), settings.poll.startup_spread)
-            .await?;
-        if spread > 0 {
-            info!(issuances = spread, window = ?settings.poll.startup_spread, "spreading issuances overdue at start");
-        }
+        let ownership = self.store.hold_ownership();
+        let mut undecided = std::collections::HashSet::new();
+        self.take_over_dead_owners(&mut undecided).await;
         let mut schedule = Schedule::new(settings.api.concurrency, Instant::now());
         let mut ready: VecDeque<Leased> = VecDeque::new();
         let mut inflight: JoinSet<PollRecord> = JoinSet::new();
         let mut pending: Vec<PollRecord> = Vec::new();
         let mut writing: Option<Writing> = None;
+        let mut wal_warned = false;
+        let mut clean = true;
         loop {
             self.ctx.progress.loop_turned();
             let held = Held {
@@ -129,6 +141,8 @@ impl Watcher {
                 // Fatal: writing on would only fill a detached file.
                 self.store.check_file()?;
                 self.pull_back_after_clock_jump().await;
+                self.take_over_dead_owners(&mut undecided).await;
+                self.warn_of_a_growing_wal(&mut wal_warned);
             }
             for next in ready.drain(..step.start_polls) {
                 inflight.spawn(poll_one(self.ctx.clone(), next.claimed));
@@ -147,14 +161,23 @@ impl Watcher {
                 Some(Stop::Abandon) => {
                     warn!(
                         abandoned = inflight.len(),
-                        "abandoning polls still in flight at shutdown (their leases will expire)"
+                        "abandoning polls still in flight at shutdown (the next daemon polls them again)"
                     );
                     inflight.abort_all();
-                    if writing.is_some() {
-                        let written = join_write(&mut writing).await;
-                        self.finish_write(written, &mut ready).await;
+                    clean = false;
+                    let last = async {
+                        if writing.is_some() {
+                            let written = join_write(&mut writing).await;
+                            pending.extend(self.finish_write(written, &mut ready).await.1);
+                        }
+                        self.record_or_log(&pending).await;
+                    };
+                    if tokio::time::timeout(SHUTDOWN_FINAL_WRITE, last)
+                        .await
+                        .is_err()
+                    {
+                        warn!(timeout = ?SHUTDOWN_FINAL_WRITE, "the last results could not be written in time (is another program holding the database's write lock?); they will be polled again");
                     }
-                    self.record_or_log(&pending).await;
                     break;
                 }
                 None => {}
@@ -172,15 +195,94 @@ impl Watcher {
                 }
                 written = join_write(&mut writing), if writing.is_some() => {
                     let now = Instant::now();
-                    if let Some(outcome) = self.finish_write(written, &mut ready).await {
+                    let (outcome, unwritten) = self.finish_write(written, &mut ready).await;
+                    if let Some(outcome) = outcome {
                         schedule.claimed(now, outcome);
+                    }
+                    if !unwritten.is_empty() {
+                        schedule.write_failed(now);
+                        let kept = self.keep_for_retry(unwritten);
+                        // Before the results that finished meanwhile: oldest first.
+                        pending.splice(0..0, kept);
                     }
                 }
                 _ = sleep_until_opt(step.wake) => {}
             }
         }
-        self.release(ready).await;
+        let released = tokio::time::timeout(SHUTDOWN_FINAL_WRITE, self.release(ready)).await;
+        if clean && matches!(released, Ok(true)) {
+            ownership.retire();
+        } else {
+            // Left for the next daemon, which ends whatever leases remain at once.
+            drop(ownership);
+        }
         Ok(())
+    }
+
+    /// Ends the leases of daemons found dead (see `store::owners`), and says
+    /// once per lock file when a daemon's liveness cannot be decided.
+    async fn take_over_dead_owners(&self, undecided: &mut std::collections::HashSet<String>) {
+        match self.store.take_over_dead_owners(self.ctx.clock.now()).await {
+            Ok(found) => {
+                if found.owners > 0 {
+                    info!(
+                        daemons = found.owners,
+                        issuances = found.issuances,
+                        "took over the claims of a daemon that died: they are due now"
+                    );
+                }
+                for what in found.undecided {
+                    if undecided.insert(what.clone()) {
+                        warn!(lock = %what, "cannot tell whether the daemon owning this lock file is alive: its claims wait out poll.lease");
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot take over the claims of dead daemons; they wait out poll.lease")
+            }
+        }
+    }
+
+    /// Warns once when the WAL has grown past `database.wal_warn_bytes`, and
+    /// again only after it has shrunk back below half of it.
+    fn warn_of_a_growing_wal(&self, warned: &mut bool) {
+        let threshold = self.ctx.settings.database.wal_warn_bytes;
+        let Some(bytes) = self.store.wal_bytes() else {
+            return;
+        };
+        match super::wal::check(*warned, bytes, threshold) {
+            super::wal::WalCheck::Warn => {
+                *warned = true;
+                warn!(
+                    wal_bytes = bytes,
+                    threshold,
+                    "the database's write-ahead log has grown past database.wal_warn_bytes: most likely another program holds a read transaction (an open snapshot) for a long time, so SQLite cannot fold the log back; end long reads, or read in short transactions"
+                );
+            }
+            super::wal::WalCheck::Rearm => *warned = false,
+            super::wal::WalCheck::Quiet => {}
+        }
+    }
+
+    /// Results whose write failed (another program held the lock past the
+    /// busy timeout, a full disk, ...) are written again with the next write,
+    /// under the fences they were polled with, instead of leaving their
+    /// issuances to wait out the lease. Those older than `poll.lease` are
+    /// dropped: by then the lease would have ended anyway and they are polled again.
+    fn keep_for_retry(&self, records: Vec<PollRecord>) -> Vec<PollRecord> {
+        let lease = chrono::Duration::from_std(self.ctx.settings.poll.lease)
+            .unwrap_or(chrono::TimeDelta::MAX);
+        let now = self.ctx.clock.now();
+        let (kept, dropped): (Vec<_>, Vec<_>) = records
+            .into_iter()
+            .partition(|r| now.signed_duration_since(r.now) < lease);
+        if !dropped.is_empty() {
+            warn!(
+                results = dropped.len(),
+                "dropping results that could not be written for longer than poll.lease; they will be polled again"
+            );
+        }
+        kept
     }
 
     /// The write of `records`, with a claim if `lease` is given, as a future
@@ -199,29 +301,49 @@ impl Watcher {
                 // Only started without a claim when there are results to write.
                 None => (store.record(&records).await, None),
             };
+            let unwritten = if recorded.is_err() {
+                records
+            } else {
+                Vec::new()
+            };
             Written {
                 count,
                 recorded,
+                unwritten,
                 claimed,
             }
         })
     }
 
     /// Reports a finished write and queues what it claimed. Returns what the
-    /// claim found, if the write claimed, which says when to claim again.
+    /// claim found, if the write claimed, which says when to claim again, and
+    /// the results it could not write.
     async fn finish_write(
         &self,
         written: Written,
         ready: &mut VecDeque<Leased>,
-    ) -> Option<ClaimOutcome> {
+    ) -> (Option<ClaimOutcome>, Vec<PollRecord>) {
         match written.recorded {
             // Only a claim was asked for, and it failed.
             Err(e) if written.count == 0 => {
                 error!(error = %e, "cannot claim due issuances; retrying")
             }
-            outcome => self.report_outcome(outcome, written.count),
+            Err(e) => {
+                error!(error = %e, records = written.count, "could not record poll results; writing them again shortly")
+            }
+            Ok(recorded) => self.report(&recorded),
         }
-        let (lease, claimed) = written.claimed?;
+        let outcome = self.queue_claimed(written.claimed, ready).await;
+        (outcome, written.unwritten)
+    }
+
+    /// Queues what a write claimed; what the claim found, if it claimed.
+    async fn queue_claimed(
+        &self,
+        claimed: Option<(Lease, Option<Vec<Claimed>>)>,
+        ready: &mut VecDeque<Leased>,
+    ) -> Option<ClaimOutcome> {
+        let (lease, claimed) = claimed?;
         let Some(claimed) = claimed else {
             return Some(ClaimOutcome::StoreFailed);
         };
@@ -250,19 +372,21 @@ impl Watcher {
     }
 
     /// Hands back issuances claimed but never polled, so that they are due at
-    /// once for the next daemon instead of after their lease.
-    async fn release(&self, ready: VecDeque<Leased>) {
+    /// once for the next daemon instead of after their lease. Whether it worked.
+    async fn release(&self, ready: VecDeque<Leased>) -> bool {
         if ready.is_empty() {
-            return;
+            return true;
         }
-        let leases: Vec<(Vec<u8>, DateTime<Utc>)> = ready
-            .into_iter()
-            .map(|l| (l.claimed.raw_id, l.until))
-            .collect();
+        let leases: Vec<(Claimed, DateTime<Utc>)> =
+            ready.into_iter().map(|l| (l.claimed, l.until)).collect();
         match self.store.release(&leases, self.ctx.clock.now()).await {
-            Ok(released) => debug!(released, "claimed issuances handed back"),
+            Ok(released) => {
+                debug!(released, "claimed issuances handed back");
+                true
+            }
             Err(e) => {
-                warn!(error = %e, "could not hand back claimed issuances; their leases will expire")
+                warn!(error = %e, "could not hand back claimed issuances; the next daemon takes them over");
+                false
             }
         }
     }
@@ -321,20 +445,16 @@ impl Watcher {
         }
     }
 
-    /// Records a batch, logging rather than returning a failure.
+    /// Records a batch at shutdown, logging rather than returning a failure
+    /// (the issuances are then polled again by the next daemon).
     async fn record_or_log(&self, records: &[PollRecord]) {
-        if !records.is_empty() {
-            self.report_outcome(self.store.record(records).await, records.len());
+        if records.is_empty() {
+            return;
         }
-    }
-
-    /// Logs and counts a batch's outcome. A failure is not fatal: the leases
-    /// expire and these issuances are polled again.
-    fn report_outcome(&self, outcome: Result<Recorded, StoreError>, records: usize) {
-        match outcome {
+        match self.store.record(records).await {
             Ok(recorded) => self.report(&recorded),
             Err(e) => {
-                error!(error = %e, records, "could not record poll results; they will be polled again")
+                error!(error = %e, records = records.len(), "could not record poll results; they will be polled again")
             }
         }
     }
@@ -344,6 +464,12 @@ impl Watcher {
         self.ctx
             .progress
             .transitions_recorded(recorded.transitions.len() as u64);
+        if recorded.stale > 0 {
+            debug!(
+                results = recorded.stale,
+                "dropped results polled under leases that had ended"
+            );
+        }
         crate::ops::metrics::recorded(recorded);
         if !recorded.transitions.is_empty() || !recorded.flags_raised.is_empty() {
             self.ctx.progress.events_committed();

@@ -111,6 +111,7 @@ pub async fn open_store(dir: &Path) -> Store {
     let settings = issuance_watcher::settings::DatabaseSettings {
         path: db_path(dir),
         busy_timeout: Duration::from_secs(5),
+        wal_warn_bytes: 0,
     };
     Store::open(&settings).await.unwrap()
 }

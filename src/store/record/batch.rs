@@ -54,8 +54,8 @@ impl Store {
     ) -> Result<(Recorded, Option<Vec<Claimed>>), StoreError> {
         let together = self
             .write("committing poll results", async |tx| {
-                let recorded = Batch::write(tx, records).await?;
-                let claimed = claim_in(tx, &lease).await?;
+                let recorded = Batch::write(tx, &self.owner, records).await?;
+                let claimed = claim_in(tx, &self.owner, &lease).await?;
                 Ok((recorded, Some(claimed)))
             })
             .await;
@@ -70,7 +70,7 @@ impl Store {
 
     async fn record_together(&self, records: &[PollRecord]) -> Result<Recorded, StoreError> {
         self.write("committing poll results", async |tx| {
-            Batch::write(tx, records).await
+            Batch::write(tx, &self.owner, records).await
         })
         .await
     }
@@ -78,19 +78,26 @@ impl Store {
 
 /// A batch being written inside the caller's transaction: what it has changed
 /// so far, and the rows it still owes at its end.
-#[derive(Debug, Default)]
-struct Batch {
+#[derive(Debug)]
+struct Batch<'a> {
+    /// The daemon whose leases the results must still be under.
+    owner: &'a str,
     recorded: Recorded,
     deferred: Deferred,
 }
 
-impl Batch {
+impl<'a> Batch<'a> {
     async fn write(
         tx: &mut Transaction<'_, Sqlite>,
+        owner: &'a str,
         records: &[PollRecord],
     ) -> Result<Recorded, StoreError> {
-        let mut batch = Batch::default();
-        let updated = observe::update_observations_in_bulk(tx, records).await?;
+        let mut batch = Batch {
+            owner,
+            recorded: Recorded::default(),
+            deferred: Deferred::default(),
+        };
+        let updated = observe::update_observations_in_bulk(tx, owner, records).await?;
         for record in records {
             // A second result for the same issuance must see the first one's writes.
             if batch.deferred.touches(&record.claimed.raw_id) {
@@ -126,8 +133,9 @@ impl Batch {
                     decision: *decision,
                 };
                 let Written::Over(previous) =
-                    observe::write_observation(tx, observed, status_written).await?
+                    observe::write_observation(tx, self.owner, observed, status_written).await?
                 else {
+                    self.stale(&id);
                     return Ok(());
                 };
                 if let Some(transition) = observe::transition(&id, previous, observation.status) {
@@ -155,7 +163,7 @@ impl Batch {
                 flags,
             } => {
                 let (watch, next) = Watch::after(*decision, record.now);
-                sqlx::query(sql::RECORD_FAILED)
+                let written = sqlx::query(sql::RECORD_FAILED)
                     .bind(watch.as_str())
                     .bind(to_db(next))
                     .bind(i64::from(*attempts))
@@ -163,22 +171,39 @@ impl Batch {
                     .bind(error)
                     .bind(not_found_since.map(to_db))
                     .bind(id.as_ref())
+                    .bind(self.owner)
+                    .bind(record.claimed.fence)
                     .execute(&mut **tx)
                     .await
                     .context("recording a failed poll")?;
+                if written.rows_affected() == 0 {
+                    self.stale(&id);
+                    return Ok(());
+                }
                 raise_flags(tx, &id, flags, &now, &mut self.recorded).await
             }
             RecordKind::Rejected { reason } => {
                 // Matched by the raw bytes, which need not be valid UTF-8.
-                sqlx::query(sql::RECORD_REJECTED)
+                let written = sqlx::query(sql::RECORD_REJECTED)
                     .bind(reason)
                     .bind(&now)
                     .bind(&record.claimed.raw_id)
+                    .bind(self.owner)
+                    .bind(record.claimed.fence)
                     .execute(&mut **tx)
                     .await
                     .context("recording a rejected id")?;
+                if written.rows_affected() == 0 {
+                    self.stale(&id);
+                }
                 Ok(())
             }
         }
+    }
+
+    /// A result whose lease had ended: dropped, counted, logged at debug.
+    fn stale(&mut self, id: &str) {
+        self.recorded.stale += 1;
+        tracing::debug!(issuance = %id, "result dropped: its lease had ended (expired and claimed again, taken over, or the row edited meanwhile)");
     }
 }

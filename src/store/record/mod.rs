@@ -1,6 +1,13 @@
 //! Recording poll results: status, transition, flags and next poll time of each
 //! issuance change together, in one short `BEGIN IMMEDIATE` transaction per batch.
 //!
+//! Only under the lease: every statement that writes a result also checks
+//! that the row is still leased to this daemon under the fence the poll was
+//! claimed with (see `store/claim.rs`). A stale result (the lease ended: it
+//! expired and someone claimed the row again, it was taken over, or another
+//! program edited `status` or `watch`) writes nothing, raises no flag and is
+//! counted in [`Recorded::stale`].
+//!
 //! Exactly-once: the transition row is written in the same transaction as the
 //! status it moves to, and only when the stored status differs from the
 //! observed one. A crash before commit records nothing (the lease expires and
@@ -65,6 +72,8 @@ pub struct Recorded {
     pub transitions: Vec<TransitionRecorded>,
     pub flags_raised: Vec<FlagRaised>,
     pub flags_cleared: u64,
+    /// Results dropped because the lease they were polled under had ended.
+    pub stale: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,5 +97,6 @@ impl Recorded {
         self.transitions.extend(other.transitions);
         self.flags_raised.extend(other.flags_raised);
         self.flags_cleared += other.flags_cleared;
+        self.stale += other.stale;
     }
 }

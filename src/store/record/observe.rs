@@ -1,9 +1,11 @@
 //! Writing observations over the stored status, and what changed.
 //!
-//! An observation is written only where the stored status is still the one it
-//! is compared against (`expected_status` in its row), and [`transition`] is
-//! derived from exactly that status: the comparison and the write are one
-//! statement, so no other writer can come between them.
+//! An observation is written only where the row is still leased to this
+//! daemon under the fence it was claimed with (`fence` in its row) and the
+//! stored status is still the one it is compared against (`expected_status`),
+//! and [`transition`] is derived from exactly that status: the checks and the
+//! write are one statement, so no other writer can come between them. A
+//! result whose lease has ended is not written at all ([`Written::NotHeld`]).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -63,6 +65,7 @@ impl<'a> ObservedRecord<'a> {
             polled_at: to_db(self.record.now),
             last_error: (!observation.warnings.is_empty()).then(|| observation.warnings.join("; ")),
             expected_status: expected,
+            fence: self.record.claimed.fence,
         }
     }
 
@@ -94,6 +97,8 @@ struct ObservationRow<'a> {
     last_error: Option<String>,
     /// The stored status this row may be written over (`None`: never seen).
     expected_status: Option<&'a str>,
+    /// The fence of the lease the poll ran under.
+    fence: i64,
 }
 
 /// Which statement writes an observation.
@@ -117,12 +122,13 @@ impl Shape {
 }
 
 /// Writes, in one statement, every observation in the batch whose stored
-/// status is still the one it was claimed with (the usual case: we hold the
-/// lease). Returns the ids written; the rest (a concurrent writer changed the
-/// status, or the id occurs twice in the batch) take [`write_observation`],
-/// which re-reads the status first. Same columns and rule as that path.
+/// status is still the one it was claimed with, under a lease `owner` still
+/// holds (the usual case). Returns the ids written; the rest (the lease ended,
+/// or the id occurs twice in the batch) take [`write_observation`]. Same
+/// columns and rule as that path.
 pub(super) async fn update_observations_in_bulk(
     tx: &mut Transaction<'_, Sqlite>,
+    owner: &str,
     records: &[PollRecord],
 ) -> Result<HashSet<Vec<u8>>, StoreError> {
     let mut seen = HashMap::<&[u8], usize>::new();
@@ -142,8 +148,8 @@ pub(super) async fn update_observations_in_bulk(
             moving.push(row);
         }
     }
-    let mut written = write_observations(tx, &steady, Shape::Steady).await?;
-    written.extend(write_observations(tx, &moving, Shape::Any).await?);
+    let mut written = write_observations(tx, owner, &steady, Shape::Steady).await?;
+    written.extend(write_observations(tx, owner, &moving, Shape::Any).await?);
     Ok(written)
 }
 
@@ -152,8 +158,10 @@ pub(super) async fn update_observations_in_bulk(
 pub(super) enum Written {
     /// The observation replaced this stored status (`None`: never seen before).
     Over(Option<String>),
-    /// The row is gone (deleted by another program meanwhile): nothing to record.
-    RowGone,
+    /// The lease the poll ran under has ended (expired and claimed again,
+    /// taken over, or revoked by another program's edit), or the row is gone:
+    /// the result is stale and nothing is recorded.
+    NotHeld,
 }
 
 /// Writes one observation and returns the stored status it replaced.
@@ -161,49 +169,55 @@ pub(super) enum Written {
 /// status it was claimed with.
 pub(super) async fn write_observation(
     tx: &mut Transaction<'_, Sqlite>,
+    owner: &str,
     observed: ObservedRecord<'_>,
     status_written: bool,
 ) -> Result<Written, StoreError> {
     let claimed = &observed.record.claimed.status;
-    if status_written || write_one(tx, observed, claimed.as_deref()).await? {
+    if status_written || write_one(tx, owner, observed, claimed.as_deref()).await? {
         return Ok(Written::Over(claimed.clone()));
     }
-    // The status at claim time is almost always still current (we hold the
-    // lease); if another writer changed it meanwhile, read it again inside this
-    // transaction, where it can no longer change, and write over that.
+    // While the lease holds, the status at claim time is still current (other
+    // programs' edits of it end the lease). Should a writer have changed it
+    // without ending the lease, read it again inside this transaction, where
+    // it can no longer change, and write over that, still under the lease.
     let current: Option<Option<String>> = sqlx::query_scalar(sql::STATUS_OF)
         .bind(String::from_utf8_lossy(&observed.record.claimed.raw_id))
         .fetch_optional(&mut **tx)
         .await
         .context("re-reading a status changed by another writer")?;
     match current {
-        Some(current) if write_one(tx, observed, current.as_deref()).await? => {
+        Some(current) if write_one(tx, owner, observed, current.as_deref()).await? => {
             Ok(Written::Over(current))
         }
-        // Deleted meanwhile (it cannot change again: we hold the write lock).
-        _ => Ok(Written::RowGone),
+        // Not ours any more, or deleted (neither can change again: we hold
+        // the write lock).
+        _ => Ok(Written::NotHeld),
     }
 }
 
-/// Writes one observation over the stored status `expected`; whether it matched.
+/// Writes one observation over the stored status `expected` under `owner`'s
+/// lease; whether it matched.
 async fn write_one(
     tx: &mut Transaction<'_, Sqlite>,
+    owner: &str,
     observed: ObservedRecord<'_>,
     expected: Option<&str>,
 ) -> Result<bool, StoreError> {
     let row = observed.row(expected);
     Ok(
-        !write_observations(tx, std::slice::from_ref(&row), Shape::Any)
+        !write_observations(tx, owner, std::slice::from_ref(&row), Shape::Any)
             .await?
             .is_empty(),
     )
 }
 
-/// Writes observation rows in one statement, each only where the stored status
-/// is still the row's expected one (and, for [`Shape::Steady`], the row is still
+/// Writes observation rows in one statement, each only where `owner` still
+/// holds the row's lease and the stored status is still the row's expected one (and, for [`Shape::Steady`], the row is still
 /// watched, so that leaving `watch` out changes nothing). Returns the ids written.
 async fn write_observations(
     tx: &mut Transaction<'_, Sqlite>,
+    owner: &str,
     rows: &[ObservationRow<'_>],
     shape: Shape,
 ) -> Result<HashSet<Vec<u8>>, StoreError> {
@@ -212,6 +226,7 @@ async fn write_observations(
     }
     let written: Vec<String> = sqlx::query_scalar(shape.statement())
         .bind(encode_rows(&rows)?)
+        .bind(owner)
         .fetch_all(&mut **tx)
         .await
         .context("recording observations")?;

@@ -3,22 +3,31 @@
 
 use chrono::Utc;
 
+// Every record here is written under a real claim (`claim`): writes check the
+// lease's owner and fence, so a made-up claim would write nothing.
+
 use super::{PollRecord, RecordKind};
 use crate::domain::status::Status;
 use crate::domain::{Decision, Flag, Observation, Vbank};
 use crate::store::testing::{query_plan, temp_store};
 use crate::store::{Claimed, Lease, Store, sql};
 
-fn observed(status: Status, claimed_status: Option<&str>, flags: Vec<Flag>) -> PollRecord {
+/// Claims every due row, as the scheduler would, and returns the claim of `id`.
+async fn claim(store: &Store, id: &str) -> Claimed {
+    let now = Utc::now() + chrono::Duration::seconds(1);
+    store
+        .claim_due(now, now + chrono::Duration::minutes(2), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.raw_id == id.as_bytes())
+        .unwrap_or_else(|| panic!("{id} was not due"))
+}
+
+fn observed(status: Status, claimed: Claimed, flags: Vec<Flag>) -> PollRecord {
     let now = Utc::now();
     PollRecord {
-        claimed: Claimed {
-            raw_id: b"42".to_vec(),
-            status: claimed_status.map(str::to_owned),
-            due_at: None,
-            attempts: 0,
-            not_found_since: None,
-        },
+        claimed,
         now,
         kind: RecordKind::Observed {
             observation: Observation {
@@ -42,6 +51,25 @@ fn observed(status: Status, claimed_status: Option<&str>, flags: Vec<Flag>) -> P
     }
 }
 
+fn failed(claimed: Claimed) -> PollRecord {
+    let now = Utc::now();
+    PollRecord {
+        claimed,
+        now,
+        kind: RecordKind::Failed {
+            error: "HTTP 503".into(),
+            attempts: 1,
+            not_found_since: None,
+            decision: Decision::PollAt(now + chrono::Duration::seconds(5)),
+            flags: vec![Flag::due_soon(std::time::Duration::from_secs(3600))],
+        },
+    }
+}
+
+async fn insert(store: &Store, sql: &'static str) {
+    sqlx::query(sql).execute(store.pool()).await.unwrap();
+}
+
 async fn transitions(store: &Store) -> Vec<(Option<String>, String, Option<String>)> {
     sqlx::query_as("SELECT from_status, to_status, anomaly FROM transitions ORDER BY seq")
         .fetch_all(store.pool())
@@ -49,14 +77,24 @@ async fn transitions(store: &Store) -> Vec<(Option<String>, String, Option<Strin
         .unwrap()
 }
 
+async fn row(store: &Store, id: &str) -> (Option<String>, String, i64, Option<String>) {
+    sqlx::query_as("SELECT status, watch, polls, lease_owner FROM issuances WHERE id = ?1")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_batch_and_the_claim_for_its_freed_slots_commit_together() {
     let (store, _dir) = temp_store().await;
-    sqlx::query("INSERT INTO issuances (id, status) VALUES ('42', 'WAITED'), ('43', NULL)")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    let mut done = observed(Status::Ready, Some("WAITED"), vec![]);
+    insert(
+        &store,
+        "INSERT INTO issuances (id, status) VALUES ('42', 'WAITED')",
+    )
+    .await;
+    let mut done = observed(Status::Ready, claim(&store, "42").await, vec![]);
+    insert(&store, "INSERT INTO issuances (id) VALUES ('43')").await;
     let later = done.now + chrono::Duration::minutes(5);
     if let RecordKind::Observed { decision, .. } = &mut done.kind {
         *decision = Decision::PollAt(later);
@@ -75,57 +113,215 @@ async fn a_batch_and_the_claim_for_its_freed_slots_commit_together() {
         transitions(&store).await,
         [(Some("WAITED".into()), "READY".into(), None)]
     );
+    assert_eq!(row(&store, "42").await.3, None, "the write ended the lease");
 }
 
 #[tokio::test]
-async fn a_steady_observation_of_a_row_no_longer_watched_still_takes_effect() {
-    // Another program ended the watch while the poll was in flight: the
-    // narrow statement for unchanged observations skips the row, and the
-    // one-by-one path writes it as it always has.
+async fn an_external_edit_of_the_watch_during_a_poll_wins() {
+    // Another program ended the watch while the poll was in flight: the edit
+    // ended the lease, so the poll's result is dropped, not written over it.
     let (store, _dir) = temp_store().await;
-    sqlx::query("INSERT INTO issuances (id, status, watch) VALUES ('42', 'READY', 'rejected')")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    let ready = observed(Status::Ready, Some("READY"), vec![]);
-    store.record(&[ready]).await.unwrap();
-    let (watch, polls): (String, i64) =
-        sqlx::query_as("SELECT watch, polls FROM issuances WHERE id = '42'")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-    assert_eq!((watch.as_str(), polls), ("active", 1));
+    insert(
+        &store,
+        "INSERT INTO issuances (id, status) VALUES ('42', 'READY')",
+    )
+    .await;
+    let ready = observed(Status::Ready, claim(&store, "42").await, vec![]);
+    insert(
+        &store,
+        "UPDATE issuances SET watch = 'settled' WHERE id = '42'",
+    )
+    .await;
+    let recorded = store.record(&[ready]).await.unwrap();
+    assert_eq!(recorded.stale, 1);
+    assert_eq!(
+        row(&store, "42").await,
+        (Some("READY".into()), "settled".into(), 0, None)
+    );
+    assert!(transitions(&store).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_external_edit_of_the_status_during_a_poll_wins() {
+    // The operator cancels an issuance by SQL while its poll is in flight: no
+    // CANCELLED -> READY, the row stays as the operator left it (and settled:
+    // a terminal status written by another program ends the watch).
+    let (store, _dir) = temp_store().await;
+    insert(
+        &store,
+        "INSERT INTO issuances (id, status) VALUES ('42', 'WAITED')",
+    )
+    .await;
+    let ready = observed(Status::Ready, claim(&store, "42").await, vec![]);
+    insert(
+        &store,
+        "UPDATE issuances SET status = 'CANCELLED' WHERE id = '42'",
+    )
+    .await;
+    let recorded = store.record(&[ready]).await.unwrap();
+    assert_eq!((recorded.stale, recorded.transitions.len()), (1, 0));
+    assert_eq!(
+        row(&store, "42").await,
+        (Some("CANCELLED".into()), "settled".into(), 0, None)
+    );
     assert!(transitions(&store).await.is_empty());
 }
 
 #[tokio::test]
 async fn the_same_observation_recorded_twice_is_one_transition() {
     let (store, _dir) = temp_store().await;
-    sqlx::query("INSERT INTO issuances (id) VALUES ('42')")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    // A replay of the same claim (e.g. a retried batch) must not double-record.
-    store
-        .record(&[observed(Status::Waited, None, vec![])])
-        .await
-        .unwrap();
-    store
-        .record(&[observed(Status::Waited, None, vec![])])
-        .await
-        .unwrap();
+    insert(&store, "INSERT INTO issuances (id) VALUES ('42')").await;
+    // A replay of the same claim (e.g. a retried batch) must not double-record:
+    // the first write ended the lease, the replay is stale.
+    let waited = observed(Status::Waited, claim(&store, "42").await, vec![]);
+    store.record(std::slice::from_ref(&waited)).await.unwrap();
+    let replay = store.record(&[waited]).await.unwrap();
+    assert_eq!(replay.stale, 1);
     assert_eq!(transitions(&store).await, [(None, "WAITED".into(), None)]);
+}
+
+#[tokio::test]
+async fn a_result_polled_under_an_expired_and_reclaimed_lease_is_dropped() {
+    // Daemon A claims, is paused past its lease; daemon B claims the row
+    // again and records DONE; A resumes and writes its old READY (observed,
+    // failed and rejected alike): nothing of it is recorded.
+    let (a, dir) = temp_store().await;
+    let b = Store::open(&crate::settings::DatabaseSettings {
+        path: dir.path().join("nested").join("watcher.db"),
+        busy_timeout: std::time::Duration::from_secs(5),
+        wal_warn_bytes: 0,
+    })
+    .await
+    .unwrap();
+    insert(
+        &a,
+        "INSERT INTO issuances (id, status) VALUES ('1', 'READY'), ('2', 'READY'), ('3', 'READY')",
+    )
+    .await;
+    let now = Utc::now();
+    let old: Vec<Claimed> = a.claim_due(now, now, 10).await.unwrap();
+    assert_eq!(old.len(), 3);
+    // A's lease (until `now`) has run out: B claims the rows.
+    let later = now + chrono::Duration::milliseconds(1);
+    let new = b
+        .claim_due(later, later + chrono::Duration::minutes(2), 10)
+        .await
+        .unwrap();
+    let of = |claims: &[Claimed], id: &str| {
+        claims
+            .iter()
+            .find(|c| c.raw_id == id.as_bytes())
+            .unwrap()
+            .clone()
+    };
+    b.record(&[observed(Status::Done, of(&new, "1"), vec![])])
+        .await
+        .unwrap();
+    let stale = a
+        .record(&[
+            observed(
+                Status::Ready,
+                of(&old, "1"),
+                vec![Flag::due_soon(std::time::Duration::from_secs(3600))],
+            ),
+            failed(of(&old, "2")),
+            PollRecord {
+                claimed: of(&old, "3"),
+                now,
+                kind: RecordKind::Rejected {
+                    reason: "late".into(),
+                },
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!((stale.stale, stale.transitions.len()), (3, 0));
+    assert!(stale.flags_raised.is_empty());
+    assert_eq!(
+        transitions(&a).await,
+        [(Some("READY".into()), "DONE".into(), None)]
+    );
+    assert_eq!(
+        row(&a, "1").await.1,
+        "settled",
+        "no settled row re-activated"
+    );
+    for id in ["2", "3"] {
+        let (status, watch, polls, owner) = row(&a, id).await;
+        assert_eq!(
+            (status.as_deref(), watch.as_str(), polls),
+            (Some("READY"), "active", 0)
+        );
+        assert_eq!(
+            owner.as_deref(),
+            Some(b.owner()),
+            "B's lease on {id} stands"
+        );
+    }
+    let flags: i64 = sqlx::query_scalar("SELECT count(*) FROM flags")
+        .fetch_one(a.pool())
+        .await
+        .unwrap();
+    assert_eq!(flags, 0);
+    // B's own results for 2 and 3 are still written.
+    let fresh = b
+        .record(&[failed(of(&new, "2")), failed(of(&new, "3"))])
+        .await
+        .unwrap();
+    assert_eq!(fresh.stale, 0);
+    assert_eq!(row(&a, "2").await.2, 1);
+}
+
+#[tokio::test]
+async fn the_one_by_one_fallback_is_fenced_too() {
+    let (store, _dir) = temp_store().await;
+    insert(&store, "INSERT INTO issuances (id, status) VALUES ('poison', 'WAITED'), ('stale', 'WAITED'), ('fine', 'WAITED')").await;
+    let now = Utc::now();
+    let first = store.claim_due(now, now, 10).await.unwrap();
+    let stale = first.iter().find(|c| c.raw_id == b"stale").unwrap().clone();
+    let later = now + chrono::Duration::milliseconds(1);
+    let second = store
+        .claim_due(later, later + chrono::Duration::minutes(2), 10)
+        .await
+        .unwrap();
+    let current = |id: &str| {
+        second
+            .iter()
+            .find(|c| c.raw_id == id.as_bytes())
+            .unwrap()
+            .clone()
+    };
+    // A row whose write always fails makes the batch fail as a whole.
+    insert(&store, "CREATE TRIGGER poison BEFORE UPDATE OF status ON issuances WHEN NEW.id = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END").await;
+    let recorded = store
+        .record(&[
+            observed(Status::Ready, current("poison"), vec![]),
+            observed(Status::Ready, stale, vec![]),
+            observed(Status::Ready, current("fine"), vec![]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((recorded.transitions.len(), recorded.stale), (1, 1));
+    assert_eq!(row(&store, "stale").await.0.as_deref(), Some("WAITED"));
+    assert_eq!(row(&store, "fine").await.0.as_deref(), Some("READY"));
 }
 
 #[tokio::test]
 async fn a_backward_move_is_recorded_as_an_anomaly() {
     let (store, _dir) = temp_store().await;
-    sqlx::query("INSERT INTO issuances (id, status) VALUES ('42', 'DONE')")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    // Inserted as DONE it is settled; watching it again is setting it active.
+    insert(
+        &store,
+        "INSERT INTO issuances (id, status) VALUES ('42', 'DONE')",
+    )
+    .await;
+    insert(
+        &store,
+        "UPDATE issuances SET watch = 'active' WHERE id = '42'",
+    )
+    .await;
     let recorded = store
-        .record(&[observed(Status::Ready, Some("DONE"), vec![])])
+        .record(&[observed(Status::Ready, claim(&store, "42").await, vec![])])
         .await
         .unwrap();
     assert_eq!(
@@ -141,14 +337,15 @@ async fn a_backward_move_is_recorded_as_an_anomaly() {
 #[tokio::test]
 async fn flags_are_raised_once_and_cleared_when_ready_ends() {
     let (store, _dir) = temp_store().await;
-    sqlx::query("INSERT INTO issuances (id, status) VALUES ('42', 'READY')")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    insert(
+        &store,
+        "INSERT INTO issuances (id, status) VALUES ('42', 'READY')",
+    )
+    .await;
     let first = store
         .record(&[observed(
             Status::Ready,
-            Some("READY"),
+            claim(&store, "42").await,
             vec![Flag::due_soon(std::time::Duration::from_secs(3600))],
         )])
         .await
@@ -156,14 +353,14 @@ async fn flags_are_raised_once_and_cleared_when_ready_ends() {
     let again = store
         .record(&[observed(
             Status::Ready,
-            Some("READY"),
+            claim(&store, "42").await,
             vec![Flag::due_soon(std::time::Duration::from_secs(3600))],
         )])
         .await
         .unwrap();
     assert_eq!((first.flags_raised.len(), again.flags_raised.len()), (1, 0));
     let done = store
-        .record(&[observed(Status::Done, Some("READY"), vec![])])
+        .record(&[observed(Status::Done, claim(&store, "42").await, vec![])])
         .await
         .unwrap();
     assert_eq!(done.flags_cleared, 1);
@@ -172,29 +369,38 @@ async fn flags_are_raised_once_and_cleared_when_ready_ends() {
         .await
         .unwrap();
     assert_eq!(open, 0);
-    let watch: String = sqlx::query_scalar("SELECT watch FROM issuances")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(watch, "settled");
+    assert_eq!(row(&store, "42").await.1, "settled");
 }
 
 #[tokio::test]
-async fn a_status_changed_by_another_writer_is_the_from_of_the_transition() {
+async fn a_terminal_status_written_by_another_program_settles_the_row() {
     let (store, _dir) = temp_store().await;
-    sqlx::query("INSERT INTO issuances (id, status) VALUES ('42', 'READY')")
-        .execute(store.pool())
+    // An import of history, and a status set by hand on a watched row.
+    insert(&store, "INSERT INTO issuances (id, status) VALUES ('imported', 'DONE'), ('watched', 'READY'), ('new', NULL)").await;
+    insert(
+        &store,
+        "UPDATE issuances SET status = 'FAIL' WHERE id = 'watched'",
+    )
+    .await;
+    for id in ["imported", "watched"] {
+        assert_eq!(row(&store, id).await.1, "settled", "{id}");
+    }
+    let now = Utc::now() + chrono::Duration::seconds(1);
+    let claimed: Vec<Vec<u8>> = store
+        .claim_due(now, now, 10)
         .await
-        .unwrap();
-    // Claimed as WAITED, but the row says READY by the time the result is written.
-    store
-        .record(&[observed(Status::Done, Some("WAITED"), vec![])])
-        .await
-        .unwrap();
-    assert_eq!(
-        transitions(&store).await,
-        [(Some("READY".into()), "DONE".into(), None)]
-    );
+        .unwrap()
+        .into_iter()
+        .map(|c| c.raw_id)
+        .collect();
+    assert_eq!(claimed, [b"new".to_vec()], "terminal rows are never polled");
+    // Watching one again (watch only) is still possible: it is polled once more.
+    insert(
+        &store,
+        "UPDATE issuances SET watch = 'active' WHERE id = 'imported'",
+    )
+    .await;
+    assert_eq!(row(&store, "imported").await.1, "active");
 }
 
 #[tokio::test]
@@ -223,29 +429,32 @@ async fn a_non_utf8_id_is_rejected_by_its_bytes() {
     assert_eq!((watch.as_str(), error.as_str()), ("rejected", "not UTF-8"));
 }
 
-fn observed_id(id: &str, status: Status, claimed_status: Option<&str>) -> PollRecord {
-    let mut record = observed(status, claimed_status, vec![]);
-    record.claimed.raw_id = id.as_bytes().to_vec();
-    record
-}
-
 #[tokio::test]
-async fn a_batch_records_each_change_once_and_raced_rows_by_their_current_status() {
+async fn a_batch_records_each_change_once() {
     let (store, _dir) = temp_store().await;
-    sqlx::query("INSERT INTO issuances (id, status) VALUES ('a', NULL), ('b', 'WAITED'), ('c', 'READY'), ('d', 'READY')")
-        .execute(store.pool())
+    insert(&store, "INSERT INTO issuances (id, status) VALUES ('a', NULL), ('b', 'WAITED'), ('c', 'READY'), ('d', 'READY')").await;
+    let now = Utc::now() + chrono::Duration::seconds(1);
+    let claims = store
+        .claim_due(now, now + chrono::Duration::minutes(2), 10)
         .await
         .unwrap();
+    let of = |id: &str| {
+        claims
+            .iter()
+            .find(|c| c.raw_id == id.as_bytes())
+            .unwrap()
+            .clone()
+    };
     let batch = [
-        observed_id("a", Status::Waited, None),
-        observed_id("b", Status::Waited, Some("WAITED")),
-        // Claimed as WAITED, but another writer set READY meanwhile.
-        observed_id("c", Status::Done, Some("WAITED")),
-        observed_id("d", Status::Done, Some("READY")),
+        observed(Status::Waited, of("a"), vec![]),
+        observed(Status::Waited, of("b"), vec![]),
+        observed(Status::Done, of("c"), vec![]),
+        observed(Status::Done, of("d"), vec![]),
     ];
     let recorded = store.record(&batch).await.unwrap();
-    assert_eq!(recorded.transitions.len(), 3);
-    store.record(&batch).await.unwrap();
+    assert_eq!((recorded.transitions.len(), recorded.stale), (3, 0));
+    let replay = store.record(&batch).await.unwrap();
+    assert_eq!((replay.transitions.len(), replay.stale), (0, 4));
     let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(
         "SELECT issuance_id, from_status, to_status FROM transitions ORDER BY issuance_id",
     )
@@ -262,11 +471,11 @@ async fn a_batch_records_each_change_once_and_raced_rows_by_their_current_status
         .map(|(i, f, t)| (i.to_string(), f.map(str::to_owned), t.to_string()))
         .collect();
     assert_eq!(rows, expected);
-    let polls: i64 = sqlx::query_scalar("SELECT polls FROM issuances WHERE id = 'b'")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(polls, 2, "unchanged observations are still counted");
+    assert_eq!(
+        row(&store, "b").await.2,
+        1,
+        "unchanged observations are still counted"
+    );
 }
 
 #[tokio::test]
@@ -324,7 +533,7 @@ async fn transitions_cannot_be_rewritten() {
         .await
         .unwrap();
     store
-        .record(&[observed(Status::Waited, None, vec![])])
+        .record(&[observed(Status::Waited, claim(&store, "42").await, vec![])])
         .await
         .unwrap();
     assert!(
