@@ -49,6 +49,10 @@ async fn run_refuses_an_accelerated_simulator_unless_told_to_follow_its_clock() 
     let ids = sim.try_seed(1, None).unwrap();
     let added = local(&base, &db).arg("add").arg(&ids[0]).output().unwrap();
     assert!(added.status.success());
+    // Half a real second is half a simulated hour: by the time the watcher
+    // asks, the simulator's clock is well ahead of the wall clock, however
+    // fast the steps above ran.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
     let mut daemon = local(&base, &db)
         .args(["run", "--follow-simulator-clock"])

@@ -222,6 +222,18 @@ mod tests {
     use super::super::testing::{query_plan, temp_store};
     use super::*;
 
+    /// Inserts active rows `(id, next_poll_at)`.
+    async fn insert_due(store: &Store, rows: &[(&str, &str)]) {
+        for (id, at) in rows {
+            sqlx::query("INSERT INTO issuances (id, next_poll_at) VALUES (?, ?)")
+                .bind(id)
+                .bind(at)
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+    }
+
     fn t(s: &str) -> DateTime<Utc> {
         from_db(s).unwrap()
     }
@@ -300,18 +312,15 @@ mod tests {
     #[tokio::test]
     async fn claims_take_the_most_overdue_first_and_respect_the_limit() {
         let (store, _dir) = temp_store().await;
-        for (id, at) in [
-            ("a", "2026-01-01T00:00:03.000Z"),
-            ("b", "2026-01-01T00:00:01.000Z"),
-            ("c", "2026-01-01T00:00:02.000Z"),
-        ] {
-            sqlx::query("INSERT INTO issuances (id, next_poll_at) VALUES (?, ?)")
-                .bind(id)
-                .bind(at)
-                .execute(store.pool())
-                .await
-                .unwrap();
-        }
+        insert_due(
+            &store,
+            &[
+                ("a", "2026-01-01T00:00:03.000Z"),
+                ("b", "2026-01-01T00:00:01.000Z"),
+                ("c", "2026-01-01T00:00:02.000Z"),
+            ],
+        )
+        .await;
         let now = t("2026-01-01T00:00:05.000Z");
         let claimed = store
             .claim_due(now, now + chrono::Duration::minutes(1), 2)
@@ -476,17 +485,14 @@ mod tests {
     #[tokio::test]
     async fn rows_scheduled_beyond_any_legitimate_wait_are_pulled_back() {
         let (store, _dir) = temp_store().await;
-        for (id, at) in [
-            ("far", "2026-02-01T00:00:00.000Z"),
-            ("legit", "2026-01-01T00:30:00.000Z"),
-        ] {
-            sqlx::query("INSERT INTO issuances (id, next_poll_at) VALUES (?, ?)")
-                .bind(id)
-                .bind(at)
-                .execute(store.pool())
-                .await
-                .unwrap();
-        }
+        insert_due(
+            &store,
+            &[
+                ("far", "2026-02-01T00:00:00.000Z"),
+                ("legit", "2026-01-01T00:30:00.000Z"),
+            ],
+        )
+        .await;
         sqlx::query("INSERT INTO issuances (id, watch, next_poll_at) VALUES ('done', 'settled', '2027-01-01T00:00:00.000Z')")
             .execute(store.pool())
             .await

@@ -117,54 +117,41 @@ async fn a_batch_and_the_claim_for_its_freed_slots_commit_together() {
 }
 
 #[tokio::test]
-async fn an_external_edit_of_the_watch_during_a_poll_wins() {
-    // Another program ended the watch while the poll was in flight: the edit
-    // ended the lease, so the poll's result is dropped, not written over it.
-    let (store, _dir) = temp_store().await;
-    insert(
-        &store,
-        "INSERT INTO issuances (id, status) VALUES ('42', 'READY')",
-    )
-    .await;
-    let ready = observed(Status::Ready, claim(&store, "42").await, vec![]);
-    insert(
-        &store,
-        "UPDATE issuances SET watch = 'settled' WHERE id = '42'",
-    )
-    .await;
-    let recorded = store.record(&[ready]).await.unwrap();
-    assert_eq!(recorded.stale, 1);
-    assert_eq!(
-        row(&store, "42").await,
-        (Some("READY".into()), "settled".into(), 0, None)
-    );
-    assert!(transitions(&store).await.is_empty());
-}
-
-#[tokio::test]
-async fn an_external_edit_of_the_status_during_a_poll_wins() {
-    // The operator cancels an issuance by SQL while its poll is in flight: no
-    // CANCELLED -> READY, the row stays as the operator left it (and settled:
-    // a terminal status written by another program ends the watch).
-    let (store, _dir) = temp_store().await;
-    insert(
-        &store,
-        "INSERT INTO issuances (id, status) VALUES ('42', 'WAITED')",
-    )
-    .await;
-    let ready = observed(Status::Ready, claim(&store, "42").await, vec![]);
-    insert(
-        &store,
-        "UPDATE issuances SET status = 'CANCELLED' WHERE id = '42'",
-    )
-    .await;
-    let recorded = store.record(&[ready]).await.unwrap();
-    assert_eq!((recorded.stale, recorded.transitions.len()), (1, 0));
-    assert_eq!(
-        row(&store, "42").await,
-        (Some("CANCELLED".into()), "settled".into(), 0, None)
-    );
-    assert!(transitions(&store).await.is_empty());
+async fn an_external_edit_of_the_watch_or_status_during_a_poll_wins() {
+    // Another program ended the watch, or the operator cancelled the issuance
+    // by SQL, while its poll was in flight: the edit ended the lease, so the
+    // poll's result is dropped, not written over it (no CANCELLED -> READY),
+    // and the row stays as the edit left it (a terminal status written by
+    // another program also ends the watch).
+    for (add, edit, left) in [
+        (
+            "INSERT INTO issuances (id, status) VALUES ('42', 'READY')",
+            "UPDATE issuances SET watch = 'settled' WHERE id = '42'",
+            "READY",
+        ),
+        (
+            "INSERT INTO issuances (id, status) VALUES ('42', 'WAITED')",
+            "UPDATE issuances SET status = 'CANCELLED' WHERE id = '42'",
+            "CANCELLED",
+        ),
+    ] {
+        let (store, _dir) = temp_store().await;
+        insert(&store, add).await;
+        let ready = observed(Status::Ready, claim(&store, "42").await, vec![]);
+        insert(&store, edit).await;
+        let recorded = store.record(&[ready]).await.unwrap();
+        assert_eq!(
+            (recorded.stale, recorded.transitions.len()),
+            (1, 0),
+            "{edit}"
+        );
+        assert_eq!(
+            row(&store, "42").await,
+            (Some(left.into()), "settled".into(), 0, None),
+            "{edit}"
+        );
+        assert!(transitions(&store).await.is_empty(), "{edit}");
+    }
 }
 
 #[tokio::test]
