@@ -73,7 +73,7 @@ pub(crate) async fn throughput(opts: &Opts, table: &mut Table) -> anyhow::Result
     DaemonConfig {
         base_url: &base_url,
         database: &db,
-        requests_per_second: 1e9,
+        requests_per_second: 1e6, // the highest `api.requests_per_second` accepts: no limit at these rates
         concurrency: opts.concurrency,
         interval: "1ms",
         max_interval: "1ms",
