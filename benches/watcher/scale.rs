@@ -229,16 +229,8 @@ pub(crate) async fn daemon_at_scale(
     );
     let (sim, base_url) = start_simulator(dir, active)?;
     let config = dir.join("daemon-scale.toml");
-    // Production settings (20 requests/s, 16 in flight), all 100k active rows overdue.
-    DaemonConfig {
-        base_url: &base_url,
-        database: db,
-        requests_per_second: 20.0,
-        concurrency: 16,
-        interval: "2s",
-        max_interval: "10m",
-    }
-    .write(&config)?;
+    // Production settings, all 100k active rows overdue.
+    production(&base_url, db).write(&config)?;
     let http = reqwest::Client::new();
     let (first, mut daemon) = first_poll(&http, dir, &config, &base_url).await?;
     table.check(
@@ -273,6 +265,18 @@ pub(crate) async fn daemon_at_scale(
     );
     drop(sim);
     Ok(())
+}
+
+/// The daemon's production pace: 20 requests/s, 16 in flight, default cadence.
+fn production<'a>(base_url: &'a str, database: &'a Path) -> DaemonConfig<'a> {
+    DaemonConfig {
+        base_url,
+        database,
+        requests_per_second: 20.0,
+        concurrency: 16,
+        interval: "2s",
+        max_interval: "10m",
+    }
 }
 
 /// Starts the daemon on `config` and waits for its first request at the
@@ -316,15 +320,7 @@ pub(crate) async fn first_poll_all_active(table: &mut Table) -> anyhow::Result<(
     store.close().await;
     let (sim, base_url) = start_simulator(dir.path(), 0)?;
     let config = dir.path().join("daemon-active.toml");
-    DaemonConfig {
-        base_url: &base_url,
-        database: &db,
-        requests_per_second: 20.0,
-        concurrency: 16,
-        interval: "2s",
-        max_interval: "10m",
-    }
-    .write(&config)?;
+    production(&base_url, &db).write(&config)?;
     let http = reqwest::Client::new();
     let (first, mut daemon) = first_poll(&http, dir.path(), &config, &base_url).await?;
     daemon.terminate();
