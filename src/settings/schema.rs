@@ -167,7 +167,7 @@ pub(super) fn check(root: &config::Map<String, Value>, env_prefix: &str) -> Vec<
             problems.push(Problem::new(
                 name.clone(),
                 format!("must be a table (a `[{name}]` section), not a single value"),
-                value.origin(),
+                origin(value, name, env_prefix).as_deref(),
             ));
             continue;
         };
@@ -220,8 +220,21 @@ fn origin(value: &Value, path: &str, env_prefix: &str) -> Option<String> {
             "the environment: {env_prefix}__{}",
             path.replace('.', "__").to_uppercase()
         )),
-        other => other.map(str::to_owned),
+        other => other.map(file_shown),
     }
+}
+
+/// A configuration file as the user can find it. The config crate names a
+/// file relative to the working directory (`../.tmpX/my.toml`), which reads
+/// as a different file from where the user is; the resolved path does not.
+fn file_shown(origin: &str) -> String {
+    let path = std::path::Path::new(origin);
+    if path.is_relative()
+        && let Ok(resolved) = std::fs::canonicalize(path)
+    {
+        return resolved.display().to_string();
+    }
+    origin.to_owned()
 }
 
 /// Where `section.name` was set, if it was set anywhere but the built-in defaults.
