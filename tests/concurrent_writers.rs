@@ -31,7 +31,6 @@ use std::time::{Duration, Instant};
 use issuance_watcher::sim::Simulator;
 use reliability::*;
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 struct Plan {
     single_per_writer: usize,
@@ -65,19 +64,6 @@ async fn long_100k_ids() {
         seed: 32,
     })
     .await;
-}
-
-/// A connection of its own, as another program would open it.
-async fn connect(dir: &std::path::Path) -> SqlitePool {
-    let options = SqliteConnectOptions::new()
-        .filename(db_path(dir))
-        .journal_mode(SqliteJournalMode::Wal)
-        .busy_timeout(Duration::from_secs(5));
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .unwrap()
 }
 
 #[derive(Default)]
@@ -165,7 +151,7 @@ async fn run(plan: Plan) {
     let mut writers = tokio::task::JoinSet::new();
     for chunk in singles.chunks(plan.single_per_writer) {
         let (pool, chunk, errors) = (
-            connect(dir.path()).await,
+            other_program(dir.path()).await,
             chunk.to_vec(),
             writer_errors.clone(),
         );
@@ -184,7 +170,7 @@ async fn run(plan: Plan) {
     }
     for chunk in batched.chunks(plan.batches_per_writer * BATCH) {
         let (pool, chunk, errors) = (
-            connect(dir.path()).await,
+            other_program(dir.path()).await,
             chunk.to_vec(),
             writer_errors.clone(),
         );
@@ -201,7 +187,7 @@ async fn run(plan: Plan) {
     let mut readers = tokio::task::JoinSet::new();
     for _ in 0..2 {
         let (pool, errors, writing, reads) = (
-            connect(dir.path()).await,
+            other_program(dir.path()).await,
             reader_errors.clone(),
             writing.clone(),
             reads.clone(),
@@ -256,7 +242,7 @@ async fn run(plan: Plan) {
 
     // For the record: deferred read-then-write transactions against the running daemon.
     let deferred_ids = sim.seed(plan.deferred_batches * BATCH);
-    let pool = connect(dir.path()).await;
+    let pool = other_program(dir.path()).await;
     let mut failed = Vec::new();
     let mut messages = Vec::new();
     for batch in deferred_ids.chunks(BATCH) {

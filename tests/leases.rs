@@ -16,7 +16,7 @@
 
 mod reliability;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -25,8 +25,7 @@ use issuance_watcher::sim::{SimHandle, Simulator};
 use issuance_watcher::store::Store;
 use reliability::common::daemon::{Daemon, Spawn};
 use reliability::*;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{Connection as _, SqlitePool};
+use sqlx::Connection as _;
 
 struct World {
     sim: SimHandle,
@@ -121,18 +120,6 @@ impl World {
             .map(|r| r.at)
             .collect()
     }
-}
-
-/// Another program's connection to the database.
-async fn other_program(dir: &Path) -> SqlitePool {
-    let options = SqliteConnectOptions::new()
-        .filename(db_path(dir))
-        .busy_timeout(Duration::from_secs(5));
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,20 @@ fn distinct_delivered(receiver: &Receiver) -> usize {
     ids.len()
 }
 
+/// Every one of `ids` arrived as WAITED then DONE, in that order.
+fn each_waited_then_done(receiver: &Receiver, ids: &[String]) {
+    let per_issuance = arrivals(receiver);
+    for id in ids {
+        assert_eq!(
+            per_issuance[id],
+            [
+                "issuance.status_changed WAITED",
+                "issuance.status_changed DONE"
+            ]
+        );
+    }
+}
+
 fn all_verified(receiver: &Receiver) {
     for r in receiver.received() {
         assert_eq!(r.verified, Ok(()), "{:?}", String::from_utf8_lossy(&r.body));
@@ -204,16 +218,7 @@ async fn a_receiver_that_was_down_gets_everything_once_it_is_back() {
         back.elapsed()
     );
     all_verified(&receiver);
-    let per_issuance = arrivals(&receiver);
-    for id in &ids {
-        assert_eq!(
-            per_issuance[id],
-            [
-                "issuance.status_changed WAITED",
-                "issuance.status_changed DONE"
-            ]
-        );
-    }
+    each_waited_then_done(&receiver, &ids);
     app.stop().await.unwrap();
 }
 
@@ -443,16 +448,7 @@ async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_w
             .or_insert_with(|| r.body.clone());
         assert_eq!(*first, r.body);
     }
-    let per_issuance = arrivals(&receiver);
-    for id in &ids {
-        assert_eq!(
-            per_issuance[id],
-            [
-                "issuance.status_changed WAITED",
-                "issuance.status_changed DONE"
-            ]
-        );
-    }
+    each_waited_then_done(&receiver, &ids);
     let undelivered: i64 =
         sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL")
             .fetch_one(store.pool())

@@ -106,6 +106,19 @@ pub fn db_path(dir: &Path) -> PathBuf {
     dir.join("watcher.db")
 }
 
+/// One connection of its own to the database, as another program would open it.
+pub async fn other_program(dir: &Path) -> sqlx::SqlitePool {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db_path(dir))
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(5));
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap()
+}
+
 /// A test-side handle on the database: its own pool, as another program would have.
 pub async fn open_store(dir: &Path) -> Store {
     let settings = issuance_watcher::settings::DatabaseSettings {
