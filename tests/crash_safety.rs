@@ -35,8 +35,9 @@ mod reliability;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use issuance_watcher::sim::{RequestRecord, Simulator, Status, TruthEvent};
+use issuance_watcher::sim::{FaultConfig, FaultRule, RequestRecord, Simulator, Status, TruthEvent};
 use issuance_watcher::tools::verify::{self, RecordedTransition};
+use reliability::common::metrics::{self, free_port};
 use reliability::*;
 
 /// How long after a lookup's 200 a kill may still lose its result (the answer
@@ -383,9 +384,20 @@ async fn a_kill_storm_with_default_leases_observes_every_transition() {
 /// (SIGCONT) with whatever it had polled before the pause. Its late results
 /// are fenced out: 0 duplicated, 0 invented, and no settled row is ever set
 /// back to active (a trigger the test adds records any such update).
+///
+/// Every lookup is answered after 400 ms, so each pause catches A with a full
+/// window of polls in flight; they outlive its 1 s timeout while it is
+/// stopped and come back as failed polls of rows B has meanwhile polled and
+/// often settled. Only the fence keeps those failures from setting settled
+/// rows back to active (an answered poll is also refused by the stored-status
+/// check, so this is the case that shows the fence).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_daemon_never_writes_over_newer_results() {
-    let mut sim_config = sim_config(14);
+    let mut sim_config = sim_config(14).with_faults(FaultConfig {
+        slow: FaultRule::always(),
+        slow_delay: Duration::from_millis(400),
+        ..FaultConfig::default()
+    });
     sim_config.record_requests = true;
     let sim = Simulator::start(sim_config, "127.0.0.1:0".parse().unwrap())
         .await
@@ -408,7 +420,7 @@ async fn a_paused_daemon_never_writes_over_newer_results() {
     .execute(store.pool())
     .await
     .unwrap();
-    let ids = 600;
+    let ids = 300;
     let feeder = {
         let (sim, store) = (sim.clone(), store.clone());
         tokio::spawn(async move {
@@ -418,15 +430,21 @@ async fn a_paused_daemon_never_writes_over_newer_results() {
             }
         })
     };
-    let spawn = |name: &str| {
+    let daemon = |name: &str| {
         reliability::common::daemon::Spawn::new(&config)
             .log(&dir.path().join(format!("daemon-{name}.log")))
             .rust_log("info")
-            .spawn()
     };
-    let a = spawn("a");
+    // A's listener shows how many of its results it dropped as stale.
+    let port_a = free_port();
+    let a = daemon("a")
+        .env(
+            "ISSUANCE_WATCHER__HTTP__LISTEN",
+            format!("127.0.0.1:{port_a}"),
+        )
+        .spawn();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let b = spawn("b");
+    let b = daemon("b").spawn();
     // poll.lease is 1.5 s here: each pause outlasts it.
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(700)).await;
@@ -436,6 +454,12 @@ async fn a_paused_daemon_never_writes_over_newer_results() {
     }
     feeder.await.unwrap();
     let settled = wait_settled(&store, Duration::from_secs(60)).await;
+    let metrics_a = metrics::get(&format!("http://127.0.0.1:{port_a}/metrics"))
+        .await
+        .map(|(_, text)| text)
+        .unwrap_or_default();
+    let stale =
+        metrics::sample(&metrics_a, "issuance_watcher_stale_results_total", &[]).unwrap_or(0.0);
     let log_b = b.stop().await;
     let log_a = a.stop().await;
     assert!(settled, "not every issuance settled");
@@ -450,9 +474,13 @@ async fn a_paused_daemon_never_writes_over_newer_results() {
             .await
             .unwrap();
     println!(
-        "paused, not killed: {ids} issuances, A stopped 3 × 3 s (lease 1.5 s), {} transitions recorded, {anomalies} anomalies, {} settled rows re-activated",
+        "paused, not killed: {ids} issuances, A stopped 3 × 3 s (lease 1.5 s), {} transitions recorded, {anomalies} anomalies, {} settled rows re-activated, {stale} of A's results dropped as stale",
         c.recorded,
         reactivated.len()
+    );
+    assert!(
+        stale > 0.0,
+        "A resumed with no stale results, so the pauses tested nothing:\n{metrics_a}"
     );
     assert!(
         reactivated.is_empty(),

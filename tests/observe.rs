@@ -8,18 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::daemon::{Daemon, cli};
+use common::metrics::{free_port, get, sample, until};
 use common::{Reply, ScriptedApi, TestSettings, assert_no_secret, eventually};
 use issuance_watcher::ops::health::Liveness;
 use issuance_watcher::ops::http::router;
 use issuance_watcher::ops::progress::Progress;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn config(dir: &Path, base_url: &str, listen: &str) -> std::path::PathBuf {
     let ms = Duration::from_millis;
@@ -46,37 +39,6 @@ async fn start(api: &ScriptedApi, dir: &Path, ids: &[&str]) -> (Daemon, String) 
     }
     let daemon = Daemon::start(&config);
     (daemon, format!("http://127.0.0.1:{port}"))
-}
-
-async fn get(url: &str) -> Option<(u16, String)> {
-    let response = reqwest::get(url).await.ok()?;
-    let status = response.status().as_u16();
-    Some((status, response.text().await.ok()?))
-}
-
-/// The value of the first sample of `name` whose labels include every one of `labels`.
-fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .find(|l| labels.iter().all(|want| l.contains(want)))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
-/// Fetches `url` until `done` holds for the body (15 s at most); returns that body.
-async fn until(url: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = get(url).await.map(|(_, t)| t).unwrap_or_default();
-        if done(&text) {
-            return text;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}; last:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,6 +34,9 @@ pub const PAUSES: &str = "issuance_watcher_pauses_total";
 pub const WAL_BYTES: &str = "issuance_watcher_database_wal_bytes";
 /// 1 while the API refuses our credentials.
 pub const AUTH_FAILING: &str = "issuance_watcher_auth_failing";
+/// Poll results dropped because the lease they were polled under had ended
+/// (the daemon was paused or slow and another took the issuances over).
+pub const STALE_RESULTS: &str = "issuance_watcher_stale_results_total";
 /// Events written to the outbox, by `type`.
 pub const EVENTS: &str = "issuance_watcher_events_total";
 /// Delivery attempts by `sink` and `outcome` (`delivered`, `failed`, `gave_up`, `disabled`).
@@ -73,6 +76,10 @@ pub fn describe() {
     );
     describe_gauge!(AUTH_FAILING, "1 while the API refuses our credentials");
     describe_gauge!(WAL_BYTES, Unit::Bytes, "Size of the SQLite write-ahead log");
+    describe_counter!(
+        STALE_RESULTS,
+        "Poll results dropped because their lease had ended (another daemon took over)"
+    );
     describe_counter!(EVENTS, "Events written to the outbox, by type");
     describe_counter!(DELIVERIES, "Webhook delivery attempts, by sink and outcome");
     describe_gauge!(DELIVERIES_PENDING, "Events not yet delivered, by sink");
@@ -116,8 +123,12 @@ pub fn polled(answer: &Answer) {
     poll(outcome, answer.http_status, answer.latency);
 }
 
-/// What one batch wrote: transitions by from/to and flags raised by kind.
+/// What one batch wrote: transitions by from/to, flags raised by kind, and
+/// the results it dropped as stale.
 pub fn recorded(recorded: &Recorded) {
+    if recorded.stale > 0 {
+        metrics::counter!(STALE_RESULTS).increment(recorded.stale);
+    }
     for t in &recorded.transitions {
         // `from` comes from the database: only known statuses become label values.
         let from = match t.from.as_deref().map(str::parse::<Status>) {
