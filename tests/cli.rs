@@ -147,10 +147,7 @@ async fn a_daemon_and_a_writer_creating_the_same_new_database_both_succeed() {
 #[tokio::test]
 async fn trace_logs_and_the_database_never_show_the_secret_or_a_token() {
     let api = ScriptedApi::start().await;
-    api.set(
-        "556",
-        Reply::ready_due_in("556", "READY", chrono::Duration::hours(2)),
-    );
+    api.set_ready("556", chrono::Duration::hours(2));
     let dir = tempfile::tempdir().unwrap();
     let path = config(dir.path(), &api.base_url());
     assert!(cli(&path, &["add", "556"]).status.success());

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::daemon::{Daemon, Spawn, cli};
-use common::{Reply, ScriptedApi, TestSettings, assert_no_secret};
+use common::{ScriptedApi, TestSettings, assert_no_secret};
 
 fn config(dir: &Path, base_url: &str, db: &Path) -> std::path::PathBuf {
     TestSettings::new(base_url, db)
@@ -87,10 +87,7 @@ async fn run_for(daemon: Daemon, running: Duration) -> (std::process::ExitStatus
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_status_watchdog_and_stopping_reach_the_notify_socket() {
     let api = ScriptedApi::start().await;
-    api.set(
-        "777",
-        Reply::ready_due_in("777", "READY", chrono::Duration::hours(2)),
-    );
+    api.set_ready("777", chrono::Duration::hours(2));
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("watcher.db");
     let config = config(dir.path(), &api.base_url(), &db);
@@ -178,25 +175,27 @@ async fn no_ready_when_the_database_cannot_be_opened() {
     );
 }
 
-#[tokio::test]
-async fn without_notify_socket_the_daemon_runs_and_stops_as_usual() {
+/// Runs a daemon with nothing to watch and `key=value` in its environment for
+/// `running`, stops it, and returns its stderr (asserting a clean exit).
+async fn run_idle_with(key: &str, value: &str, running: Duration) -> String {
     let api = ScriptedApi::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &api.base_url(), &dir.path().join("w.db"));
-    let child = Spawn::new(&config).env("WATCHDOG_USEC", "1000000").spawn();
-    let (status, stderr) = run_for(child, Duration::from_millis(800)).await;
+    let child = Spawn::new(&config).env(key, value).spawn();
+    let (status, stderr) = run_for(child, running).await;
     assert!(status.success(), "{stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn without_notify_socket_the_daemon_runs_and_stops_as_usual() {
+    let stderr = run_idle_with("WATCHDOG_USEC", "1000000", Duration::from_millis(800)).await;
     assert!(!stderr.contains("watchdog"), "{stderr}");
 }
 
 #[tokio::test]
 async fn under_journald_text_logs_carry_no_timestamp_and_no_colours() {
-    let api = ScriptedApi::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &api.base_url(), &dir.path().join("j.db"));
-    let child = Spawn::new(&config).env("JOURNAL_STREAM", "8:12345").spawn();
-    let (status, stderr) = run_for(child, Duration::from_millis(500)).await;
-    assert!(status.success(), "{stderr}");
+    let stderr = run_idle_with("JOURNAL_STREAM", "8:12345", Duration::from_millis(500)).await;
     assert!(stderr.contains("issuance-watcher started"), "{stderr}");
     for line in stderr.lines() {
         assert!(!line.contains('\u{1b}'), "colour codes: {line:?}");

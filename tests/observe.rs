@@ -28,9 +28,12 @@ fn config(dir: &Path, base_url: &str, listen: &str) -> std::path::PathBuf {
         .write_toml(&dir.join("config.toml"))
 }
 
-async fn start(api: &ScriptedApi, dir: &Path, ids: &[&str]) -> (Daemon, String) {
+/// A daemon with its HTTP listener on, watching `ids` of `api`: the daemon,
+/// the listener's base URL and the directory that holds its files.
+async fn start(api: &ScriptedApi, ids: &[&str]) -> (Daemon, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = config(dir, &api.base_url(), &format!("127.0.0.1:{port}"));
+    let config = config(dir.path(), &api.base_url(), &format!("127.0.0.1:{port}"));
     if !ids.is_empty() {
         let mut args = vec!["add"];
         args.extend(ids);
@@ -38,18 +41,14 @@ async fn start(api: &ScriptedApi, dir: &Path, ids: &[&str]) -> (Daemon, String) 
         assert!(added.status.success(), "{added:?}");
     }
     let daemon = Daemon::start(&config);
-    (daemon, format!("http://127.0.0.1:{port}"))
+    (daemon, format!("http://127.0.0.1:{port}"), dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_turns_503_while_the_api_answers_401_and_recovers() {
     let api = ScriptedApi::start().await;
-    api.set(
-        "h1",
-        Reply::ready_due_in("h1", "READY", chrono::Duration::days(1)),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let (_daemon, base) = start(&api, dir.path(), &["h1"]).await;
+    api.set_ready("h1", chrono::Duration::days(1));
+    let (_daemon, base, _dir) = start(&api, &["h1"]).await;
     let healthz = format!("{base}/healthz");
 
     eventually("/healthz 200", || async {
@@ -73,12 +72,8 @@ async fn healthz_turns_503_while_the_api_answers_401_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_counters_move_with_polls() {
     let api = ScriptedApi::start().await;
-    api.set(
-        "m1",
-        Reply::ready_due_in("m1", "READY", chrono::Duration::hours(1)),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let (_daemon, base) = start(&api, dir.path(), &["m1"]).await;
+    api.set_ready("m1", chrono::Duration::hours(1));
+    let (_daemon, base, _dir) = start(&api, &["m1"]).await;
     let metrics = format!("{base}/metrics");
     let observed = ["outcome=\"observed\"", "status=\"200\""];
     let polls = "issuance_watcher_polls_total";

@@ -88,10 +88,7 @@ async fn cancelled_and_failed_lifecycles_end_their_watch() {
 async fn due_soon_and_overdue_are_raised_once_and_cleared_when_ready_ends() {
     let (api, w, _dir) = setup(&[("ISSUANCE_WATCHER__FLAGS__DUE_SOON_LEAD", "2s")]).await;
     // Due in 4 s (to the second, as the API writes it); DUE_SOON applies from 2 s before.
-    api.set(
-        "3001",
-        Reply::ready_due_in("3001", "READY", Span::seconds(4)),
-    );
+    api.set_ready("3001", Span::seconds(4));
     w.insert(&["3001"]).await;
     eventually("READY", || async {
         w.column("3001", "status").await.as_deref() == Some("READY")
@@ -305,10 +302,7 @@ async fn an_id_inserted_by_plain_sql_while_running_is_watched() {
 async fn a_restart_records_nothing_twice() {
     let api = ScriptedApi::start().await;
     let dir = tempfile::tempdir().unwrap();
-    api.set(
-        "8001",
-        Reply::ready_due_in("8001", "READY", Span::hours(30)),
-    );
+    api.set_ready("8001", Span::hours(30));
     let first = Running::start(settings(&api.base_url(), dir.path(), &[])).await;
     first.insert(&["8001"]).await;
     eventually("READY", || async {

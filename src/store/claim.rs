@@ -219,7 +219,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{query_plan, temp_store};
+    use super::super::testing::{BY_ID, assert_plan, query_plan, temp_store};
     use super::*;
 
     /// Inserts active rows `(id, next_poll_at)`.
@@ -356,32 +356,12 @@ mod tests {
     #[tokio::test]
     async fn the_statements_before_the_first_poll_read_indexes_not_the_table() {
         let (store, _dir) = temp_store().await;
-        let details = query_plan(&store, sql::CLAIM_DUE).await;
-        for index in ["issuances_due", "issuances_new"] {
-            assert!(
-                details
-                    .iter()
-                    .any(|d| d
-                        .starts_with(&format!("SEARCH issuances USING COVERING INDEX {index}"))),
-                "{index}: {details:?}"
-            );
-        }
-        let details = query_plan(&store, sql::TAKE_OVER).await;
-        assert!(
-            details
-                .iter()
-                .any(|d| d.starts_with("SEARCH issuances USING INDEX issuances_leased")),
-            "{details:?}"
-        );
-        for statement in [sql::CLAIM_DUE, sql::TAKE_OVER] {
-            let details = query_plan(&store, statement).await;
-            assert!(
-                !details
-                    .iter()
-                    .any(|d| d.starts_with("SCAN issuances") && !d.contains("INDEX")),
-                "{statement}: {details:?}"
-            );
-        }
+        let covering = |index| format!("SEARCH issuances USING COVERING INDEX {index}");
+        let due = [covering("issuances_due"), covering("issuances_new")];
+        let due: Vec<&str> = due.iter().map(String::as_str).collect();
+        assert_plan(&store, sql::CLAIM_DUE, "issuances", &due).await;
+        let leased = "SEARCH issuances USING INDEX issuances_leased";
+        assert_plan(&store, sql::TAKE_OVER, "issuances", &[leased]).await;
     }
 
     #[tokio::test]
@@ -400,17 +380,7 @@ mod tests {
                 "{statement}"
             );
         }
-        let details = query_plan(&store, sql::RELEASE_LEASES).await;
-        assert!(
-            details
-                .iter()
-                .any(|d| d.starts_with("SEARCH issuances USING INDEX sqlite_autoindex_issuances_1")),
-            "{details:?}"
-        );
-        assert!(
-            !details.iter().any(|d| d.starts_with("SCAN issuances")),
-            "{details:?}"
-        );
+        assert_plan(&store, sql::RELEASE_LEASES, "issuances", &[BY_ID]).await;
     }
 
     #[tokio::test]

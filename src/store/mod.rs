@@ -329,29 +329,4 @@ fn is_busy(e: &sqlx::Error) -> bool {
 }
 
 #[cfg(test)]
-pub(crate) mod testing {
-    use super::*;
-
-    /// A migrated database in a fresh temporary directory (kept alive by the returned guard).
-    pub async fn temp_store() -> (Store, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = DatabaseSettings {
-            path: dir.path().join("nested").join("watcher.db"),
-            busy_timeout: std::time::Duration::from_secs(5),
-            wal_warn_bytes: 0,
-        };
-        (Store::open_migrated(&settings).await.unwrap(), dir)
-    }
-
-    /// The `detail` column of `EXPLAIN QUERY PLAN` for `statement`, one of the
-    /// constants in `sql.rs` that production runs (never a copy of one).
-    /// Unbound parameters are NULL, which does not change the plan.
-    pub async fn query_plan(store: &Store, statement: &'static str) -> Vec<String> {
-        let explain = sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {statement}"));
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain)
-            .fetch_all(store.pool())
-            .await
-            .unwrap_or_else(|e| panic!("explaining {statement}: {e}"));
-        plan.into_iter().map(|row| row.3).collect()
-    }
-}
+pub(crate) mod testing;

@@ -153,19 +153,14 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{query_plan, temp_store};
+    use super::super::testing::{assert_plan, temp_store};
     use super::*;
 
     #[tokio::test]
     async fn active_counts_read_only_the_active_index() {
         let (store, _dir) = temp_store().await;
-        let details = query_plan(&store, sql::ACTIVE_COUNTS).await;
-        assert!(
-            details
-                .iter()
-                .any(|d| d.contains("COVERING INDEX issuances_active_by_status")),
-            "{details:?}"
-        );
+        let index = "COVERING INDEX issuances_active_by_status";
+        assert_plan(&store, sql::ACTIVE_COUNTS, "issuances", &[index]).await;
         sqlx::query(
             "INSERT INTO issuances (id, status) VALUES ('a', 'READY'), ('b', 'READY'), ('c', NULL)",
         )

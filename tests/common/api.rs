@@ -172,6 +172,11 @@ impl ScriptedApi {
         self.script(id, vec![reply]);
     }
 
+    /// From now on, `id` answers READY with a virtual account due in `due_in`.
+    pub fn set_ready(&self, id: &str, due_in: chrono::Duration) {
+        self.set(id, Reply::ready_due_in(id, "READY", due_in));
+    }
+
     pub fn answer_everyone(&self, reply: Option<Reply>) {
         self.script.lock().unwrap().everyone = reply;
     }

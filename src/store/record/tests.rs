@@ -8,48 +8,11 @@ use chrono::Utc;
 
 use super::{PollRecord, RecordKind};
 use crate::domain::status::Status;
-use crate::domain::{Decision, Flag, Observation, Vbank};
-use crate::store::testing::{query_plan, temp_store};
+use crate::domain::{Decision, Flag};
+use crate::store::testing::{
+    BY_ID, assert_plan, claim, claim_all, exec, observed, of, poll_once, second_store, temp_store,
+};
 use crate::store::{Claimed, Lease, Store, sql};
-
-/// Claims every due row, as the scheduler would, and returns the claim of `id`.
-async fn claim(store: &Store, id: &str) -> Claimed {
-    let now = Utc::now() + chrono::Duration::seconds(1);
-    store
-        .claim_due(now, now + chrono::Duration::minutes(2), 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.raw_id == id.as_bytes())
-        .unwrap_or_else(|| panic!("{id} was not due"))
-}
-
-fn observed(status: Status, claimed: Claimed, flags: Vec<Flag>) -> PollRecord {
-    let now = Utc::now();
-    PollRecord {
-        claimed,
-        now,
-        kind: RecordKind::Observed {
-            observation: Observation {
-                status,
-                amount: Some(1000),
-                created_at: None,
-                modified_at: None,
-                vbank: Some(Vbank {
-                    due_at: Some(now),
-                    ..Vbank::default()
-                }),
-                warnings: vec![],
-            },
-            decision: if status.is_terminal() {
-                Decision::Settled
-            } else {
-                Decision::PollAt(now)
-            },
-            flags,
-        },
-    }
-}
 
 fn failed(claimed: Claimed) -> PollRecord {
     let now = Utc::now();
@@ -64,10 +27,6 @@ fn failed(claimed: Claimed) -> PollRecord {
             flags: vec![Flag::due_soon(std::time::Duration::from_secs(3600))],
         },
     }
-}
-
-async fn insert(store: &Store, sql: &'static str) {
-    sqlx::query(sql).execute(store.pool()).await.unwrap();
 }
 
 async fn transitions(store: &Store) -> Vec<(Option<String>, String, Option<String>)> {
@@ -88,13 +47,13 @@ async fn row(store: &Store, id: &str) -> (Option<String>, String, i64, Option<St
 #[tokio::test]
 async fn a_batch_and_the_claim_for_its_freed_slots_commit_together() {
     let (store, _dir) = temp_store().await;
-    insert(
+    exec(
         &store,
         "INSERT INTO issuances (id, status) VALUES ('42', 'WAITED')",
     )
     .await;
     let mut done = observed(Status::Ready, claim(&store, "42").await, vec![]);
-    insert(&store, "INSERT INTO issuances (id) VALUES ('43')").await;
+    exec(&store, "INSERT INTO issuances (id) VALUES ('43')").await;
     let later = done.now + chrono::Duration::minutes(5);
     if let RecordKind::Observed { decision, .. } = &mut done.kind {
         *decision = Decision::PollAt(later);
@@ -136,9 +95,9 @@ async fn an_external_edit_of_the_watch_or_status_during_a_poll_wins() {
         ),
     ] {
         let (store, _dir) = temp_store().await;
-        insert(&store, add).await;
+        exec(&store, add).await;
         let ready = observed(Status::Ready, claim(&store, "42").await, vec![]);
-        insert(&store, edit).await;
+        exec(&store, edit).await;
         let recorded = store.record(&[ready]).await.unwrap();
         assert_eq!(
             (recorded.stale, recorded.transitions.len()),
@@ -157,7 +116,7 @@ async fn an_external_edit_of_the_watch_or_status_during_a_poll_wins() {
 #[tokio::test]
 async fn the_same_observation_recorded_twice_is_one_transition() {
     let (store, _dir) = temp_store().await;
-    insert(&store, "INSERT INTO issuances (id) VALUES ('42')").await;
+    exec(&store, "INSERT INTO issuances (id) VALUES ('42')").await;
     // A replay of the same claim (e.g. a retried batch) must not double-record:
     // the first write ended the lease, the replay is stale.
     let waited = observed(Status::Waited, claim(&store, "42").await, vec![]);
@@ -173,14 +132,8 @@ async fn a_result_polled_under_an_expired_and_reclaimed_lease_is_dropped() {
     // again and records DONE; A resumes and writes its old READY (observed,
     // failed and rejected alike): nothing of it is recorded.
     let (a, dir) = temp_store().await;
-    let b = Store::open(&crate::settings::DatabaseSettings {
-        path: dir.path().join("nested").join("watcher.db"),
-        busy_timeout: std::time::Duration::from_secs(5),
-        wal_warn_bytes: 0,
-    })
-    .await
-    .unwrap();
-    insert(
+    let b = second_store(&dir).await;
+    exec(
         &a,
         "INSERT INTO issuances (id, status) VALUES ('1', 'READY'), ('2', 'READY'), ('3', 'READY')",
     )
@@ -190,17 +143,7 @@ async fn a_result_polled_under_an_expired_and_reclaimed_lease_is_dropped() {
     assert_eq!(old.len(), 3);
     // A's lease (until `now`) has run out: B claims the rows.
     let later = now + chrono::Duration::milliseconds(1);
-    let new = b
-        .claim_due(later, later + chrono::Duration::minutes(2), 10)
-        .await
-        .unwrap();
-    let of = |claims: &[Claimed], id: &str| {
-        claims
-            .iter()
-            .find(|c| c.raw_id == id.as_bytes())
-            .unwrap()
-            .clone()
-    };
+    let new = claim_all(&b, later).await;
     b.record(&[observed(Status::Done, of(&new, "1"), vec![])])
         .await
         .unwrap();
@@ -262,24 +205,14 @@ async fn a_result_polled_under_an_expired_and_reclaimed_lease_is_dropped() {
 #[tokio::test]
 async fn the_one_by_one_fallback_is_fenced_too() {
     let (store, _dir) = temp_store().await;
-    insert(&store, "INSERT INTO issuances (id, status) VALUES ('poison', 'WAITED'), ('stale', 'WAITED'), ('fine', 'WAITED')").await;
+    exec(&store, "INSERT INTO issuances (id, status) VALUES ('poison', 'WAITED'), ('stale', 'WAITED'), ('fine', 'WAITED')").await;
     let now = Utc::now();
     let first = store.claim_due(now, now, 10).await.unwrap();
-    let stale = first.iter().find(|c| c.raw_id == b"stale").unwrap().clone();
-    let later = now + chrono::Duration::milliseconds(1);
-    let second = store
-        .claim_due(later, later + chrono::Duration::minutes(2), 10)
-        .await
-        .unwrap();
-    let current = |id: &str| {
-        second
-            .iter()
-            .find(|c| c.raw_id == id.as_bytes())
-            .unwrap()
-            .clone()
-    };
+    let stale = of(&first, "stale");
+    let second = claim_all(&store, now + chrono::Duration::milliseconds(1)).await;
+    let current = |id: &str| of(&second, id);
     // A row whose write always fails makes the batch fail as a whole.
-    insert(&store, "CREATE TRIGGER poison BEFORE UPDATE OF status ON issuances WHEN NEW.id = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END").await;
+    exec(&store, "CREATE TRIGGER poison BEFORE UPDATE OF status ON issuances WHEN NEW.id = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END").await;
     let recorded = store
         .record(&[
             observed(Status::Ready, current("poison"), vec![]),
@@ -297,20 +230,8 @@ async fn the_one_by_one_fallback_is_fenced_too() {
 async fn a_backward_move_is_recorded_as_an_anomaly() {
     let (store, _dir) = temp_store().await;
     // Inserted as DONE it is settled; watching it again is setting it active.
-    insert(
-        &store,
-        "INSERT INTO issuances (id, status) VALUES ('42', 'DONE')",
-    )
-    .await;
-    insert(
-        &store,
-        "UPDATE issuances SET watch = 'active' WHERE id = '42'",
-    )
-    .await;
-    let recorded = store
-        .record(&[observed(Status::Ready, claim(&store, "42").await, vec![])])
-        .await
-        .unwrap();
+    exec(&store, "INSERT INTO issuances (id, status) VALUES ('42', 'DONE'); UPDATE issuances SET watch = 'active' WHERE id = '42'").await;
+    let recorded = poll_once(&store, "42", Status::Ready, vec![]).await;
     assert_eq!(
         recorded.transitions[0].anomaly.as_deref(),
         Some("unexpected move DONE -> READY")
@@ -324,32 +245,16 @@ async fn a_backward_move_is_recorded_as_an_anomaly() {
 #[tokio::test]
 async fn flags_are_raised_once_and_cleared_when_ready_ends() {
     let (store, _dir) = temp_store().await;
-    insert(
+    exec(
         &store,
         "INSERT INTO issuances (id, status) VALUES ('42', 'READY')",
     )
     .await;
-    let first = store
-        .record(&[observed(
-            Status::Ready,
-            claim(&store, "42").await,
-            vec![Flag::due_soon(std::time::Duration::from_secs(3600))],
-        )])
-        .await
-        .unwrap();
-    let again = store
-        .record(&[observed(
-            Status::Ready,
-            claim(&store, "42").await,
-            vec![Flag::due_soon(std::time::Duration::from_secs(3600))],
-        )])
-        .await
-        .unwrap();
+    let due_soon = || vec![Flag::due_soon(std::time::Duration::from_secs(3600))];
+    let first = poll_once(&store, "42", Status::Ready, due_soon()).await;
+    let again = poll_once(&store, "42", Status::Ready, due_soon()).await;
     assert_eq!((first.flags_raised.len(), again.flags_raised.len()), (1, 0));
-    let done = store
-        .record(&[observed(Status::Done, claim(&store, "42").await, vec![])])
-        .await
-        .unwrap();
+    let done = poll_once(&store, "42", Status::Done, vec![]).await;
     assert_eq!(done.flags_cleared, 1);
     let open: i64 = sqlx::query_scalar("SELECT count(*) FROM flags WHERE cleared_at IS NULL")
         .fetch_one(store.pool())
@@ -363,12 +268,7 @@ async fn flags_are_raised_once_and_cleared_when_ready_ends() {
 async fn a_terminal_status_written_by_another_program_settles_the_row() {
     let (store, _dir) = temp_store().await;
     // An import of history, and a status set by hand on a watched row.
-    insert(&store, "INSERT INTO issuances (id, status) VALUES ('imported', 'DONE'), ('watched', 'READY'), ('new', NULL)").await;
-    insert(
-        &store,
-        "UPDATE issuances SET status = 'FAIL' WHERE id = 'watched'",
-    )
-    .await;
+    exec(&store, "INSERT INTO issuances (id, status) VALUES ('imported', 'DONE'), ('watched', 'READY'), ('new', NULL); UPDATE issuances SET status = 'FAIL' WHERE id = 'watched'").await;
     for id in ["imported", "watched"] {
         assert_eq!(row(&store, id).await.1, "settled", "{id}");
     }
@@ -382,7 +282,7 @@ async fn a_terminal_status_written_by_another_program_settles_the_row() {
         .collect();
     assert_eq!(claimed, [b"new".to_vec()], "terminal rows are never polled");
     // Watching one again (watch only) is still possible: it is polled once more.
-    insert(
+    exec(
         &store,
         "UPDATE issuances SET watch = 'active' WHERE id = 'imported'",
     )
@@ -393,10 +293,11 @@ async fn a_terminal_status_written_by_another_program_settles_the_row() {
 #[tokio::test]
 async fn a_non_utf8_id_is_rejected_by_its_bytes() {
     let (store, _dir) = temp_store().await;
-    sqlx::query("INSERT INTO issuances (id) VALUES (CAST(x'ff41' AS TEXT))")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    exec(
+        &store,
+        "INSERT INTO issuances (id) VALUES (CAST(x'ff41' AS TEXT))",
+    )
+    .await;
     let now = Utc::now() + chrono::Duration::seconds(1);
     let claimed = store.claim_due(now, now, 5).await.unwrap();
     assert_eq!(claimed[0].raw_id, vec![0xff, 0x41]);
@@ -419,24 +320,13 @@ async fn a_non_utf8_id_is_rejected_by_its_bytes() {
 #[tokio::test]
 async fn a_batch_records_each_change_once() {
     let (store, _dir) = temp_store().await;
-    insert(&store, "INSERT INTO issuances (id, status) VALUES ('a', NULL), ('b', 'WAITED'), ('c', 'READY'), ('d', 'READY')").await;
-    let now = Utc::now() + chrono::Duration::seconds(1);
-    let claims = store
-        .claim_due(now, now + chrono::Duration::minutes(2), 10)
-        .await
-        .unwrap();
-    let of = |id: &str| {
-        claims
-            .iter()
-            .find(|c| c.raw_id == id.as_bytes())
-            .unwrap()
-            .clone()
-    };
+    exec(&store, "INSERT INTO issuances (id, status) VALUES ('a', NULL), ('b', 'WAITED'), ('c', 'READY'), ('d', 'READY')").await;
+    let claims = claim_all(&store, Utc::now() + chrono::Duration::seconds(1)).await;
     let batch = [
-        observed(Status::Waited, of("a"), vec![]),
-        observed(Status::Waited, of("b"), vec![]),
-        observed(Status::Done, of("c"), vec![]),
-        observed(Status::Done, of("d"), vec![]),
+        observed(Status::Waited, of(&claims, "a"), vec![]),
+        observed(Status::Waited, of(&claims, "b"), vec![]),
+        observed(Status::Done, of(&claims, "c"), vec![]),
+        observed(Status::Done, of(&claims, "d"), vec![]),
     ];
     let recorded = store.record(&batch).await.unwrap();
     assert_eq!((recorded.transitions.len(), recorded.stale), (3, 0));
@@ -469,17 +359,7 @@ async fn a_batch_records_each_change_once() {
 async fn the_bulk_update_finds_rows_by_primary_key() {
     let (store, _dir) = temp_store().await;
     for statement in [sql::WRITE_OBSERVATIONS, sql::WRITE_STEADY_OBSERVATIONS] {
-        let details = query_plan(&store, statement).await;
-        assert!(
-            details
-                .iter()
-                .any(|d| d.contains("SEARCH issuances USING INDEX sqlite_autoindex_issuances_1")),
-            "{details:?}"
-        );
-        assert!(
-            !details.iter().any(|d| d.starts_with("SCAN issuances")),
-            "{details:?}"
-        );
+        assert_plan(&store, statement, "issuances", &[BY_ID]).await;
     }
 }
 
@@ -487,42 +367,17 @@ async fn the_bulk_update_finds_rows_by_primary_key() {
 async fn the_per_record_statements_find_their_rows_by_key() {
     let (store, _dir) = temp_store().await;
     for statement in [sql::STATUS_OF, sql::RECORD_FAILED, sql::RECORD_REJECTED] {
-        let details = query_plan(&store, statement).await;
-        assert!(
-            details
-                .iter()
-                .any(|d| d.starts_with("SEARCH issuances USING INDEX sqlite_autoindex_issuances_1")),
-            "{statement}: {details:?}"
-        );
-        assert!(
-            !details.iter().any(|d| d.starts_with("SCAN issuances")),
-            "{statement}: {details:?}"
-        );
+        assert_plan(&store, statement, "issuances", &[BY_ID]).await;
     }
-    let details = query_plan(&store, sql::CLEAR_FLAGS).await;
-    assert!(
-        details
-            .iter()
-            .any(|d| d.starts_with("SEARCH flags USING INDEX sqlite_autoindex_flags_1")),
-        "{details:?}"
-    );
-    assert!(
-        !details.iter().any(|d| d.starts_with("SCAN flags")),
-        "{details:?}"
-    );
+    let flag_by_key = "SEARCH flags USING INDEX sqlite_autoindex_flags_1";
+    assert_plan(&store, sql::CLEAR_FLAGS, "flags", &[flag_by_key]).await;
 }
 
 #[tokio::test]
 async fn transitions_cannot_be_rewritten() {
     let (store, _dir) = temp_store().await;
-    sqlx::query("INSERT INTO issuances (id) VALUES ('42')")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    store
-        .record(&[observed(Status::Waited, claim(&store, "42").await, vec![])])
-        .await
-        .unwrap();
+    exec(&store, "INSERT INTO issuances (id) VALUES ('42')").await;
+    poll_once(&store, "42", Status::Waited, vec![]).await;
     assert!(
         sqlx::query("UPDATE transitions SET to_status = 'DONE'")
             .execute(store.pool())
