@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use issuance_watcher::sim::Simulator;
 use reliability::*;
 use sqlx::SqlitePool;
 
@@ -131,9 +130,7 @@ async fn insert_batch(
 
 async fn run(plan: Plan) {
     let started = Instant::now();
-    let sim = Simulator::start(sim_config(plan.seed), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sim = start_sim(sim_config(plan.seed)).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config_with(dir.path(), &sim.base_url(), 3000, 32, "", "");
     migrate(&config);

@@ -35,7 +35,7 @@ mod reliability;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use issuance_watcher::sim::{FaultConfig, FaultRule, RequestRecord, Simulator, Status, TruthEvent};
+use issuance_watcher::sim::{FaultConfig, FaultRule, RequestRecord, Status, TruthEvent};
 use issuance_watcher::tools::verify::{self, RecordedTransition};
 use reliability::common::metrics::{self, free_port};
 use reliability::*;
@@ -146,9 +146,7 @@ async fn run(plan: Plan) {
     let started = Instant::now();
     let mut sim_config = sim_config(plan.seed);
     sim_config.record_requests = true;
-    let sim = Simulator::start(sim_config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sim = start_sim(sim_config).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim.base_url(), "", "");
     migrate(&config);
@@ -324,12 +322,7 @@ async fn a_kill_storm_with_default_leases_observes_every_transition() {
         },
         ..fast_lifecycle()
     };
-    let sim = Simulator::start(
-        sim_config(13).with_lifecycle(lifecycle),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = start_sim(sim_config(13).with_lifecycle(lifecycle)).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config_with(
         dir.path(),
@@ -399,9 +392,7 @@ async fn a_paused_daemon_never_writes_over_newer_results() {
         ..FaultConfig::default()
     });
     sim_config.record_requests = true;
-    let sim = Simulator::start(sim_config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sim = start_sim(sim_config).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config_with(dir.path(), &sim.base_url(), 1000, 32, "", "");
     migrate(&config);

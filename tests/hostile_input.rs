@@ -25,11 +25,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::daemon::Daemon;
+use common::sim_client::start as start_sim;
 use common::{
     ACCESS_KEY, Reply, Running, SECRET_B64, ScriptedApi, Stream, TestSettings, eventually, row,
     settings,
 };
-use issuance_watcher::sim::{Override, SimConfig, SimHandle, Simulator};
+use issuance_watcher::sim::{Override, SimConfig, SimHandle};
 use serde_json::{Value, json};
 
 const LOOKUP: &str = "/api/v1/points/issuance/";
@@ -213,9 +214,7 @@ async fn sim() -> SimHandle {
         ..SimConfig::default()
     }
     .with_credentials(ACCESS_KEY, SECRET_B64);
-    Simulator::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    start_sim(config).await
 }
 
 /// A simulated issuance whose lookup answers `data` (with its own id filled in).

@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use issuance_watcher::sim::SimHandle;
 use issuance_watcher::sim::{FaultConfig, FaultRule};
-use issuance_watcher::sim::{SimHandle, Simulator};
 use issuance_watcher::store::Store;
 use reliability::common::daemon::{Daemon, Spawn};
 use reliability::*;
@@ -47,9 +47,7 @@ async fn world(slow: Option<Duration>, ids: usize, database_extra: &str) -> Worl
             ..FaultConfig::default()
         });
     }
-    let sim = Simulator::start(sim_config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sim = start_sim(sim_config).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config_with(
         dir.path(),

@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::daemon::command;
-use issuance_watcher::sim::{SimConfig, Simulator};
+use common::sim_client::start as start_sim;
+use issuance_watcher::sim::SimConfig;
 
 const LOCAL_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/local.toml");
 
@@ -26,12 +27,7 @@ fn local(base_url: &str, db: &Path) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_refuses_an_accelerated_simulator_unless_told_to_follow_its_clock() {
-    let sim = Simulator::start(
-        SimConfig::default().with_speed(3600.0),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = start_sim(SimConfig::default().with_speed(3600.0)).await;
     let base = sim.base_url();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("watcher.db");

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use issuance_watcher::settings::Settings;
-use issuance_watcher::sim::{FaultConfig, FaultRule, Simulator, Window};
+use issuance_watcher::sim::{FaultConfig, FaultRule, Window};
 use issuance_watcher::store::Store;
 use issuance_watcher::watcher::Watcher;
 use reliability::*;
@@ -128,9 +128,7 @@ async fn run(plan: Plan) {
     let started = Instant::now();
     let mut config = sim_config(plan.seed).with_faults(faults(&plan));
     config.record_requests = true;
-    let sim = Simulator::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sim = start_sim(config).await;
     let sim_started = Utc::now() - chrono::Duration::from_std(sim.uptime()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let settings = settings(&sim.base_url(), dir.path());

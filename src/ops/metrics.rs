@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::Utc;
+use metrics::Unit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::warn;
 
@@ -53,46 +54,71 @@ pub const REQUEST_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// Registers the help text of every metric (shown as `# HELP` lines).
+/// What kind of metric a name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One exported metric: its name, kind, unit and help text (the `# HELP` line).
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub unit: Option<Unit>,
+    pub help: &'static str,
+}
+
+const fn metric(kind: Kind, unit: Option<Unit>, name: &'static str, help: &'static str) -> Metric {
+    Metric {
+        name,
+        kind,
+        unit,
+        help,
+    }
+}
+const SECONDS: Option<Unit> = Some(Unit::Seconds);
+const COUNTER: Kind = Kind::Counter;
+const GAUGE: Kind = Kind::Gauge;
+const HISTOGRAM: Kind = Kind::Histogram;
+
+/// Every metric the daemon exports.
+#[rustfmt::skip] // a table: one metric a line
+pub const ALL: &[Metric] = &[
+    metric(COUNTER, None, POLLS, "Polls by outcome and HTTP status code"),
+    metric(COUNTER, None, TRANSITIONS, "Status transitions recorded, by from/to status"),
+    metric(COUNTER, None, FLAGS_RAISED, "DUE_SOON / OVERDUE flags raised, by kind"),
+    metric(GAUGE, None, ACTIVE, "Issuances being watched, by last seen status"),
+    metric(GAUGE, None, DUE_SOON, "Open DUE_SOON flags"),
+    metric(HISTOGRAM, SECONDS, REQUEST_SECONDS, "Time one lookup took"),
+    metric(GAUGE, SECONDS, SINCE_LAST_SUCCESS, "Seconds since the API last answered a poll"),
+    metric(COUNTER, None, PAUSES, "Pauses of all polling (Retry-After, auth), by reason"),
+    metric(GAUGE, None, AUTH_FAILING, "1 while the API refuses our credentials"),
+    metric(GAUGE, Some(Unit::Bytes), WAL_BYTES, "Size of the SQLite write-ahead log"),
+    metric(COUNTER, None, STALE_RESULTS, "Poll results dropped because their lease had ended"),
+    metric(COUNTER, None, EVENTS, "Events written to the outbox, by type"),
+    metric(COUNTER, None, DELIVERIES, "Webhook delivery attempts, by sink and outcome"),
+    metric(GAUGE, None, DELIVERIES_PENDING, "Events not yet delivered, by sink"),
+    metric(GAUGE, SECONDS, OLDEST_UNDELIVERED, "Age of the oldest undelivered event, by sink"),
+    metric(HISTOGRAM, SECONDS, DELIVERY_SECONDS, "Time one webhook delivery attempt took"),
+];
+
+/// Registers the help text of every metric in [`ALL`].
 pub fn describe() {
-    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(POLLS, "Polls by outcome and HTTP status code");
-    describe_counter!(
-        TRANSITIONS,
-        "Status transitions recorded, by from/to status"
-    );
-    describe_counter!(FLAGS_RAISED, "DUE_SOON / OVERDUE flags raised, by kind");
-    describe_gauge!(ACTIVE, "Issuances being watched, by last seen status");
-    describe_gauge!(DUE_SOON, "Open DUE_SOON flags");
-    describe_histogram!(REQUEST_SECONDS, Unit::Seconds, "Time one lookup took");
-    describe_gauge!(
-        SINCE_LAST_SUCCESS,
-        Unit::Seconds,
-        "Seconds since the API last answered a poll"
-    );
-    describe_counter!(
-        PAUSES,
-        "Pauses of all polling (Retry-After, auth), by reason"
-    );
-    describe_gauge!(AUTH_FAILING, "1 while the API refuses our credentials");
-    describe_gauge!(WAL_BYTES, Unit::Bytes, "Size of the SQLite write-ahead log");
-    describe_counter!(
-        STALE_RESULTS,
-        "Poll results dropped because their lease had ended (another daemon took over)"
-    );
-    describe_counter!(EVENTS, "Events written to the outbox, by type");
-    describe_counter!(DELIVERIES, "Webhook delivery attempts, by sink and outcome");
-    describe_gauge!(DELIVERIES_PENDING, "Events not yet delivered, by sink");
-    describe_gauge!(
-        OLDEST_UNDELIVERED,
-        Unit::Seconds,
-        "Age of the oldest undelivered event, by sink"
-    );
-    describe_histogram!(
-        DELIVERY_SECONDS,
-        Unit::Seconds,
-        "Time one webhook delivery attempt took"
-    );
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    for m in ALL {
+        let (name, help) = (m.name, m.help);
+        match (m.kind, m.unit) {
+            (Kind::Counter, None) => describe_counter!(name, help),
+            (Kind::Counter, Some(unit)) => describe_counter!(name, unit, help),
+            (Kind::Gauge, None) => describe_gauge!(name, help),
+            (Kind::Gauge, Some(unit)) => describe_gauge!(name, unit, help),
+            (Kind::Histogram, None) => describe_histogram!(name, help),
+            (Kind::Histogram, Some(unit)) => describe_histogram!(name, unit, help),
+        }
+    }
 }
 
 /// One poll's result: `outcome` is a fixed word (`observed`, `not_found`,

@@ -65,33 +65,33 @@ pub(super) const TAKE_OVER: &str =
     "UPDATE issuances SET next_poll_at = min(next_poll_at, ?2), lease_owner = NULL
      WHERE lease_owner = ?1";
 
-/// When the next seen active issuance falls due (the due index's first entry).
-pub(super) const NEXT_DUE: &str = concat!(
-    "SELECT min(next_poll_at) FROM issuances INDEXED BY issuances_due WHERE watch = '",
-    watch_text!(active),
-    "' AND status IS NOT NULL"
-);
+/// The first (`min`) or last (`max`) due time in one of the two due indexes:
+/// `issuances_due` holds the seen active rows (`status IS NOT NULL`),
+/// `issuances_new` the never-seen ones (`status IS NULL`). Each reads one end
+/// of its index.
+macro_rules! due_edge {
+    ($edge:literal, $index:literal, $seen:literal) => {
+        concat!(
+            "SELECT ",
+            $edge,
+            "(next_poll_at) FROM issuances INDEXED BY ",
+            $index,
+            " WHERE watch = '",
+            watch_text!(active),
+            "' AND status ",
+            $seen
+        )
+    };
+}
 
-/// When the next never-seen active issuance falls due (the new-row index's first entry).
-pub(super) const NEXT_DUE_NEW: &str = concat!(
-    "SELECT min(next_poll_at) FROM issuances INDEXED BY issuances_new WHERE watch = '",
-    watch_text!(active),
-    "' AND status IS NULL"
-);
-
-/// When the last seen active issuance falls due (the due index's last entry).
-pub(super) const LAST_DUE: &str = concat!(
-    "SELECT max(next_poll_at) FROM issuances INDEXED BY issuances_due WHERE watch = '",
-    watch_text!(active),
-    "' AND status IS NOT NULL"
-);
-
-/// When the last never-seen active issuance falls due (the new-row index's last entry).
-pub(super) const LAST_DUE_NEW: &str = concat!(
-    "SELECT max(next_poll_at) FROM issuances INDEXED BY issuances_new WHERE watch = '",
-    watch_text!(active),
-    "' AND status IS NULL"
-);
+/// When the next seen active issuance falls due.
+pub(super) const NEXT_DUE: &str = due_edge!("min", "issuances_due", "IS NOT NULL");
+/// When the next never-seen active issuance falls due.
+pub(super) const NEXT_DUE_NEW: &str = due_edge!("min", "issuances_new", "IS NULL");
+/// When the last seen active issuance falls due.
+pub(super) const LAST_DUE: &str = due_edge!("max", "issuances_due", "IS NOT NULL");
+/// When the last never-seen active issuance falls due.
+pub(super) const LAST_DUE_NEW: &str = due_edge!("max", "issuances_new", "IS NULL");
 
 /// Moves active issuances due after ?3 to a uniformly random time in
 /// `?1 .. ?1 + ?2` (Unix milliseconds). Run only after the wall clock jumped
@@ -147,6 +147,17 @@ macro_rules! observation_columns {
     };
 }
 
+/// The rows an observation may be written to: its issuance, while the stored
+/// status is still the one the poll saw before (`expected_status`) and the
+/// lease it was polled under (?2 and the row's `fence`) still holds.
+macro_rules! observation_holds {
+    () => {
+        " FROM r
+     WHERE issuances.id = r.id AND issuances.status IS r.expected_status
+       AND +issuances.lease_owner = ?2 AND issuances.lease_fence = r.fence"
+    };
+}
+
 /// Writes observations that change neither status nor watch: ?1 observation
 /// rows, ?2 the daemon's id. Leaves `status` and `watch` out of the `SET` (so
 /// their index entries are not rewritten); a row is written only while it is
@@ -156,13 +167,10 @@ pub(super) const WRITE_STEADY_OBSERVATIONS: &str = concat!(
     observation_rows!(),
     "UPDATE issuances SET ",
     observation_columns!(),
-    " FROM r
-     WHERE issuances.id = r.id AND issuances.status IS r.expected_status
-       AND +issuances.lease_owner = ?2 AND issuances.lease_fence = r.fence
-       AND issuances.watch = '",
+    observation_holds!(),
+    " AND issuances.watch = '",
     watch_text!(active),
-    "'
-     RETURNING issuances.id"
+    "' RETURNING issuances.id"
 );
 
 /// Writes any observations: ?1 observation rows, ?2 the daemon's id, each only
@@ -172,10 +180,8 @@ pub(super) const WRITE_OBSERVATIONS: &str = concat!(
     observation_rows!(),
     "UPDATE issuances SET status = r.status, watch = r.watch, ",
     observation_columns!(),
-    " FROM r
-     WHERE issuances.id = r.id AND issuances.status IS r.expected_status
-       AND +issuances.lease_owner = ?2 AND issuances.lease_fence = r.fence
-     RETURNING issuances.id"
+    observation_holds!(),
+    " RETURNING issuances.id"
 );
 
 /// The stored status of issuance ?1.

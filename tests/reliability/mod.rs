@@ -24,6 +24,8 @@ use issuance_watcher::tools::verify::{self, Comparison, RecordedTransition};
 
 #[allow(unused_imports)] // each suite uses some of them
 pub use common::daemon::{BIN, migrate};
+#[allow(unused_imports)]
+pub use common::sim_client::start as start_sim;
 
 /// Lifecycles in real seconds (speed 1): WAITED 0.2–1 s, then FAIL (5%) or READY,
 /// and READY ends as DONE (80%) or CANCELLED (15%) 0.5–4 s later. The due date is
