@@ -108,6 +108,16 @@ impl World {
         }
     }
 
+    /// Once daemon A holds claims with polls answered, another program takes
+    /// the database's write lock and holds it until the returned transaction
+    /// ends.
+    async fn lock_out_the_daemon(&self) -> sqlx::Transaction<'static, sqlx::Sqlite> {
+        self.until_leased(1).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let other = other_program(self.dir.path()).await;
+        other.begin_with("BEGIN IMMEDIATE").await.unwrap()
+    }
+
     /// Lookups of `id` that arrived at the simulator in `from..to`.
     fn lookups(&self, id: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
         let path = format!("/api/v1/points/issuance/{id}");
@@ -210,11 +220,7 @@ fn short_busy() -> &'static str {
 async fn shutdown_is_bounded_while_another_program_holds_the_write_lock() {
     let w = world(None, 200, "busy_timeout = \"20s\"").await;
     let mut a = w.daemon("a");
-    w.until_leased(1).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let other = other_program(w.dir.path()).await;
-    let mut conn = other.acquire().await.unwrap();
-    let tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let tx = w.lock_out_the_daemon().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let asked = Instant::now();
     a.sigterm();
@@ -225,7 +231,6 @@ async fn shutdown_is_bounded_while_another_program_holds_the_write_lock() {
     assert!(took < Duration::from_secs(10), "{took:?}\n{}", a.log());
     let left = w.leased().await;
     tx.rollback().await.unwrap();
-    drop(conn);
     // What A could not write is taken over at once by the next daemon.
     let b = w.daemon("b");
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -278,11 +283,7 @@ async fn sighup_stops_the_daemon_like_sigterm_and_hands_back_its_claims() {
 async fn results_that_could_not_be_written_are_written_once_the_lock_is_released() {
     let w = world(None, 200, short_busy()).await;
     let a = w.daemon("a");
-    w.until_leased(1).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let other = other_program(w.dir.path()).await;
-    let mut conn = other.acquire().await.unwrap();
-    let tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let tx = w.lock_out_the_daemon().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     tx.rollback().await.unwrap();
     let released = Instant::now();

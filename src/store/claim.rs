@@ -219,7 +219,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{BY_ID, assert_plan, query_plan, temp_store};
+    use super::super::testing::{BY_ID, assert_plan, exec, query_plan, temp_store};
     use super::*;
 
     /// Inserts active rows `(id, next_poll_at)`.
@@ -241,10 +241,7 @@ mod tests {
     #[tokio::test]
     async fn a_plain_insert_is_claimable_and_the_claim_is_a_lease() {
         let (store, _dir) = temp_store().await;
-        sqlx::query("INSERT INTO issuances (id) VALUES ('123'), (456)")
-            .execute(store.pool())
-            .await
-            .unwrap();
+        exec(&store, "INSERT INTO issuances (id) VALUES ('123'), (456)").await;
         let now = Utc::now() + chrono::Duration::seconds(1);
         let lease = now + chrono::Duration::minutes(2);
         let mut claimed = store.claim_due(now, lease, 10).await.unwrap();
@@ -277,21 +274,21 @@ mod tests {
     #[tokio::test]
     async fn released_claims_are_due_at_once_unless_someone_rescheduled_them() {
         let (store, _dir) = temp_store().await;
-        sqlx::query("INSERT INTO issuances (id) VALUES ('a'), ('b'), (CAST(X'FF' AS TEXT))")
-            .execute(store.pool())
-            .await
-            .unwrap();
+        exec(
+            &store,
+            "INSERT INTO issuances (id) VALUES ('a'), ('b'), (CAST(X'FF' AS TEXT))",
+        )
+        .await;
         let now = Utc::now() + chrono::Duration::seconds(1);
         let lease = now + chrono::Duration::minutes(2);
         let claimed = store.claim_due(now, lease, 10).await.unwrap();
         assert_eq!(claimed.len(), 3);
         // Another program moves b meanwhile; its schedule is left alone.
-        sqlx::query(
+        exec(
+            &store,
             "UPDATE issuances SET next_poll_at = '2030-01-01T00:00:00.000Z' WHERE id = 'b'",
         )
-        .execute(store.pool())
-        .await
-        .unwrap();
+        .await;
         let leases: Vec<_> = claimed.into_iter().map(|c| (c, lease)).collect();
         assert_eq!(store.release(&leases, now).await.unwrap(), 1);
         let mut again: Vec<_> = store
@@ -337,16 +334,16 @@ mod tests {
     #[tokio::test]
     async fn settled_and_future_rows_are_not_claimed() {
         let (store, _dir) = temp_store().await;
-        sqlx::query("INSERT INTO issuances (id, watch) VALUES ('done', 'settled')")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        sqlx::query(
+        exec(
+            &store,
+            "INSERT INTO issuances (id, watch) VALUES ('done', 'settled')",
+        )
+        .await;
+        exec(
+            &store,
             "INSERT INTO issuances (id, next_poll_at) VALUES ('later', '2999-01-01T00:00:00.000Z')",
         )
-        .execute(store.pool())
-        .await
-        .unwrap();
+        .await;
         let now = Utc::now();
         assert!(store.claim_due(now, now, 10).await.unwrap().is_empty());
     }
@@ -445,10 +442,11 @@ mod tests {
             "{second:?}"
         );
         // Without a backlog of seen rows, new rows take the whole claim.
-        sqlx::query("UPDATE issuances SET watch = 'settled' WHERE status = 'READY'")
-            .execute(store.pool())
-            .await
-            .unwrap();
+        exec(
+            &store,
+            "UPDATE issuances SET watch = 'settled' WHERE status = 'READY'",
+        )
+        .await;
         assert_eq!(store.claim_due(now, until, 8).await.unwrap().len(), 8);
     }
 
@@ -463,10 +461,7 @@ mod tests {
             ],
         )
         .await;
-        sqlx::query("INSERT INTO issuances (id, watch, next_poll_at) VALUES ('done', 'settled', '2027-01-01T00:00:00.000Z')")
-            .execute(store.pool())
-            .await
-            .unwrap();
+        exec(&store, "INSERT INTO issuances (id, watch, next_poll_at) VALUES ('done', 'settled', '2027-01-01T00:00:00.000Z')").await;
         let now = t("2026-01-01T00:00:00.000Z");
         let latest = now + chrono::Duration::hours(1);
         let pulled = store

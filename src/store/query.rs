@@ -153,7 +153,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_plan, temp_store};
+    use super::super::testing::{assert_plan, exec, temp_store};
     use super::*;
 
     #[tokio::test]
@@ -161,16 +161,16 @@ mod tests {
         let (store, _dir) = temp_store().await;
         let index = "COVERING INDEX issuances_active_by_status";
         assert_plan(&store, sql::ACTIVE_COUNTS, "issuances", &[index]).await;
-        sqlx::query(
+        exec(
+            &store,
             "INSERT INTO issuances (id, status) VALUES ('a', 'READY'), ('b', 'READY'), ('c', NULL)",
         )
-        .execute(store.pool())
-        .await
-        .unwrap();
-        sqlx::query("INSERT INTO issuances (id, status, watch) VALUES ('d', 'DONE', 'settled')")
-            .execute(store.pool())
-            .await
-            .unwrap();
+        .await;
+        exec(
+            &store,
+            "INSERT INTO issuances (id, status, watch) VALUES ('d', 'DONE', 'settled')",
+        )
+        .await;
         assert_eq!(
             store.active_counts().await.unwrap(),
             [(None, 1), (Some("READY".into()), 2)]

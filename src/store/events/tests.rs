@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use crate::domain::Flag;
 use crate::domain::status::Status;
-use crate::store::testing::{self, assert_plan, observed, temp_store};
+use crate::store::testing::{self, assert_plan, exec, observed, temp_store};
 use crate::store::{AttemptRow, PollRecord, Store, sql};
 
 async fn claim_all(store: &Store) -> Vec<crate::store::Claimed> {
@@ -75,10 +75,11 @@ async fn every_transition_and_flag_writes_its_event_in_the_order_of_the_facts() 
         (Some("3h"), Some(10_800))
     );
     // The same flag again raises nothing and announces nothing.
-    sqlx::query("UPDATE issuances SET next_poll_at = '2000-01-01T00:00:00.000Z'")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    exec(
+        &store,
+        "UPDATE issuances SET next_poll_at = '2000-01-01T00:00:00.000Z'",
+    )
+    .await;
     let mut claimed = claim_all(&store).await;
     claimed.retain(|c| c.raw_id == b"a");
     let again = observed(Status::Ready, claimed.remove(0), vec![Flag::due_soon(lead)]);
@@ -109,16 +110,12 @@ async fn an_event_exists_if_and_only_if_its_fact_does() {
     tx.rollback().await.unwrap();
     assert!(store.events_after(0, 10).await.unwrap().is_empty());
     // Written by another program, outside the watcher: announced all the same.
-    sqlx::query("INSERT INTO transitions (issuance_id, to_status, observed_at) VALUES ('x', 'WAITED', '2026-12-02T00:00:00.000Z')")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    sqlx::query(
+    exec(&store, "INSERT INTO transitions (issuance_id, to_status, observed_at) VALUES ('x', 'WAITED', '2026-12-02T00:00:00.000Z')").await;
+    exec(
+        &store,
         "UPDATE issuances SET watch = 'not_found', last_error = '404 for 10m' WHERE id = 'x'",
     )
-    .execute(store.pool())
-    .await
-    .unwrap();
+    .await;
     let events = store.events_after(0, 10).await.unwrap();
     assert_eq!(
         types(&events),
@@ -133,10 +130,7 @@ async fn an_event_exists_if_and_only_if_its_fact_does() {
         .execute(store.pool())
         .await;
     assert!(update.is_err(), "events are append-only");
-    sqlx::query("DELETE FROM issuances WHERE id = 'x'")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    exec(&store, "DELETE FROM issuances WHERE id = 'x'").await;
     assert!(store.events_after(0, 10).await.unwrap().is_empty());
 }
 
@@ -160,10 +154,11 @@ async fn a_sink_starts_after_the_newest_event_and_gets_each_issuances_events_in_
     transition("a", "WAITED").await;
     transition("a", "READY").await;
     transition("b", "WAITED").await;
-    sqlx::query("INSERT INTO flags (issuance_id, kind, raised_at) VALUES ('b', 'OVERDUE', 'x')")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    exec(
+        &store,
+        "INSERT INTO flags (issuance_id, kind, raised_at) VALUES ('b', 'OVERDUE', 'x')",
+    )
+    .await;
     let now = Utc::now();
     let looked = store
         .admit_events("shop", &["issuance.status_changed"], now, 1000)
