@@ -194,13 +194,18 @@ pub async fn assert_history_matches(store: &Store, sim: &SimHandle, ids: usize) 
             ));
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "{} issuances with a wrong final state, e.g. {:?}",
-        wrong.len(),
-        &wrong[..wrong.len().min(10)]
-    );
+    assert_none(&wrong, "issuances with a wrong final state");
     c
+}
+
+/// Fails, naming how many and the first ten, unless `found` is empty.
+pub fn assert_none<T: std::fmt::Debug>(found: &[T], what: &str) {
+    assert!(
+        found.is_empty(),
+        "{} {what}, e.g. {:#?}",
+        found.len(),
+        &found[..found.len().min(10)]
+    );
 }
 
 /// Lines of the daemon logs under `dir` (files named `daemon-*.log`) containing any of `needles`.
