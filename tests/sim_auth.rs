@@ -35,10 +35,7 @@ async fn a_token_signed_with_the_base64_text_is_refused() {
             None,
         )
         .await;
-    assert_eq!(
-        (answer.status, answer.error_code().as_str()),
-        (401, "INVALID_AUTH_TOKEN")
-    );
+    assert_eq!(answer.status_and_code(), (401, "INVALID_AUTH_TOKEN".into()));
     sim.shutdown().await;
 }
 

@@ -129,10 +129,7 @@ async fn only_ready_can_be_cancelled() {
     let client = Client::new(&sim);
     let id = sim.seed(1).remove(0);
     let refused = client.post(&format!("{LOOKUP}/{id}/cancel"), None).await;
-    assert_eq!(
-        (refused.status, refused.error_code().as_str()),
-        (400, "BAD_REQUEST")
-    );
+    assert_eq!(refused.status_and_code(), (400, "BAD_REQUEST".into()));
     sim.force(&id, "READY").unwrap();
     let cancelled = client.post(&format!("{LOOKUP}/{id}/cancel"), None).await;
     assert_eq!(cancelled.status, 200, "{}", cancelled.text);
@@ -185,8 +182,8 @@ async fn malformed_charge_requests_are_bad_requests() {
     ] {
         let answer = client.post(LOOKUP, Some(body.clone())).await;
         assert_eq!(
-            (answer.status, answer.error_code().as_str()),
-            (400, "BAD_REQUEST"),
+            answer.status_and_code(),
+            (400, "BAD_REQUEST".into()),
             "{body}"
         );
     }

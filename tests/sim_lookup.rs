@@ -45,8 +45,8 @@ async fn unknown_routes_answer_resource_not_found() {
     ] {
         let answer = client.get(path).await;
         assert_eq!(
-            (answer.status, answer.error_code().as_str()),
-            (404, "RESOURCE_NOT_FOUND"),
+            answer.status_and_code(),
+            (404, "RESOURCE_NOT_FOUND".into()),
             "{path}"
         );
     }
@@ -57,10 +57,7 @@ async fn unknown_routes_answer_resource_not_found() {
 async fn wrong_methods_answer_405_with_an_error_body() {
     let sim = start(SimConfig::default()).await;
     let answer = Client::new(&sim).post("/api/v1/points/balance", None).await;
-    assert_eq!(
-        (answer.status, answer.error_code().as_str()),
-        (405, "METHOD_NOT_ALLOWED")
-    );
+    assert_eq!(answer.status_and_code(), (405, "METHOD_NOT_ALLOWED".into()));
     sim.shutdown().await;
 }
 

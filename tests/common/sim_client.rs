@@ -59,6 +59,11 @@ impl Answer {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
 
+    /// The HTTP status and the body's `errorCode`, to compare with an expected pair.
+    pub fn status_and_code(&self) -> (u16, String) {
+        (self.status, self.error_code())
+    }
+
     pub fn error_code(&self) -> String {
         self.json()["errorCode"]
             .as_str()
