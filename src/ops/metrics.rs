@@ -24,6 +24,8 @@ pub const FLAGS_RAISED: &str = "issuance_watcher_flags_raised_total";
 pub const ACTIVE: &str = "issuance_watcher_active_issuances";
 /// Open `DUE_SOON` flags.
 pub const DUE_SOON: &str = "issuance_watcher_due_soon";
+/// Open `OVERDUE` flags.
+pub const OVERDUE: &str = "issuance_watcher_overdue";
 /// Time a lookup took, in seconds (histogram).
 pub const REQUEST_SECONDS: &str = "issuance_watcher_request_duration_seconds";
 /// Seconds since the last poll the API answered (absent until one has).
@@ -61,6 +63,7 @@ pub fn describe() {
     describe_counter!(FLAGS_RAISED, "DUE_SOON / OVERDUE flags raised, by kind");
     describe_gauge!(ACTIVE, "Issuances being watched, by last seen status");
     describe_gauge!(DUE_SOON, "Open DUE_SOON flags");
+    describe_gauge!(OVERDUE, "Open OVERDUE flags");
     describe_histogram!(REQUEST_SECONDS, Unit::Seconds, "Time one lookup took");
     describe_gauge!(
         SINCE_LAST_SUCCESS,
@@ -174,6 +177,7 @@ pub fn db_gauges(
     watched: &[&'static str],
     active_by_status: &[(String, i64)],
     due_soon: i64,
+    overdue: i64,
     wal_bytes: Option<u64>,
 ) {
     for status in watched {
@@ -185,6 +189,7 @@ pub fn db_gauges(
         metrics::gauge!(ACTIVE, "status" => status.clone()).set(*count as f64);
     }
     metrics::gauge!(DUE_SOON).set(due_soon as f64);
+    metrics::gauge!(OVERDUE).set(overdue as f64);
     if let Some(bytes) = wal_bytes {
         metrics::gauge!(WAL_BYTES).set(bytes as f64);
     }
