@@ -17,6 +17,7 @@ mod commands;
 mod events;
 mod generate;
 mod output;
+mod status;
 
 /// `--version`: the package version and the commit it was built from (build.rs).
 pub const VERSION: &str = concat!(
@@ -92,6 +93,13 @@ pub enum Command {
     /// Open DUE_SOON / OVERDUE flags.
     Flags {
         /// Print JSON (an array of flags) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One screen for a person on the host: daemon alive, active issuances, open
+    /// flags, last successful poll, errors in the last hour (from the database).
+    Status {
+        /// Print JSON (the same facts) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -208,6 +216,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => commands::list(&settings, status, limit, json).await,
         Command::Show { id, json } => commands::show(&settings, &id, json).await,
         Command::Flags { json } => commands::flags(&settings, json).await,
+        Command::Status { json } => status::status(&settings, json).await,
         Command::Events(args) => events::run(&settings, args, shutdown_signal()).await,
         Command::Simulate(_) | Command::Demo(_) | Command::Generate(_) => {
             bail!("internal error: this command was dispatched above")
