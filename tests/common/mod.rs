@@ -4,6 +4,7 @@
 //! - [`config`]: one builder for the daemon's settings, in-process or as a TOML file;
 //! - [`daemon`]: the `issuance-watcher` binary as a child process, with a clean
 //!   environment and its stderr in a file;
+//! - [`prometheus`]: a real Prometheus server on loopback, scraping and alerting;
 //! - [`receiver`]: a webhook receiver on loopback that verifies signatures
 //!   with the reference library and can fail, hang, throttle, refuse or go away;
 //! - [`secrets`]: the one check that no form of a secret or token leaked;
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod prometheus;
 pub mod receiver;
 pub mod running;
 pub mod secrets;
