@@ -16,6 +16,11 @@ fn unit_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/issuance-watcher.service")
 }
 
+/// The template unit, one watcher per account: `issuance-watcher@ACCOUNT.service`.
+fn template_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/issuance-watcher@.service")
+}
+
 fn sysusers_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/issuance-watcher.sysusers")
 }
@@ -68,7 +73,12 @@ fn unit_passes_systemd_analyze_verify() {
 
 #[test]
 fn unit_security_exposure_is_at_most_2_0() {
-    let unit = unit_path();
+    assert_exposure_at_most_2_0(&unit_path(), "issuance-watcher.service");
+}
+
+/// `systemd-analyze security --offline=yes` of the unit file at `unit`, whose
+/// report names it `name`, is at most [`MAX_EXPOSURE`].
+fn assert_exposure_at_most_2_0(unit: &Path, name: &str) {
     let Some(out) = run_tool(
         "systemd-analyze",
         &[
@@ -88,10 +98,10 @@ fn unit_security_exposure_is_at_most_2_0() {
     // Also read the score itself, so the message says what it is.
     let score: f64 = output
         .lines()
-        .find_map(|l| l.split_once("Overall exposure level for issuance-watcher.service:"))
+        .find_map(|l| l.split_once(&format!("Overall exposure level for {name}:")))
         .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no overall exposure level in:\n{output}"));
-    eprintln!("systemd-analyze security --offline=yes: exposure {score}");
+    eprintln!("systemd-analyze security --offline=yes {name}: exposure {score}");
     assert!(score <= MAX_EXPOSURE, "exposure {score} > {MAX_EXPOSURE}");
 }
 
@@ -156,4 +166,121 @@ fn unit_has_the_settings_the_daemon_relies_on() {
         watchdog.as_secs() >= 10,
         "too tight a watchdog: {watchdog:?}"
     );
+}
+
+/// The template instantiated for account `shop-a`, running the binary just built
+/// (`verify` checks that ExecStart= is executable, and refuses a bare template).
+fn template_instance(dir: &Path) -> PathBuf {
+    let template = std::fs::read_to_string(template_path()).expect("the template unit exists");
+    assert!(
+        template.contains("\nExecStart=/usr/bin/issuance-watcher "),
+        "ExecStart= should run /usr/bin/issuance-watcher"
+    );
+    let path = dir.join("issuance-watcher@shop-a.service");
+    std::fs::write(
+        &path,
+        template.replace(
+            "\nExecStart=/usr/bin/issuance-watcher ",
+            &format!("\nExecStart={BIN} "),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn template_unit_passes_systemd_analyze_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = template_instance(dir.path());
+    let Some(out) = run_tool(
+        "systemd-analyze",
+        &["verify".as_ref(), instance.as_os_str()],
+    ) else {
+        return;
+    };
+    let output = text(&out);
+    assert!(
+        out.status.success() && output.trim().is_empty(),
+        "systemd-analyze verify complained about the template:\n{output}"
+    );
+}
+
+#[test]
+fn template_unit_security_exposure_is_at_most_2_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = template_instance(dir.path());
+    assert_exposure_at_most_2_0(&instance, "issuance-watcher@shop-a.service");
+}
+
+/// The lines in which the template may differ from the main unit: what names
+/// the account. Everything else (hardening, watchdog, restarts) must be the same,
+/// so that a fix to one unit cannot silently miss the other.
+const INSTANCE_LINES: &[(&str, &str)] = &[
+    (
+        "Description=issuance-watcher (Bunjang point issuance watcher)",
+        "Description=issuance-watcher for account %i (Bunjang point issuance watcher)",
+    ),
+    (
+        "ExecStart=/usr/bin/issuance-watcher --config /etc/issuance-watcher/config.toml run",
+        "ExecStart=/usr/bin/issuance-watcher --config /etc/issuance-watcher/%i.toml run",
+    ),
+    (
+        "StateDirectory=issuance-watcher",
+        "StateDirectory=issuance-watcher/%i",
+    ),
+    (
+        "LoadCredential=secret_key:/etc/issuance-watcher/secret_key",
+        "LoadCredential=secret_key:/etc/issuance-watcher/%i.secret_key",
+    ),
+    (
+        "WorkingDirectory=/var/lib/issuance-watcher",
+        "WorkingDirectory=/var/lib/issuance-watcher/%i",
+    ),
+    (
+        "SyslogIdentifier=issuance-watcher",
+        "SyslogIdentifier=issuance-watcher@%i",
+    ),
+];
+
+/// The template's own line: each account's database in its own state directory.
+const TEMPLATE_DATABASE: &str =
+    "Environment=ISSUANCE_WATCHER__DATABASE__PATH=/var/lib/issuance-watcher/%i/watcher.db";
+
+fn settings(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn template_unit_is_the_main_unit_with_the_account_filled_in() {
+    let template = std::fs::read_to_string(template_path()).expect("the template unit exists");
+    let expected: Vec<String> = settings(&unit_text())
+        .into_iter()
+        .flat_map(|line| {
+            let mut out = vec![
+                INSTANCE_LINES
+                    .iter()
+                    .find(|(main, _)| *main == line)
+                    .map_or(line.clone(), |(_, instance)| (*instance).to_owned()),
+            ];
+            if line == "StateDirectory=issuance-watcher" {
+                out.push(TEMPLATE_DATABASE.to_owned());
+            }
+            out
+        })
+        .collect();
+    let actual = settings(&template);
+    for (i, (want, got)) in expected.iter().zip(&actual).enumerate() {
+        assert_eq!(want, got, "setting {i} of the template");
+    }
+    assert_eq!(expected.len(), actual.len(), "{actual:#?}");
+    for (main, _) in INSTANCE_LINES {
+        assert!(
+            settings(&unit_text()).iter().any(|l| l == main),
+            "the main unit no longer has `{main}`: update INSTANCE_LINES"
+        );
+    }
 }

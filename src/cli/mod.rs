@@ -15,12 +15,22 @@ use crate::settings::{LogFormat, Settings};
 mod clock;
 mod commands;
 mod events;
+mod generate;
 mod output;
+mod status;
+
+/// `--version`: the package version and the commit it was built from (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ISSUANCE_WATCHER_GIT_COMMIT"),
+    ")"
+);
 
 #[derive(Debug, Parser)]
 #[command(
     name = "issuance-watcher",
-    version,
+    version = VERSION,
     about = "Watches Bunjang point issuances until they settle"
 )]
 pub struct Cli {
@@ -86,6 +96,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One screen for a person on the host: daemon alive, active issuances, open
+    /// flags, last successful poll, errors in the last hour (from the database).
+    Status {
+        /// Print JSON (the same facts) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Events of the outbox (`--after SEQ`, `--follow`, `--json`), failing
     /// deliveries (`--failed`), and `redeliver SEQ...`.
     Events(events::EventsArgs),
@@ -93,6 +110,9 @@ pub enum Command {
     Simulate(crate::sim::cli::SimulateArgs),
     /// The whole job in about a minute: simulator, charges, watcher, ground-truth check.
     Demo(crate::tools::demo::DemoArgs),
+    /// Write shell completions or man pages (for packaging).
+    #[command(subcommand, hide = true)]
+    Generate(generate::Generate),
 }
 
 /// Entry point used by `main.rs`.
@@ -141,6 +161,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => {
             crate::ops::telemetry::init_quiet();
             return crate::tools::demo::run(args, shutdown_signal()).await;
+        }
+        Command::Generate(what) => {
+            let files = generate::run(&what, <Cli as clap::CommandFactory>::command())?;
+            let list: String = files.iter().map(|f| format!("{}\n", f.display())).collect();
+            return output::print_text(&list);
         }
         _ => {}
     }
@@ -191,8 +216,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => commands::list(&settings, status, limit, json).await,
         Command::Show { id, json } => commands::show(&settings, &id, json).await,
         Command::Flags { json } => commands::flags(&settings, json).await,
+        Command::Status { json } => status::status(&settings, json).await,
         Command::Events(args) => events::run(&settings, args, shutdown_signal()).await,
-        Command::Simulate(_) | Command::Demo(_) => {
+        Command::Simulate(_) | Command::Demo(_) | Command::Generate(_) => {
             bail!("internal error: this command was dispatched above")
         }
     }

@@ -25,6 +25,8 @@ pub const FLAGS_RAISED: &str = "issuance_watcher_flags_raised_total";
 pub const ACTIVE: &str = "issuance_watcher_active_issuances";
 /// Open `DUE_SOON` flags.
 pub const DUE_SOON: &str = "issuance_watcher_due_soon";
+/// Open `OVERDUE` flags.
+pub const OVERDUE: &str = "issuance_watcher_overdue";
 /// Time a lookup took, in seconds (histogram).
 pub const REQUEST_SECONDS: &str = "issuance_watcher_request_duration_seconds";
 /// Seconds since the last poll the API answered (absent until one has).
@@ -92,6 +94,7 @@ pub const ALL: &[Metric] = &[
     metric(COUNTER, None, FLAGS_RAISED, "DUE_SOON / OVERDUE flags raised, by kind"),
     metric(GAUGE, None, ACTIVE, "Issuances being watched, by last seen status"),
     metric(GAUGE, None, DUE_SOON, "Open DUE_SOON flags"),
+    metric(GAUGE, None, OVERDUE, "Open OVERDUE flags"),
     metric(HISTOGRAM, SECONDS, REQUEST_SECONDS, "Time one lookup took"),
     metric(GAUGE, SECONDS, SINCE_LAST_SUCCESS, "Seconds since the API last answered a poll"),
     metric(COUNTER, None, PAUSES, "Pauses of all polling (Retry-After, auth), by reason"),
@@ -211,6 +214,7 @@ pub fn db_gauges(
     watched: &[&'static str],
     active_by_status: &[(String, i64)],
     due_soon: i64,
+    overdue: i64,
     wal_bytes: Option<u64>,
 ) {
     for status in watched {
@@ -222,6 +226,7 @@ pub fn db_gauges(
         metrics::gauge!(ACTIVE, "status" => status.clone()).set(*count as f64);
     }
     metrics::gauge!(DUE_SOON).set(due_soon as f64);
+    metrics::gauge!(OVERDUE).set(overdue as f64);
     if let Some(bytes) = wal_bytes {
         metrics::gauge!(WAL_BYTES).set(bytes as f64);
     }

@@ -17,6 +17,8 @@ pub struct Snapshot {
     pub active_by_status: Vec<(String, i64)>,
     /// Open `DUE_SOON` flags.
     pub due_soon: i64,
+    /// Open `OVERDUE` flags.
+    pub overdue: i64,
     pub wal_bytes: Option<u64>,
 }
 
@@ -24,8 +26,10 @@ impl Snapshot {
     pub async fn read(store: &Store) -> anyhow::Result<Self> {
         let counts = store.active_counts().await?;
         let due_soon = store.open_due_soon().await?;
+        let overdue = store.open_overdue().await?;
         let mut snapshot = Snapshot {
             due_soon,
+            overdue,
             wal_bytes: store.wal_bytes(),
             ..Snapshot::default()
         };
@@ -79,6 +83,7 @@ mod tests {
             active: 3,
             active_by_status: vec![("READY".into(), 2), ("UNSEEN".into(), 1)],
             due_soon: 1,
+            overdue: 0,
             wal_bytes: None,
         };
         let line = status_line(&snapshot, &progress, Utc::now());

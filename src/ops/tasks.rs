@@ -103,6 +103,7 @@ async fn refresh(
                         crate::ops::snapshot::WATCHED_STATUSES,
                         &snapshot.active_by_status,
                         snapshot.due_soon,
+                        snapshot.overdue,
                         snapshot.wal_bytes,
                     );
                     crate::ops::metrics::progress_gauges(liveness.progress());

@@ -24,6 +24,7 @@ mod query;
 mod record;
 mod rows;
 mod sql;
+mod status;
 mod watch;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -36,6 +37,7 @@ pub use events::{AttemptRow, Backlog, DueDelivery, EventRow, FailedDelivery, Sin
 pub use owners::{Ownership, TakenOver};
 pub use query::{FlagRow, IssuanceRow, StatusCount, TransitionRow};
 pub use record::{FlagRaised, PollRecord, RecordKind, Recorded, TransitionRecorded};
+pub use status::{Daemons, ErrorCount, LiveDaemon, StatusFacts};
 pub use watch::Watch;
 
 /// The writer's page cache, in KiB (negative: a size, not a page count):

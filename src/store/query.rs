@@ -149,6 +149,14 @@ impl Store {
             .await
             .context("counting open flags")
     }
+
+    /// Open OVERDUE flags (for metrics and alerts).
+    pub async fn open_overdue(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar(sql::OPEN_OVERDUE)
+            .fetch_one(&self.pool)
+            .await
+            .context("counting open OVERDUE flags")
+    }
 }
 
 #[cfg(test)]

@@ -274,6 +274,10 @@ pub(super) const ACTIVE_COUNTS: &str = concat!(
 pub(super) const OPEN_DUE_SOON: &str =
     "SELECT count(DISTINCT issuance_id) FROM flags WHERE cleared_at IS NULL AND kind = 'DUE_SOON'";
 
+/// Issuances with an open OVERDUE flag.
+pub(super) const OPEN_OVERDUE: &str =
+    "SELECT count(DISTINCT issuance_id) FROM flags WHERE cleared_at IS NULL AND kind = 'OVERDUE'";
+
 // --- Maintenance -------------------------------------------------------------
 
 /// Folds the whole WAL back into the database file and truncates it.
@@ -377,3 +381,26 @@ pub(super) const REDELIVER: &str = "INSERT INTO deliveries (sink, seq, issuance_
      ON CONFLICT (sink, seq) DO UPDATE SET
          attempts = 0, next_attempt_at = excluded.next_attempt_at, created_at = excluded.created_at,
          delivered_at = NULL, failed_at = NULL, last_status = NULL, last_error = NULL, last_attempt_at = NULL";
+
+// --- The status screen (`status.rs`) ----------------------------------------
+
+/// The newest successful lookup among active issuances (read through the
+/// active-status index: as many rows as are watched, not as the table holds).
+pub(super) const STATUS_LAST_SEEN_ACTIVE: &str = concat!(
+    "SELECT max(last_seen_at) FROM issuances INDEXED BY issuances_active_by_status WHERE watch = '",
+    watch_text!(active),
+    "'"
+);
+
+/// The newest transition (a settled issuance's last answer was one).
+pub(super) const STATUS_LAST_TRANSITION: &str = "SELECT max(observed_at) FROM transitions";
+
+/// Active issuances whose last poll failed at or after ?1, by error text, most first.
+pub(super) const STATUS_RECENT_ERRORS: &str = concat!(
+    "SELECT last_error AS error, count(*) AS issuances, max(last_polled_at) AS last_at
+     FROM issuances INDEXED BY issuances_active_by_status
+     WHERE watch = '",
+    watch_text!(active),
+    "' AND last_error IS NOT NULL AND last_polled_at >= ?1
+     GROUP BY last_error ORDER BY issuances DESC, last_error LIMIT 10"
+);

@@ -5,6 +5,7 @@
 //! - [`daemon`]: the `issuance-watcher` binary as a child process, with a clean
 //!   environment and its stderr in a file;
 //! - [`metrics`]: a daemon's `/metrics` read over its HTTP listener;
+//! - [`prometheus`]: a real Prometheus server on loopback, scraping and alerting;
 //! - [`receiver`]: a webhook receiver on loopback that verifies signatures
 //!   with the reference library and can fail, hang, throttle, refuse or go away;
 //! - [`secrets`]: the one check that no form of a secret or token leaked;
@@ -18,6 +19,7 @@ pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod metrics;
+pub mod prometheus;
 pub mod receiver;
 pub mod running;
 pub mod secrets;

@@ -1,0 +1,254 @@
+//! What `issuance-watcher status` shows, read from the database and the owner
+//! locks beside it, so it works on the host without the HTTP listener.
+//!
+//! Invariants:
+//! - read-only: nothing here writes a row or removes a file; a dead owner's
+//!   lock file is left for the next daemon to take over (`owners.rs`);
+//! - "alive" means a process holds its owner lock right now (the kernel drops
+//!   it when the process dies, however it dies), not that it polled recently:
+//!   a live daemon that cannot reach the API is alive, and says so through
+//!   [`StatusFacts::last_success`] and the recent errors;
+//! - every read is an indexed one (the active-status index, the transitions'
+//!   time index), so the screen costs the same with a million settled rows.
+
+use std::fs::{File, TryLockError};
+use std::io::Read as _;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::owners::owners_dir;
+use super::{Context, Store, StoreError, sql};
+use crate::domain::timefmt::{from_db, to_db};
+
+/// A daemon that holds its owner lock on this database now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveDaemon {
+    /// Its owner id (as in `issuances.lease_owner`).
+    pub owner: String,
+    /// Its process id, as it wrote it into its lock file (absent if unreadable).
+    pub pid: Option<u32>,
+    /// When it took the lock (the lock file's modification time).
+    pub since: Option<String>,
+}
+
+/// Who holds the owner locks beside the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Daemons {
+    pub live: Vec<LiveDaemon>,
+    /// Lock files left by daemons that died (their claims are taken over at the
+    /// next daemon's start, or expire).
+    pub dead: usize,
+    /// Lock files whose liveness cannot be told (e.g. unreadable for this user), with why.
+    pub undecided: Vec<String>,
+}
+
+/// Failed polls of active issuances, by error text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ErrorCount {
+    pub error: String,
+    /// Active issuances whose last poll failed this way.
+    pub issuances: i64,
+    /// The most recent such poll.
+    pub last_at: String,
+}
+
+/// The facts `status` shows, all read in one call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusFacts {
+    pub daemons: Daemons,
+    /// Active issuances by last seen status (`None`: not answered yet).
+    pub active_by_status: Vec<(Option<String>, i64)>,
+    /// The most recent successful lookup: the newest `last_seen_at` of an active
+    /// issuance or the newest transition (a settled issuance's last answer).
+    pub last_success: Option<String>,
+    /// Active issuances whose last poll, since the given instant, failed.
+    pub errors: Vec<ErrorCount>,
+}
+
+impl Store {
+    /// Reads everything `status` shows; `errors_since` bounds the recent errors.
+    pub async fn status_facts(
+        &self,
+        errors_since: DateTime<Utc>,
+    ) -> Result<StatusFacts, StoreError> {
+        let active_by_status = self.active_counts().await?;
+        let last_seen: Option<String> = sqlx::query_scalar(sql::STATUS_LAST_SEEN_ACTIVE)
+            .fetch_one(self.pool())
+            .await
+            .context("reading the last successful poll")?;
+        let last_transition: Option<String> = sqlx::query_scalar(sql::STATUS_LAST_TRANSITION)
+            .fetch_one(self.pool())
+            .await
+            .context("reading the last transition")?;
+        let errors = sqlx::query_as(sql::STATUS_RECENT_ERRORS)
+            .bind(to_db(errors_since))
+            .fetch_all(self.pool())
+            .await
+            .context("reading recent errors")?;
+        Ok(StatusFacts {
+            daemons: self.daemons(),
+            active_by_status,
+            last_success: newest(last_seen, last_transition),
+            errors,
+        })
+    }
+
+    /// Which daemons hold their owner lock on this database now.
+    pub fn daemons(&self) -> Daemons {
+        let mut found = Daemons::default();
+        let dir = owners_dir(self.path());
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return found;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(owner) = name.to_str().and_then(|n| n.strip_suffix(".lock")) else {
+                continue;
+            };
+            if owner.starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            let mut file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) => {
+                    found.undecided.push(format!("{}: {e}", path.display()));
+                    continue;
+                }
+            };
+            // A shared probe: it fails while the owner holds its exclusive lock.
+            match file.try_lock_shared() {
+                Ok(()) => found.dead += 1,
+                Err(TryLockError::WouldBlock) => {
+                    let mut text = String::new();
+                    let pid = file
+                        .read_to_string(&mut text)
+                        .ok()
+                        .and_then(|_| text.trim().strip_prefix("pid ")?.parse().ok());
+                    let since = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .map(|t| to_db(DateTime::<Utc>::from(t)));
+                    found.live.push(LiveDaemon {
+                        owner: owner.to_owned(),
+                        pid,
+                        since,
+                    });
+                }
+                Err(TryLockError::Error(e)) => {
+                    found.undecided.push(format!("{}: {e}", path.display()));
+                }
+            }
+        }
+        found.live.sort_by(|a, b| a.owner.cmp(&b.owner));
+        found
+    }
+}
+
+/// The later of two stored instants (both in the one sortable layout).
+fn newest(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => match (from_db(&a), from_db(&b)) {
+            (Some(x), Some(y)) if y > x => Some(b),
+            _ => Some(a),
+        },
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{query_plan, temp_store};
+    use super::*;
+
+    async fn exec(store: &Store, sql: &'static str) {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn facts_count_active_rows_and_find_the_last_success_and_recent_errors() {
+        let (store, _dir) = temp_store().await;
+        exec(
+            &store,
+            "INSERT INTO issuances (id, status, last_seen_at, last_polled_at, last_error) VALUES
+               ('a', 'READY', '2026-12-02T10:00:00.000Z', '2026-12-02T11:30:00.000Z', 'HTTP 503'),
+               ('b', 'READY', '2026-12-02T11:00:00.000Z', '2026-12-02T11:40:00.000Z', 'HTTP 503'),
+               ('c', 'WAITED', '2026-12-02T09:00:00.000Z', '2026-12-02T09:00:00.000Z', 'timeout'),
+               ('d', NULL, NULL, NULL, NULL)",
+        )
+        .await;
+        // A settled row's last answer is its last transition, newer than any active row's.
+        exec(
+            &store,
+            "INSERT INTO issuances (id, status, watch, last_error, last_polled_at) VALUES ('e', 'DONE', 'settled', 'old', '2026-12-02T11:50:00.000Z')",
+        )
+        .await;
+        exec(
+            &store,
+            "INSERT INTO transitions (issuance_id, from_status, to_status, observed_at) VALUES ('e', 'READY', 'DONE', '2026-12-02T11:45:00.000Z')",
+        )
+        .await;
+        let since = from_db("2026-12-02T11:00:00.000Z").unwrap();
+        let facts = store.status_facts(since).await.unwrap();
+        assert_eq!(
+            facts.active_by_status,
+            [
+                (None, 1),
+                (Some("READY".to_owned()), 2),
+                (Some("WAITED".to_owned()), 1)
+            ]
+        );
+        assert_eq!(
+            facts.last_success.as_deref(),
+            Some("2026-12-02T11:45:00.000Z")
+        );
+        // 'c' failed before the hour, 'e' is settled: neither counts.
+        assert_eq!(
+            facts.errors,
+            [ErrorCount {
+                error: "HTTP 503".into(),
+                issuances: 2,
+                last_at: "2026-12-02T11:40:00.000Z".into()
+            }]
+        );
+        assert_eq!(facts.daemons, Daemons::default());
+    }
+
+    #[tokio::test]
+    async fn a_held_owner_lock_is_a_live_daemon_and_a_released_one_is_dead() {
+        let (store, _dir) = temp_store().await;
+        let held = store.hold_ownership();
+        assert!(held.is_held());
+        let daemons = store.daemons();
+        assert_eq!(daemons.live.len(), 1, "{daemons:?}");
+        assert_eq!(daemons.live[0].owner, store.owner());
+        assert_eq!(daemons.live[0].pid, Some(std::process::id()));
+        assert!(daemons.live[0].since.is_some());
+        assert_eq!(daemons.dead, 0);
+        // Released as a killed process's would be: the file stays, unlocked.
+        held.die();
+        let daemons = store.daemons();
+        assert!(daemons.live.is_empty(), "{daemons:?}");
+        assert_eq!(daemons.dead, 1);
+    }
+
+    #[tokio::test]
+    async fn the_reads_use_indexes() {
+        let (store, _dir) = temp_store().await;
+        let plan = query_plan(&store, sql::STATUS_LAST_TRANSITION).await;
+        assert!(
+            plan.iter().any(|d| d.contains("transitions_by_time")),
+            "{plan:?}"
+        );
+        for statement in [sql::STATUS_LAST_SEEN_ACTIVE, sql::STATUS_RECENT_ERRORS] {
+            let plan = query_plan(&store, statement).await;
+            assert!(
+                plan.iter()
+                    .any(|d| d.contains("INDEX issuances_active_by_status")),
+                "{statement}: {plan:?}"
+            );
+        }
+    }
+}
