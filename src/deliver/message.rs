@@ -114,6 +114,12 @@ pub fn slack_text(event: &DueDelivery) -> String {
             field("reason"),
             field("detail")
         ),
+        "balance.low" => format!(
+            "Point balance {} is below the threshold {} ({} expiring within 30 days)",
+            field("balance"),
+            field("threshold"),
+            field("expiring_30d")
+        ),
         other => format!("Issuance {id}: {other}"),
     }
 }

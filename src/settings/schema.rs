@@ -136,6 +136,23 @@ pub(super) const KEYS: &[Key] = &[
     ),
     key("log", "format", Kind::Choice(&["text", "json"])),
     key("http", "listen", Kind::Text),
+    key(
+        "charge",
+        "max_amount",
+        Kind::Integer {
+            min: 1,
+            max: 1_000_000_000,
+        },
+    ),
+    key("balance", "interval", duration(secs(1), secs(DAY))),
+    key(
+        "balance",
+        "low_threshold",
+        Kind::Integer {
+            min: 0,
+            max: 1_000_000_000_000,
+        },
+    ),
 ];
 
 /// The sections, in order.
