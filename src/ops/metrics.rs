@@ -45,6 +45,13 @@ pub const OLDEST_UNDELIVERED: &str = "issuance_watcher_oldest_undelivered_second
 /// Time one delivery attempt took, in seconds (histogram).
 pub const DELIVERY_SECONDS: &str = "issuance_watcher_delivery_duration_seconds";
 
+/// The point balance last polled (absent until `balance.interval` polls it).
+pub const POINT_BALANCE: &str = "issuance_watcher_point_balance";
+/// Points expiring within 30 days, as last polled.
+pub const POINTS_EXPIRING: &str = "issuance_watcher_points_expiring_30d";
+/// Charge requests finished, by `state` (`created`, `refused`, `unknown`, `rejected`).
+pub const CHARGE_REQUESTS: &str = "issuance_watcher_charge_requests_total";
+
 /// Latency buckets for [`REQUEST_SECONDS`], in seconds.
 pub const REQUEST_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -81,6 +88,9 @@ pub fn describe() {
         Unit::Seconds,
         "Age of the oldest undelivered event, by sink"
     );
+    describe_gauge!(POINT_BALANCE, "The point balance last polled");
+    describe_gauge!(POINTS_EXPIRING, "Points expiring within 30 days, as last polled");
+    describe_counter!(CHARGE_REQUESTS, "Charge requests finished, by state");
     describe_histogram!(
         DELIVERY_SECONDS,
         Unit::Seconds,
@@ -130,6 +140,17 @@ pub fn recorded(recorded: &Recorded) {
     for f in &recorded.flags_raised {
         flag_raised(f.kind.as_str());
     }
+}
+
+/// A polled balance.
+pub fn balance(balance: i64, expiring_30d: i64) {
+    metrics::gauge!(POINT_BALANCE).set(balance as f64);
+    metrics::gauge!(POINTS_EXPIRING).set(expiring_30d as f64);
+}
+
+/// A charge request finished in `state`.
+pub fn charge_request(state: &'static str) {
+    metrics::counter!(CHARGE_REQUESTS, "state" => state).increment(1);
 }
 
 pub fn transition(from: &'static str, to: &'static str) {
