@@ -98,3 +98,12 @@ impl ScriptedCharge {
         self.posts.load(Ordering::SeqCst)
     }
 }
+
+/// A loopback port free at this moment (for `http.listen`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
