@@ -47,11 +47,13 @@ fn setup(base_url: &str) -> Setup {
 }
 
 async fn transitions(pool: &sqlx::SqlitePool, id: &str) -> Vec<(Option<String>, String)> {
-    sqlx::query_as("SELECT from_status, to_status FROM transitions WHERE issuance_id = ? ORDER BY seq")
-        .bind(id)
-        .fetch_all(pool)
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "SELECT from_status, to_status FROM transitions WHERE issuance_id = ? ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
 }
 
 async fn issuance_count(pool: &sqlx::SqlitePool) -> i64 {
@@ -96,7 +98,11 @@ async fn a_charge_prints_the_account_is_watched_and_settles_done() {
     .await;
     assert_eq!(
         transitions(&pool, &id).await,
-        [row(None, "WAITED"), row(Some("WAITED"), "READY"), row(Some("READY"), "DONE")]
+        [
+            row(None, "WAITED"),
+            row(Some("WAITED"), "READY"),
+            row(Some("READY"), "DONE")
+        ]
     );
     let events: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE type = 'issuance.status_changed' AND issuance_id = ?",
@@ -106,7 +112,11 @@ async fn a_charge_prints_the_account_is_watched_and_settles_done() {
     .await
     .unwrap();
     assert_eq!(events, 3);
-    assert_eq!(sim.balance().0, before + 50_000, "the simulator credits a DONE charge");
+    assert_eq!(
+        sim.balance().0,
+        before + 50_000,
+        "the simulator credits a DONE charge"
+    );
     assert_eq!(posts(&sim), 1);
     daemon.stop().await;
 }
@@ -123,15 +133,25 @@ async fn a_second_charge_is_refused_here_and_by_the_api_and_nothing_is_stored() 
     let local = run(&s.config, &["charge", "20000"]).await;
     let stderr = text(&local.stderr);
     assert!(!local.status.success());
-    assert!(stderr.contains(&open) && stderr.contains("READY"), "{stderr}");
+    assert!(
+        stderr.contains(&open) && stderr.contains("READY"),
+        "{stderr}"
+    );
     assert_eq!(posts(&sim), 1, "refused here: nothing sent");
 
     let forced = run(&s.config, &["charge", "20000", "--force"]).await;
     let stderr = text(&forced.stderr);
     assert!(!forced.status.success());
-    assert!(stderr.contains("refused") && stderr.contains("BAD_REQUEST"), "{stderr}");
+    assert!(
+        stderr.contains("refused") && stderr.contains("BAD_REQUEST"),
+        "{stderr}"
+    );
     assert_eq!(posts(&sim), 2);
-    assert_eq!(issuance_count(&pool).await, 1, "no issuance for a refused charge");
+    assert_eq!(
+        issuance_count(&pool).await,
+        1,
+        "no issuance for a refused charge"
+    );
     let states: Vec<String> = requests(&pool).await.into_iter().map(|r| r.2).collect();
     assert_eq!(states, ["created", "rejected", "refused"]);
 }
@@ -147,9 +167,16 @@ async fn an_ambiguous_post_is_recorded_unknown_never_retried_and_fails_the_comma
     let out = run(&s.config, &["charge", "30000"]).await;
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("UNKNOWN") && stderr.contains("MAY have been created"), "{stderr}");
+    assert!(
+        stderr.contains("UNKNOWN") && stderr.contains("MAY have been created"),
+        "{stderr}"
+    );
     assert!(stderr.contains("partner console"), "{stderr}");
-    assert_eq!(sim.charges_created(), 1, "the fault was hit: the charge exists");
+    assert_eq!(
+        sim.charges_created(),
+        1,
+        "the fault was hit: the charge exists"
+    );
     assert_eq!(posts(&sim), 1, "exactly one POST: no retry");
     let pool = pool(&s.db).await;
     let rows = requests(&pool).await;
@@ -203,7 +230,10 @@ async fn an_answer_without_a_usable_id_is_unknown_not_created() {
         let out = run(&s.config, &["charge", "5000"]).await;
         let stderr = text(&out.stderr);
         assert!(!out.status.success(), "{body}");
-        assert!(stderr.contains("UNKNOWN") && stderr.contains("MALFORMED"), "{body}: {stderr}");
+        assert!(
+            stderr.contains("UNKNOWN") && stderr.contains("MALFORMED"),
+            "{body}: {stderr}"
+        );
         assert_eq!(api.posts(), 1);
         let pool = pool(&s.db).await;
         assert_eq!(requests(&pool).await[0].2, "unknown");
@@ -240,7 +270,10 @@ async fn a_request_inserted_by_sql_is_performed_once_and_watched() {
         requests(&pool).await[1].2 == "rejected"
     })
     .await;
-    assert_eq!(requests(&pool).await[1].4.as_deref(), Some("LOCAL_CHARGE_OPEN"));
+    assert_eq!(
+        requests(&pool).await[1].4.as_deref(),
+        Some("LOCAL_CHARGE_OPEN")
+    );
     assert_eq!(posts(&sim), 1);
     daemon.stop().await;
 }
@@ -271,14 +304,21 @@ async fn a_kill_between_the_post_and_its_recording_leaves_the_request_unknown_ne
     })
     .await;
     daemon.kill9();
-    assert_eq!(requests(&pool).await[0].2, "sending", "precondition: killed mid-request");
+    assert_eq!(
+        requests(&pool).await[0].2,
+        "sending",
+        "precondition: killed mid-request"
+    );
     sim.set_faults(FaultConfig::default());
     let restarted = Spawn::new(&config).spawn();
     eventually("the request to become unknown", || async {
         requests(&pool).await[0].2 == "unknown"
     })
     .await;
-    assert_eq!(requests(&pool).await[0].4.as_deref(), Some("PERFORMER_DIED"));
+    assert_eq!(
+        requests(&pool).await[0].4.as_deref(),
+        Some("PERFORMER_DIED")
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(sim.charges_created(), 1, "never sent a second time");
     assert_eq!(requests(&pool).await[0].2, "unknown");
@@ -344,7 +384,11 @@ async fn cancel_refuses_hostile_and_unknown_ids_and_needs_confirmation() {
     ] {
         let out = run(&s.config, &["cancel", id, "--yes"]).await;
         assert!(!out.status.success(), "{id}");
-        assert!(text(&out.stderr).contains(says), "{id}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(says),
+            "{id}: {}",
+            text(&out.stderr)
+        );
     }
     let ids = sim.seed(1);
     sim.force(&ids[0], "READY").unwrap();
@@ -365,4 +409,33 @@ async fn cancel_refuses_hostile_and_unknown_ids_and_needs_confirmation() {
         .filter(|r| r.path.ends_with("/cancel"))
         .count();
     assert_eq!(cancels, 0, "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_creates_its_charges_through_the_charge_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let args = issuance_watcher::tools::demo::DemoArgs {
+        count: 8,
+        speed: 14_400.0,
+        database: db.clone(),
+        seed: 3,
+        timeout: Duration::from_secs(60),
+    };
+    let mut out = Vec::new();
+    issuance_watcher::tools::demo::run_to(args, &mut out, std::future::pending())
+        .await
+        .expect("demo passes its own check");
+    let pool = pool(&db).await;
+    let rows = requests(&pool).await;
+    assert_eq!(rows.len(), 8);
+    assert!(
+        rows.iter().all(|r| r.2 == "created" && r.3.is_some()),
+        "{rows:?}"
+    );
+    let text = text(&out);
+    assert!(
+        text.contains("point balance now:") && text.contains("-- charges"),
+        "{text}"
+    );
 }

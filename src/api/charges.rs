@@ -96,7 +96,12 @@ impl ApiClient {
             }
         };
         if status.is_client_error() {
-            return ChargeOutcome::Refused(refusal(status, &body, raw.retry_after, raw.server_date));
+            return ChargeOutcome::Refused(refusal(
+                status,
+                &body,
+                raw.retry_after,
+                raw.server_date,
+            ));
         }
         if !status.is_success() {
             return ChargeOutcome::Unknown(Unknown {
@@ -149,7 +154,12 @@ impl ApiClient {
             }
         };
         if status.is_client_error() {
-            return CancelOutcome::Refused(refusal(status, &body, raw.retry_after, raw.server_date));
+            return CancelOutcome::Refused(refusal(
+                status,
+                &body,
+                raw.retry_after,
+                raw.server_date,
+            ));
         }
         if !status.is_success() {
             return CancelOutcome::Failed(Unknown {
@@ -239,8 +249,12 @@ fn refusal(
 /// The id of a created issuance (`data.id`, a string or a number), if the
 /// body has a usable one.
 fn created_id(body: &[u8]) -> Result<String, String> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the API answered 2xx with a body that is not JSON: {}", clip(&e.to_string())))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "the API answered 2xx with a body that is not JSON: {}",
+            clip(&e.to_string())
+        )
+    })?;
     let id = match value.get("data").and_then(|d| d.get("id")) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -301,7 +315,11 @@ mod tests {
             b"<html>",
             b"",
         ] {
-            assert!(created_id(body).is_err(), "{}", String::from_utf8_lossy(body));
+            assert!(
+                created_id(body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
         let long = format!(r#"{{"data":{{"id":"{}"}}}}"#, "9".repeat(300));
         assert!(created_id(long.as_bytes()).is_err());
@@ -329,7 +347,13 @@ mod tests {
             None,
             None,
         );
-        assert_eq!((r.code.as_str(), r.reason.as_str()), ("BAD_REQUEST", "another charge is READY"));
-        assert_eq!(refusal(StatusCode::BAD_REQUEST, b"<html>", None, None).code, "(no error code)");
+        assert_eq!(
+            (r.code.as_str(), r.reason.as_str()),
+            ("BAD_REQUEST", "another charge is READY")
+        );
+        assert_eq!(
+            refusal(StatusCode::BAD_REQUEST, b"<html>", None, None).code,
+            "(no error code)"
+        );
     }
 }

@@ -138,7 +138,10 @@ impl ApiClient {
             http_status: None,
             latency: Duration::ZERO,
         };
-        let raw = match self.send(reqwest::Method::GET, self.lookup_url(id), None).await {
+        let raw = match self
+            .send(reqwest::Method::GET, self.lookup_url(id), None)
+            .await
+        {
             Ok(raw) => raw,
             Err(e) => {
                 answer.result = Err(e);

@@ -12,10 +12,10 @@ use serde::Serialize;
 use super::output::{print_json, print_text};
 use crate::api::{self, ApiClient, CancelOutcome};
 use crate::app::open_store;
-use crate::domain::{Decision, Observation};
+use crate::domain::{Clock, Decision, Observation};
 use crate::settings::Settings;
 use crate::store::{IssuanceRow, Store};
-use crate::watcher::charges::{Performed, charge_with, first_decision, parse_amount};
+use crate::watcher::charges::{Charger, Performed, charge_with, first_decision, parse_amount};
 
 fn client(settings: &Settings) -> anyhow::Result<ApiClient> {
     settings
@@ -34,9 +34,20 @@ pub(super) async fn charge(
     let amount = parse_amount(amount, settings.charge.max_amount).map_err(anyhow::Error::msg)?;
     let client = client(settings)?;
     let store = open_store(settings).await?;
-    let (request_id, performed, recorded) = charge_with(&store, &client, settings, amount, force)
-        .await
-        .context("while recording the charge request (nothing was sent)")?;
+    // Held while the POST is in flight: a daemon that finds it free knows
+    // this process died and makes the request `unknown`.
+    let ownership = store.hold_ownership();
+    let charger = Charger {
+        store: &store,
+        client: &client,
+        settings,
+        clock: Clock::real(),
+        pacer: None,
+    };
+    let charged = charge_with(&charger, amount, force, true).await;
+    ownership.retire();
+    let (request_id, performed, recorded) =
+        charged.context("while recording the charge request (nothing was sent)")?;
     let issuance = match &performed {
         Performed::Created { issuance_id, .. } => store.issuance(issuance_id).await.ok().flatten(),
         _ => None,
@@ -61,7 +72,12 @@ pub(super) async fn charge(
             error_message: row.as_ref().and_then(|r| r.error_message.clone()),
         })?;
     } else if let Performed::Created { issuance_id, .. } = &performed {
-        print_text(&created_text(request_id, issuance_id, amount, issuance.as_ref()))?;
+        print_text(&created_text(
+            request_id,
+            issuance_id,
+            amount,
+            issuance.as_ref(),
+        ))?;
     }
     if let Err(e) = recorded {
         bail!(
@@ -75,7 +91,11 @@ pub(super) async fn charge(
             "the API refused the charge of {amount} KRW: HTTP {} {}{}. Nothing was created (charge request {request_id}, state refused)",
             r.http_status,
             r.code,
-            if r.reason.is_empty() { String::new() } else { format!(": {}", r.reason) }
+            if r.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", r.reason)
+            }
         ),
         Performed::Rejected { message, .. } => {
             bail!("charge refused here: {message} (charge request {request_id}, state rejected)")
@@ -96,7 +116,9 @@ fn created_text(request_id: i64, id: &str, amount: i64, row: Option<&IssuanceRow
         row.and_then(f).cloned().unwrap_or_else(|| "-".to_owned())
     };
     let status = get(|r| r.status.as_ref());
-    let mut out = format!("Charge created: issuance {id}, {amount} KRW, {status} (charge request {request_id}).\n");
+    let mut out = format!(
+        "Charge created: issuance {id}, {amount} KRW, {status} (charge request {request_id}).\n"
+    );
     if row.and_then(|r| r.vbank_account_number.as_ref()).is_some() {
         let due = row
             .and_then(|r| r.vbank_due_at.as_deref())
@@ -135,7 +157,9 @@ pub(super) async fn cancel(settings: &Settings, id: &str, yes: bool) -> anyhow::
     }
     let store = open_store(settings).await?;
     let Some(row) = store.issuance(id).await? else {
-        bail!("issuance {id:?} is not in the database (only charges this database watches can be cancelled here)");
+        bail!(
+            "issuance {id:?} is not in the database (only charges this database watches can be cancelled here)"
+        );
     };
     match row.status.as_deref() {
         Some("READY") => {}
@@ -147,7 +171,9 @@ pub(super) async fn cancel(settings: &Settings, id: &str, yes: bool) -> anyhow::
     if !yes {
         let stdin = std::io::stdin();
         if !stdin.is_terminal() {
-            bail!("not cancelling issuance {id} without confirmation: pass --yes (stdin is not a terminal)");
+            bail!(
+                "not cancelling issuance {id} without confirmation: pass --yes (stdin is not a terminal)"
+            );
         }
         let mut err = std::io::stderr().lock();
         write!(
@@ -171,14 +197,22 @@ pub(super) async fn cancel(settings: &Settings, id: &str, yes: bool) -> anyhow::
             print_text(&format!(
                 "issuance {id} is {}{}\n",
                 observation.status,
-                if recorded { "" } else { " (already recorded by the daemon)" }
+                if recorded {
+                    ""
+                } else {
+                    " (already recorded by the daemon)"
+                }
             ))
         }
         CancelOutcome::Refused(r) => bail!(
             "the API refused to cancel issuance {id}: HTTP {} {}{}",
             r.http_status,
             r.code,
-            if r.reason.is_empty() { String::new() } else { format!(": {}", r.reason) }
+            if r.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", r.reason)
+            }
         ),
         CancelOutcome::Failed(u) => bail!(
             "no usable answer to the cancel of issuance {id} ({}: {}); it may or may not be cancelled: the daemon's next poll will tell (`issuance-watcher show {id}`)",

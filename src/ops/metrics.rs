@@ -89,7 +89,10 @@ pub fn describe() {
         "Age of the oldest undelivered event, by sink"
     );
     describe_gauge!(POINT_BALANCE, "The point balance last polled");
-    describe_gauge!(POINTS_EXPIRING, "Points expiring within 30 days, as last polled");
+    describe_gauge!(
+        POINTS_EXPIRING,
+        "Points expiring within 30 days, as last polled"
+    );
     describe_counter!(CHARGE_REQUESTS, "Charge requests finished, by state");
     describe_histogram!(
         DELIVERY_SECONDS,

@@ -144,9 +144,13 @@ impl Verifier {
             };
             let mut seen = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
             // Forget nonces whose tokens have expired: they cannot come back.
-            let horizon = now_ms.saturating_sub(self.window_ms.saturating_add(self.future_leeway_ms));
+            let horizon =
+                now_ms.saturating_sub(self.window_ms.saturating_add(self.future_leeway_ms));
             seen.retain(|_, iat_ms| *iat_ms >= horizon);
-            if seen.insert(nonce.clone(), iat.saturating_mul(1_000)).is_some() {
+            if seen
+                .insert(nonce.clone(), iat.saturating_mul(1_000))
+                .is_some()
+            {
                 return Err(AuthError::InvalidAuthToken);
             }
         }
@@ -263,7 +267,11 @@ mod tests {
             Err(AuthError::InvalidAuthToken),
             "a replayed write is refused"
         );
-        assert_eq!(v.verify(Some(&first), false, at(IAT + 1)), Ok(()), "reads need no nonce");
+        assert_eq!(
+            v.verify(Some(&first), false, at(IAT + 1)),
+            Ok(()),
+            "reads need no nonce"
+        );
         let other = claims("0b7c1d57-2f9a-4e8c-b3c1-6d2a9e4f7a21");
         assert_eq!(v.verify(Some(&other), true, at(IAT + 1)), Ok(()));
         assert_eq!(

@@ -131,11 +131,14 @@ impl Store {
     /// Writes request `id`'s outcome and, for a created charge, records its
     /// issuance, in one transaction. Returns whether the request row was
     /// still this handle's to write, and what the issuance's recording changed.
+    /// `now` stamps the request; `observed_at` (the business clock's now) the
+    /// issuance's first sighting, like a poll's.
     pub async fn finish_charge_request(
         &self,
         id: i64,
         result: ChargeResult<'_>,
         now: DateTime<Utc>,
+        observed_at: DateTime<Utc>,
     ) -> Result<(bool, Recorded), StoreError> {
         let (state, issuance, http_status, code, message) = match result {
             ChargeResult::Created {
@@ -179,7 +182,17 @@ impl Store {
                     observation: Some(observation),
                     decision,
                     ..
-                } => record_answer_in(tx, &self.owner, issuance_id, observation, decision, now).await?,
+                } => {
+                    record_answer_in(
+                        tx,
+                        &self.owner,
+                        issuance_id,
+                        observation,
+                        decision,
+                        observed_at,
+                    )
+                    .await?
+                }
                 ChargeResult::Created { issuance_id, .. } => {
                     sqlx::query(sql::ADD_ID)
                         .bind(issuance_id)
@@ -342,6 +355,7 @@ mod tests {
                     reason: "no",
                 },
                 now,
+                now,
             )
             .await
             .unwrap();
@@ -367,6 +381,7 @@ mod tests {
                     message: "y",
                 },
                 now,
+                now,
             )
             .await
             .unwrap();
@@ -391,7 +406,10 @@ mod tests {
     async fn a_created_charge_is_watched_with_its_first_transition() {
         let (store, _dir) = temp_store().await;
         let now = Utc::now();
-        let id = store.start_charge_request(50_000, false, now).await.unwrap();
+        let id = store
+            .start_charge_request(50_000, false, now)
+            .await
+            .unwrap();
         let observation = Observation {
             status: crate::domain::Status::Ready,
             amount: Some(50_000),
@@ -409,6 +427,7 @@ mod tests {
                     decision: Decision::PollAt(now),
                     problem: None,
                 },
+                now,
                 now,
             )
             .await
@@ -452,7 +471,10 @@ mod tests {
         assert_eq!(store.last_balance().await.unwrap(), Some(400));
         let events = store.events_after(0, 10).await.unwrap();
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].event_type, crate::domain::EventType::BalanceLow.as_str());
+        assert_eq!(
+            events[0].event_type,
+            crate::domain::EventType::BalanceLow.as_str()
+        );
         assert_eq!(events[0].issuance_id, "");
         assert_eq!(events[0].data["balance"], 400);
         assert_eq!(events[0].data["threshold"], 500);

@@ -109,16 +109,16 @@ pub(super) async fn claim_one_in(
         .fetch_optional(conn)
         .await
         .context("leasing one issuance")?;
-    Ok(row.map(
-        |(raw_id, status, due, attempts, since, fence)| Claimed {
+    Ok(
+        row.map(|(raw_id, status, due, attempts, since, fence)| Claimed {
             raw_id,
             status,
             due_at: due.as_deref().and_then(from_db),
             attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
             not_found_since: since.as_deref().and_then(from_db),
             fence,
-        },
-    ))
+        }),
+    )
 }
 
 impl Store {

@@ -377,7 +377,8 @@ pub(super) const REDELIVER: &str = "INSERT INTO deliveries (sink, seq, issuance_
 /// Leases issuance ?1 (any watch) to daemon ?3 with a new fence, due at ?2:
 /// whatever poll of it is in flight now writes nothing (its fence is gone).
 /// Returns the row as a claim (see [`CLAIM_DUE`]).
-pub(super) const CLAIM_ONE: &str = "UPDATE issuances SET next_poll_at = ?2, lease_owner = ?3, lease_fence = lease_fence + 1
+pub(super) const CLAIM_ONE: &str =
+    "UPDATE issuances SET next_poll_at = ?2, lease_owner = ?3, lease_fence = lease_fence + 1
      WHERE id = ?1
      RETURNING CAST(id AS BLOB), status, vbank_due_at, attempts, not_found_since, lease_fence";
 
@@ -385,12 +386,14 @@ pub(super) const CLAIM_ONE: &str = "UPDATE issuances SET next_poll_at = ?2, leas
 
 /// A request performed at once by its inserter ?3 (the `charge` command):
 /// amount ?1, force ?2, sent at ?4. Returns its id.
-pub(super) const START_CHARGE_REQUEST: &str = "INSERT INTO charge_requests (amount, force, state, performed_by, sent_at, requested_at)
+pub(super) const START_CHARGE_REQUEST: &str =
+    "INSERT INTO charge_requests (amount, force, state, performed_by, sent_at, requested_at)
      VALUES (?1, ?2, 'sending', ?3, ?4, ?4) RETURNING id";
 
 /// Claims the oldest pending request for performer ?1 at ?2 (pending ->
 /// sending, before anything is sent). Returns (id, amount, force).
-pub(super) const CLAIM_CHARGE_REQUEST: &str = "UPDATE charge_requests SET state = 'sending', performed_by = ?1, sent_at = ?2
+pub(super) const CLAIM_CHARGE_REQUEST: &str =
+    "UPDATE charge_requests SET state = 'sending', performed_by = ?1, sent_at = ?2
      WHERE id = (SELECT id FROM charge_requests INDEXED BY charge_requests_pending
                  WHERE state = 'pending' ORDER BY id LIMIT 1)
        AND state = 'pending'
@@ -399,7 +402,8 @@ pub(super) const CLAIM_CHARGE_REQUEST: &str = "UPDATE charge_requests SET state 
 /// Writes request ?1's outcome, if performer ?2 still has it in flight (or
 /// it was declared unknown meanwhile: the answer knows better): ?3 state,
 /// ?4 issuance id, ?5 HTTP status, ?6 error code, ?7 error message, ?8 finished at.
-pub(super) const FINISH_CHARGE_REQUEST: &str = "UPDATE charge_requests SET state = ?3, issuance_id = ?4, http_status = ?5, error_code = ?6,
+pub(super) const FINISH_CHARGE_REQUEST: &str =
+    "UPDATE charge_requests SET state = ?3, issuance_id = ?4, http_status = ?5, error_code = ?6,
          error_message = ?7, finished_at = ?8
      WHERE id = ?1 AND performed_by = ?2 AND state IN ('sending', 'unknown')";
 
@@ -418,7 +422,8 @@ pub(super) const ABANDON_STALE_CHARGE_REQUESTS_OF: &str = "UPDATE charge_request
      WHERE state = 'sending' AND performed_by = ?1 AND sent_at < ?3";
 
 /// Performers with requests in flight.
-pub(super) const CHARGE_PERFORMERS: &str = "SELECT DISTINCT performed_by FROM charge_requests INDEXED BY charge_requests_sending
+pub(super) const CHARGE_PERFORMERS: &str =
+    "SELECT DISTINCT performed_by FROM charge_requests INDEXED BY charge_requests_sending
      WHERE state = 'sending' AND performed_by IS NOT NULL";
 
 /// The newest WAITED or READY issuance still watched: (id, status).
@@ -429,7 +434,8 @@ pub(super) const OPEN_CHARGE: &str = concat!(
 );
 
 /// The oldest request other than ?1 that is pending or in flight: (id, state).
-pub(super) const REQUEST_IN_FLIGHT: &str = "SELECT id, state FROM charge_requests WHERE state IN ('pending', 'sending') AND id IS NOT ?1
+pub(super) const REQUEST_IN_FLIGHT: &str =
+    "SELECT id, state FROM charge_requests WHERE state IN ('pending', 'sending') AND id IS NOT ?1
      ORDER BY id LIMIT 1";
 
 /// The columns of a `ChargeRequestRow`.
@@ -456,6 +462,7 @@ pub(super) const LAST_BALANCE: &str =
     "SELECT balance FROM balance_history ORDER BY seq DESC LIMIT 1";
 
 /// A balance.low event at ?1: balance ?2, threshold ?3, expiring ?4.
-pub(super) const INSERT_BALANCE_LOW: &str = "INSERT INTO events (type, issuance_id, occurred_at, data)
+pub(super) const INSERT_BALANCE_LOW: &str =
+    "INSERT INTO events (type, issuance_id, occurred_at, data)
      VALUES ('balance.low', NULL, ?1,
              json_object('balance', ?2, 'threshold', ?3, 'expiring_30d', ?4, 'observed_at', ?1))";

@@ -31,7 +31,10 @@ mod tests {
     #[test]
     fn the_first_balance_seen_below_fires_and_zero_never_does() {
         assert!(crossed_below(None, 10, 500));
-        assert!(!crossed_below(None, 500, 500), "at the threshold is not below it");
+        assert!(
+            !crossed_below(None, 500, 500),
+            "at the threshold is not below it"
+        );
         assert!(!crossed_below(None, 0, 0));
         assert!(!crossed_below(Some(10), -5, 0));
     }

@@ -40,7 +40,10 @@ pub enum Performed {
     Refused(Refusal),
     Unknown(Unknown),
     /// Refused here; nothing was sent.
-    Rejected { code: &'static str, message: String },
+    Rejected {
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl Performed {
@@ -88,8 +91,8 @@ pub fn first_decision(
     if observation.status.is_terminal() {
         Decision::Settled
     } else {
-        let interval = chrono::Duration::from_std(settings.poll.interval)
-            .unwrap_or(chrono::TimeDelta::MAX);
+        let interval =
+            chrono::Duration::from_std(settings.poll.interval).unwrap_or(chrono::TimeDelta::MAX);
         Decision::PollAt(now + interval)
     }
 }
@@ -211,7 +214,7 @@ async fn record(
     };
     let recorded = charger
         .store
-        .finish_charge_request(request.id, result, now)
+        .finish_charge_request(request.id, result, now, observed_at)
         .await;
     crate::ops::metrics::charge_request(performed.state());
     match (&performed, &recorded) {
@@ -235,32 +238,25 @@ async fn record(
     (performed, recorded)
 }
 
-/// The `charge` command's work without its printing (the demo uses it too):
-/// records the request as `sending` under an owner lock, performs it, and
-/// while the new issuance is still WAITED follows it for a few seconds, so
-/// that the account number can be shown. Returns the request id, what it came
-/// to and whether that was recorded.
+/// The `charge` command's work without its printing (the demo's too):
+/// records the request as `sending`, performs it, and, with `follow_waited`,
+/// follows a new issuance that is still WAITED for up to ten seconds (each
+/// answer recorded like a poll's) so that its account can be shown. The
+/// caller holds the store's owner lock meanwhile (`Store::hold_ownership`, or
+/// a running watcher's): should the process die mid-request, whoever finds
+/// the lock free makes the request `unknown`. Returns the request id, what it
+/// came to and whether that was recorded.
 pub async fn charge_with(
-    store: &Store,
-    client: &ApiClient,
-    settings: &Settings,
+    charger: &Charger<'_>,
     amount: i64,
     force: bool,
+    follow_waited: bool,
 ) -> Result<(i64, Performed, Result<(), StoreError>), StoreError> {
-    // Held while the POST is in flight: a daemon that finds it free knows
-    // this process died and makes the request `unknown`.
-    let ownership = store.hold_ownership();
-    let id = store
+    let id = charger
+        .store
         .start_charge_request(amount, force, Utc::now())
         .await?;
-    let charger = Charger {
-        store,
-        client,
-        settings,
-        clock: Clock::real(),
-        pacer: None,
-    };
-    let (performed, recorded) = perform(&charger, ChargeRequest { id, amount, force }).await;
+    let (performed, recorded) = perform(charger, ChargeRequest { id, amount, force }).await;
     if let Performed::Created {
         issuance_id,
         observation: Some(observation),
@@ -268,25 +264,31 @@ pub async fn charge_with(
     } = &performed
         && observation.status == crate::domain::Status::Waited
         && recorded.is_ok()
+        && follow_waited
     {
-        follow_while_waited(store, client, settings, issuance_id).await;
+        follow_while_waited(charger, issuance_id).await;
     }
-    ownership.retire();
     Ok((id, performed, recorded))
 }
 
-/// Looks the issuance up (recording each answer like a poll) until it leaves
-/// WAITED, for up to about ten seconds.
-async fn follow_while_waited(store: &Store, client: &ApiClient, settings: &Settings, id: &str) {
+async fn follow_while_waited(charger: &Charger<'_>, id: &str) {
     for _ in 0..20 {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let Ok(observation) = client.lookup(id).await.result else {
+        if let Some(pacer) = charger.pacer {
+            pacer.acquire().await;
+        }
+        let Ok(observation) = charger.client.lookup(id).await.result else {
             continue;
         };
-        let now = Utc::now();
-        let _ = store
-            .record_answer(id, &observation, first_decision(&observation, settings, now), now)
-            .await;
+        let now = charger.clock.now();
+        let decision = first_decision(&observation, charger.settings, now);
+        if let Err(e) = charger
+            .store
+            .record_answer(id, &observation, decision, now)
+            .await
+        {
+            warn!(issuance = %id, error = %e, "cannot record a lookup of the new charge");
+        }
         if observation.status != crate::domain::Status::Waited {
             return;
         }
@@ -301,13 +303,18 @@ mod tests {
     fn amounts_are_positive_whole_numbers_within_the_bound() {
         assert_eq!(parse_amount("50000", 100_000), Ok(50_000));
         assert_eq!(parse_amount(" 7 ", 100_000), Ok(7));
-        for hostile in ["0", "-1", "1e9", "abc", "", "5.0", "50,000", "+5", "0x10", "１２"] {
+        for hostile in [
+            "0", "-1", "1e9", "abc", "", "5.0", "50,000", "+5", "0x10", "１２",
+        ] {
             assert!(parse_amount(hostile, 100_000).is_err(), "{hostile}");
         }
         let far = parse_amount("99999999999999999999999", 100_000).unwrap_err();
         assert!(far.contains("charge.max_amount"), "{far}");
         let above = parse_amount("100001", 100_000).unwrap_err();
-        assert!(above.contains("above charge.max_amount (100000)"), "{above}");
+        assert!(
+            above.contains("above charge.max_amount (100000)"),
+            "{above}"
+        );
         assert!(parse_amount("0", 100).unwrap_err().contains("positive"));
     }
 }

@@ -50,7 +50,10 @@ impl Watcher {
                 match store.sweep_charge_requests(now, now - stale_after).await {
                     Ok(0) => {}
                     Ok(n) => {
-                        warn!(requests = n, "charge requests whose performer died before recording an answer are now `unknown`: a charge may exist for each; check before asking again")
+                        warn!(
+                            requests = n,
+                            "charge requests whose performer died before recording an answer are now `unknown`: a charge may exist for each; check before asking again"
+                        )
                     }
                     Err(e) => warn!(error = %e, "cannot look for abandoned charge requests"),
                 }

@@ -40,7 +40,11 @@ pub fn posts(sim: &SimHandle) -> usize {
 }
 
 /// A config file for `base_url` and `dir/watcher.db` (fast test intervals).
-pub fn config_file(base_url: &str, dir: &Path, edit: impl FnOnce(&mut issuance_watcher::settings::Settings)) -> PathBuf {
+pub fn config_file(
+    base_url: &str,
+    dir: &Path,
+    edit: impl FnOnce(&mut issuance_watcher::settings::Settings),
+) -> PathBuf {
     TestSettings::new(base_url, &dir.join("watcher.db"))
         .with(edit)
         .write_toml(&dir.join("config.toml"))
@@ -50,10 +54,12 @@ pub fn config_file(base_url: &str, dir: &Path, edit: impl FnOnce(&mut issuance_w
 pub async fn requests(
     pool: &sqlx::SqlitePool,
 ) -> Vec<(i64, i64, String, Option<String>, Option<String>)> {
-    sqlx::query_as("SELECT id, amount, state, issuance_id, error_code FROM charge_requests ORDER BY id")
-        .fetch_all(pool)
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "SELECT id, amount, state, issuance_id, error_code FROM charge_requests ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
 }
 
 pub async fn pool(db: &Path) -> sqlx::SqlitePool {
