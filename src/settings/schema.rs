@@ -285,7 +285,8 @@ fn nearest(path: &str) -> Option<String> {
             };
             (whole.max(by_name), known)
         })
-        .max_by(|a, b| a.0.total_cmp(&b.0))?;
+        // On a tie the key listed first wins (`interval` alone is `poll.interval`).
+        .reduce(|best, next| if next.0 > best.0 { next } else { best })?;
     (best.0 >= CLOSE_ENOUGH && best.1 != path).then_some(best.1)
 }
 
