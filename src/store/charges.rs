@@ -106,6 +106,15 @@ impl Store {
         .await
     }
 
+    /// Whether any request is pending; a read, so that an idle daemon looks
+    /// without taking the write lock.
+    pub async fn any_pending_charge_request(&self) -> Result<bool, StoreError> {
+        sqlx::query_scalar(sql::ANY_PENDING_CHARGE_REQUEST)
+            .fetch_one(&self.pool)
+            .await
+            .context("looking for pending charge requests")
+    }
+
     /// Claims the oldest pending request (pending -> sending) for this handle.
     pub async fn claim_charge_request(
         &self,
@@ -484,6 +493,11 @@ mod tests {
     async fn the_daemons_charge_statements_use_their_indexes() {
         let (store, _dir) = temp_store().await;
         let plan = query_plan(&store, sql::CLAIM_CHARGE_REQUEST).await;
+        assert!(
+            plan.iter().any(|d| d.contains("charge_requests_pending")),
+            "{plan:?}"
+        );
+        let plan = query_plan(&store, sql::ANY_PENDING_CHARGE_REQUEST).await;
         assert!(
             plan.iter().any(|d| d.contains("charge_requests_pending")),
             "{plan:?}"

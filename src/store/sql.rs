@@ -399,6 +399,11 @@ pub(super) const CLAIM_CHARGE_REQUEST: &str =
        AND state = 'pending'
      RETURNING id, amount, force";
 
+/// Whether a request is pending (a read: the daemon claims only then).
+pub(super) const ANY_PENDING_CHARGE_REQUEST: &str =
+    "SELECT EXISTS (SELECT 1 FROM charge_requests INDEXED BY charge_requests_pending
+                       WHERE state = 'pending')";
+
 /// Writes request ?1's outcome, if performer ?2 still has it in flight (or
 /// it was declared unknown meanwhile: the answer knows better): ?3 state,
 /// ?4 issuance id, ?5 HTTP status, ?6 error code, ?7 error message, ?8 finished at.

@@ -47,7 +47,11 @@ impl Watcher {
         while !shutdown.is_cancelled() {
             if Instant::now() >= next_sweep {
                 let now = Utc::now();
-                match store.sweep_charge_requests(now, now - stale_after).await {
+                let swept = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    swept = store.sweep_charge_requests(now, now - stale_after) => swept,
+                };
+                match swept {
                     Ok(0) => {}
                     Ok(n) => {
                         warn!(
@@ -59,7 +63,22 @@ impl Watcher {
                 }
                 next_sweep = Instant::now() + SWEEP_EVERY;
             }
+            // Look with a read first (cancellable at shutdown); claim only
+            // then, and never abandon a claim: a claimed request is sent and
+            // its answer recorded before this loop looks at `shutdown` again.
             loop {
+                let pending = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    pending = store.any_pending_charge_request() => pending,
+                };
+                match pending {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        warn!(error = %e, "cannot look for charge requests");
+                        break;
+                    }
+                }
                 match store.claim_charge_request(Utc::now()).await {
                     Ok(Some(request)) => {
                         info!(
@@ -83,22 +102,29 @@ impl Watcher {
                 && Instant::now() >= next_balance
             {
                 next_balance = Instant::now() + interval;
-                ctx.pacer.acquire().await;
-                match ctx.client.balance().await {
+                let answer = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    answer = async {
+                        ctx.pacer.acquire().await;
+                        ctx.client.balance().await
+                    } => answer,
+                };
+                match answer {
                     Ok(balance) => {
                         crate::ops::metrics::balance(balance.balance, balance.expiring_30d);
                         let threshold = settings.balance.low_threshold;
                         let low = crossed_below(last_balance, balance.balance, threshold)
                             .then_some(threshold);
-                        match store
-                            .record_balance(
+                        let recorded = tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            recorded = store.record_balance(
                                 ctx.clock.now(),
                                 balance.balance,
                                 balance.expiring_30d,
                                 low,
-                            )
-                            .await
-                        {
+                            ) => recorded,
+                        };
+                        match recorded {
                             Ok(()) => {
                                 last_balance = Some(balance.balance);
                                 if low.is_some() {
