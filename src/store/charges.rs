@@ -487,6 +487,20 @@ mod tests {
         assert_eq!(events[0].issuance_id, "");
         assert_eq!(events[0].data["balance"], 400);
         assert_eq!(events[0].data["threshold"], 500);
+        // Delivered like any event (deliveries key it by the empty issuance).
+        store.register_sink("s").await.unwrap();
+        store.record_balance(now, 900, 10, None).await.unwrap();
+        store.record_balance(now, 300, 10, Some(500)).await.unwrap();
+        store
+            .admit_events("s", &["balance.low"], now, 100)
+            .await
+            .unwrap();
+        let due = store.due_deliveries("s", now, 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{due:?}");
+        assert_eq!(
+            (due[0].event_type.as_str(), due[0].issuance_id.as_str()),
+            ("balance.low", "")
+        );
     }
 
     #[tokio::test]
