@@ -503,6 +503,84 @@ mod tests {
         );
     }
 
+    /// Migration 5 rebuilds `events` and `deliveries`: what they held survives,
+    /// foreign keys still cascade, and the event cursor never goes back.
+    #[tokio::test]
+    async fn upgrading_keeps_events_deliveries_and_the_event_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&crate::settings::DatabaseSettings {
+            path: dir.path().join("old.db"),
+            busy_timeout: std::time::Duration::from_secs(5),
+            wal_warn_bytes: 0,
+        })
+        .await
+        .unwrap();
+        {
+            let mut conn = store.pool().acquire().await.unwrap();
+            super::super::MIGRATOR
+                .run_to(20261202000004, &mut *conn)
+                .await
+                .unwrap();
+        }
+        for statement in [
+            "INSERT INTO issuances (id) VALUES ('a'), ('b')",
+            "INSERT INTO transitions (issuance_id, to_status, observed_at) VALUES ('a', 'READY', '2026-01-01T00:00:00.000Z'), ('b', 'READY', '2026-01-01T00:00:00.000Z')",
+            "INSERT INTO sinks (name, admitted_seq) VALUES ('s', 0)",
+            "INSERT INTO deliveries (sink, seq, issuance_id, created_at, next_attempt_at) SELECT 's', seq, issuance_id, 't', 't' FROM events",
+            // The newest event goes with its issuance: the cursor is 2, the max seq 1.
+            "DELETE FROM issuances WHERE id = 'b'",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        store.migrate().await.unwrap();
+        let deliveries: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT sink, seq, issuance_id FROM deliveries")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(deliveries, [("s".to_owned(), 1, "a".to_owned())]);
+        store
+            .record_balance(Utc::now(), 1, 0, Some(5))
+            .await
+            .unwrap();
+        let seqs: Vec<(i64, String)> = sqlx::query_as("SELECT seq, type FROM events ORDER BY seq")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            seqs,
+            [
+                (1, "issuance.status_changed".to_owned()),
+                (3, "balance.low".to_owned())
+            ],
+            "seq 2 is never reused"
+        );
+        let broken: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert!(broken.is_empty(), "{broken:?}");
+        sqlx::query("DELETE FROM issuances WHERE id = 'a'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let left: (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM events WHERE issuance_id IS NOT NULL), (SELECT count(*) FROM deliveries)",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            left,
+            (0, 0),
+            "events and deliveries still cascade from issuances"
+        );
+    }
+
     #[tokio::test]
     async fn the_daemons_charge_statements_use_their_indexes() {
         let (store, _dir) = temp_store().await;
