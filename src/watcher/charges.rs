@@ -145,10 +145,10 @@ async fn local_refusal(
             code: "LOCAL_CHARGE_OPEN",
             message: match open {
                 OpenCharge::Issuance { id, status } => format!(
-                    "issuance {id} is still {status} (Bunjang allows one open charge per partner account): not sent; cancel it, or force"
+                    "issuance {id} is still {status} (Bunjang allows one open charge per partner account): not sent; cancel it (`issuance-watcher cancel {id}`) or force it (`charge --force`, or force = 1 in charge_requests)"
                 ),
                 OpenCharge::Request { id, state } => format!(
-                    "charge request {id} is still {state}: not sent; wait for it, or force"
+                    "charge request {id} is still {state}: not sent; wait for it, or force it (`charge --force`, or force = 1 in charge_requests)"
                 ),
             },
         }))
