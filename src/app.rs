@@ -49,6 +49,7 @@ pub async fn run_on(
     let store = open_store(&settings).await?;
     let listener = crate::ops::http::bind(&settings.http).await?;
     let stall_after = Liveness::stall_after(&settings);
+    let settings_timeout = settings.api.timeout;
     let watcher =
         Watcher::new(settings, store.clone(), clock).context("while building the API client")?;
     let liveness = Liveness::new(watcher.progress(), stall_after);
@@ -69,6 +70,12 @@ pub async fn run_on(
     let deliveries = sinks.start(&store, &watcher.progress(), &background);
     tracing::info!("issuance-watcher started");
     notifier.ready("started".to_owned()).await;
+    // Charge requests from the database and balance polls, beside the polls.
+    let requests = {
+        let watcher = watcher.clone();
+        let stop = background.clone();
+        tokio::spawn(async move { watcher.run_requests(stop).await })
+    };
     let token = CancellationToken::new();
     let loop_token = token.clone();
     let mut watching = std::pin::pin!(async move { watcher.run(loop_token).await });
@@ -81,6 +88,12 @@ pub async fn run_on(
         }
     };
     background.cancel();
+    // A charge POST in flight is answered (or times out) before its outcome
+    // is recorded: wait for that, or the request would end `unknown`.
+    let request_wait = settings_timeout + Duration::from_secs(2);
+    if tokio::time::timeout(request_wait, requests).await.is_err() {
+        tracing::warn!("a charge request was still in flight at exit: it will show as `unknown`");
+    }
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         tasks.wait().await;
         deliveries.wait().await;

@@ -138,29 +138,66 @@ impl ApiClient {
             http_status: None,
             latency: Duration::ZERO,
         };
-        let token = match self.minter.mint() {
-            Ok(token) => token,
-            Err(e) => {
-                answer.result = Err(PollError::Token(e.to_string()));
-                return answer;
-            }
-        };
-        let response = match self
-            .http
-            .get(self.lookup_url(id))
-            .bearer_auth(token)
-            .send()
+        let raw = match self
+            .send(reqwest::Method::GET, self.lookup_url(id), None)
             .await
         {
-            Ok(response) => response,
+            Ok(raw) => raw,
             Err(e) => {
-                answer.result = Err(transport_error(&e, self.timeout));
+                answer.result = Err(e);
                 return answer;
             }
         };
+        answer.http_status = Some(raw.status.as_u16());
+        answer.retry_after = raw.retry_after;
+        answer.result = match raw.body {
+            Err(e) => Err(e),
+            Ok(body) => classify(raw.status, &body, id, self.zone, raw.server_date),
+        };
+        answer
+    }
+
+    /// A URL under the base: `path` starts with `/` and is already encoded.
+    pub(super) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.as_str().trim_end_matches('/'))
+    }
+
+    pub(super) fn zone(&self) -> Tz {
+        self.zone
+    }
+
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sends one request with a freshly minted token (and `json` as its body),
+    /// never following a redirect. `Err` when no HTTP answer came (token,
+    /// transport, timeout); an answer of any status is a [`Raw`], its body
+    /// read within `max_body_bytes` (a redirect's body is not read: it is
+    /// `Err(Redirected)`). Not bounded in total time: callers wrap it.
+    pub(super) async fn send(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        json: Option<serde_json::Value>,
+    ) -> Result<Raw, PollError> {
+        let token = self
+            .minter
+            .mint()
+            .map_err(|e| PollError::Token(e.to_string()))?;
+        let mut request = self.http.request(method, url).bearer_auth(token);
+        if let Some(json) = json {
+            // reqwest's `json` feature is off; the body is small and ours.
+            request = request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(json.to_string());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(&e, self.timeout))?;
         let status = response.status();
-        answer.http_status = Some(status.as_u16());
-        answer.retry_after = response
+        let retry_after = response
             .headers()
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
@@ -171,23 +208,31 @@ impl ApiClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
             .map(|d| d.with_timezone(&Utc));
-        if status.is_redirection() {
-            answer.result = Err(PollError::Redirected {
+        let body = if status.is_redirection() {
+            Err(PollError::Redirected {
                 http_status: status.as_u16(),
                 location: redirect_target(response.headers().get(header::LOCATION)),
-            });
-            return answer;
-        }
-        let body = match read_capped(response, self.max_body).await {
-            Ok(body) => body,
-            Err(e) => {
-                answer.result = Err(e);
-                return answer;
-            }
+            })
+        } else {
+            read_capped(response, self.max_body).await
         };
-        answer.result = classify(status, &body, id, self.zone, server_date);
-        answer
+        Ok(Raw {
+            status,
+            body,
+            retry_after,
+            server_date,
+        })
     }
+}
+
+/// An HTTP answer as [`ApiClient::send`] got it.
+#[derive(Debug)]
+pub(super) struct Raw {
+    pub status: StatusCode,
+    /// The body, or why it could not be read (too large, broken off, a redirect).
+    pub body: Result<Vec<u8>, PollError>,
+    pub retry_after: Option<Duration>,
+    pub server_date: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -277,7 +322,7 @@ fn classify(
 }
 
 /// The `errorCode` of an error body, tolerating any body at all.
-fn error_code(body: &[u8]) -> String {
+pub(super) fn error_code(body: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| {
@@ -296,7 +341,7 @@ fn error_code(body: &[u8]) -> String {
 }
 
 /// Tokens live seconds: when the server's clock disagrees with ours, say so.
-fn clock_hint(server_date: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+pub(super) fn clock_hint(server_date: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     match server_date {
         Some(server) if (server - now).num_seconds().abs() >= 3 => format!(
             " (the API's clock differs from ours by {}s; tokens are valid for seconds only)",

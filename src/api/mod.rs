@@ -1,11 +1,14 @@
-//! The Bunjang point API as the watcher sees it: one lookup, and the outcomes
-//! the polling policy can act on.
+//! The Bunjang point API as the watcher sees it: the lookup and the outcomes
+//! the polling policy can act on (`client`), and the charge, cancel and
+//! balance requests with outcomes that never hide an ambiguous POST (`charges`).
 
 pub mod auth;
+mod charges;
 mod client;
 mod model;
 pub mod simclock;
 
+pub use charges::{Balance, CancelOutcome, ChargeOutcome, Refusal, Unknown};
 pub use client::{Answer, ApiClient, PollError};
 pub use model::{LookupError, parse_lookup};
 

@@ -12,6 +12,7 @@ use crate::app::shutdown_signal;
 
 use crate::settings::{LogFormat, Settings};
 
+mod charge;
 mod clock;
 mod commands;
 mod events;
@@ -106,6 +107,39 @@ pub enum Command {
     /// Events of the outbox (`--after SEQ`, `--follow`, `--json`), failing
     /// deliveries (`--failed`), and `redeliver SEQ...`.
     Events(events::EventsArgs),
+    /// Ask Bunjang for a charge of AMOUNT KRW and print the account to pay into.
+    Charge {
+        /// A positive whole number of KRW, at most charge.max_amount.
+        #[arg(allow_hyphen_values = true)]
+        amount: String,
+        /// Send even while a charge is open here (WAITED or READY).
+        #[arg(long)]
+        force: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a READY charge.
+    Cancel {
+        /// The issuance id.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Show the point balance and the points expiring within 30 days.
+    Balance {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List charge requests (charge_requests), newest first.
+    Charges {
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the Bunjang point-API simulator (for trying the watcher without credentials).
     Simulate(crate::sim::cli::SimulateArgs),
     /// The whole job in about a minute: simulator, charges, watcher, ground-truth check.
@@ -218,6 +252,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Flags { json } => commands::flags(&settings, json).await,
         Command::Status { json } => status::status(&settings, json).await,
         Command::Events(args) => events::run(&settings, args, shutdown_signal()).await,
+        Command::Charge {
+            amount,
+            force,
+            json,
+        } => charge::charge(&settings, &amount, force, json).await,
+        Command::Cancel { id, yes } => charge::cancel(&settings, &id, yes).await,
+        Command::Balance { json } => charge::balance(&settings, json).await,
+        Command::Charges { limit, json } => charge::charges(&settings, limit, json).await,
         Command::Simulate(_) | Command::Demo(_) | Command::Generate(_) => {
             bail!("internal error: this command was dispatched above")
         }

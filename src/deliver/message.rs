@@ -114,6 +114,12 @@ pub fn slack_text(event: &DueDelivery) -> String {
             field("reason"),
             field("detail")
         ),
+        "balance.low" => format!(
+            "Point balance {} is below the threshold {} ({} expiring within 30 days)",
+            field("balance"),
+            field("threshold"),
+            field("expiring_30d")
+        ),
         other => format!("Issuance {id}: {other}"),
     }
 }
@@ -188,6 +194,14 @@ mod tests {
             r#"{"lead":"3h","due_at":"2026-12-02T14:59:59.000Z"}"#,
         );
         assert!(slack_text(&due).contains("due within 3h"));
+        let low = event(
+            "balance.low",
+            r#"{"balance":400000,"threshold":500000,"expiring_30d":1000}"#,
+        );
+        assert_eq!(
+            slack_text(&low),
+            "Point balance 400000 is below the threshold 500000 (1000 expiring within 30 days)"
+        );
         let body: Value = serde_json::from_slice(&slack(&e).body).unwrap();
         assert!(body["text"].as_str().unwrap().contains("DONE"));
     }

@@ -14,14 +14,18 @@ pub enum EventType {
     Overdue,
     /// The watch ended without a terminal status (`not_found`, `rejected`).
     WatchEnded,
+    /// The point balance fell below `balance.low_threshold` (once per crossing);
+    /// about no issuance.
+    BalanceLow,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 4] = [
+    pub const ALL: [EventType; 5] = [
         Self::StatusChanged,
         Self::DueSoon,
         Self::Overdue,
         Self::WatchEnded,
+        Self::BalanceLow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -30,6 +34,7 @@ impl EventType {
             Self::DueSoon => "issuance.due_soon",
             Self::Overdue => "issuance.overdue",
             Self::WatchEnded => "issuance.watch_ended",
+            Self::BalanceLow => "balance.low",
         }
     }
 }

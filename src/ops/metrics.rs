@@ -51,6 +51,13 @@ pub const OLDEST_UNDELIVERED: &str = "issuance_watcher_oldest_undelivered_second
 /// Time one delivery attempt took, in seconds (histogram).
 pub const DELIVERY_SECONDS: &str = "issuance_watcher_delivery_duration_seconds";
 
+/// The point balance last polled (absent until `balance.interval` polls it).
+pub const POINT_BALANCE: &str = "issuance_watcher_point_balance";
+/// Points expiring within 30 days, as last polled.
+pub const POINTS_EXPIRING: &str = "issuance_watcher_points_expiring_30d";
+/// Charge requests finished, by `state` (`created`, `refused`, `unknown`, `rejected`).
+pub const CHARGE_REQUESTS: &str = "issuance_watcher_charge_requests_total";
+
 /// Latency buckets for [`REQUEST_SECONDS`], in seconds.
 pub const REQUEST_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -106,6 +113,9 @@ pub const ALL: &[Metric] = &[
     metric(GAUGE, None, DELIVERIES_PENDING, "Events not yet delivered, by sink"),
     metric(GAUGE, SECONDS, OLDEST_UNDELIVERED, "Age of the oldest undelivered event, by sink"),
     metric(HISTOGRAM, SECONDS, DELIVERY_SECONDS, "Time one webhook delivery attempt took"),
+    metric(GAUGE, None, POINT_BALANCE, "The point balance last polled"),
+    metric(GAUGE, None, POINTS_EXPIRING, "Points expiring within 30 days, as last polled"),
+    metric(COUNTER, None, CHARGE_REQUESTS, "Charge requests finished, by state"),
 ];
 
 /// Registers the help text of every metric in [`ALL`].
@@ -170,6 +180,17 @@ pub fn recorded(recorded: &Recorded) {
     for f in &recorded.flags_raised {
         flag_raised(f.kind.as_str());
     }
+}
+
+/// A polled balance.
+pub fn balance(balance: i64, expiring_30d: i64) {
+    metrics::gauge!(POINT_BALANCE).set(balance as f64);
+    metrics::gauge!(POINTS_EXPIRING).set(expiring_30d as f64);
+}
+
+/// A charge request finished in `state`.
+pub fn charge_request(state: &'static str) {
+    metrics::counter!(CHARGE_REQUESTS, "state" => state).increment(1);
 }
 
 pub fn transition(from: &'static str, to: &'static str) {

@@ -10,10 +10,11 @@
 //! layers so that every problem is reported at once), `sections` (the typed
 //! tree, one struct per TOML table), `load` (layering and validation) and
 //! `secret` (finding and decoding the signing key, which only the commands that
-//! talk to the API need). `ladder` (the due-soon lead ladder) and `webhooks`
+//! talk to the API need). `ladder` (the due-soon lead ladder), `charge` (`[charge]`, `[balance]`) and `webhooks`
 //! (the `[[webhooks]]` sinks and their secrets) are leaves that `sections` and
 //! `load` use.
 
+mod charge;
 mod error;
 mod ladder;
 mod load;
@@ -24,6 +25,7 @@ mod sections;
 mod testing;
 mod webhooks;
 
+pub use charge::{BalanceSettings, ChargeSettings};
 pub use error::{Problem, SettingsError};
 pub use ladder::LeadLadder;
 pub use load::{DEFAULT_CONFIG_PATH, DEFAULTS_TOML, ENV_PREFIX};

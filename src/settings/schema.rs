@@ -136,6 +136,23 @@ pub(super) const KEYS: &[Key] = &[
     ),
     key("log", "format", Kind::Choice(&["text", "json"])),
     key("http", "listen", Kind::Text),
+    key(
+        "charge",
+        "max_amount",
+        Kind::Integer {
+            min: 1,
+            max: 1_000_000_000,
+        },
+    ),
+    key("balance", "interval", duration(secs(1), secs(DAY))),
+    key(
+        "balance",
+        "low_threshold",
+        Kind::Integer {
+            min: 0,
+            max: 1_000_000_000_000,
+        },
+    ),
 ];
 
 /// The sections, in order.
@@ -268,7 +285,8 @@ fn nearest(path: &str) -> Option<String> {
             };
             (whole.max(by_name), known)
         })
-        .max_by(|a, b| a.0.total_cmp(&b.0))?;
+        // On a tie the key listed first wins (`interval` alone is `poll.interval`).
+        .reduce(|best, next| if next.0 > best.0 { next } else { best })?;
     (best.0 >= CLOSE_ENOUGH && best.1 != path).then_some(best.1)
 }
 

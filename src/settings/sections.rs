@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::charge::{BalanceSettings, ChargeSettings};
 use super::error::{SettingsError, key_error};
 use super::ladder::LeadLadder;
 use super::webhooks::WebhookSettings;
@@ -22,6 +23,10 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub http: HttpSettings,
+    #[serde(default)]
+    pub charge: ChargeSettings,
+    #[serde(default)]
+    pub balance: BalanceSettings,
     /// `[[webhooks]]`: where events are delivered (none by default).
     #[serde(default)]
     pub webhooks: Vec<WebhookSettings>,

@@ -1,7 +1,8 @@
 //! Token verification, as bunjang-api.md describes the real API.
 //!
 //! HS256 with the Base64-*decoded* secret; `accessKey` and `iat` (seconds) on every
-//! request, `nonce` on POST/PUT/DELETE, no `exp`. The `iat` window is checked
+//! request, `nonce` on POST/PUT/DELETE (each accepted once: a replayed write
+//! is refused), no `exp`. The `iat` window is checked
 //! against the real wall clock (`SystemTime`), never the accelerated business
 //! clock, because a client mints tokens from its real clock.
 
@@ -51,6 +52,9 @@ pub struct Verifier {
     window_ms: i64,
     future_leeway_ms: i64,
     static_token: Option<String>,
+    /// Nonces of accepted writes, with their `iat` (ms), kept while a token
+    /// carrying them could still be accepted: a replayed write is refused.
+    nonces: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 impl Verifier {
@@ -78,6 +82,7 @@ impl Verifier {
             window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
             future_leeway_ms: i64::try_from(future_leeway.as_millis()).unwrap_or(i64::MAX),
             static_token,
+            nonces: std::sync::Mutex::default(),
         })
     }
 
@@ -130,8 +135,24 @@ impl Verifier {
         if age_ms > self.window_ms || -age_ms > self.future_leeway_ms {
             return Err(AuthError::ExpiredAuthToken);
         }
-        if write && !matches!(claims.get("nonce"), Some(Value::String(n)) if !n.is_empty()) {
-            return Err(AuthError::InvalidAuthToken);
+        if write {
+            let Some(Value::String(nonce)) = claims
+                .get("nonce")
+                .filter(|n| n.as_str().is_some_and(|n| !n.is_empty()))
+            else {
+                return Err(AuthError::InvalidAuthToken);
+            };
+            let mut seen = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
+            // Forget nonces whose tokens have expired: they cannot come back.
+            let horizon =
+                now_ms.saturating_sub(self.window_ms.saturating_add(self.future_leeway_ms));
+            seen.retain(|_, iat_ms| *iat_ms >= horizon);
+            if seen
+                .insert(nonce.clone(), iat.saturating_mul(1_000))
+                .is_some()
+            {
+                return Err(AuthError::InvalidAuthToken);
+            }
         }
         Ok(())
     }
@@ -221,6 +242,40 @@ mod tests {
     fn writes_need_a_nonce() {
         assert_eq!(
             verifier().verify(Some(&bearer(VALID)), true, at(IAT)),
+            Err(AuthError::InvalidAuthToken)
+        );
+    }
+
+    #[test]
+    fn a_writes_nonce_is_accepted_once() {
+        let v = verifier();
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(SECRET)
+            .unwrap();
+        let sign = |claims: serde_json::Value| {
+            let header = jsonwebtoken::Header::new(Algorithm::HS256);
+            let key = jsonwebtoken::EncodingKey::from_secret(&key);
+            bearer(&jsonwebtoken::encode(&header, &claims, &key).unwrap())
+        };
+        let claims = |nonce: &str| {
+            sign(serde_json::json!({"accessKey": "test-access-key", "iat": IAT, "nonce": nonce}))
+        };
+        let first = claims("6f1c6c1e-8d1e-4a43-9a0e-2c1f3c7b9d10");
+        assert_eq!(v.verify(Some(&first), true, at(IAT)), Ok(()));
+        assert_eq!(
+            v.verify(Some(&first), true, at(IAT + 1)),
+            Err(AuthError::InvalidAuthToken),
+            "a replayed write is refused"
+        );
+        assert_eq!(
+            v.verify(Some(&first), false, at(IAT + 1)),
+            Ok(()),
+            "reads need no nonce"
+        );
+        let other = claims("0b7c1d57-2f9a-4e8c-b3c1-6d2a9e4f7a21");
+        assert_eq!(v.verify(Some(&other), true, at(IAT + 1)), Ok(()));
+        assert_eq!(
+            v.verify(Some(&claims("")), true, at(IAT + 1)),
             Err(AuthError::InvalidAuthToken)
         );
     }

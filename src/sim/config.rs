@@ -39,7 +39,8 @@ pub struct SimConfig {
     pub one_ready_per_key: bool,
     /// Keep the real arrival instant of every API request (for Retry-After checks).
     pub record_requests: bool,
-    /// Balance reported by `GET /api/v1/points/balance`.
+    /// Balance reported by `GET /api/v1/points/balance` before any charge (each
+    /// charge created through the API adds its amount once DONE).
     pub balance: i64,
     /// `pointExpiredIn30Days` reported by the balance endpoint.
     pub point_expired_in_30_days: i64,

@@ -1,4 +1,6 @@
 //! Fault injection: which fault (if any) a request gets, and the faulty responses.
+//! `created_then_drop` / `created_then_hang` act on charge POSTs after the
+//! charge was created (the ambiguous case), whatever the scope.
 //!
 //! Each fault fires by a seeded random `rate` (0..1) and/or inside real-time
 //! `windows` measured from the simulator's start. Rules are checked in a fixed
@@ -132,6 +134,12 @@ pub struct FaultConfig {
     /// 200 whose body stream breaks, so the connection is aborted.
     pub drop_connection: FaultRule,
     pub drop_after_bytes: usize,
+    /// Charge POSTs only (whatever `scope`): the charge IS created, then the
+    /// connection is dropped before any answer (the ambiguous POST).
+    pub created_then_drop: FaultRule,
+    /// Charge POSTs only: the charge IS created, then the answer waits
+    /// `hang_for` (a client times out, or is killed, with a charge existing).
+    pub created_then_hang: FaultRule,
 }
 
 impl Default for FaultConfig {
@@ -159,6 +167,8 @@ impl Default for FaultConfig {
             unauthorized_code: "EXPIRED_AUTH_TOKEN".to_owned(),
             drop_connection: FaultRule::default(),
             drop_after_bytes: 0,
+            created_then_drop: FaultRule::default(),
+            created_then_hang: FaultRule::default(),
         }
     }
 }
@@ -182,7 +192,26 @@ pub struct Decision {
     pub fault: Option<Fault>,
 }
 
+/// What happens after a charge POST was handled (the charge exists by then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterCreate {
+    Answer,
+    Drop,
+    Hang(Duration),
+}
+
 impl FaultConfig {
+    /// Decides for one charge POST what follows its creation.
+    pub fn after_create(&self, since_start: Duration, rng: &mut fastrand::Rng) -> AfterCreate {
+        if self.created_then_drop.fires(since_start, rng) {
+            AfterCreate::Drop
+        } else if self.created_then_hang.fires(since_start, rng) {
+            AfterCreate::Hang(self.hang_for)
+        } else {
+            AfterCreate::Answer
+        }
+    }
+
     /// Decides for one eligible request `since_start` real time after start.
     pub fn decide(&self, since_start: Duration, rng: &mut fastrand::Rng) -> Decision {
         let delay = self.slow.fires(since_start, rng).then_some(self.slow_delay);

@@ -30,6 +30,8 @@
 //!   `{"body": "<raw text>", "status"?: 200, "contentType"?: "application/json"}`;
 //!   `DELETE` the same path to remove it. Only the lookup serves overrides.
 //! - `GET|PUT /_sim/faults` (a [`FaultConfig`] as JSON)
+//! - `PUT /_sim/balance` `{"balance": n, "pointExpiredIn30Days"?: m}`: the balance
+//!   before charges; every charge created through the API adds its amount once DONE
 //! - `GET /_sim/ground-truth[?id=…][?offset=…&limit=…]` → `[{issuanceId, from, to, at}]`
 //!   (offset/limit page over issuances in creation order)
 //! - `GET /_sim/stats`, `GET /_sim/requests` (`{requests, rateLimits}`), `GET /_sim/clock`
@@ -87,6 +89,9 @@ struct Shared {
     fault_rng: Mutex<fastrand::Rng>,
     recorder: truth::Recorder,
     shutdown: watch::Sender<bool>,
+    /// The balance before what charges credited, and the points expiring
+    /// within 30 days (both settable at runtime).
+    base_balance: Mutex<(i64, i64)>,
 }
 
 impl Shared {
@@ -107,6 +112,21 @@ impl Shared {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The balance now: the base plus every charge made through the API that is DONE.
+    fn balance(&self) -> (i64, i64) {
+        let (base, expiring) = *self.base_balance.lock().unwrap_or_else(|e| e.into_inner());
+        let credited = self.store().credited(self.now_ms());
+        (base.saturating_add(credited), expiring)
+    }
+
+    fn set_base_balance(&self, balance: i64, expiring: Option<i64>) {
+        let mut base = self.base_balance.lock().unwrap_or_else(|e| e.into_inner());
+        base.0 = balance;
+        if let Some(expiring) = expiring {
+            base.1 = expiring;
+        }
     }
 
     fn seed(&self, count: usize, amount: Option<i64>) -> Result<Vec<String>, SimError> {
@@ -210,6 +230,7 @@ impl Simulator {
             store: RwLock::new(Store::default()),
             recorder: truth::Recorder::default(),
             shutdown,
+            base_balance: Mutex::new((config.balance, config.point_expired_in_30_days)),
             config,
         });
         let app = routes::router(shared.clone());
@@ -331,6 +352,22 @@ impl SimHandle {
 
     pub fn faults(&self) -> FaultConfig {
         self.inner.shared.faults()
+    }
+
+    /// `(balance, pointExpiredIn30Days)` as the balance endpoint answers now.
+    pub fn balance(&self) -> (i64, i64) {
+        self.inner.shared.balance()
+    }
+
+    /// Sets the balance that charges add to (and, if given, the points expiring).
+    pub fn set_balance(&self, balance: i64, expiring_30d: Option<i64>) {
+        self.inner.shared.set_base_balance(balance, expiring_30d);
+    }
+
+    /// Charges created through `POST /api/v1/points/issuance` so far,
+    /// including those whose answer was dropped or never sent.
+    pub fn charges_created(&self) -> usize {
+        self.inner.shared.store().posted()
     }
 
     /// Replaces the fault switches; windows stay relative to the simulator's start.

@@ -27,6 +27,7 @@ use super::{Shared, SimError};
 type Sim = State<Arc<Shared>>;
 
 const ISSUANCE_PREFIX: &str = "/api/v1/points/issuance/";
+const CREATE_PATH: &str = "/api/v1/points/issuance";
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
@@ -43,6 +44,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
             post(set_override).delete(clear_override),
         )
         .route("/_sim/faults", get(get_faults).put(put_faults))
+        .route("/_sim/balance", axum::routing::put(put_balance))
         .route("/_sim/ground-truth", get(ground_truth))
         .route("/_sim/stats", get(stats))
         .route("/_sim/requests", get(requests))
@@ -149,6 +151,24 @@ struct Arrival(SystemTime);
 
 async fn inject_faults(State(shared): Sim, mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(Arrival(SystemTime::now()));
+    if request.method() == Method::POST && request.uri().path() == CREATE_PATH {
+        let after = {
+            let config = shared.faults.read().unwrap_or_else(|e| e.into_inner());
+            let mut rng = shared.fault_rng.lock().unwrap_or_else(|e| e.into_inner());
+            config.after_create(shared.started.elapsed(), &mut rng)
+        };
+        if after != faults::AfterCreate::Answer {
+            let response = next.run(request).await;
+            return match after {
+                faults::AfterCreate::Hang(duration) => {
+                    sleep_unless_stopped(&shared, duration).await;
+                    response
+                }
+                _ => faults::respond(&faults::Fault::DropConnection { after_bytes: 0 })
+                    .unwrap_or(response),
+            };
+        }
+    }
     let path = request.uri().path();
     let decision = {
         let config = shared.faults.read().unwrap_or_else(|e| e.into_inner());
@@ -211,9 +231,10 @@ async fn authenticate(State(shared): Sim, request: Request, next: Next) -> Respo
 // ----- API -----
 
 async fn balance(State(shared): Sim) -> Response {
+    let (balance, expiring) = shared.balance();
     data(json!({
-        "balance": shared.config.balance,
-        "pointExpiredIn30Days": shared.config.point_expired_in_30_days,
+        "balance": balance,
+        "pointExpiredIn30Days": expiring,
     }))
 }
 
@@ -378,6 +399,20 @@ async fn set_override(
 async fn clear_override(State(shared): Sim, id: Result<Path<String>, PathRejection>) -> Answer {
     let id = issuance_id(id)?;
     shared.set_override(&id, None).map_err(sim_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct BalanceRequest {
+    balance: i64,
+    point_expired_in_30_days: Option<i64>,
+}
+
+/// Sets the balance before charges (what points were spent or expired).
+async fn put_balance(State(shared): Sim, body: Bytes) -> Answer {
+    let request: BalanceRequest = parse(&body)?;
+    shared.set_base_balance(request.balance, request.point_expired_in_30_days);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

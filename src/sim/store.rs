@@ -75,6 +75,8 @@ pub struct Store {
     forced: HashMap<u32, Vec<Event>>,
     overrides: HashMap<u32, Override>,
     last_posted: Option<u32>,
+    /// Every charge created through the API, in order.
+    posted: Vec<u32>,
 }
 
 pub fn id_of(seq: u32) -> String {
@@ -144,7 +146,24 @@ impl Store {
             .create_many(config, seed, 1, Some(amount), now_ms)?
             .start;
         self.last_posted = Some(seq);
+        self.posted.push(seq);
         Ok(seq)
+    }
+
+    /// Charges created through the API so far (every POST that created one,
+    /// answered or not).
+    pub fn posted(&self) -> usize {
+        self.posted.len()
+    }
+
+    /// The points credited by charges created through the API that are DONE
+    /// at `now_ms` (points are credited 1:1 on deposit).
+    pub fn credited(&self, now_ms: i64) -> i64 {
+        self.posted
+            .iter()
+            .filter(|&&seq| self.state(seq, now_ms).status == Status::Done)
+            .map(|&seq| self.records[seq as usize].amount)
+            .sum()
     }
 
     fn forced(&self, seq: u32) -> &[Event] {

@@ -94,6 +94,33 @@ pub(super) async fn claim_in(
         .collect())
 }
 
+/// Leases the one issuance `id` to `owner` (whatever its watch), due at
+/// `now`, ending any other lease on it; `None` if there is no such row.
+pub(super) async fn claim_one_in(
+    conn: &mut SqliteConnection,
+    owner: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Claimed>, StoreError> {
+    let row: Option<ClaimRow> = sqlx::query_as(sql::CLAIM_ONE)
+        .bind(id)
+        .bind(to_db(now))
+        .bind(owner)
+        .fetch_optional(conn)
+        .await
+        .context("leasing one issuance")?;
+    Ok(
+        row.map(|(raw_id, status, due, attempts, since, fence)| Claimed {
+            raw_id,
+            status,
+            due_at: due.as_deref().and_then(from_db),
+            attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
+            not_found_since: since.as_deref().and_then(from_db),
+            fence,
+        }),
+    )
+}
+
 impl Store {
     /// Leases up to `limit` due issuances in one statement: their `next_poll_at`
     /// moves to `lease_until`, so no other claimer (or a restarted daemon) polls

@@ -17,6 +17,7 @@
 //! lock for its owner id (`owners.rs`); a daemon that can take another owner's
 //! lock knows that owner is dead and makes its claims due at once.
 
+mod charges;
 mod claim;
 mod events;
 mod owners;
@@ -32,6 +33,7 @@ use sqlx::{Connection as _, Sqlite, SqlitePool, Transaction};
 
 use crate::settings::DatabaseSettings;
 
+pub use charges::{ChargeRequest, ChargeRequestRow, ChargeResult, OpenCharge};
 pub use claim::{Claimed, Lease};
 pub use events::{AttemptRow, Backlog, DueDelivery, EventRow, FailedDelivery, SinkRow};
 pub use owners::{Ownership, TakenOver};

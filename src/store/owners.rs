@@ -83,6 +83,8 @@ pub struct TakenOver {
     pub owners: usize,
     /// Their claims, now due.
     pub issuances: u64,
+    /// Their charge requests in flight, now `unknown` (never sent again).
+    pub charge_requests: u64,
     /// Lock files whose owner's liveness could not be decided (with why): their
     /// leases are left to expire.
     pub undecided: Vec<String>,
@@ -137,8 +139,10 @@ impl Store {
                     continue;
                 }
             }
-            // Dead: nobody else can be writing under its leases.
+            // Dead: nobody else can be writing under its leases, nor will
+            // anyone record the answers to its charge POSTs.
             found.issuances += self.take_over_claims_of(owner, now).await?;
+            found.charge_requests += self.abandon_charge_requests_of(owner, now).await?;
             found.owners += 1;
             if let Err(e) = std::fs::remove_file(&path)
                 && e.kind() != std::io::ErrorKind::NotFound
@@ -147,6 +151,56 @@ impl Store {
             }
         }
         Ok(found)
+    }
+}
+
+/// What an owner's lock file says about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    Alive,
+    Dead,
+    /// No lock file (never made, or removed by a takeover), or it cannot be read.
+    Unknown,
+}
+
+fn liveness(dir: &Path, owner: &str) -> Liveness {
+    let Ok(file) = File::open(dir.join(format!("{owner}{LOCK_SUFFIX}"))) else {
+        return Liveness::Unknown;
+    };
+    match file.try_lock() {
+        Ok(()) => Liveness::Dead,
+        Err(TryLockError::WouldBlock) => Liveness::Alive,
+        Err(TryLockError::Error(_)) => Liveness::Unknown,
+    }
+}
+
+impl Store {
+    /// Makes the charge requests in flight of performers that are gone
+    /// `unknown`: those whose lock file is there and free at once, those
+    /// without a readable lock file once sent before `stale_before` (by then
+    /// any request of theirs has timed out). A live performer's are left alone.
+    /// Returns how many.
+    pub async fn sweep_charge_requests(
+        &self,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let dir = owners_dir(self.path());
+        let mut swept = 0;
+        for performer in self.charge_performers().await? {
+            if performer == self.owner() {
+                continue;
+            }
+            swept += match liveness(&dir, &performer) {
+                Liveness::Alive => 0,
+                Liveness::Dead => self.abandon_charge_requests_of(&performer, now).await?,
+                Liveness::Unknown => {
+                    self.abandon_stale_charge_requests_of(&performer, now, stale_before)
+                        .await?
+                }
+            };
+        }
+        Ok(swept)
     }
 }
 

@@ -287,7 +287,7 @@ pub(super) const CHECKPOINT: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
 /// Events after cursor ?1, oldest first, ?2 at most.
 pub(super) const EVENTS_AFTER: &str =
-    "SELECT seq, id, type, CAST(issuance_id AS BLOB) AS issuance_id, occurred_at, data
+    "SELECT seq, id, type, CAST(coalesce(issuance_id, '') AS BLOB) AS issuance_id, occurred_at, data
      FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 
 /// Events of issuance ?1, oldest first.
@@ -314,7 +314,7 @@ pub(super) const SINK: &str =
 /// ?2 whose type is in the JSON array ?3, due at ?4.
 pub(super) const ADMIT_EVENTS: &str =
     "INSERT INTO deliveries (sink, seq, issuance_id, created_at, next_attempt_at)
-     SELECT ?1, e.seq, e.issuance_id, ?4, ?4 FROM events e
+     SELECT ?1, e.seq, coalesce(e.issuance_id, ''), ?4, ?4 FROM events e
      WHERE e.seq > (SELECT admitted_seq FROM sinks WHERE name = ?1) AND e.seq <= ?2
        AND e.type IN (SELECT value FROM json_each(?3))
      ORDER BY e.seq
@@ -326,7 +326,7 @@ pub(super) const SET_ADMITTED: &str =
 
 /// Deliveries of sink ?1 due at ?2, ?3 at most, each the oldest open one of
 /// its issuance (a later event of an issuance waits for the earlier).
-pub(super) const DUE_DELIVERIES: &str = "SELECT d.seq, e.id, e.type, CAST(e.issuance_id AS BLOB) AS issuance_id, e.occurred_at, e.data,
+pub(super) const DUE_DELIVERIES: &str = "SELECT d.seq, e.id, e.type, CAST(coalesce(e.issuance_id, '') AS BLOB) AS issuance_id, e.occurred_at, e.data,
             d.attempts, d.created_at
      FROM deliveries d INDEXED BY deliveries_open JOIN events e ON e.seq = d.seq
      WHERE d.sink = ?1 AND d.delivered_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at <= ?2
@@ -368,7 +368,7 @@ pub(super) const SINK_BACKLOG: &str = "SELECT
 
 /// Deliveries that failed at least once and are not delivered (given up or
 /// still retrying), oldest event first, ?1 at most.
-pub(super) const FAILED_DELIVERIES: &str = "SELECT d.sink, d.seq, e.id, e.type, CAST(e.issuance_id AS BLOB) AS issuance_id, e.occurred_at,
+pub(super) const FAILED_DELIVERIES: &str = "SELECT d.sink, d.seq, e.id, e.type, CAST(coalesce(e.issuance_id, '') AS BLOB) AS issuance_id, e.occurred_at,
             d.attempts, d.last_status, d.last_error, d.last_attempt_at, d.next_attempt_at, d.failed_at
      FROM deliveries d JOIN events e ON e.seq = d.seq
      WHERE d.delivered_at IS NULL AND (d.failed_at IS NOT NULL OR d.attempts > 0)
@@ -404,3 +404,103 @@ pub(super) const STATUS_RECENT_ERRORS: &str = concat!(
     "' AND last_error IS NOT NULL AND last_polled_at >= ?1
      GROUP BY last_error ORDER BY issuances DESC, last_error LIMIT 10"
 );
+
+// --- Answers outside a poll (a created charge, a cancel) ---------------------
+
+/// Leases issuance ?1 (any watch) to daemon ?3 with a new fence, due at ?2:
+/// whatever poll of it is in flight now writes nothing (its fence is gone).
+/// Returns the row as a claim (see [`CLAIM_DUE`]).
+pub(super) const CLAIM_ONE: &str =
+    "UPDATE issuances SET next_poll_at = ?2, lease_owner = ?3, lease_fence = lease_fence + 1
+     WHERE id = ?1
+     RETURNING CAST(id AS BLOB), status, vbank_due_at, attempts, not_found_since, lease_fence";
+
+// --- Charge requests and the balance -----------------------------------------
+
+/// A request performed at once by its inserter ?3 (the `charge` command):
+/// amount ?1, force ?2, sent at ?4. Returns its id.
+pub(super) const START_CHARGE_REQUEST: &str =
+    "INSERT INTO charge_requests (amount, force, state, performed_by, sent_at, requested_at)
+     VALUES (?1, ?2, 'sending', ?3, ?4, ?4) RETURNING id";
+
+/// Claims the oldest pending request for performer ?1 at ?2 (pending ->
+/// sending, before anything is sent). Returns (id, amount, force).
+pub(super) const CLAIM_CHARGE_REQUEST: &str =
+    "UPDATE charge_requests SET state = 'sending', performed_by = ?1, sent_at = ?2
+     WHERE id = (SELECT id FROM charge_requests INDEXED BY charge_requests_pending
+                 WHERE state = 'pending' ORDER BY id LIMIT 1)
+       AND state = 'pending'
+     RETURNING id, amount, force";
+
+/// Whether a request is pending (a read: the daemon claims only then).
+pub(super) const ANY_PENDING_CHARGE_REQUEST: &str =
+    "SELECT EXISTS (SELECT 1 FROM charge_requests INDEXED BY charge_requests_pending
+                       WHERE state = 'pending')";
+
+/// Writes request ?1's outcome, if performer ?2 still has it in flight (or
+/// it was declared unknown meanwhile: the answer knows better): ?3 state,
+/// ?4 issuance id, ?5 HTTP status, ?6 error code, ?7 error message, ?8 finished at.
+pub(super) const FINISH_CHARGE_REQUEST: &str =
+    "UPDATE charge_requests SET state = ?3, issuance_id = ?4, http_status = ?5, error_code = ?6,
+         error_message = ?7, finished_at = ?8
+     WHERE id = ?1 AND performed_by = ?2 AND state IN ('sending', 'unknown')";
+
+/// Requests in flight of the dead performer ?1 become unknown at ?2: their
+/// POST may have been answered, and nobody will ever record the answer.
+pub(super) const ABANDON_CHARGE_REQUESTS_OF: &str = "UPDATE charge_requests SET state = 'unknown', error_code = 'PERFORMER_DIED',
+         error_message = 'the process sending this request ended before recording its answer: a charge may exist',
+         finished_at = ?2
+     WHERE state = 'sending' AND performed_by = ?1";
+
+/// Requests in flight of performer ?1 sent before ?3 become unknown at ?2
+/// (performers whose liveness cannot be known, after any request's time is up).
+pub(super) const ABANDON_STALE_CHARGE_REQUESTS_OF: &str = "UPDATE charge_requests SET state = 'unknown', error_code = 'PERFORMER_DIED',
+         error_message = 'no answer was recorded long after the request was sent (its process is gone): a charge may exist',
+         finished_at = ?2
+     WHERE state = 'sending' AND performed_by = ?1 AND sent_at < ?3";
+
+/// Performers with requests in flight.
+pub(super) const CHARGE_PERFORMERS: &str =
+    "SELECT DISTINCT performed_by FROM charge_requests INDEXED BY charge_requests_sending
+     WHERE state = 'sending' AND performed_by IS NOT NULL";
+
+/// The newest WAITED or READY issuance still watched: (id, status).
+pub(super) const OPEN_CHARGE: &str = concat!(
+    "SELECT CAST(id AS BLOB), status FROM issuances WHERE status IN ('WAITED', 'READY') AND watch = '",
+    watch_text!(active),
+    "' ORDER BY added_at DESC LIMIT 1"
+);
+
+/// The oldest request other than ?1 that is pending or in flight: (id, state).
+pub(super) const REQUEST_IN_FLIGHT: &str =
+    "SELECT id, state FROM charge_requests WHERE state IN ('pending', 'sending') AND id IS NOT ?1
+     ORDER BY id LIMIT 1";
+
+/// The columns of a `ChargeRequestRow`.
+macro_rules! charge_request_columns {
+    () => {
+        "SELECT id, amount, requested_at, state, force, performed_by, sent_at, finished_at,
+                issuance_id, http_status, error_code, error_message FROM charge_requests"
+    };
+}
+
+/// Requests, newest first, ?1 at most.
+pub(super) const CHARGE_REQUESTS: &str =
+    concat!(charge_request_columns!(), " ORDER BY id DESC LIMIT ?1");
+
+/// Request ?1.
+pub(super) const CHARGE_REQUEST: &str = concat!(charge_request_columns!(), " WHERE id = ?1");
+
+/// A balance answer: ?1 observed at, ?2 balance, ?3 expiring within 30 days.
+pub(super) const INSERT_BALANCE: &str =
+    "INSERT INTO balance_history (observed_at, balance, expiring_30d) VALUES (?1, ?2, ?3)";
+
+/// The last balance seen.
+pub(super) const LAST_BALANCE: &str =
+    "SELECT balance FROM balance_history ORDER BY seq DESC LIMIT 1";
+
+/// A balance.low event at ?1: balance ?2, threshold ?3, expiring ?4.
+pub(super) const INSERT_BALANCE_LOW: &str =
+    "INSERT INTO events (type, issuance_id, occurred_at, data)
+     VALUES ('balance.low', NULL, ?1,
+             json_object('balance', ?2, 'threshold', ?3, 'expiring_30d', ?4, 'observed_at', ?1))";

@@ -1,7 +1,8 @@
 //! `issuance-watcher demo`: the whole job in about a minute, with no credentials.
 //!
 //! Starts the simulator in-process with accelerated time, asks it for a batch of
-//! charges through the real POST endpoint, stores the ids in a local SQLite file,
+//! charges the way `issuance-watcher charge` does (request rows, real POSTs,
+//! each answer recorded as the issuance's first sighting) in a local SQLite file,
 //! runs the real watcher against it until every issuance has settled, and checks
 //! what the watcher recorded against the simulator's ground truth.
 
@@ -14,12 +15,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::auth::TokenMinter;
-use crate::settings::{Settings, SigningSecret};
+use crate::settings::Settings;
 use crate::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use crate::sim::{LifecycleConfig, SimConfig, SimHandle, Simulator};
 use crate::store::Store;
 use crate::watcher::Watcher;
+use crate::watcher::charges::{Charger, Performed, charge_with};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -126,6 +127,7 @@ async fn demo(
 
     // The watcher runs first and each id is stored the moment its charge exists,
     // as a merchant's system would do.
+    let charging = settings.clone();
     let watcher = Watcher::new(settings, store.clone(), sim.clock())?;
     let progress = watcher.progress();
     let token = CancellationToken::new();
@@ -136,7 +138,7 @@ async fn demo(
         watching.await.context("the watcher task failed")??;
         anyhow::Ok(())
     };
-    let ids = match create_charges(sim, &store, args.count).await {
+    let ids = match create_charges(&store, &charging, sim.clock(), args.count).await {
         Ok(ids) => ids,
         Err(e) => {
             stop_watching(token).await?;
@@ -160,11 +162,16 @@ async fn demo(
         },
     };
     stop_watching(token).await?;
+    // What `issuance-watcher balance` shows: the DONE charges are credited.
+    let balance = match crate::api::ApiClient::from_settings(&charging) {
+        Ok(client) => client.balance().await.ok(),
+        Err(_) => None,
+    };
     let printed = match outcome {
         Ok(settled) => {
             let report = Report::build(&store, sim, ids.len(), started.elapsed()).await;
             match report {
-                Ok(report) => print_ending(out, &report, &args.database, &ids[0])
+                Ok(report) => print_ending(out, &report, &args.database, &ids[0], balance)
                     .map(|()| (settled, report.exactly_once()))
                     .map_err(anyhow::Error::from),
                 Err(e) => Err(e),
@@ -189,9 +196,17 @@ fn print_ending(
     report: &Report,
     database: &std::path::Path,
     first_id: &str,
+    balance: Option<crate::api::Balance>,
 ) -> std::io::Result<()> {
     writeln!(out)?;
     report.print(out)?;
+    if let Some(b) = balance {
+        writeln!(
+            out,
+            "point balance now: {} ({} expiring within 30 days), as `issuance-watcher balance` shows it",
+            b.balance, b.expiring_30d
+        )?;
+    }
     let db = database.display();
     writeln!(
         out,
@@ -213,6 +228,10 @@ fn print_ending(
         out,
         "  ISSUANCE_WATCHER__DATABASE__PATH={db} cargo run --release -- show {first_id}"
     )?;
+    writeln!(
+        out,
+        "  ISSUANCE_WATCHER__DATABASE__PATH={db} cargo run --release -- charges   # the charge requests"
+    )?;
     out.flush()
 }
 
@@ -233,49 +252,46 @@ fn remove_database(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates charges the way a merchant would: signed POSTs, 16 at a time.
+/// Creates charges the way `issuance-watcher charge` does (the same code
+/// path: a request row, one POST, the answer recorded as the issuance's first
+/// sighting), 16 at a time. The watcher running beside holds the store's
+/// owner lock.
 async fn create_charges(
-    sim: &SimHandle,
     store: &Store,
+    settings: &Settings,
+    clock: crate::domain::Clock,
     count: usize,
 ) -> anyhow::Result<Vec<String>> {
-    let minter = Arc::new(TokenMinter::new(
-        DEMO_ACCESS_KEY,
-        &SigningSecret::from_base64(DEMO_SECRET_KEY)?,
-    ));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let url = format!("{}/api/v1/points/issuance", sim.base_url());
+    let client = Arc::new(crate::api::ApiClient::from_settings(settings)?);
     let limit = Arc::new(tokio::sync::Semaphore::new(16));
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..count {
-        let (minter, http, url, limit, store) = (
-            minter.clone(),
-            http.clone(),
-            url.clone(),
+        let (client, limit, store, settings) = (
+            client.clone(),
             limit.clone(),
             store.clone(),
+            settings.clone(),
         );
         tasks.spawn(async move {
             let _permit = limit.acquire().await?;
             let amount = 10_000 * (1 + (n * 7919) % 50) as i64;
-            let response = http
-                .post(&url)
-                .bearer_auth(minter.mint()?)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(serde_json::json!({ "amount": amount }).to_string())
-                .send()
-                .await?;
-            let status = response.status();
-            let body: serde_json::Value = serde_json::from_slice(&response.bytes().await?)?;
-            let id = match &body["data"]["id"] {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Number(n) => n.to_string(),
-                _ => bail!("POST answered {status}: {body}"),
+            let charger = Charger {
+                store: &store,
+                client: &client,
+                settings: &settings,
+                clock,
+                pacer: None,
             };
-            store.add_ids(std::slice::from_ref(&id)).await?;
-            anyhow::Ok((n, id))
+            // Forced: the demo opens many charges at once (its simulator allows it).
+            let (request, performed, recorded) = charge_with(&charger, amount, true, false).await?;
+            recorded?;
+            match performed {
+                Performed::Created { issuance_id, .. } => anyhow::Ok((n, issuance_id)),
+                other => bail!(
+                    "charge request {request} came to {}: {other:?}",
+                    other.state()
+                ),
+            }
         });
     }
     let mut ids = vec![String::new(); count];

@@ -7,11 +7,18 @@
 //! `wal` decides when the write-ahead log's size deserves a warning.
 //! `poll` turns one claimed issuance into a record; the scheduler loop
 //! ([`Watcher::run`]) moves records between the API and the store.
+//! [`charges`] performs one charge request (for the CLI and the daemon alike),
+//! [`balance`] decides when a balance raises `balance.low`, and `requests`
+//! is the daemon's loop over requests from the database and balance polls
+//! ([`Watcher::run_requests`]).
 
+pub mod balance;
+pub mod charges;
 pub mod flags;
 pub mod pacing;
 pub mod policy;
 mod poll;
+mod requests;
 mod schedule;
 #[cfg(test)]
 mod schedule_tests;

@@ -98,6 +98,11 @@ impl Watcher {
         &self.store
     }
 
+    /// What the polls share (client, pacer, settings), for the requests loop.
+    pub(super) fn context(&self) -> Arc<Context> {
+        self.ctx.clone()
+    }
+
     /// Runs until `shutdown` is cancelled, then lets in-flight polls finish for
     /// a moment, records what finished and returns.
     ///

@@ -10,12 +10,14 @@
 //!   with the reference library and can fail, hang, throttle, refuse or go away;
 //! - [`secrets`]: the one check that no form of a secret or token leaked;
 //! - [`running`]: the watcher loop in-process, with database read helpers;
-//! - [`sim_client`]: a client of the simulator that signs its requests.
+//! - [`sim_client`]: a client of the simulator that signs its requests;
+//! - [`charging`]: a simulator for charges, a scripted charge endpoint, request rows.
 //!
 //! Each test binary uses part of it, hence the `dead_code` allowance.
 #![allow(dead_code, unused_imports)]
 
 pub mod api;
+pub mod charging;
 pub mod config;
 pub mod daemon;
 pub mod metrics;

@@ -8,7 +8,8 @@ use super::deferred::{Deferred, raise_flags};
 use super::observe::{self, ObservedRecord, Written};
 use super::{PollRecord, RecordKind, Recorded};
 use crate::domain::timefmt::to_db;
-use crate::store::claim::{Lease, claim_in};
+use crate::domain::{Decision, Observation};
+use crate::store::claim::{Lease, claim_in, claim_one_in};
 use crate::store::{Claimed, Context, Store, StoreError, Watch, sql};
 
 impl Store {
@@ -74,6 +75,58 @@ impl Store {
         })
         .await
     }
+}
+
+impl Store {
+    /// Records an answer the API gave outside a poll (a cancel's, a created
+    /// charge's) through the same path as a poll's: see [`record_answer_in`].
+    pub async fn record_answer(
+        &self,
+        id: &str,
+        observation: &Observation,
+        decision: Decision,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Recorded, StoreError> {
+        self.write("committing an answer", async |tx| {
+            record_answer_in(tx, &self.owner, id, observation, decision, now).await
+        })
+        .await
+    }
+}
+
+/// Records `observation` of issuance `id` inside the caller's transaction: the
+/// row is added if missing, leased to `owner` with a new fence (so a poll of it
+/// in flight right now writes nothing when it ends), and written as a poll's
+/// result under that lease. A status change is thus recorded once, whoever
+/// sees it first: if a poll recorded it before this transaction, the stored
+/// status already equals the observation and no second transition is written.
+/// No flags are raised here; the next poll raises what applies.
+pub(in crate::store) async fn record_answer_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    owner: &str,
+    id: &str,
+    observation: &Observation,
+    decision: Decision,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Recorded, StoreError> {
+    sqlx::query(sql::ADD_ID)
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .context("adding an answered issuance")?;
+    let Some(claimed) = claim_one_in(tx, owner, id, now).await? else {
+        return Ok(Recorded::default());
+    };
+    let record = PollRecord {
+        claimed,
+        now,
+        kind: RecordKind::Observed {
+            observation: observation.clone(),
+            decision,
+            flags: Vec::new(),
+        },
+    };
+    Batch::write(tx, owner, std::slice::from_ref(&record)).await
 }
 
 /// A batch being written inside the caller's transaction: what it has changed

@@ -28,6 +28,8 @@
 
 mod batch;
 mod deferred;
+
+pub(super) use batch::record_answer_in;
 mod observe;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,609 @@
+//! Charge requests (`charge_requests`) and the balance history.
+//!
+//! Invariants (the money-safety argument):
+//! - a request is `sending` *before* its POST can leave: the `charge` command
+//!   inserts it so, and the daemon claims a `pending` one in one statement
+//!   ([`Store::claim_charge_request`]); a claim can match a row only once, so
+//!   no two performers ever send the same row;
+//! - only its performer writes its outcome, and only over `sending` (or over
+//!   `unknown`, which the answer can only improve on);
+//! - a row is never moved back to `pending`: a performer that dies leaves it
+//!   `sending`, and whoever finds that performer dead makes it `unknown`
+//!   (`owners.rs`), so a request of unknown outcome is shown, never re-sent;
+//! - a created charge's issuance is recorded (added, first transition,
+//!   events) in the same transaction as the request's outcome.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::record::{Recorded, record_answer_in};
+use super::{Context, Store, StoreError, sql};
+use crate::domain::timefmt::to_db;
+use crate::domain::{Decision, Observation};
+
+/// A request claimed for sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChargeRequest {
+    pub id: i64,
+    pub amount: i64,
+    /// Send even while a charge is open.
+    pub force: bool,
+}
+
+/// A row of `charge_requests`, as the CLI shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ChargeRequestRow {
+    pub id: i64,
+    pub amount: i64,
+    pub requested_at: String,
+    pub state: String,
+    pub force: i64,
+    pub performed_by: Option<String>,
+    pub sent_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub issuance_id: Option<String>,
+    pub http_status: Option<i64>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
+/// What a request came to, to be written.
+#[derive(Debug, Clone, Copy)]
+pub enum ChargeResult<'a> {
+    /// Issuance `issuance_id` was created; `observation` is its object as
+    /// answered, recorded as its first sighting with `decision`.
+    Created {
+        issuance_id: &'a str,
+        observation: Option<&'a Observation>,
+        decision: Decision,
+        /// Why the object could not be read, if it could not.
+        problem: Option<&'a str>,
+    },
+    /// The API refused: nothing was created.
+    Refused {
+        http_status: u16,
+        code: &'a str,
+        reason: &'a str,
+    },
+    /// No answer that says what happened.
+    Unknown {
+        http_status: Option<u16>,
+        code: &'a str,
+        detail: &'a str,
+    },
+    /// Refused here before sending.
+    Rejected { code: &'a str, message: &'a str },
+}
+
+/// What stands in the way of a new charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenCharge {
+    /// An issuance still WAITED or READY (Bunjang allows one READY charge).
+    Issuance { id: String, status: String },
+    /// Another request pending or in flight.
+    Request { id: i64, state: String },
+}
+
+impl Store {
+    /// Records a request that this handle sends at once (the `charge`
+    /// command): it is `sending` from its first instant. Returns its id.
+    pub async fn start_charge_request(
+        &self,
+        amount: i64,
+        force: bool,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        self.write("committing a charge request", async |tx| {
+            sqlx::query_scalar(sql::START_CHARGE_REQUEST)
+                .bind(amount)
+                .bind(i64::from(force))
+                .bind(&*self.owner)
+                .bind(to_db(now))
+                .fetch_one(&mut **tx)
+                .await
+                .context("recording a charge request")
+        })
+        .await
+    }
+
+    /// Whether any request is pending; a read, so that an idle daemon looks
+    /// without taking the write lock.
+    pub async fn any_pending_charge_request(&self) -> Result<bool, StoreError> {
+        sqlx::query_scalar(sql::ANY_PENDING_CHARGE_REQUEST)
+            .fetch_one(&self.pool)
+            .await
+            .context("looking for pending charge requests")
+    }
+
+    /// Claims the oldest pending request (pending -> sending) for this handle.
+    pub async fn claim_charge_request(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ChargeRequest>, StoreError> {
+        let row: Option<(i64, i64, i64)> = self
+            .write("committing a charge request claim", async |tx| {
+                sqlx::query_as(sql::CLAIM_CHARGE_REQUEST)
+                    .bind(&*self.owner)
+                    .bind(to_db(now))
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .context("claiming a charge request")
+            })
+            .await?;
+        Ok(row.map(|(id, amount, force)| ChargeRequest {
+            id,
+            amount,
+            force: force != 0,
+        }))
+    }
+
+    /// Writes request `id`'s outcome and, for a created charge, records its
+    /// issuance, in one transaction. Returns whether the request row was
+    /// still this handle's to write, and what the issuance's recording changed.
+    /// `now` stamps the request; `observed_at` (the business clock's now) the
+    /// issuance's first sighting, like a poll's.
+    pub async fn finish_charge_request(
+        &self,
+        id: i64,
+        result: ChargeResult<'_>,
+        now: DateTime<Utc>,
+        observed_at: DateTime<Utc>,
+    ) -> Result<(bool, Recorded), StoreError> {
+        let (state, issuance, http_status, code, message) = match result {
+            ChargeResult::Created {
+                issuance_id,
+                problem,
+                ..
+            } => ("created", Some(issuance_id), None, None, problem),
+            ChargeResult::Refused {
+                http_status,
+                code,
+                reason,
+            } => ("refused", None, Some(http_status), Some(code), Some(reason)),
+            ChargeResult::Unknown {
+                http_status,
+                code,
+                detail,
+            } => ("unknown", None, http_status, Some(code), Some(detail)),
+            ChargeResult::Rejected { code, message } => {
+                ("rejected", None, None, Some(code), Some(message))
+            }
+        };
+        self.write("committing a charge request's outcome", async |tx| {
+            let written = sqlx::query(sql::FINISH_CHARGE_REQUEST)
+                .bind(id)
+                .bind(&*self.owner)
+                .bind(state)
+                .bind(issuance)
+                .bind(http_status.map(i64::from))
+                .bind(code)
+                .bind(message)
+                .bind(to_db(now))
+                .execute(&mut **tx)
+                .await
+                .context("recording a charge request's outcome")?
+                .rows_affected()
+                == 1;
+            // The charge exists whatever became of the request row: watch it.
+            let recorded = match result {
+                ChargeResult::Created {
+                    issuance_id,
+                    observation: Some(observation),
+                    decision,
+                    ..
+                } => {
+                    record_answer_in(
+                        tx,
+                        &self.owner,
+                        issuance_id,
+                        observation,
+                        decision,
+                        observed_at,
+                    )
+                    .await?
+                }
+                ChargeResult::Created { issuance_id, .. } => {
+                    sqlx::query(sql::ADD_ID)
+                        .bind(issuance_id)
+                        .execute(&mut **tx)
+                        .await
+                        .context("adding a created issuance")?;
+                    Recorded::default()
+                }
+                _ => Recorded::default(),
+            };
+            Ok((written, recorded))
+        })
+        .await
+    }
+
+    /// What stands in the way of a new charge, if anything (`except`: a
+    /// request of this handle's own that is not to be counted).
+    pub async fn open_charge(&self, except: Option<i64>) -> Result<Option<OpenCharge>, StoreError> {
+        let issuance: Option<(Vec<u8>, String)> = sqlx::query_as(sql::OPEN_CHARGE)
+            .fetch_optional(&self.pool)
+            .await
+            .context("looking for an open charge")?;
+        if let Some((id, status)) = issuance {
+            return Ok(Some(OpenCharge::Issuance {
+                id: String::from_utf8_lossy(&id).into_owned(),
+                status,
+            }));
+        }
+        let request: Option<(i64, String)> = sqlx::query_as(sql::REQUEST_IN_FLIGHT)
+            .bind(except)
+            .fetch_optional(&self.pool)
+            .await
+            .context("looking for a charge request in flight")?;
+        Ok(request.map(|(id, state)| OpenCharge::Request { id, state }))
+    }
+
+    /// The newest requests first, `limit` at most.
+    pub async fn charge_requests(&self, limit: i64) -> Result<Vec<ChargeRequestRow>, StoreError> {
+        sqlx::query_as(sql::CHARGE_REQUESTS)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .context("listing charge requests")
+    }
+
+    pub async fn charge_request(&self, id: i64) -> Result<Option<ChargeRequestRow>, StoreError> {
+        sqlx::query_as(sql::CHARGE_REQUEST)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading a charge request")
+    }
+
+    /// The requests in flight of the dead performer `owner` become unknown.
+    pub(super) async fn abandon_charge_requests_of(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(sql::ABANDON_CHARGE_REQUESTS_OF)
+            .bind(owner)
+            .bind(to_db(now))
+            .execute(&self.writer)
+            .await
+            .context("marking a dead performer's charge requests unknown")?;
+        Ok(done.rows_affected())
+    }
+
+    /// The requests of `owner` sent before `before` become unknown.
+    pub(super) async fn abandon_stale_charge_requests_of(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(sql::ABANDON_STALE_CHARGE_REQUESTS_OF)
+            .bind(owner)
+            .bind(to_db(now))
+            .bind(to_db(before))
+            .execute(&self.writer)
+            .await
+            .context("marking stale charge requests unknown")?;
+        Ok(done.rows_affected())
+    }
+
+    /// Performers with requests in flight.
+    pub(super) async fn charge_performers(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(sql::CHARGE_PERFORMERS)
+            .fetch_all(&self.pool)
+            .await
+            .context("listing charge requests in flight")
+    }
+
+    /// Appends a balance answer and, if `low` (the threshold it fell below),
+    /// a `balance.low` event, together.
+    pub async fn record_balance(
+        &self,
+        now: DateTime<Utc>,
+        balance: i64,
+        expiring_30d: i64,
+        low: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let at = to_db(now);
+        self.write("committing a balance", async |tx| {
+            sqlx::query(sql::INSERT_BALANCE)
+                .bind(&at)
+                .bind(balance)
+                .bind(expiring_30d)
+                .execute(&mut **tx)
+                .await
+                .context("recording a balance")?;
+            if let Some(threshold) = low {
+                sqlx::query(sql::INSERT_BALANCE_LOW)
+                    .bind(&at)
+                    .bind(balance)
+                    .bind(threshold)
+                    .bind(expiring_30d)
+                    .execute(&mut **tx)
+                    .await
+                    .context("raising balance.low")?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The last balance recorded.
+    pub async fn last_balance(&self) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(sql::LAST_BALANCE)
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading the last balance")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{query_plan, temp_store};
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pending_request_is_claimed_once_and_never_pending_again() {
+        let (store, _dir) = temp_store().await;
+        sqlx::query("INSERT INTO charge_requests (amount) VALUES (50000), (7000)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let first = store.claim_charge_request(now).await.unwrap().unwrap();
+        assert_eq!((first.amount, first.force), (50_000, false));
+        let second = store.claim_charge_request(now).await.unwrap().unwrap();
+        assert_eq!(second.amount, 7000);
+        assert_eq!(store.claim_charge_request(now).await.unwrap(), None);
+        let (written, _) = store
+            .finish_charge_request(
+                first.id,
+                ChargeResult::Refused {
+                    http_status: 400,
+                    code: "BAD_REQUEST",
+                    reason: "no",
+                },
+                now,
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(written);
+        let row = store.charge_request(first.id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.state.as_str(), row.error_code.as_deref()),
+            ("refused", Some("BAD_REQUEST"))
+        );
+        // Another handle cannot write this handle's request.
+        let other = Store::open(&crate::settings::DatabaseSettings {
+            path: store.path().to_owned(),
+            busy_timeout: std::time::Duration::from_secs(5),
+            wal_warn_bytes: 0,
+        })
+        .await
+        .unwrap();
+        let (written, _) = other
+            .finish_charge_request(
+                second.id,
+                ChargeResult::Rejected {
+                    code: "X",
+                    message: "y",
+                },
+                now,
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(!written);
+    }
+
+    #[tokio::test]
+    async fn hostile_amounts_cannot_be_inserted() {
+        let (store, _dir) = temp_store().await;
+        for amount in ["0", "-1", "'abc'", "1.5", "NULL"] {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "INSERT INTO charge_requests (amount) VALUES ({amount})"
+            ));
+            assert!(
+                sqlx::query(sql).execute(store.pool()).await.is_err(),
+                "{amount}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_created_charge_is_watched_with_its_first_transition() {
+        let (store, _dir) = temp_store().await;
+        let now = Utc::now();
+        let id = store
+            .start_charge_request(50_000, false, now)
+            .await
+            .unwrap();
+        let observation = Observation {
+            status: crate::domain::Status::Ready,
+            amount: Some(50_000),
+            created_at: None,
+            modified_at: None,
+            vbank: None,
+            warnings: Vec::new(),
+        };
+        let (written, recorded) = store
+            .finish_charge_request(
+                id,
+                ChargeResult::Created {
+                    issuance_id: "1000001",
+                    observation: Some(&observation),
+                    decision: Decision::PollAt(now),
+                    problem: None,
+                },
+                now,
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(written);
+        assert_eq!(recorded.transitions.len(), 1);
+        let watch: (String, String) =
+            sqlx::query_as("SELECT status, watch FROM issuances WHERE id = '1000001'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(watch, ("READY".to_owned(), "active".to_owned()));
+        let events: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE type = 'issuance.status_changed' AND issuance_id = '1000001'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(events, 1);
+        assert_eq!(
+            store.open_charge(None).await.unwrap(),
+            Some(OpenCharge::Issuance {
+                id: "1000001".into(),
+                status: "READY".into()
+            })
+        );
+        // The same answer again (a poll saw it first, say) adds no transition.
+        let again = store
+            .record_answer("1000001", &observation, Decision::PollAt(now), now)
+            .await
+            .unwrap();
+        assert!(again.transitions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn balance_low_events_belong_to_no_issuance_and_reach_sinks() {
+        let (store, _dir) = temp_store().await;
+        let now = Utc::now();
+        store.record_balance(now, 900, 10, None).await.unwrap();
+        store.record_balance(now, 400, 10, Some(500)).await.unwrap();
+        assert_eq!(store.last_balance().await.unwrap(), Some(400));
+        let events = store.events_after(0, 10).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0].event_type,
+            crate::domain::EventType::BalanceLow.as_str()
+        );
+        assert_eq!(events[0].issuance_id, "");
+        assert_eq!(events[0].data["balance"], 400);
+        assert_eq!(events[0].data["threshold"], 500);
+        // Delivered like any event (deliveries key it by the empty issuance).
+        store.register_sink("s").await.unwrap();
+        store.record_balance(now, 900, 10, None).await.unwrap();
+        store.record_balance(now, 300, 10, Some(500)).await.unwrap();
+        store
+            .admit_events("s", &["balance.low"], now, 100)
+            .await
+            .unwrap();
+        let due = store.due_deliveries("s", now, 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{due:?}");
+        assert_eq!(
+            (due[0].event_type.as_str(), due[0].issuance_id.as_str()),
+            ("balance.low", "")
+        );
+    }
+
+    /// Migration 5 rebuilds `events` and `deliveries`: what they held survives,
+    /// foreign keys still cascade, and the event cursor never goes back.
+    #[tokio::test]
+    async fn upgrading_keeps_events_deliveries_and_the_event_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&crate::settings::DatabaseSettings {
+            path: dir.path().join("old.db"),
+            busy_timeout: std::time::Duration::from_secs(5),
+            wal_warn_bytes: 0,
+        })
+        .await
+        .unwrap();
+        {
+            let mut conn = store.pool().acquire().await.unwrap();
+            super::super::MIGRATOR
+                .run_to(20261202000004, &mut *conn)
+                .await
+                .unwrap();
+        }
+        for statement in [
+            "INSERT INTO issuances (id) VALUES ('a'), ('b')",
+            "INSERT INTO transitions (issuance_id, to_status, observed_at) VALUES ('a', 'READY', '2026-01-01T00:00:00.000Z'), ('b', 'READY', '2026-01-01T00:00:00.000Z')",
+            "INSERT INTO sinks (name, admitted_seq) VALUES ('s', 0)",
+            "INSERT INTO deliveries (sink, seq, issuance_id, created_at, next_attempt_at) SELECT 's', seq, issuance_id, 't', 't' FROM events",
+            // The newest event goes with its issuance: the cursor is 2, the max seq 1.
+            "DELETE FROM issuances WHERE id = 'b'",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        store.migrate().await.unwrap();
+        let deliveries: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT sink, seq, issuance_id FROM deliveries")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(deliveries, [("s".to_owned(), 1, "a".to_owned())]);
+        store
+            .record_balance(Utc::now(), 1, 0, Some(5))
+            .await
+            .unwrap();
+        let seqs: Vec<(i64, String)> = sqlx::query_as("SELECT seq, type FROM events ORDER BY seq")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            seqs,
+            [
+                (1, "issuance.status_changed".to_owned()),
+                (3, "balance.low".to_owned())
+            ],
+            "seq 2 is never reused"
+        );
+        let broken: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert!(broken.is_empty(), "{broken:?}");
+        sqlx::query("DELETE FROM issuances WHERE id = 'a'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let left: (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM events WHERE issuance_id IS NOT NULL), (SELECT count(*) FROM deliveries)",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            left,
+            (0, 0),
+            "events and deliveries still cascade from issuances"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_daemons_charge_statements_use_their_indexes() {
+        let (store, _dir) = temp_store().await;
+        let plan = query_plan(&store, sql::CLAIM_CHARGE_REQUEST).await;
+        assert!(
+            plan.iter().any(|d| d.contains("charge_requests_pending")),
+            "{plan:?}"
+        );
+        let plan = query_plan(&store, sql::ANY_PENDING_CHARGE_REQUEST).await;
+        assert!(
+            plan.iter().any(|d| d.contains("charge_requests_pending")),
+            "{plan:?}"
+        );
+        let plan = query_plan(&store, sql::CHARGE_PERFORMERS).await;
+        assert!(
+            plan.iter().any(|d| d.contains("charge_requests_sending")),
+            "{plan:?}"
+        );
+        let plan = query_plan(&store, sql::OPEN_CHARGE).await;
+        assert!(
+            plan.iter().any(|d| d.starts_with("SEARCH issuances USING"))
+                && !plan.iter().any(|d| d.starts_with("SCAN issuances")),
+            "{plan:?}"
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! For the charge tests: a simulator that keeps charges READY until told,
+//! a scripted charge endpoint for answers the simulator never gives, and
+//! reads of `charge_requests`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use issuance_watcher::sim::{LifecycleConfig, SimConfig, SimHandle};
+
+use super::config::{ACCESS_KEY, SECRET_B64, TestSettings};
+
+/// A simulator on the test credentials, with one READY charge per key, every
+/// request recorded, and charges that neither fail nor get paid by themselves.
+pub async fn charge_sim() -> SimHandle {
+    let config = SimConfig {
+        one_ready_per_key: true,
+        record_requests: true,
+        ..SimConfig::default()
+            .with_credentials(ACCESS_KEY, SECRET_B64)
+            .with_lifecycle(LifecycleConfig {
+                waited_min: std::time::Duration::from_millis(200),
+                waited_max: std::time::Duration::from_millis(400),
+                p_fail: 0.0,
+                p_done: 0.0,
+                ..LifecycleConfig::default()
+            })
+    };
+    super::sim_client::start(config).await
+}
+
+/// The charge POSTs the simulator received (answered or not).
+pub fn posts(sim: &SimHandle) -> usize {
+    sim.request_log()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/api/v1/points/issuance")
+        .count()
+}
+
+/// A config file for `base_url` and `dir/watcher.db` (fast test intervals).
+pub fn config_file(
+    base_url: &str,
+    dir: &Path,
+    edit: impl FnOnce(&mut issuance_watcher::settings::Settings),
+) -> PathBuf {
+    TestSettings::new(base_url, &dir.join("watcher.db"))
+        .with(edit)
+        .write_toml(&dir.join("config.toml"))
+}
+
+/// `charge_requests` rows: (id, amount, state, issuance_id, error_code).
+pub async fn requests(
+    pool: &sqlx::SqlitePool,
+) -> Vec<(i64, i64, String, Option<String>, Option<String>)> {
+    sqlx::query_as(
+        "SELECT id, amount, state, issuance_id, error_code FROM charge_requests ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+pub async fn pool(db: &Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap()
+}
+
+/// A charge endpoint that answers every POST with one scripted answer and
+/// counts them: for bodies the simulator never sends.
+pub struct ScriptedCharge {
+    pub base_url: String,
+    posts: Arc<AtomicUsize>,
+}
+
+impl ScriptedCharge {
+    pub async fn start(status: u16, body: &'static str) -> Self {
+        let posts = Arc::new(AtomicUsize::new(0));
+        let counted = posts.clone();
+        let app = axum::Router::new().route(
+            "/api/v1/points/issuance",
+            axum::routing::post(move || {
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    (
+                        StatusCode::from_u16(status).unwrap(),
+                        [("content-type", "application/json")],
+                        body,
+                    )
+                        .into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { base_url, posts }
+    }
+
+    pub fn posts(&self) -> usize {
+        self.posts.load(Ordering::SeqCst)
+    }
+}
+
+/// A loopback port free at this moment (for `http.listen`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
