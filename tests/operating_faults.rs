@@ -139,6 +139,16 @@ fn seq(from: Option<&str>, to: &str) -> (Option<String>, String) {
     (from.map(str::to_owned), to.to_owned())
 }
 
+/// Waits for `id` to be DONE, and checks its history is WAITED then DONE, each once.
+async fn waited_then_done_once(pool: &sqlx::SqlitePool, id: &str) {
+    wait_status(pool, id, "DONE").await;
+    assert_eq!(
+        transitions(pool, id).await,
+        [seq(None, "WAITED"), seq(Some("WAITED"), "DONE")],
+        "{id}"
+    );
+}
+
 #[tokio::test]
 async fn a_database_replaced_or_deleted_under_the_daemon_stops_it_and_a_restart_resumes() {
     let s = Setup::new(None).await;
@@ -175,11 +185,7 @@ async fn a_database_replaced_or_deleted_under_the_daemon_stops_it_and_a_restart_
     s.api.set("d1", Reply::issuance("d1", "DONE"));
     let daemon = s.spawn("after-replace.log", &[]);
     let pool = s.pool().await;
-    wait_status(&pool, "d1", "DONE").await;
-    assert_eq!(
-        transitions(&pool, "d1").await,
-        [seq(None, "WAITED"), seq(Some("WAITED"), "DONE")]
-    );
+    waited_then_done_once(&pool, "d1").await;
 
     // Deleted: the file and its WAL vanish.
     s.api.set("d2", waited_then("d2"));
@@ -290,11 +296,7 @@ async fn a_config_broken_on_restart_is_one_clear_error_and_the_database_is_untou
     std::fs::write(&s.config, &good).unwrap();
     s.api.set("c1", Reply::issuance("c1", "DONE"));
     let daemon = s.spawn("fixed.log", &[]);
-    wait_status(&pool, "c1", "DONE").await;
-    assert_eq!(
-        transitions(&pool, "c1").await,
-        [seq(None, "WAITED"), seq(Some("WAITED"), "DONE")]
-    );
+    waited_then_done_once(&pool, "c1").await;
     daemon.stop().await;
     pool.close().await;
 }
@@ -414,12 +416,7 @@ async fn a_full_disk_is_reported_without_spinning_and_recording_resumes_when_spa
     // Space comes back: everything is recorded, once.
     std::fs::remove_file(&filler).unwrap();
     for id in ids {
-        wait_status(&pool, id, "DONE").await;
-        assert_eq!(
-            transitions(&pool, id).await,
-            [seq(None, "WAITED"), seq(Some("WAITED"), "DONE")],
-            "{id}"
-        );
+        waited_then_done_once(&pool, id).await;
     }
     pool.close().await;
     let log = daemon.stop().await;
@@ -470,11 +467,7 @@ async fn a_read_only_database_is_a_clear_error_at_start_and_it_resumes_when_writ
     s.api.set("r1", Reply::issuance("r1", "DONE"));
     let daemon = s.spawn("writable.log", &[]);
     let pool = s.pool().await;
-    wait_status(&pool, "r1", "DONE").await;
-    assert_eq!(
-        transitions(&pool, "r1").await,
-        [seq(None, "WAITED"), seq(Some("WAITED"), "DONE")]
-    );
+    waited_then_done_once(&pool, "r1").await;
     pool.close().await;
     daemon.stop().await;
 }

@@ -6,8 +6,15 @@ mod common;
 use std::time::Duration;
 
 use common::sim_client::{Client, LOOKUP, start, token};
-use issuance_watcher::sim::{FaultConfig, FaultRule, ServerErrorKind, SimConfig};
+use issuance_watcher::sim::{FaultConfig, FaultRule, ServerErrorKind, SimConfig, SimHandle};
 use serde_json::{Value, json};
+
+/// A simulator with `faults` and one issuance, and that issuance's id.
+async fn one_issuance_with(faults: FaultConfig) -> (SimHandle, String) {
+    let sim = start(SimConfig::default().with_faults(faults)).await;
+    let id = sim.seed(1).remove(0);
+    (sim, id)
+}
 
 #[tokio::test]
 async fn retry_after_is_sent_on_injected_429() {
@@ -147,9 +154,8 @@ async fn fault_windows_are_real_time_from_start() {
         unauthorized: FaultRule::during(Duration::ZERO, Duration::from_millis(1500)),
         ..FaultConfig::default()
     };
-    let sim = start(SimConfig::default().with_faults(faults)).await;
+    let (sim, id) = one_issuance_with(faults).await;
     let client = Client::new(&sim);
-    let id = sim.seed(1).remove(0);
     let inside = client.get(&format!("{LOOKUP}/{id}")).await;
     assert_eq!(inside.status_and_code(), (401, "EXPIRED_AUTH_TOKEN".into()));
     tokio::time::sleep(Duration::from_millis(1500).saturating_sub(sim.uptime())).await;
@@ -164,9 +170,8 @@ async fn slow_answers_arrive_late_and_hangs_outlast_client_timeouts() {
         slow_delay: Duration::from_millis(300),
         ..FaultConfig::default()
     };
-    let sim = start(SimConfig::default().with_faults(faults)).await;
+    let (sim, id) = one_issuance_with(faults).await;
     let client = Client::new(&sim);
-    let id = sim.seed(1).remove(0);
     let started = std::time::Instant::now();
     assert_eq!(client.get(&format!("{LOOKUP}/{id}")).await.status, 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
@@ -220,8 +225,7 @@ async fn oversized_bodies_are_streamed() {
         oversized_bytes: 50_000_000,
         ..FaultConfig::default()
     };
-    let sim = start(SimConfig::default().with_faults(faults)).await;
-    let id = sim.seed(1).remove(0);
+    let (sim, id) = one_issuance_with(faults).await;
     let mut response = reqwest::Client::new()
         .get(format!("{}{LOOKUP}/{id}", sim.base_url()))
         .bearer_auth(token())
@@ -258,8 +262,7 @@ async fn dropped_connections_break_the_body_after_the_headers() {
         drop_after_bytes: 20,
         ..FaultConfig::default()
     };
-    let sim = start(SimConfig::default().with_faults(faults)).await;
-    let id = sim.seed(1).remove(0);
+    let (sim, id) = one_issuance_with(faults).await;
     let url = format!("{}{LOOKUP}/{id}", sim.base_url());
     let outcome = match reqwest::Client::new()
         .get(&url)
