@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::charging::{ScriptedCharge, charge_sim, config_file, pool, posts, requests};
 use common::daemon::Spawn;
+use common::running::transitions;
 use common::{eventually, row};
 use issuance_watcher::sim::{FaultConfig, FaultRule};
 
@@ -44,16 +45,6 @@ fn setup(base_url: &str) -> Setup {
         db,
         config,
     }
-}
-
-async fn transitions(pool: &sqlx::SqlitePool, id: &str) -> Vec<(Option<String>, String)> {
-    sqlx::query_as(
-        "SELECT from_status, to_status FROM transitions WHERE issuance_id = ? ORDER BY seq",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .unwrap()
 }
 
 async fn issuance_count(pool: &sqlx::SqlitePool) -> i64 {

@@ -24,6 +24,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::daemon::{Daemon, Spawn};
+use common::running::transitions;
 use common::{Reply, SECRET_B64, ScriptedApi, TestSettings, assert_no_secret, eventually};
 
 /// "Within 2 s" in the README: a replaced or deleted file, a row stranded by a clock jump.
@@ -89,16 +90,6 @@ impl Setup {
             .await
             .unwrap()
     }
-}
-
-async fn transitions(pool: &sqlx::SqlitePool, id: &str) -> Vec<(Option<String>, String)> {
-    sqlx::query_as(
-        "SELECT from_status, to_status FROM transitions WHERE issuance_id = ? ORDER BY seq",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .unwrap()
 }
 
 async fn status(pool: &sqlx::SqlitePool, id: &str) -> Option<String> {

@@ -42,6 +42,17 @@ pub struct Refusal {
     pub retry_after: Option<Duration>,
 }
 
+impl std::fmt::Display for Refusal {
+    /// `HTTP 400 BAD_REQUEST: reason` (the reason only when the API gave one).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {} {}", self.http_status, self.code)?;
+        if !self.reason.is_empty() {
+            write!(f, ": {}", self.reason)?;
+        }
+        Ok(())
+    }
+}
+
 /// Why an answer is of unknown outcome: a fixed `code` (TIMEOUT, TRANSPORT,
 /// SERVER_ERROR, REDIRECT, MALFORMED, TOKEN) and what happened.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -88,14 +88,7 @@ pub(super) async fn charge(
     match performed {
         Performed::Created { .. } => Ok(()),
         Performed::Refused(r) => bail!(
-            "the API refused the charge of {amount} KRW: HTTP {} {}{}. Nothing was created (charge request {request_id}, state refused)",
-            r.http_status,
-            r.code,
-            if r.reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", r.reason)
-            }
+            "the API refused the charge of {amount} KRW: {r}. Nothing was created (charge request {request_id}, state refused)"
         ),
         Performed::Rejected { message, .. } => {
             bail!("charge refused here: {message} (charge request {request_id}, state rejected)")
@@ -204,16 +197,7 @@ pub(super) async fn cancel(settings: &Settings, id: &str, yes: bool) -> anyhow::
                 }
             ))
         }
-        CancelOutcome::Refused(r) => bail!(
-            "the API refused to cancel issuance {id}: HTTP {} {}{}",
-            r.http_status,
-            r.code,
-            if r.reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", r.reason)
-            }
-        ),
+        CancelOutcome::Refused(r) => bail!("the API refused to cancel issuance {id}: {r}"),
         CancelOutcome::Failed(u) => bail!(
             "no usable answer to the cancel of issuance {id} ({}: {}); it may or may not be cancelled: the daemon's next poll will tell (`issuance-watcher show {id}`)",
             u.code,

@@ -217,16 +217,18 @@ mod tests {
         );
     }
 
-    #[test]
-    fn fractional_iat_is_seconds_and_text_iat_is_invalid() {
+    /// `Bearer` + a token of `claims` signed with the test secret.
+    fn sign(claims: serde_json::Value) -> Vec<u8> {
         let key = base64::engine::general_purpose::STANDARD
             .decode(SECRET)
             .unwrap();
-        let sign = |claims: serde_json::Value| {
-            let header = jsonwebtoken::Header::new(Algorithm::HS256);
-            let key = jsonwebtoken::EncodingKey::from_secret(&key);
-            bearer(&jsonwebtoken::encode(&header, &claims, &key).unwrap())
-        };
+        let header = jsonwebtoken::Header::new(Algorithm::HS256);
+        let key = jsonwebtoken::EncodingKey::from_secret(&key);
+        bearer(&jsonwebtoken::encode(&header, &claims, &key).unwrap())
+    }
+
+    #[test]
+    fn fractional_iat_is_seconds_and_text_iat_is_invalid() {
         let v = verifier();
         let fractional =
             sign(serde_json::json!({"accessKey": "test-access-key", "iat": 1_767_225_600.7}));
@@ -249,14 +251,6 @@ mod tests {
     #[test]
     fn a_writes_nonce_is_accepted_once() {
         let v = verifier();
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(SECRET)
-            .unwrap();
-        let sign = |claims: serde_json::Value| {
-            let header = jsonwebtoken::Header::new(Algorithm::HS256);
-            let key = jsonwebtoken::EncodingKey::from_secret(&key);
-            bearer(&jsonwebtoken::encode(&header, &claims, &key).unwrap())
-        };
         let claims = |nonce: &str| {
             sign(serde_json::json!({"accessKey": "test-access-key", "iat": IAT, "nonce": nonce}))
         };

@@ -437,16 +437,13 @@ mod tests {
             ids.sort();
             ids
         };
+        let of =
+            |ids: &[String], prefix: &str| ids.iter().filter(|i| i.starts_with(prefix)).count();
         // 8 slots: the due READY rows come first, new rows fill the rest.
         let first = ids(store.claim_due(now, until, 8).await.unwrap());
         assert_eq!(
-            first.iter().filter(|i| i.starts_with("ready")).count(),
-            3,
-            "{first:?}"
-        );
-        assert_eq!(
-            first.iter().filter(|i| i.starts_with("new")).count(),
-            5,
+            (of(&first, "ready"), of(&first, "new")),
+            (3, 5),
             "{first:?}"
         );
         // With more due READY rows than slots, new rows still get a quarter.
@@ -459,13 +456,8 @@ mod tests {
         }
         let second = ids(store.claim_due(now, until, 8).await.unwrap());
         assert_eq!(
-            second.iter().filter(|i| i.starts_with("more")).count(),
-            6,
-            "{second:?}"
-        );
-        assert_eq!(
-            second.iter().filter(|i| i.starts_with("new")).count(),
-            2,
+            (of(&second, "more"), of(&second, "new")),
+            (6, 2),
             "{second:?}"
         );
         // Without a backlog of seen rows, new rows take the whole claim.

@@ -105,11 +105,4 @@ impl ScriptedCharge {
     }
 }
 
-/// A loopback port free at this moment (for `http.listen`).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::metrics::free_port;

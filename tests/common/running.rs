@@ -44,13 +44,7 @@ impl Running {
     }
 
     pub async fn transitions(&self, id: &str) -> Vec<(Option<String>, String)> {
-        sqlx::query_as(
-            "SELECT from_status, to_status FROM transitions WHERE issuance_id = ? ORDER BY seq",
-        )
-        .bind(id)
-        .fetch_all(self.store.pool())
-        .await
-        .unwrap()
+        transitions(self.store.pool(), id).await
     }
 
     pub async fn column(&self, id: &str, column: &'static str) -> Option<String> {
@@ -163,6 +157,17 @@ impl RunningApp {
 }
 
 /// Inserts ids as another program would: a plain `INSERT` into the public table.
+/// The recorded (from, to) statuses of `id`, in order.
+pub async fn transitions(pool: &sqlx::SqlitePool, id: &str) -> Vec<(Option<String>, String)> {
+    sqlx::query_as(
+        "SELECT from_status, to_status FROM transitions WHERE issuance_id = ? ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
 pub async fn insert_ids(pool: &sqlx::SqlitePool, ids: &[&str]) {
     for id in ids {
         sqlx::query("INSERT INTO issuances (id) VALUES (?)")
