@@ -29,7 +29,9 @@
 mod deliver;
 mod efficiency;
 mod harness;
+mod plot;
 mod scale;
+mod sweep;
 mod table;
 mod throughput;
 mod write;

@@ -10,10 +10,12 @@
 //! layers so that every problem is reported at once), `sections` (the typed
 //! tree, one struct per TOML table), `load` (layering and validation) and
 //! `secret` (finding and decoding the signing key, which only the commands that
-//! talk to the API need). `ladder` (the due-soon lead ladder) and `webhooks`
+//! talk to the API need). `ladder` (the due-soon lead ladder), `cadence` (the quiet hours of
+//! the READY cadence) and `webhooks`
 //! (the `[[webhooks]]` sinks and their secrets) are leaves that `sections` and
 //! `load` use.
 
+mod cadence;
 mod error;
 mod ladder;
 mod load;
@@ -24,6 +26,7 @@ mod sections;
 mod testing;
 mod webhooks;
 
+pub use cadence::QuietHours;
 pub use error::{Problem, SettingsError};
 pub use ladder::LeadLadder;
 pub use load::{DEFAULT_CONFIG_PATH, DEFAULTS_TOML, ENV_PREFIX};
