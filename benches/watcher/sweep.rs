@@ -97,17 +97,20 @@ pub(crate) fn scaled(poll: &PollSettings, k: f64) -> PollSettings {
     }
 }
 
-/// Runs `count` issuances (the simulator's default lifecycle, seed `seed`,
-/// created `spacing` apart from [`start`]) under `cadence`.
+/// Runs `count` issuances (the simulator's default lifecycle, seed `seed`, all
+/// created at [`start`]) under `cadence`, until each settles or, with a
+/// `horizon`, until that long after the start.
 pub(crate) fn run(
     cadence: &Cadence,
     lifecycle: &LifecycleConfig,
     ladder: &LeadLadder,
     count: usize,
     seed: u64,
+    horizon: Option<Duration>,
 ) -> Point {
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
     let created = start().timestamp_millis();
+    let end = horizon.map_or(i64::MAX, |h| created + h.as_millis() as i64);
     let mut point = Point {
         issuances: count,
         ..Point::default()
@@ -118,14 +121,14 @@ pub(crate) fn run(
             .events()
             .map(|(at, s)| (at, s.as_str().parse().expect("a known status")))
             .collect();
-        if events.iter().any(|e| e.1 == Status::Done) {
+        if events.iter().any(|e| e.1 == Status::Done && e.0 <= end) {
             point.done += 1;
         }
         let due = DateTime::<Utc>::from_timestamp_millis(schedule.due_ms);
         // The first poll when the id is added, at creation.
         let mut t = created;
         let mut seen: Option<usize> = None;
-        loop {
+        while t <= end {
             point.calls += 1;
             let i = events.iter().rposition(|e| e.0 <= t).unwrap_or(0);
             let (since_ms, status) = events[i];
