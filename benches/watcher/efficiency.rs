@@ -106,7 +106,6 @@ pub(crate) async fn efficiency_run(
         // Machinery in simulated time, stretched so real-time latencies do not trip it.
         ("POLL__LEASE", "12h".into()),
         ("POLL__STARTUP_SPREAD", "1s".into()),
-        ("POLL__IDLE_RECHECK", "1m".into()),
         ("POLL__BACKOFF_MAX", "30m".into()),
         ("FLAGS__DUE_SOON_LEAD", format!("{DUE_SOON_LEAD_H}h")),
     ];
@@ -131,10 +130,10 @@ pub(crate) async fn efficiency_run(
             break;
         }
         let active: i64 = match until {
-            Until::Settled => {
+            Until::Settled | Until::After(_) => {
                 sqlx::query_scalar("SELECT count(*) FROM issuances WHERE watch = 'active'")
             }
-            Until::PastWaited | Until::After(_) => sqlx::query_scalar(
+            Until::PastWaited => sqlx::query_scalar(
                 "SELECT count(*) FROM issuances WHERE status IS NULL OR status = 'WAITED'",
             ),
         }
