@@ -68,7 +68,7 @@ async fn when_the_rate_binds_issuances_likely_to_change_soon_are_polled_first_an
     let per_id = |group: &[String]| {
         let n = in_window
             .iter()
-            .filter(|r| group.iter().any(|id| *id == r.id))
+            .filter(|r| group.contains(&r.id))
             .count();
         n as f64 / group.len() as f64 / window.as_secs_f64()
     };
