@@ -57,7 +57,7 @@ pub(crate) fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 1, 0, 0).unwrap()
 }
 
-/// The built-in defaults with `change` applied (the production settings).
+/// The built-in defaults: the production settings.
 pub(crate) fn defaults() -> Settings {
     Settings::load_with_env(
         None,
