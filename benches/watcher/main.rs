@@ -1,7 +1,7 @@
 //! The project's benchmarks, in one command that prints one table:
 //!
 //! ```text
-//! cargo bench --bench watcher                      # all four, full size (~5 min)
+//! cargo bench --bench watcher                      # all five, full size (efficiency ~8 min)
 //! cargo bench --bench watcher -- --quick           # smaller and shorter (~1.5 min)
 //! cargo bench --bench watcher -- throughput scale  # only some: throughput, scale, write, efficiency
 //! cargo bench --bench watcher -- --concurrency 128 # daemon concurrency (and wrk connections) in `throughput`
@@ -18,18 +18,22 @@
 //!    tick (`claim_due` + `next_due`) at 10k, 100k, 900k and 1M settled rows, and
 //!    database bytes per issuance.
 //! 3. `write`: `Store::record` with batches of 256 results that are all transitions.
-//! 4. `efficiency`: the simulator's default lifecycle (the daily deposit model) in
-//!    accelerated time, with the adaptive policy and with fixed-interval polling tuned
-//!    to the same number of calls: calls per settled issuance, detection lag, and the
-//!    DUE_SOON deadline check; without `--quick`, the same comparison on the old
-//!    uniform deposit model, for information.
+//! 4. `efficiency`: the trade-off of the polling cadence. A sweep of the real
+//!    policy function over the simulator's drawn schedules (new shape scaled,
+//!    previous shape scaled, fixed intervals): lookups per paid charge against
+//!    DONE and WAITED detection lag, as table rows and `benches/watcher/efficiency.svg`
+//!    (written by the full run only); then the daemon end to end with the
+//!    production defaults at 300x (calls, lag, exactly-once, DUE_SOON on time;
+//!    `--quick`: the first 6 h) and WAITED at real speed.
 //! 5. `deliver`: webhook delivery to a loopback receiver: latency from commit
 //!    to the receiver's 2xx, and the drain of a backlog written at once.
 
 mod deliver;
 mod efficiency;
 mod harness;
+mod plot;
 mod scale;
+mod sweep;
 mod table;
 mod throughput;
 mod write;

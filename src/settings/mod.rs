@@ -10,10 +10,12 @@
 //! layers so that every problem is reported at once), `sections` (the typed
 //! tree, one struct per TOML table), `load` (layering and validation) and
 //! `secret` (finding and decoding the signing key, which only the commands that
-//! talk to the API need). `ladder` (the due-soon lead ladder), `charge` (`[charge]`, `[balance]`) and `webhooks`
+//! talk to the API need). `ladder` (the due-soon lead ladder), `cadence` (the quiet hours of
+//! the READY cadence), `charge` (`[charge]`, `[balance]`) and `webhooks`
 //! (the `[[webhooks]]` sinks and their secrets) are leaves that `sections` and
 //! `load` use.
 
+mod cadence;
 mod charge;
 mod error;
 mod ladder;
@@ -25,6 +27,7 @@ mod sections;
 mod testing;
 mod webhooks;
 
+pub use cadence::QuietHours;
 pub use charge::{BalanceSettings, ChargeSettings};
 pub use error::{Problem, SettingsError};
 pub use ladder::LeadLadder;

@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::cadence::QuietHours;
 use super::charge::{BalanceSettings, ChargeSettings};
 use super::error::{SettingsError, key_error};
 use super::ladder::LeadLadder;
@@ -78,6 +79,12 @@ pub struct PollSettings {
     pub max_interval: Duration,
     pub ready_divisor: u32,
     pub fresh_divisor: u32,
+    /// READY cadence outside the quiet hours (see `settings/cadence.rs`).
+    #[serde(with = "humantime_serde")]
+    pub ready_interval: Duration,
+    pub quiet_hours: QuietHours,
+    #[serde(with = "humantime_serde")]
+    pub quiet_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub after_due_delay: Duration,
     #[serde(with = "humantime_serde")]

@@ -63,7 +63,7 @@ use crate::domain::clock::Clock;
 pub use auth::AuthError;
 pub use config::{DepositTiming, DueOutcome, LifecycleConfig, SimConfig};
 pub use faults::{FaultConfig, FaultRule, FaultScope, ServerErrorKind, Window};
-pub use lifecycle::{Status, format_kst};
+pub use lifecycle::{Schedule, Status, draw, format_kst};
 pub use store::{ID_BASE, IssuanceView, Override, VbankInfo};
 pub use truth::{RateLimitRecord, RequestRecord, Stats, TruthEvent};
 

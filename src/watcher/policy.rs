@@ -1,19 +1,26 @@
 //! When to poll an issuance next: a pure function of what the last poll showed,
 //! how many polls in a row failed, the vbank due date and the time.
 //!
-//! The shape: quick while WAITED (the account number arrives within seconds);
-//! while READY, the shorter of a fraction of the time spent in READY so far
-//! (dense right after READY, when many payers transfer at once, then backing
-//! off) and a fraction of the time left before the due date (calm when the
-//! deadline is far, tighter as it nears), with one poll exactly when DUE_SOON
-//! starts to apply and one shortly after the deadline; then calm polling while
-//! an issuance stays READY past its deadline. Errors back off exponentially
-//! with jitter. Nothing but a terminal status (or a long 404) ends a watch:
-//! never a count of tries.
+//! The shape: quick while WAITED (the account number arrives within seconds).
+//! While READY, the shortest of:
+//! - the hour-of-day cadence: `ready_interval` when people pay, `quiet_interval`
+//!   in `quiet_hours` (with one poll right as they end);
+//! - a fraction of the time spent in READY so far (`fresh_divisor`): dense right
+//!   after READY, when many payers transfer at once, then backing off;
+//! - a fraction of the time left before the due date (`ready_divisor`): tighter
+//!   in the last minutes, when late payers rush;
+//!
+//! never more often than `interval`, never less than `max_interval`; with one
+//! poll exactly when DUE_SOON starts to apply and one shortly after the
+//! deadline; then calm polling (`overdue_interval`) while an issuance stays READY
+//! past its deadline. Every one of these is an assumption about payers, so each
+//! is a setting. Errors back off exponentially with jitter. Nothing but a
+//! terminal status (or a long 404) ends a watch: never a count of tries.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 pub use crate::domain::decision::Decision;
 use crate::domain::status::Status;
@@ -51,6 +58,8 @@ pub struct PollFacts {
     pub due_soon_lead: Duration,
     /// A uniform random number in [0, 1), passed in to keep this function pure.
     pub jitter: f64,
+    /// The zone of `poll.quiet_hours` (`api.timezone`).
+    pub timezone: Tz,
 }
 
 /// How far ahead of our clock `status_since` may be and still count as "just
@@ -97,27 +106,39 @@ fn next_observation_poll(facts: &PollFacts, poll: &PollSettings) -> DateTime<Utc
                 .min(poll.max_interval),
         )
     };
-    let (Some(Status::Ready), Some(due)) = (facts.status, facts.due_at) else {
-        // WAITED, or READY with no usable due date (then at the calm ceiling).
-        let base = if facts.status == Some(Status::Ready) {
-            poll.max_interval
-        } else {
-            poll.interval
-        };
-        return jittered(base);
-    };
-    if now >= due {
+    if facts.status != Some(Status::Ready) {
+        // WAITED (or not seen yet): the account number comes within seconds.
+        return jittered(poll.interval);
+    }
+    if facts.due_at.is_some_and(|due| now >= due) {
         return jittered(poll.overdue_interval);
     }
-    let left = (due - now).to_std().unwrap_or_default();
-    let by_deadline = (left / poll.ready_divisor).clamp(poll.interval, poll.max_interval);
-    let base = match time_in_status(facts) {
-        Some(in_ready) => {
-            by_deadline.min((in_ready / poll.fresh_divisor).clamp(poll.interval, poll.max_interval))
-        }
-        None => by_deadline,
+    let at_least_interval = |d: Duration| d.max(poll.interval);
+    // The hour of day: calm while few people pay, at the READY cadence otherwise.
+    let quiet_end = poll.quiet_hours.end_after(now, facts.timezone);
+    let mut base = match quiet_end {
+        Some(_) => poll.quiet_interval,
+        None => poll.ready_interval,
     };
-    let mut next = jittered(base);
+    // Right after READY, when many payers transfer: a fraction of the time in READY.
+    if let Some(in_ready) = time_in_status(facts) {
+        base = base.min(in_ready / poll.fresh_divisor);
+    }
+    // Near the deadline, when late payers rush: a fraction of the time left.
+    if let Some(due) = facts.due_at {
+        let left = (due - now).to_std().unwrap_or_default();
+        base = base.min(left / poll.ready_divisor);
+    }
+    let mut next = jittered(at_least_interval(base));
+    // The paying hours start with a poll.
+    if let Some(end) = quiet_end
+        && end < next
+    {
+        next = end;
+    }
+    let Some(due) = facts.due_at else {
+        return next;
+    };
     // One poll right as DUE_SOON starts to apply (1 ms late, so the rule holds
     // despite the database's millisecond resolution), one shortly after the deadline.
     let due_soon_from = later(earlier(due, facts.due_soon_lead), Duration::from_millis(1));
@@ -185,8 +206,14 @@ mod tests {
         defaults.poll
     }
 
+    /// 12:00 in Seoul: a paying hour.
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 25, 3, 0, 0).unwrap()
+    }
+
+    /// The same day at `hour`:00 in Seoul.
+    fn kst(hour: u32) -> DateTime<Utc> {
+        now() + chrono::Duration::hours(i64::from(hour) - 12)
     }
 
     fn facts(status: Option<Status>, outcome: PollOutcome) -> PollFacts {
@@ -199,6 +226,7 @@ mod tests {
             now: now(),
             due_soon_lead: Duration::from_secs(6 * 3600),
             jitter: 0.5,
+            timezone: chrono_tz::Asia::Seoul,
         }
     }
 
@@ -238,21 +266,24 @@ mod tests {
     }
 
     #[test]
-    fn ready_polling_is_calm_when_far_and_tightens_as_the_deadline_nears() {
+    fn ready_polling_keeps_the_ready_interval_and_tightens_in_the_last_minutes() {
         let poll = settings();
-        let far = wait_of(decide(&ready_due_in(Duration::from_secs(36 * 3600)), &poll));
-        let near = wait_of(decide(&ready_due_in(Duration::from_secs(3600)), &poll));
-        let very_near = wait_of(decide(&ready_due_in(Duration::from_secs(60)), &poll));
-        assert_eq!(far, poll.max_interval);
-        assert!(
-            near < far && very_near < near,
-            "{far:?} {near:?} {very_near:?}"
-        );
-        assert!(very_near >= poll.interval);
+        let at = |left: u64| wait_of(decide(&ready_due_in(Duration::from_secs(left)), &poll));
+        assert_eq!(at(36 * 3600), poll.ready_interval);
+        assert_eq!(at(3600), poll.ready_interval);
+        // Ten minutes left: a fraction of the time left, below the READY cadence.
+        assert_eq!(at(600), Duration::from_secs(600) / poll.ready_divisor);
+        assert!(at(600) < poll.ready_interval);
+        assert_eq!(at(60), poll.interval);
+        let waits: Vec<Duration> = [1, 60, 300, 600, 1200, 3600, 86_400]
+            .into_iter()
+            .map(at)
+            .collect();
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
     }
 
     /// READY for `in_ready` so far, due in 30 hours (the deadline alone would wait
-    /// `max_interval`).
+    /// `ready_interval`).
     fn ready_for(in_ready: Duration) -> PollFacts {
         PollFacts {
             status_since: Some(now() - chrono_duration(in_ready)),
@@ -261,23 +292,102 @@ mod tests {
     }
 
     #[test]
-    fn fresh_ready_issuances_are_polled_densely_then_back_off_with_time_in_ready() {
+    fn fresh_ready_issuances_are_polled_densely_then_at_the_ready_interval() {
         let poll = settings();
         let at = |in_ready: u64| wait_of(decide(&ready_for(Duration::from_secs(in_ready)), &poll));
         assert_eq!(at(0), poll.interval);
         assert_eq!(at(1), poll.interval);
         // In between: a fraction of the time in READY, jittered (jitter 0.5: exact).
-        assert_eq!(at(120), Duration::from_secs(120) / poll.fresh_divisor);
+        assert_eq!(at(600), Duration::from_secs(600) / poll.fresh_divisor);
+        assert!(at(600) > poll.interval && at(600) < poll.ready_interval);
         let waits: Vec<Duration> = [0, 60, 300, 900, 1800, 3600, 86_400]
             .into_iter()
             .map(at)
             .collect();
         assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
-        assert_eq!(*waits.last().unwrap(), poll.max_interval);
+        assert_eq!(*waits.last().unwrap(), poll.ready_interval);
     }
 
     #[test]
-    fn the_shorter_of_the_fresh_and_the_deadline_waits_applies() {
+    fn quiet_hours_are_polled_calmly_with_one_poll_as_they_end() {
+        let poll = settings();
+        assert!(
+            !poll.quiet_hours.is_empty(),
+            "quiet hours are on by default"
+        );
+        let at = |now: DateTime<Utc>, in_ready: i64| PollFacts {
+            now,
+            status_since: Some(now - chrono::Duration::seconds(in_ready)),
+            due_at: Some(now + chrono::Duration::hours(20)),
+            ..facts(Some(Status::Ready), PollOutcome::Observed)
+        };
+        let wait = |f: PollFacts| match decide(&f, &poll) {
+            Decision::PollAt(t) => (t - f.now).to_std().unwrap(),
+            other => panic!("{other:?}"),
+        };
+        // 03:00, READY for hours: the quiet cadence.
+        assert_eq!(wait(at(kst(3), 20 * 3600)), poll.quiet_interval);
+        assert!(poll.quiet_interval > poll.ready_interval);
+        // Just READY at 03:00 (someone paying at checkout at night): still dense.
+        assert_eq!(wait(at(kst(3), 0)), poll.interval);
+        // Two minutes before the quiet hours end: the next poll is when they end.
+        let end = kst(7);
+        let f = at(end - chrono::Duration::minutes(2), 20 * 3600);
+        assert_eq!(decide(&f, &poll), Decision::PollAt(end));
+        // At 07:00 and at noon: the READY cadence.
+        assert_eq!(wait(at(kst(7), 20 * 3600)), poll.ready_interval);
+        assert_eq!(wait(at(kst(12), 20 * 3600)), poll.ready_interval);
+        // No quiet hours: every hour is a paying hour.
+        let always = PollSettings {
+            quiet_hours: crate::settings::QuietHours::NONE,
+            ..settings()
+        };
+        assert_eq!(
+            decide(&at(kst(3), 20 * 3600), &always),
+            Decision::PollAt(kst(3) + chrono_duration(always.ready_interval))
+        );
+        // The quiet hours are read in the configured zone: 03:00 UTC is noon in Seoul.
+        let utc = PollFacts {
+            timezone: chrono_tz::UTC,
+            ..at(kst(3), 20 * 3600)
+        };
+        assert_eq!(wait(utc), poll.ready_interval);
+    }
+
+    /// The shape before `ready_interval` and `quiet_hours` existed is these
+    /// settings: READY paced by the deadline and the time in READY alone, up to
+    /// `max_interval`.
+    #[test]
+    fn a_ready_interval_of_max_interval_and_no_quiet_hours_is_the_previous_shape() {
+        let old = PollSettings {
+            ready_interval: Duration::from_secs(600),
+            max_interval: Duration::from_secs(600),
+            quiet_hours: crate::settings::QuietHours::NONE,
+            ready_divisor: 12,
+            fresh_divisor: 4,
+            ..settings()
+        };
+        let wait = |f: PollFacts| wait_of(decide(&f, &old));
+        assert_eq!(
+            wait(ready_due_in(Duration::from_secs(36 * 3600))),
+            old.max_interval
+        );
+        assert_eq!(
+            wait(ready_due_in(Duration::from_secs(3600))),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            wait(ready_for(Duration::from_secs(120))),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            wait(ready_for(Duration::from_secs(86_400))),
+            old.max_interval
+        );
+    }
+
+    #[test]
+    fn the_shortest_of_the_fresh_the_deadline_and_the_hourly_waits_applies() {
         let poll = settings();
         // Long in READY, deadline near: the deadline decides.
         let near = PollFacts {
@@ -290,19 +400,25 @@ mod tests {
         );
         // Just READY, deadline near: the time in READY decides.
         let fresh = PollFacts {
-            status_since: Some(now() - chrono::Duration::seconds(20)),
+            status_since: Some(now() - chrono::Duration::seconds(200)),
             ..near
         };
         assert_eq!(
             wait_of(decide(&fresh, &poll)),
-            (Duration::from_secs(20) / poll.fresh_divisor).max(poll.interval)
+            (Duration::from_secs(200) / poll.fresh_divisor).max(poll.interval)
         );
-        // Unknown start: the deadline alone, as before.
+        // Unknown start, deadline far: the hour of day alone.
         let unknown = PollFacts {
             status_since: None,
             ..ready_for(Duration::ZERO)
         };
-        assert_eq!(wait_of(decide(&unknown, &poll)), poll.max_interval);
+        assert_eq!(wait_of(decide(&unknown, &poll)), poll.ready_interval);
+        // No due date at all: the same, never the calm ceiling.
+        let no_due = PollFacts {
+            due_at: None,
+            ..unknown
+        };
+        assert_eq!(wait_of(decide(&no_due, &poll)), poll.ready_interval);
     }
 
     #[test]
@@ -315,14 +431,26 @@ mod tests {
         // A few seconds ahead (the API's clock): just began.
         assert_eq!(wait_of(decide(&ahead(5), &poll)), poll.interval);
         // Hours ahead (a wrong time zone): unknown, never hours of polling at `interval`.
-        assert_eq!(wait_of(decide(&ahead(9 * 3600), &poll)), poll.max_interval);
+        assert_eq!(
+            wait_of(decide(&ahead(9 * 3600), &poll)),
+            poll.ready_interval
+        );
+    }
+
+    /// Settings whose READY cadence alone would wait long (the calm ceiling), so
+    /// the deadline polls show.
+    fn calm() -> PollSettings {
+        PollSettings {
+            ready_interval: Duration::from_secs(600),
+            ..settings()
+        }
     }
 
     #[test]
     fn the_fresh_wait_does_not_move_the_due_soon_and_after_due_polls() {
-        let poll = settings();
+        let poll = calm();
         let lead = Duration::from_secs(6 * 3600);
-        // Long in READY, so the fresh wait is max_interval; DUE_SOON starts in a minute.
+        // Long in READY, so the fresh wait is long; DUE_SOON starts in a minute.
         let f = PollFacts {
             status_since: Some(now() - chrono::Duration::hours(3)),
             ..ready_due_in(lead + Duration::from_secs(60))
@@ -336,7 +464,7 @@ mod tests {
         let poll1 = PollSettings {
             ready_divisor: 1,
             fresh_divisor: 1,
-            ..settings()
+            ..calm()
         };
         let g = PollFacts {
             jitter: 0.99,
@@ -360,18 +488,20 @@ mod tests {
 
     #[test]
     fn a_poll_lands_right_when_due_soon_starts_to_apply() {
-        let poll = settings();
         let lead = Duration::from_secs(6 * 3600);
-        let f = ready_due_in(lead + Duration::from_secs(60));
-        let Decision::PollAt(at) = decide(&f, &poll) else {
-            panic!()
-        };
-        let due = f.due_at.unwrap();
-        assert!(
-            due - at <= chrono_duration(lead),
-            "poll at {at} is before DUE_SOON applies"
-        );
-        assert!(due - at >= chrono_duration(lead) - chrono::Duration::milliseconds(2));
+        // Whether the READY cadence is calm or not.
+        for (poll, before) in [(calm(), 60), (settings(), 5)] {
+            let f = ready_due_in(lead + Duration::from_secs(before));
+            let Decision::PollAt(at) = decide(&f, &poll) else {
+                panic!()
+            };
+            let due = f.due_at.unwrap();
+            assert!(
+                due - at <= chrono_duration(lead),
+                "poll at {at} is before DUE_SOON applies"
+            );
+            assert!(due - at >= chrono_duration(lead) - chrono::Duration::milliseconds(2));
+        }
     }
 
     #[test]
@@ -379,7 +509,7 @@ mod tests {
         // With divisor 1 the computed interval would overshoot the deadline by far.
         let poll = PollSettings {
             ready_divisor: 1,
-            ..settings()
+            ..calm()
         };
         let f = PollFacts {
             jitter: 0.99,
@@ -410,8 +540,8 @@ mod tests {
     fn still_ready_does_not_spend_the_error_backoff() {
         let poll = settings();
         let clean = ready_due_in(Duration::from_secs(3600));
-        // An hour left, jitter 0.5: a twelfth of the time left, exactly.
-        let expected = Duration::from_secs(3600) / poll.ready_divisor;
+        // An hour left, jitter 0.5: the READY cadence, exactly.
+        let expected = poll.ready_interval;
         assert_eq!(wait_of(decide(&clean, &poll)), expected);
         // A READY observed after a run of failures paces by the deadline, not by
         // how many polls failed before it.
@@ -456,7 +586,16 @@ mod tests {
     #[test]
     fn no_wait_exceeds_max_interval_except_retry_after_and_auth_pauses() {
         let poll = settings();
-        for status in [None, Some(Status::Waited), Some(Status::Ready)] {
+        for (status, at) in [None, Some(Status::Waited), Some(Status::Ready)]
+            .into_iter()
+            .flat_map(|s| {
+                [
+                    (s, now()),
+                    (s, kst(3)),
+                    (s, kst(7) - chrono::Duration::seconds(1)),
+                ]
+            })
+        {
             for attempts in [0, 1, 5, 40, u32::MAX] {
                 for outcome in [
                     PollOutcome::Observed,
@@ -470,11 +609,17 @@ mod tests {
                                 due_at: due.map(|s| now() + chrono::Duration::seconds(s)),
                                 status_since: since.map(|s| now() + chrono::Duration::seconds(s)),
                                 jitter: 0.999,
+                                now: at,
                                 ..facts(status, outcome)
                             };
-                            let wait = wait_of(decide(&f, &poll));
+                            let Decision::PollAt(next) = decide(&f, &poll) else {
+                                panic!("{f:?}")
+                            };
+                            let wait = (next - at).to_std().unwrap();
                             assert!(wait <= poll.max_interval, "{f:?}");
-                            if outcome == PollOutcome::Observed {
+                            // Never more often than `interval`, except the one poll as
+                            // the quiet hours end.
+                            if outcome == PollOutcome::Observed && next != kst(7) {
                                 assert!(wait >= poll.interval.mul_f64(0.9), "{f:?}");
                             }
                         }

@@ -114,6 +114,7 @@ fn observed(
         // The policy polls once right as the next rung begins.
         due_soon_lead: next_rung(ladder, due_at, now),
         jitter: fastrand::f64(),
+        timezone: ctx.settings.api.timezone,
     };
     let kind = RecordKind::Observed {
         decision: policy::decide(&facts, &ctx.settings.poll),
@@ -197,6 +198,7 @@ fn failed(
         now,
         due_soon_lead: next_rung(ladder, claimed.due_at, now),
         jitter: fastrand::f64(),
+        timezone: ctx.settings.api.timezone,
     };
     let decision = policy::decide(&facts, &ctx.settings.poll);
     if decision == Decision::GiveUpNotFound {

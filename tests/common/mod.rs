@@ -1,6 +1,7 @@
 //! The test kit every integration test shares:
 //!
 //! - [`api`]: a scripted Bunjang API on loopback that verifies each request's JWT;
+//! - [`cadence`]: READY answers with a chosen start of READY, for cadence tests;
 //! - [`config`]: one builder for the daemon's settings, in-process or as a TOML file;
 //! - [`daemon`]: the `issuance-watcher` binary as a child process, with a clean
 //!   environment and its stderr in a file;
@@ -17,6 +18,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod api;
+pub mod cadence;
 pub mod charging;
 pub mod config;
 pub mod daemon;
