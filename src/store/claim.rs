@@ -81,17 +81,19 @@ pub(super) async fn claim_in(
         .fetch_all(conn)
         .await
         .context("claiming due issuances")?;
-    Ok(rows
-        .into_iter()
-        .map(|(raw_id, status, due, attempts, since, fence)| Claimed {
-            raw_id,
-            status,
-            due_at: due.as_deref().and_then(from_db),
-            attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
-            not_found_since: since.as_deref().and_then(from_db),
-            fence,
-        })
-        .collect())
+    Ok(rows.into_iter().map(claimed).collect())
+}
+
+/// A claim from its row (see [`sql::CLAIM_DUE`]'s `RETURNING`).
+fn claimed((raw_id, status, due, attempts, since, fence): ClaimRow) -> Claimed {
+    Claimed {
+        raw_id,
+        status,
+        due_at: due.as_deref().and_then(from_db),
+        attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
+        not_found_since: since.as_deref().and_then(from_db),
+        fence,
+    }
 }
 
 /// Leases the one issuance `id` to `owner` (whatever its watch), due at
@@ -109,16 +111,7 @@ pub(super) async fn claim_one_in(
         .fetch_optional(conn)
         .await
         .context("leasing one issuance")?;
-    Ok(
-        row.map(|(raw_id, status, due, attempts, since, fence)| Claimed {
-            raw_id,
-            status,
-            due_at: due.as_deref().and_then(from_db),
-            attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
-            not_found_since: since.as_deref().and_then(from_db),
-            fence,
-        }),
-    )
+    Ok(row.map(claimed))
 }
 
 impl Store {
