@@ -62,22 +62,9 @@ async fn prometheus_scrapes_the_daemon_and_fires_the_credentials_alert() {
         .credentials(DEMO_ACCESS_KEY, DEMO_SECRET_KEY)
         .with(|s| s.http.listen = format!("127.0.0.1:{port}"))
         .write_toml(&dir.path().join("config.toml"));
-    let seeded = control
-        .control(
-            Method::POST,
-            "/_sim/seed",
-            json!({"count": 3, "amount": 10000}),
-        )
-        .await
-        .json();
-    let ids: Vec<&str> = seeded["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let ids = control.seed(3, 10000).await;
     let mut args = vec!["add"];
-    args.extend(&ids);
+    args.extend(ids.iter().map(String::as_str));
     let added = cli(&config, &args);
     assert!(added.status.success(), "{added:?}");
     let _daemon = Daemon::start(&config);

@@ -58,20 +58,7 @@ async fn status_shows_a_live_daemon_its_work_and_its_errors_then_a_dead_one() {
     );
     assert!(!dir.path().join("watcher.db").exists());
 
-    let seeded = control
-        .control(
-            Method::POST,
-            "/_sim/seed",
-            json!({"count": 2, "amount": 5000}),
-        )
-        .await
-        .json();
-    let ids: Vec<String> = seeded["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_owned())
-        .collect();
+    let ids = control.seed(2, 5000).await;
     let added = cli(&config, &["add", &ids[0], &ids[1]]);
     assert!(added.status.success(), "{added:?}");
     let before = status_json(&config);

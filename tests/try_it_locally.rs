@@ -120,15 +120,7 @@ async fn the_readme_walk_from_a_charge_to_a_settled_row() {
         .spawn();
     // Step 3: a charge on the simulator, its id printed.
     let sim = Client::at(&base_url);
-    let seeded = sim
-        .control(
-            Method::POST,
-            "/_sim/seed",
-            json!({"count": 1, "amount": 10000}),
-        )
-        .await
-        .json();
-    let id = seeded["ids"][0].as_str().expect("an id").to_owned();
+    let id = sim.seed(1, 10000).await.remove(0);
     // Step 4: watch it.
     let out = local(&base_url, &db).args(["add", &id]).output().unwrap();
     assert!(

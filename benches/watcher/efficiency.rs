@@ -393,21 +393,18 @@ pub(crate) async fn efficiency(opts: &Opts, table: &mut Table) -> anyhow::Result
     for secs in [5u64, 10, 15, 20, 30, 45, 60, 120, 300, 600] {
         fixed.push((secs, run(Cadence::Fixed(Duration::from_secs(secs)))));
     }
-    for (k, p) in &adaptive {
-        let label = if *k == 1.0 {
-            "new defaults".to_owned()
-        } else {
-            format!("new defaults, READY cadence ×{k}")
-        };
-        table.add(B, format!("sweep, {label}"), point_words(p));
-    }
-    for (k, p) in &old_shape {
-        let label = if *k == 1.0 {
-            "previous defaults".to_owned()
-        } else {
-            format!("previous defaults, READY cadence ×{k}")
-        };
-        table.add(B, format!("sweep, {label}"), point_words(p));
+    for (name, points) in [
+        ("new defaults", &adaptive),
+        ("previous defaults", &old_shape),
+    ] {
+        for (k, p) in points {
+            let label = if *k == 1.0 {
+                name.to_owned()
+            } else {
+                format!("{name}, READY cadence ×{k}")
+            };
+            table.add(B, format!("sweep, {label}"), point_words(p));
+        }
     }
     for (secs, p) in &fixed {
         table.add(

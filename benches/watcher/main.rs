@@ -96,46 +96,22 @@ fn main() -> anyhow::Result<()> {
     let mut table = Table::default();
     let started = Instant::now();
     runtime.block_on(async {
-        if opts.runs("throughput") {
-            eprintln!("== throughput");
-            if let Err(e) = throughput::throughput(&opts, &mut table).await {
-                table.push(
-                    "throughput",
-                    "error",
-                    format!("{e:#}"),
-                    "",
-                    Verdict::Skipped,
-                );
+        for bench in ["throughput", "scale", "write", "efficiency", "deliver"] {
+            if !opts.runs(bench) {
+                continue;
             }
-        }
-        if opts.runs("scale") {
-            eprintln!("== scale");
-            if let Err(e) = scale::scale(&opts, &mut table).await {
-                table.push("scale", "error", format!("{e:#}"), "", Verdict::Skipped);
-            }
-        }
-        if opts.runs("write") {
-            eprintln!("== write");
-            if let Err(e) = write::write_path(&opts, &mut table).await {
-                table.push("write", "error", format!("{e:#}"), "", Verdict::Skipped);
-            }
-        }
-        if opts.runs("efficiency") {
-            eprintln!("== efficiency");
-            if let Err(e) = efficiency::efficiency(&opts, &mut table).await {
-                table.push(
-                    "efficiency",
-                    "error",
-                    format!("{e:#}"),
-                    "",
-                    Verdict::Skipped,
-                );
-            }
-        }
-        if opts.runs("deliver") {
-            eprintln!("== deliver");
-            if let Err(e) = deliver::deliver(&opts, &mut table).await {
-                table.push("deliver", "error", format!("{e:#}"), "", Verdict::Skipped);
+            eprintln!("== {bench}");
+            let outcome = match bench {
+                "throughput" => throughput::throughput(&opts, &mut table).await,
+                "scale" => scale::scale(&opts, &mut table).await,
+                "write" => write::write_path(&opts, &mut table).await,
+                "efficiency" => efficiency::efficiency(&opts, &mut table).await,
+                "deliver" => deliver::deliver(&opts, &mut table).await,
+                _ => unreachable!("every bench in the list has an arm"),
+            };
+            // A bench that cannot run is a row in the table, not the end of the others.
+            if let Err(e) = outcome {
+                table.push(bench, "error", format!("{e:#}"), "", Verdict::Skipped);
             }
         }
     });

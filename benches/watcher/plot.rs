@@ -27,6 +27,15 @@ const RIGHT: f64 = 230.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 60.0;
 
+/// The grid values of a log axis spanning the decades `l0..=l1` (as log10): every
+/// 1-2-5 step up to `10^l1`, each with its line colour (darker on the decades).
+fn ticks(l0: f64, l1: f64) -> impl Iterator<Item = (f64, &'static str)> {
+    (l0 as i32..=l1 as i32)
+        .flat_map(|d| [1.0, 2.0, 5.0].map(|m| (m, m * 10f64.powi(d))))
+        .filter(move |(_, v)| v.log10() <= l1 + 1e-9)
+        .map(|(m, v)| (v, if m == 1.0 { "#bbb" } else { "#eee" }))
+}
+
 pub(crate) fn svg(
     title: &str,
     x_label: &str,
@@ -61,48 +70,34 @@ pub(crate) fn svg(
         escape(title)
     );
     // Grid: every 1-2-5 step of each decade, labelled on the decades and the 2s and 5s.
-    for d in lx0 as i32..=lx1 as i32 {
-        for m in [1.0, 2.0, 5.0] {
-            let x = m * 10f64.powi(d);
-            if x.log10() > lx1 + 1e-9 {
-                continue;
-            }
-            let p = px(x);
-            let _ = writeln!(
-                out,
-                r##"<line x1="{p:.1}" y1="{TOP}" x2="{p:.1}" y2="{:.1}" stroke="{}" />"##,
-                H - BOTTOM,
-                if m == 1.0 { "#bbb" } else { "#eee" }
-            );
-            let _ = writeln!(
-                out,
-                r#"<text x="{p:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-                H - BOTTOM + 16.0,
-                number(x)
-            );
-        }
+    for (x, stroke) in ticks(lx0, lx1) {
+        let p = px(x);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{p:.1}" y1="{TOP}" x2="{p:.1}" y2="{:.1}" stroke="{stroke}" />"##,
+            H - BOTTOM,
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{p:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            H - BOTTOM + 16.0,
+            number(x)
+        );
     }
-    for d in ly0 as i32..=ly1 as i32 {
-        for m in [1.0, 2.0, 5.0] {
-            let y = m * 10f64.powi(d);
-            if y.log10() > ly1 + 1e-9 {
-                continue;
-            }
-            let p = py(y);
-            let _ = writeln!(
-                out,
-                r##"<line x1="{LEFT}" y1="{p:.1}" x2="{:.1}" y2="{p:.1}" stroke="{}" />"##,
-                W - RIGHT,
-                if m == 1.0 { "#bbb" } else { "#eee" }
-            );
-            let _ = writeln!(
-                out,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-                LEFT - 6.0,
-                p + 4.0,
-                seconds(y)
-            );
-        }
+    for (y, stroke) in ticks(ly0, ly1) {
+        let p = py(y);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{LEFT}" y1="{p:.1}" x2="{:.1}" y2="{p:.1}" stroke="{stroke}" />"##,
+            W - RIGHT,
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            LEFT - 6.0,
+            p + 4.0,
+            seconds(y)
+        );
     }
     let _ = writeln!(
         out,

@@ -134,6 +134,23 @@ impl Client {
     pub async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Answer {
         self.send(method, path, None, Some(body)).await
     }
+
+    /// Seeds `count` issuances of `amount` through the control endpoint, as an
+    /// operator would, and returns their ids in the order the simulator gave them.
+    pub async fn seed(&self, count: usize, amount: u64) -> Vec<String> {
+        let seeded = self
+            .control(
+                reqwest::Method::POST,
+                "/_sim/seed",
+                serde_json::json!({"count": count, "amount": amount}),
+            )
+            .await
+            .json();
+        let ids: Vec<String> = serde_json::from_value(seeded["ids"].clone())
+            .unwrap_or_else(|e| panic!("seed answered without ids ({e}): {seeded}"));
+        assert_eq!(ids.len(), count, "seed answered {seeded}");
+        ids
+    }
 }
 
 /// A lifecycle that plays out within about two real seconds at speed 3600:
