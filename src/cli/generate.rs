@@ -80,6 +80,14 @@ mod tests {
             .subcommand(clap::Command::new("secret").hide(true))
     }
 
+    /// The last path component of each written file, in order.
+    fn file_names(paths: &[PathBuf]) -> Vec<String> {
+        paths
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
     #[test]
     fn completions_for_three_shells_name_the_commands() {
         let dir = tempfile::tempdir().unwrap();
@@ -90,10 +98,7 @@ mod tests {
             cmd(),
         )
         .unwrap();
-        let names: Vec<_> = files
-            .iter()
-            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let names = file_names(&files);
         assert_eq!(
             names,
             [
@@ -118,10 +123,7 @@ mod tests {
             cmd(),
         )
         .unwrap();
-        let names: Vec<_> = pages
-            .iter()
-            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let names = file_names(&pages);
         assert_eq!(names, ["issuance-watcher-run.1", "issuance-watcher.1"]);
         let main = std::fs::read_to_string(&pages[1]).unwrap();
         assert!(main.contains(".TH issuance-watcher 1"), "{main}");

@@ -135,6 +135,15 @@ mod tests {
         path
     }
 
+    /// Loads `text` as the config file (with credentials) and returns the error it must cause.
+    fn load_error(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, text);
+        Settings::load_with_env(Some(&path), with_credentials())
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn defaults_plus_credentials_are_enough() {
         let s = Settings::load_with_env(
@@ -167,21 +176,13 @@ mod tests {
 
     #[test]
     fn a_malformed_duration_names_its_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = write(&dir, "[poll]\ninterval = \"soon\"\n");
-        let err = Settings::load_with_env(Some(&path), with_credentials())
-            .unwrap_err()
-            .to_string();
+        let err = load_error("[poll]\ninterval = \"soon\"\n");
         assert!(err.contains("poll.interval"), "{err}");
     }
 
     #[test]
     fn an_unknown_key_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = write(&dir, "[poll]\nintreval = \"5s\"\n");
-        let err = Settings::load_with_env(Some(&path), with_credentials())
-            .unwrap_err()
-            .to_string();
+        let err = load_error("[poll]\nintreval = \"5s\"\n");
         assert!(err.contains("intreval"), "{err}");
     }
 

@@ -299,12 +299,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn one_open_charge_at_a_time_when_asked() {
-        let config = LifecycleConfig {
+    /// The default lifecycle, except that no charge ever fails.
+    fn never_failing() -> LifecycleConfig {
+        LifecycleConfig {
             p_fail: 0.0,
             ..LifecycleConfig::default()
-        };
+        }
+    }
+
+    #[test]
+    fn one_open_charge_at_a_time_when_asked() {
+        let config = never_failing();
         let mut store = Store::default();
         let first = store.create_posted(&config, 1, 1000, 0, true).unwrap();
         assert!(matches!(
@@ -320,10 +325,7 @@ mod tests {
 
     #[test]
     fn only_ready_can_be_cancelled() {
-        let config = LifecycleConfig {
-            p_fail: 0.0,
-            ..LifecycleConfig::default()
-        };
+        let config = never_failing();
         let mut store = Store::default();
         store.create_many(&config, 1, 1, None, 0).unwrap();
         assert_eq!(

@@ -117,6 +117,18 @@ impl Comparison {
 /// Compares `recorded` (in `seq` order) with `truth` (any order; each
 /// issuance's events in time order). `tolerance` is how much earlier than the
 /// true change an observation may be stamped (clock resolution).
+/// Groups `items` by issuance id, keeping their order within each id.
+fn by_issuance<'a, T>(
+    items: &'a [T],
+    id: impl Fn(&'a T) -> &'a str,
+) -> HashMap<&'a str, Vec<&'a T>> {
+    let mut grouped: HashMap<&str, Vec<&T>> = HashMap::new();
+    for item in items {
+        grouped.entry(id(item)).or_default().push(item);
+    }
+    grouped
+}
+
 pub fn compare(
     recorded: &[RecordedTransition],
     truth: &[TruthEvent],
@@ -127,21 +139,9 @@ pub fn compare(
         recorded: recorded.len(),
         ..Comparison::default()
     };
-    let mut true_by_id: HashMap<&str, Vec<&TruthEvent>> = HashMap::new();
-    for event in truth {
-        true_by_id
-            .entry(event.issuance_id.as_str())
-            .or_default()
-            .push(event);
-    }
+    let true_by_id = by_issuance(truth, |e| &e.issuance_id);
     c.issuances = true_by_id.len();
-    let mut rows_by_id: HashMap<&str, Vec<&RecordedTransition>> = HashMap::new();
-    for row in recorded {
-        rows_by_id
-            .entry(row.issuance_id.as_str())
-            .or_default()
-            .push(row);
-    }
+    let rows_by_id = by_issuance(recorded, |r| &r.issuance_id);
     for (id, rows) in &rows_by_id {
         if !true_by_id.contains_key(id) {
             c.invented += rows.len();

@@ -218,28 +218,27 @@ mod tests {
         }
     }
 
+    /// Daily timing with no prompt payments and all the weight on one KST hour.
+    fn only_hour(hour: usize) -> DepositTiming {
+        let mut hour_weights = [0.0; 24];
+        hour_weights[hour] = 1.0;
+        DepositTiming::Daily {
+            prompt_share: 0.0,
+            prompt_mean: Duration::from_secs(60),
+            hour_weights,
+        }
+    }
+
     #[test]
     fn daily_timing_handles_silent_hours_and_late_prompt_draws() {
         // Only 12:00–13:00 has weight: every non-prompt deposit lands there.
-        let mut weights = [0.0; 24];
-        weights[12] = 1.0;
-        let timing = DepositTiming::Daily {
-            prompt_share: 0.0,
-            prompt_mean: Duration::from_secs(60),
-            hour_weights: weights,
-        };
+        let timing = only_hour(12);
         let created = ms("2026-11-25T01:00:00Z");
         for (_, at) in deposits(timing, created, 1, 500) {
             assert_eq!(kst_hour(at.unwrap()), 12);
         }
         // A window without any weight falls back to uniform within it.
-        let mut night = [0.0; 24];
-        night[3] = 1.0;
-        let quiet = DepositTiming::Daily {
-            prompt_share: 0.0,
-            prompt_mean: Duration::from_secs(60),
-            hour_weights: night,
-        };
+        let quiet = only_hour(3);
         for (s, at) in deposits(quiet, ms("2026-11-25T05:00:00Z"), 0, 200) {
             let at = at.unwrap();
             assert!(at >= s.prepared_ms && at <= s.due_ms);
