@@ -91,36 +91,11 @@ impl ApiClient {
             Ok(raw) => raw,
             Err(e) => return ChargeOutcome::Unknown(unanswered(&e)),
         };
-        let status = raw.status;
-        let body = match raw.body {
-            Ok(body) => body,
-            Err(e) => {
-                return ChargeOutcome::Unknown(Unknown {
-                    http_status: Some(status.as_u16()),
-                    code: if matches!(e, PollError::Redirected { .. }) {
-                        "REDIRECT"
-                    } else {
-                        "TRANSPORT"
-                    },
-                    detail: e.to_string(),
-                });
-            }
+        let (status, body) = match successful(raw, "REDIRECT") {
+            Ok(answer) => answer,
+            Err(NotSuccessful::Refused(r)) => return ChargeOutcome::Refused(r),
+            Err(NotSuccessful::Unknown(u)) => return ChargeOutcome::Unknown(u),
         };
-        if status.is_client_error() {
-            return ChargeOutcome::Refused(refusal(
-                status,
-                &body,
-                raw.retry_after,
-                raw.server_date,
-            ));
-        }
-        if !status.is_success() {
-            return ChargeOutcome::Unknown(Unknown {
-                http_status: Some(status.as_u16()),
-                code: "SERVER_ERROR",
-                detail: format!("HTTP {} {}", status.as_u16(), error_code(&body)),
-            });
-        }
         let id = match created_id(&body) {
             Ok(id) => id,
             Err(detail) => {
@@ -153,32 +128,11 @@ impl ApiClient {
             Ok(raw) => raw,
             Err(e) => return CancelOutcome::Failed(unanswered(&e)),
         };
-        let status = raw.status;
-        let body = match raw.body {
-            Ok(body) => body,
-            Err(e) => {
-                return CancelOutcome::Failed(Unknown {
-                    http_status: Some(status.as_u16()),
-                    code: "TRANSPORT",
-                    detail: e.to_string(),
-                });
-            }
+        let (status, body) = match successful(raw, "TRANSPORT") {
+            Ok(answer) => answer,
+            Err(NotSuccessful::Refused(r)) => return CancelOutcome::Refused(r),
+            Err(NotSuccessful::Unknown(u)) => return CancelOutcome::Failed(u),
         };
-        if status.is_client_error() {
-            return CancelOutcome::Refused(refusal(
-                status,
-                &body,
-                raw.retry_after,
-                raw.server_date,
-            ));
-        }
-        if !status.is_success() {
-            return CancelOutcome::Failed(Unknown {
-                http_status: Some(status.as_u16()),
-                code: "SERVER_ERROR",
-                detail: format!("HTTP {} {}", status.as_u16(), error_code(&body)),
-            });
-        }
         match parse_lookup(&body, id, self.zone()) {
             Ok(observation) => CancelOutcome::Answered(observation),
             Err(e) => CancelOutcome::Failed(Unknown {
@@ -223,6 +177,46 @@ impl ApiClient {
 }
 
 /// No HTTP answer at all.
+/// Why an answered POST is not a success: refused (a 4xx), or of unknown
+/// outcome (its body could not be read, or a 5xx).
+enum NotSuccessful {
+    Refused(Refusal),
+    Unknown(Unknown),
+}
+
+/// The status and body of a 2xx answer; otherwise what it means. A body that
+/// could not be read because of a redirect is coded `on_redirect`.
+fn successful(raw: Raw, on_redirect: &'static str) -> Result<(StatusCode, Vec<u8>), NotSuccessful> {
+    let status = raw.status;
+    let body = raw.body.map_err(|e| {
+        NotSuccessful::Unknown(Unknown {
+            http_status: Some(status.as_u16()),
+            code: if matches!(e, PollError::Redirected { .. }) {
+                on_redirect
+            } else {
+                "TRANSPORT"
+            },
+            detail: e.to_string(),
+        })
+    })?;
+    if status.is_client_error() {
+        return Err(NotSuccessful::Refused(refusal(
+            status,
+            &body,
+            raw.retry_after,
+            raw.server_date,
+        )));
+    }
+    if !status.is_success() {
+        return Err(NotSuccessful::Unknown(Unknown {
+            http_status: Some(status.as_u16()),
+            code: "SERVER_ERROR",
+            detail: format!("HTTP {} {}", status.as_u16(), error_code(&body)),
+        }));
+    }
+    Ok((status, body))
+}
+
 fn unanswered(e: &PollError) -> Unknown {
     Unknown {
         http_status: None,
