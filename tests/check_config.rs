@@ -33,6 +33,17 @@ fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
 
 const CREDENTIALS: &str = "[api]\naccess_key = \"ak\"\n";
 
+/// A config with the credentials, its secret read from the file `secret`.
+fn with_secret_file(dir: &tempfile::TempDir, secret: &std::path::Path) -> std::path::PathBuf {
+    write(
+        dir,
+        &format!(
+            "{CREDENTIALS}secret_key_file = {:?}\n",
+            secret.display().to_string()
+        ),
+    )
+}
+
 #[test]
 fn every_problem_is_reported_at_once_with_its_key_origin_and_expectation() {
     let dir = tempfile::tempdir().unwrap();
@@ -133,13 +144,7 @@ fn check_config_says_where_the_secret_came_from_without_showing_it() {
 
     let secret = dir.path().join("secret_key");
     std::fs::write(&secret, SECRET_B64).unwrap();
-    let path = write(
-        &dir,
-        &format!(
-            "{CREDENTIALS}secret_key_file = {:?}\n",
-            secret.display().to_string()
-        ),
-    );
+    let path = with_secret_file(&dir, &secret);
     let from_file = check(&path, &[]);
     let text = String::from_utf8_lossy(&from_file.stdout).into_owned();
     assert!(
@@ -170,13 +175,7 @@ fn a_bad_secret_file_is_reported_against_secret_key_file() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret_key");
     std::fs::write(&secret, "*** not base64 ***").unwrap();
-    let path = write(
-        &dir,
-        &format!(
-            "{CREDENTIALS}secret_key_file = {:?}\n",
-            secret.display().to_string()
-        ),
-    );
+    let path = with_secret_file(&dir, &secret);
     let out = check(&path, &[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");

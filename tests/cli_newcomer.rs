@@ -5,12 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::BIN;
+use common::daemon::first_line;
 
 /// The binary with the database at `db`, a clean environment for logs, and no
 /// configuration file (the built-in defaults, then these variables).
@@ -49,17 +49,8 @@ fn list_into_a_reader_that_stops_early_ends_quietly_with_success() {
         &["list", "--limit", "5000"][..],
         &["list", "--limit", "5000", "--json"],
     ] {
-        let mut child = watcher(&db)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        // The reader is dropped here: `| head -1`.
+        // The reader is gone after the first line: `| head -1`.
+        let (child, first) = first_line(watcher(&db).args(args), Stdio::piped());
         assert!(!first.is_empty());
         let out = child.wait_with_output().unwrap();
         let err = text(&out.stderr);

@@ -24,6 +24,7 @@ use issuance_watcher::sim::SimHandle;
 use issuance_watcher::sim::{FaultConfig, FaultRule};
 use issuance_watcher::store::Store;
 use reliability::common::daemon::{Daemon, Spawn};
+use reliability::common::eventually;
 use reliability::*;
 use sqlx::Connection as _;
 
@@ -93,19 +94,11 @@ impl World {
 
     /// Waits until `n` rows are leased; returns them.
     async fn until_leased(&self, n: usize) -> Vec<(String, String, i64)> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let leased = self.leased().await;
-            if leased.len() >= n {
-                return leased;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {} rows leased",
-                leased.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(&format!("{n} rows leased"), || async {
+            self.leased().await.len() >= n
+        })
+        .await;
+        self.leased().await
     }
 
     /// Once daemon A holds claims with polls answered, another program takes

@@ -28,27 +28,27 @@ fn config(dir: &Path, base_url: &str, listen: &str) -> std::path::PathBuf {
         .write_toml(&dir.join("config.toml"))
 }
 
-/// A daemon with its HTTP listener on, watching `ids` of `api`: the daemon,
-/// the listener's base URL and the directory that holds its files.
-async fn start(api: &ScriptedApi, ids: &[&str]) -> (Daemon, String, tempfile::TempDir) {
+/// A daemon with its HTTP listener on, watching one issuance `id` that a
+/// scripted API answers as READY, due in `due`: the API, the daemon, the
+/// listener's base URL and the directory that holds the daemon's files.
+async fn watching_ready(
+    id: &str,
+    due: chrono::Duration,
+) -> (ScriptedApi, Daemon, String, tempfile::TempDir) {
+    let api = ScriptedApi::start().await;
+    api.set_ready(id, due);
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = config(dir.path(), &api.base_url(), &format!("127.0.0.1:{port}"));
-    if !ids.is_empty() {
-        let mut args = vec!["add"];
-        args.extend(ids);
-        let added = cli(&config, &args);
-        assert!(added.status.success(), "{added:?}");
-    }
+    let added = cli(&config, &["add", id]);
+    assert!(added.status.success(), "{added:?}");
     let daemon = Daemon::start(&config);
-    (daemon, format!("http://127.0.0.1:{port}"), dir)
+    (api, daemon, format!("http://127.0.0.1:{port}"), dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_turns_503_while_the_api_answers_401_and_recovers() {
-    let api = ScriptedApi::start().await;
-    api.set_ready("h1", chrono::Duration::days(1));
-    let (_daemon, base, _dir) = start(&api, &["h1"]).await;
+    let (api, _daemon, base, _dir) = watching_ready("h1", chrono::Duration::days(1)).await;
     let healthz = format!("{base}/healthz");
 
     eventually("/healthz 200", || async {
@@ -71,9 +71,7 @@ async fn healthz_turns_503_while_the_api_answers_401_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_counters_move_with_polls() {
-    let api = ScriptedApi::start().await;
-    api.set_ready("m1", chrono::Duration::hours(1));
-    let (_daemon, base, _dir) = start(&api, &["m1"]).await;
+    let (_api, _daemon, base, _dir) = watching_ready("m1", chrono::Duration::hours(1)).await;
     let metrics = format!("{base}/metrics");
     let observed = ["outcome=\"observed\"", "status=\"200\""];
     let polls = "issuance_watcher_polls_total";

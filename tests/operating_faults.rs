@@ -24,7 +24,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::daemon::{Daemon, Spawn};
-use common::running::transitions;
+use common::running::{number, transitions};
 use common::{Reply, SECRET_B64, ScriptedApi, TestSettings, assert_no_secret, eventually};
 
 /// "Within 2 s" in the README: a replaced or deleted file, a row stranded by a clock jump.
@@ -83,6 +83,16 @@ impl Setup {
             .log(&self.dir.path().join(log))
             .envs(env.iter().copied())
             .spawn()
+    }
+
+    /// Adds `ids` with the CLI, the API answering WAITED for each (for now).
+    fn add_waited_then(&self, ids: &[&str]) {
+        for id in ids {
+            self.api.set(id, waited_then(id));
+        }
+        let mut args = vec!["add"];
+        args.extend(ids);
+        assert!(self.cli(&args).status.success());
     }
 
     async fn pool(&self) -> sqlx::SqlitePool {
@@ -222,10 +232,7 @@ async fn a_config_broken_on_restart_is_one_clear_error_and_the_database_is_untou
                 .fetch_all(&pool)
                 .await
                 .unwrap();
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM transitions")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let count = number(&pool, "SELECT count(*) FROM transitions").await;
         (rows, count)
     };
     let before = snapshot().await;
@@ -292,9 +299,10 @@ async fn a_config_broken_on_restart_is_one_clear_error_and_the_database_is_untou
     pool.close().await;
 }
 
-/// A small tmpfs under `dir`, or the reason it cannot be mounted.
-fn tmpfs(dir: &Path, size: &str) -> Result<TmpFs, String> {
-    let at = dir.join("fs");
+/// A small tmpfs in a fresh temporary directory, or the reason it cannot be mounted.
+fn tmpfs(size: &str) -> Result<TmpFs, String> {
+    let scratch = tempfile::tempdir().unwrap();
+    let at = scratch.path().join("fs");
     std::fs::create_dir_all(&at).unwrap();
     let out = Command::new("mount")
         .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -307,11 +315,16 @@ fn tmpfs(dir: &Path, size: &str) -> Result<TmpFs, String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    Ok(TmpFs { at })
+    Ok(TmpFs {
+        at,
+        _scratch: scratch,
+    })
 }
 
+/// A mounted tmpfs, unmounted on drop (before its directory is removed).
 struct TmpFs {
     at: PathBuf,
+    _scratch: tempfile::TempDir,
 }
 
 impl TmpFs {
@@ -349,18 +362,12 @@ fn fill(dir: &Path) -> PathBuf {
 
 #[tokio::test]
 async fn a_full_disk_is_reported_without_spinning_and_recording_resumes_when_space_returns() {
-    let scratch = tempfile::tempdir().unwrap();
-    let Some(fs) = support::require(tmpfs(scratch.path(), "4m")) else {
+    let Some(fs) = support::require(tmpfs("4m")) else {
         return;
     };
     let s = Setup::new(Some(&fs.at)).await;
     let ids = ["f1", "f2", "f3"];
-    for id in ids {
-        s.api.set(id, waited_then(id));
-    }
-    let mut args = vec!["add"];
-    args.extend(ids);
-    assert!(s.cli(&args).status.success());
+    s.add_waited_then(&ids);
     let mut daemon = s.spawn("full.log", &[]);
     let pool = s.pool().await;
     for id in ids {
@@ -416,8 +423,7 @@ async fn a_full_disk_is_reported_without_spinning_and_recording_resumes_when_spa
 
 #[tokio::test]
 async fn a_read_only_database_is_a_clear_error_at_start_and_it_resumes_when_writable() {
-    let scratch = tempfile::tempdir().unwrap();
-    let Some(fs) = support::require(tmpfs(scratch.path(), "8m")) else {
+    let Some(fs) = support::require(tmpfs("8m")) else {
         return;
     };
     let s = Setup::new(Some(&fs.at)).await;
@@ -518,12 +524,7 @@ async fn the_wall_clock_jumping_back_and_forth_loses_and_duplicates_nothing() {
     let offset = s.dir.path().join("faketime");
     std::fs::write(&offset, "+0\n").unwrap();
     let ids = ["j1", "j2", "j3"];
-    for id in ids {
-        s.api.set(id, waited_then(id));
-    }
-    let mut args = vec!["add"];
-    args.extend(ids);
-    assert!(s.cli(&args).status.success());
+    s.add_waited_then(&ids);
     let mut daemon = s.spawn(
         "jumps.log",
         &[

@@ -13,6 +13,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::running::number;
 use common::{Reply, Running, ScriptedApi, TestSettings, eventually, row};
 
 const LOOKUP: &str = "/api/v1/points/issuance/";
@@ -112,10 +113,11 @@ async fn a_redirect_loop_costs_one_request_per_poll_and_backs_off() {
     let w = watch(&api, &dir, &["x3"]).await;
 
     failed_polls(&w, "x3", 4).await;
-    let polls: i64 = sqlx::query_scalar("SELECT polls FROM issuances WHERE id = 'x3'")
-        .fetch_one(w.store.pool())
-        .await
-        .unwrap();
+    let polls = number(
+        w.store.pool(),
+        "SELECT polls FROM issuances WHERE id = 'x3'",
+    )
+    .await;
     let requests = api.requests_for("x3") as i64;
     // A poll in flight while we read may add one request not yet counted as a poll.
     assert!(

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::sim_client::{Client, LOOKUP, demo_secret, now_secs, sign, start};
+use common::sim_client::{Client, LOOKUP, demo_secret, now_secs, sign, start, started};
 use issuance_watcher::sim::SimConfig;
 use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use serde_json::json;
@@ -41,8 +41,7 @@ async fn a_token_signed_with_the_base64_text_is_refused() {
 
 #[tokio::test]
 async fn every_auth_failure_answers_its_documented_code() {
-    let sim = start(SimConfig::default()).await;
-    let client = Client::new(&sim);
+    let (sim, client) = started(SimConfig::default()).await;
     let key = demo_secret();
     let now = now_secs();
     let nonce = "5b1c1f7e-6a57-4c1e-9a40-3b3c1f5f2e11";

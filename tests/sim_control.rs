@@ -5,13 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::sim_client::{Client, LOOKUP, start};
+use common::sim_client::{LOOKUP, started};
 use issuance_watcher::sim::SimConfig;
 
 #[tokio::test]
 async fn stats_count_requests_by_status_code_and_issuance() {
-    let sim = start(SimConfig::default()).await;
-    let client = Client::new(&sim);
+    let (sim, client) = started(SimConfig::default()).await;
     let ids = sim.seed(2);
     for _ in 0..3 {
         client.get(&format!("{LOOKUP}/{}", ids[0])).await;
@@ -42,8 +41,7 @@ async fn stats_count_requests_by_status_code_and_issuance() {
 
 #[tokio::test]
 async fn ground_truth_is_exported_over_http_in_utc_millis() {
-    let sim = start(SimConfig::default().with_speed(1e6)).await;
-    let client = Client::new(&sim);
+    let (sim, client) = started(SimConfig::default().with_speed(1e6)).await;
     let ids = sim.seed(5);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let truth = client

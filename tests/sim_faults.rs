@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::sim_client::{Client, LOOKUP, start, token};
+use common::sim_client::{Client, LOOKUP, start, started, token};
 use issuance_watcher::sim::{FaultConfig, FaultRule, ServerErrorKind, SimConfig, SimHandle};
 use serde_json::{Value, json};
 
@@ -77,8 +77,7 @@ async fn retry_after_is_sent_on_injected_429() {
 
 #[tokio::test]
 async fn server_errors_come_in_every_documented_shape() {
-    let sim = start(SimConfig::default()).await;
-    let client = Client::new(&sim);
+    let (sim, client) = started(SimConfig::default()).await;
     let id = sim.seed(1).remove(0);
     let expectations = [
         (ServerErrorKind::Internal, 500, Some("INTERNAL_ERROR")),
@@ -104,8 +103,7 @@ async fn server_errors_come_in_every_documented_shape() {
 
 #[tokio::test]
 async fn faults_change_at_runtime_through_the_control_endpoint() {
-    let sim = start(SimConfig::default()).await;
-    let client = Client::new(&sim);
+    let (sim, client) = started(SimConfig::default()).await;
     let id = sim.seed(1).remove(0);
     let put = client
         .control(

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::sim_client::{Client, LOOKUP, quick_lifecycle, start};
+use common::sim_client::{Client, LOOKUP, quick_lifecycle, start, started};
 use issuance_watcher::sim::{SimConfig, Status};
 use serde_json::json;
 
@@ -125,8 +125,7 @@ async fn same_seed_same_lifecycles() {
 
 #[tokio::test]
 async fn only_ready_can_be_cancelled() {
-    let sim = start(SimConfig::default()).await;
-    let client = Client::new(&sim);
+    let (sim, client) = started(SimConfig::default()).await;
     let id = sim.seed(1).remove(0);
     let refused = client.post(&format!("{LOOKUP}/{id}/cancel"), None).await;
     assert_eq!(refused.status_and_code(), (400, "BAD_REQUEST".into()));
@@ -172,8 +171,7 @@ async fn one_ready_charge_per_access_key_when_switched_on() {
 
 #[tokio::test]
 async fn malformed_charge_requests_are_bad_requests() {
-    let sim = start(SimConfig::default()).await;
-    let client = Client::new(&sim);
+    let (sim, client) = started(SimConfig::default()).await;
     for body in [
         json!({}),
         json!({"amount": "lots"}),

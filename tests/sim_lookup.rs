@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::sim_client::{Client, LOOKUP, raw_get, start};
+use common::sim_client::{Client, LOOKUP, raw_get, start, started};
 use issuance_watcher::sim::{Override, SimConfig};
 use serde_json::{Value, json};
 
@@ -36,8 +36,7 @@ async fn unknown_issuances_and_hostile_ids_answer_not_found_pay_inbound() {
 
 #[tokio::test]
 async fn unknown_routes_answer_resource_not_found() {
-    let sim = start(SimConfig::default()).await;
-    let client = Client::new(&sim);
+    let (sim, client) = started(SimConfig::default()).await;
     for path in [
         "/api/v1/points/nothing",
         "/",
@@ -63,8 +62,7 @@ async fn wrong_methods_answer_405_with_an_error_body() {
 
 #[tokio::test]
 async fn forced_statuses_including_unknown_ones_are_served_verbatim() {
-    let sim = start(SimConfig::default()).await;
-    let client = Client::new(&sim);
+    let (sim, client) = started(SimConfig::default()).await;
     let seeded = client
         .control(reqwest::Method::POST, "/_sim/seed", json!({"count": 2}))
         .await;
@@ -115,8 +113,7 @@ async fn forced_statuses_including_unknown_ones_are_served_verbatim() {
 
 #[tokio::test]
 async fn overrides_serve_malformed_objects() {
-    let sim = start(SimConfig::default()).await;
-    let client = Client::new(&sim);
+    let (sim, client) = started(SimConfig::default()).await;
     let ids = sim.seed(2);
     let set = client
         .control(

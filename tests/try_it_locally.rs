@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{BIN, Spawn, command};
+use common::daemon::{BIN, Spawn, command, first_line};
 use common::sim_client::Client;
 use reqwest::Method;
 use serde_json::json;
@@ -96,17 +95,12 @@ async fn the_readme_walk_from_a_charge_to_a_settled_row() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("watcher.db");
     // Step 1: the simulator, as the README starts it (but on a free port).
-    let mut sim = Command::new(BIN)
-        .env_clear()
-        .args(["simulate", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(sim.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (sim, line) = first_line(
+        Command::new(BIN)
+            .env_clear()
+            .args(["simulate", "--listen", "127.0.0.1:0"]),
+        Stdio::null(),
+    );
     let _sim = Running(sim);
     let base_url = line
         .split_whitespace()

@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::Duration as Span;
+use common::running::number;
 use common::{Reply, Running, ScriptedApi, eventually, row, settings};
 
 async fn setup(overrides: &[(&str, &str)]) -> (ScriptedApi, Running, tempfile::TempDir) {
@@ -408,17 +409,13 @@ async fn issuances_claimed_ahead_but_never_polled_are_handed_back_at_shutdown() 
     .await
     .unwrap();
     // The lease is 5 s: an unpolled issuance still holding one would wait that long.
-    let held: i64 = sqlx::query_scalar(
+    let held = number(
+        &db,
         "SELECT count(*) FROM issuances WHERE polls = 0
          AND next_poll_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+2 seconds')",
     )
-    .fetch_one(&db)
-    .await
-    .unwrap();
-    let unpolled: i64 = sqlx::query_scalar("SELECT count(*) FROM issuances WHERE polls = 0")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    .await;
+    let unpolled = number(&db, "SELECT count(*) FROM issuances WHERE polls = 0").await;
     assert!(
         unpolled > 0,
         "the test needs issuances left unpolled at the stop"

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, TimeZone, Utc};
 use issuance_watcher::domain::timefmt::{from_db, to_db};
-use issuance_watcher::settings::{PollSettings, Settings};
-use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
+use issuance_watcher::settings::PollSettings;
 use issuance_watcher::sim::{SimConfig, Simulator};
+use issuance_watcher::tools::demo;
 use issuance_watcher::watcher::Watcher;
 use tokio_util::sync::CancellationToken;
 
@@ -95,24 +95,18 @@ pub(crate) async fn efficiency_run(
         .bind(to_db(sim.clock().now()))
         .execute(store.pool())
         .await?;
-    let vars: Vec<(&str, String)> = vec![
-        ("API__BASE_URL", sim.base_url()),
-        ("API__ACCESS_KEY", DEMO_ACCESS_KEY.into()),
-        ("API__SECRET_KEY", DEMO_SECRET_KEY.into()),
-        ("API__REQUESTS_PER_SECOND", "100000".into()),
-        ("API__CONCURRENCY", "64".into()),
-        ("API__TIMEOUT", "5s".into()),
-        ("DATABASE__PATH", db.display().to_string()),
-        // Machinery in simulated time, stretched so real-time latencies do not trip it.
-        ("POLL__LEASE", "12h".into()),
-        ("POLL__STARTUP_SPREAD", "1s".into()),
-        ("POLL__BACKOFF_MAX", "30m".into()),
-        ("FLAGS__DUE_SOON_LEAD", format!("{DUE_SOON_LEAD_H}h")),
-    ];
-    let settings = Settings::load_with_env(
-        None,
-        vars.into_iter()
-            .map(|(k, v)| (format!("ISSUANCE_WATCHER__{k}"), v)),
+    // The demo's settings (production polling, machinery in simulated time
+    // stretched), at a higher request rate.
+    let settings = demo::watcher_settings(
+        &sim.base_url(),
+        &db,
+        &[
+            ("API__REQUESTS_PER_SECOND", "100000".into()),
+            ("API__CONCURRENCY", "64".into()),
+            ("POLL__STARTUP_SPREAD", "1s".into()),
+            ("POLL__BACKOFF_MAX", "30m".into()),
+            ("FLAGS__DUE_SOON_LEAD", format!("{DUE_SOON_LEAD_H}h")),
+        ],
     )?;
     let watcher = Watcher::new(settings, store.clone(), sim.clock())?;
     let token = CancellationToken::new();

@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use chrono::Utc;
 use serde::Serialize;
 
-use super::output::{print_json, print_text};
+use super::output::{print_json, print_table, print_text};
 use crate::api::{self, ApiClient, CancelOutcome};
 use crate::app::open_store;
 use crate::domain::{Clock, Decision, Observation};
@@ -247,30 +247,23 @@ pub(super) async fn balance(settings: &Settings, json: bool) -> anyhow::Result<(
 pub(super) async fn charges(settings: &Settings, limit: i64, json: bool) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
     let rows = store.charge_requests(limit).await?;
-    if json {
-        return print_json(&rows);
-    }
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
+    let header = format!(
         "{:>6} {:>12} {:<9} {:<24} {:<12}  ERROR",
         "ID", "AMOUNT", "STATE", "REQUESTED (UTC)", "ISSUANCE"
-    )?;
-    for r in rows {
+    );
+    print_table(&rows, json, &header, |r| {
         let error = match (&r.error_code, &r.error_message) {
             (Some(code), Some(message)) => format!("{code}: {message}"),
             (Some(code), None) => code.clone(),
             _ => String::new(),
         };
-        writeln!(
-            out,
+        format!(
             "{:>6} {:>12} {:<9} {:<24} {:<12}  {error}",
             r.id,
             r.amount,
             r.state,
             r.requested_at,
             r.issuance_id.as_deref().unwrap_or("-"),
-        )?;
-    }
-    Ok(())
+        )
+    })
 }

@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context as _, bail};
 
-use super::output::{print_json, print_text};
+use super::output::{flag_header, flag_line, print_json, print_table, print_text};
 use crate::app::open_store;
 use crate::settings::Settings;
 use crate::store::{FlagRow, IssuanceRow, TransitionRow};
@@ -57,30 +57,22 @@ pub(super) async fn list(
     let shown = usize::try_from(limit).unwrap_or(usize::MAX);
     let truncated = rows.len() > shown;
     rows.truncate(shown);
-    if json {
-        return print_json(&rows);
-    }
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
+    let header = format!(
         "{:<20} {:<10} {:>10} {:<24} {:<10} {:>5}  LAST ERROR",
         "ID", "STATUS", "AMOUNT", "DUE (UTC)", "WATCH", "POLLS"
-    )?;
-    for r in rows {
-        writeln!(
-            out,
+    );
+    print_table(&rows, json, &header, |r| {
+        format!(
             "{:<20} {:<10} {:>10} {:<24} {:<10} {:>5}  {}",
             r.id,
             r.status.as_deref().unwrap_or("-"),
-            r.amount
-                .map(|a| a.to_string())
-                .unwrap_or_else(|| "-".into()),
+            r.amount.map_or_else(|| "-".into(), |a| a.to_string()),
             r.vbank_due_at.as_deref().unwrap_or("-"),
             r.watch,
             r.polls,
             r.last_error.as_deref().unwrap_or("")
-        )?;
-    }
+        )
+    })?;
     if truncated {
         // On stderr, so that the table stays a table for scripts.
         eprintln!("(stopped at --limit {limit}; there may be more)");
@@ -140,27 +132,9 @@ pub(super) async fn show(settings: &Settings, id: &str, json: bool) -> anyhow::R
 pub(super) async fn flags(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
     let rows = store.flags(None).await?;
-    if json {
-        return print_json(&rows);
-    }
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<20} {:<9} {:<10} {:<24} RAISED",
-        "ID", "FLAG", "STATUS", "DUE (UTC)"
-    )?;
-    for f in rows {
-        writeln!(
-            out,
-            "{:<20} {:<9} {:<10} {:<24} {}",
-            f.issuance_id,
-            f.kind,
-            f.status.as_deref().unwrap_or("-"),
-            f.vbank_due_at.as_deref().unwrap_or("-"),
-            f.raised_at
-        )?;
-    }
-    Ok(())
+    print_table(&rows, json, &flag_header(10, "DUE (UTC)"), |f| {
+        flag_line(f, 10)
+    })
 }
 
 /// An issuance's columns for a person: what they look for first (id, status,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
-use super::output::{print_json, print_text};
+use super::output::{print_table, print_text};
 use crate::app::open_store;
 use crate::settings::Settings;
 use crate::store::EventRow;
@@ -62,22 +62,16 @@ pub(super) async fn run(
     let store = open_store(settings).await?;
     if args.failed {
         let rows = store.failed_deliveries(args.limit).await?;
-        if args.json {
-            return print_json(&rows);
-        }
-        let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
+        let header = format!(
             "{:>8} {:<16} {:<24} {:<20} {:>8} {:<24} LAST PROBLEM",
             "SEQ", "SINK", "TYPE", "ISSUANCE", "ATTEMPTS", "NEXT ATTEMPT / GAVE UP"
-        )?;
-        for r in rows {
+        );
+        return print_table(&rows, args.json, &header, |r| {
             let next = match &r.failed_at {
                 Some(at) => format!("gave up {at}"),
                 None => r.next_attempt_at.clone(),
             };
-            writeln!(
-                out,
+            format!(
                 "{:>8} {:<16} {:<24} {:<20} {:>8} {:<24} {}",
                 r.seq,
                 r.sink,
@@ -86,9 +80,8 @@ pub(super) async fn run(
                 r.attempts,
                 next,
                 r.last_error.as_deref().unwrap_or("")
-            )?;
-        }
-        return Ok(());
+            )
+        });
     }
     let mut after = args.after;
     if !args.json {

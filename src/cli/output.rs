@@ -4,12 +4,54 @@
 
 use std::io::Write;
 
+use crate::store::FlagRow;
+
 /// Pretty JSON on stdout, for scripts.
 pub(super) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     Ok(())
+}
+
+/// A listing: all of `rows` as JSON for scripts (`--json`), else `header` and
+/// one `line` a row, for people.
+pub(super) fn print_table<R: serde::Serialize>(
+    rows: &[R],
+    json: bool,
+    header: &str,
+    line: impl Fn(&R) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(&rows);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{header}")?;
+    for row in rows {
+        writeln!(out, "{}", line(row))?;
+    }
+    Ok(())
+}
+
+/// The columns of an open flag (`flags`, `status`), with `due` naming the
+/// deadline column; `status_width` wide enough for the statuses around it.
+pub(super) fn flag_header(status_width: usize, due: &str) -> String {
+    format!(
+        "{:<20} {:<9} {:<status_width$} {due:<24} RAISED",
+        "ID", "FLAG", "STATUS"
+    )
+}
+
+/// One open flag under [`flag_header`].
+pub(super) fn flag_line(f: &FlagRow, status_width: usize) -> String {
+    format!(
+        "{:<20} {:<9} {:<status_width$} {:<24} {}",
+        f.issuance_id,
+        f.kind,
+        f.status.as_deref().unwrap_or("-"),
+        f.vbank_due_at.as_deref().unwrap_or("-"),
+        f.raised_at
+    )
 }
 
 /// Text on stdout, as it is (include the final newline).

@@ -13,7 +13,7 @@ use anyhow::bail;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::output::{print_json, print_text};
+use super::output::{flag_header, flag_line, print_json, print_text};
 use crate::app::open_store;
 use crate::domain::timefmt::from_db;
 use crate::settings::Settings;
@@ -202,21 +202,9 @@ pub(super) fn render(v: &StatusView) -> String {
         let _ = writeln!(out, "open flags            none");
     } else {
         let _ = writeln!(out, "open flags            {}", v.flags.len());
-        let _ = writeln!(
-            out,
-            "  {:<20} {:<9} {:<8} {:<24} RAISED",
-            "ID", "FLAG", "STATUS", "DEADLINE (UTC)"
-        );
+        let _ = writeln!(out, "  {}", flag_header(8, "DEADLINE (UTC)"));
         for f in &v.flags {
-            let _ = writeln!(
-                out,
-                "  {:<20} {:<9} {:<8} {:<24} {}",
-                f.issuance_id,
-                f.kind,
-                f.status.as_deref().unwrap_or("-"),
-                f.vbank_due_at.as_deref().unwrap_or("-"),
-                f.raised_at
-            );
+            let _ = writeln!(out, "  {}", flag_line(f, 8));
         }
     }
     out

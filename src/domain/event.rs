@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::names::{by_name, shown};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventType {
     /// One per recorded transition.
@@ -49,17 +51,14 @@ impl FromStr for EventType {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
-                format!(
-                    "unknown event type {:?} (one of {})",
-                    s.chars().take(64).collect::<String>(),
-                    names.join(", ")
-                )
-            })
+        by_name(&Self::ALL, s, Self::as_str).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
+            format!(
+                "unknown event type {:?} (one of {})",
+                shown(s),
+                names.join(", ")
+            )
+        })
     }
 }
 

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod decision;
 pub mod event;
 pub mod flag;
+pub mod names;
 pub mod observation;
 pub mod status;
 pub mod timefmt;

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::names::{by_name, shown};
+
 /// A status the API documents. Anything else is an anomaly, never a variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Status {
@@ -69,10 +71,7 @@ impl FromStr for Status {
     type Err = UnknownStatus;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownStatus(s.chars().take(64).collect()))
+        by_name(&Self::ALL, s, Self::as_str).ok_or_else(|| UnknownStatus(shown(s)))
     }
 }
 

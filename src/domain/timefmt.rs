@@ -61,27 +61,38 @@ mod tests {
     use chrono_tz::Asia::Seoul;
 
     #[test]
-    fn naive_korea_time_becomes_utc_nine_hours_earlier() {
-        let utc = parse_api_datetime("2023-10-28T23:59:59", Seoul).unwrap();
-        assert_eq!(to_db(utc), "2023-10-28T14:59:59.000Z");
-    }
-
-    #[test]
-    fn fractional_seconds_and_a_space_separator_are_accepted() {
-        let utc = parse_api_datetime("2023-10-27 10:00:05.250", Seoul).unwrap();
-        assert_eq!(to_db(utc), "2023-10-27T01:00:05.250Z");
-    }
-
-    #[test]
-    fn an_explicit_offset_is_honoured() {
-        let utc = parse_api_datetime("2023-10-27T10:00:00+00:00", Seoul).unwrap();
-        assert_eq!(to_db(utc), "2023-10-27T10:00:00.000Z");
-    }
-
-    #[test]
-    fn the_zone_is_configurable() {
-        let utc = parse_api_datetime("2023-10-27T10:00:00", chrono_tz::UTC).unwrap();
-        assert_eq!(to_db(utc), "2023-10-27T10:00:00.000Z");
+    fn api_datetimes_are_stored_as_utc() {
+        // (what the API sent, the zone it is read in, what is stored, why)
+        let cases = [
+            (
+                "2023-10-28T23:59:59",
+                Seoul,
+                "2023-10-28T14:59:59.000Z",
+                "naive Korea time is nine hours ahead",
+            ),
+            (
+                "2023-10-27 10:00:05.250",
+                Seoul,
+                "2023-10-27T01:00:05.250Z",
+                "fractional seconds and a space separator",
+            ),
+            (
+                "2023-10-27T10:00:00+00:00",
+                Seoul,
+                "2023-10-27T10:00:00.000Z",
+                "an explicit offset is honoured",
+            ),
+            (
+                "2023-10-27T10:00:00",
+                chrono_tz::UTC,
+                "2023-10-27T10:00:00.000Z",
+                "the zone is configurable",
+            ),
+        ];
+        for (sent, zone, stored, why) in cases {
+            let utc = parse_api_datetime(sent, zone).unwrap();
+            assert_eq!(to_db(utc), stored, "{why}");
+        }
     }
 
     #[test]

@@ -13,11 +13,13 @@
 //! talk to the API need). `ladder` (the due-soon lead ladder), `cadence` (the quiet hours of
 //! the READY cadence), `charge` (`[charge]`, `[balance]`) and `webhooks`
 //! (the `[[webhooks]]` sinks and their secrets) are leaves that `sections` and
-//! `load` use.
+//! `load` use; `key_bytes` (a decoded, redacted key) is the leaf under both
+//! `secret` and `webhooks`.
 
 mod cadence;
 mod charge;
 mod error;
+mod key_bytes;
 mod ladder;
 mod load;
 mod schema;

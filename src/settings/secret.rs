@@ -6,43 +6,36 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use secrecy::{ExposeSecret, SecretBox};
+use secrecy::ExposeSecret;
 
 use super::error::{SettingsError, key_error};
+use super::key_bytes::KeyBytes;
 use super::sections::Settings;
 
 /// The credential name looked up in `$CREDENTIALS_DIRECTORY` when no secret is configured.
 pub const CREDENTIAL_NAME: &str = "secret_key";
 
 /// The secret key, decoded from its Base64 text: the bytes the JWT is signed with.
-pub struct SigningSecret(SecretBox<[u8]>);
+#[derive(Debug)]
+pub struct SigningSecret(KeyBytes);
 
 impl SigningSecret {
     pub fn from_base64(text: &str) -> Result<Self, SettingsError> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .map_err(|_| {
-                key_error(
-                    "api.secret_key",
-                    "is not valid Base64 (the value is not shown)",
-                )
-            })?;
-        if bytes.is_empty() {
+        let bytes = KeyBytes::decode(text.trim()).ok_or_else(|| {
+            key_error(
+                "api.secret_key",
+                "is not valid Base64 (the value is not shown)",
+            )
+        })?;
+        if bytes.expose().is_empty() {
             return Err(key_error("api.secret_key", "is empty"));
         }
-        Ok(Self(SecretBox::new(bytes.into_boxed_slice())))
+        Ok(Self(bytes))
     }
 
     /// The one place the secret is exposed: signing a token.
     pub fn expose(&self) -> &[u8] {
-        self.0.expose_secret()
-    }
-}
-
-impl std::fmt::Debug for SigningSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SigningSecret([REDACTED])")
+        self.0.expose()
     }
 }
 

@@ -10,12 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use base64::Engine as _;
-use secrecy::{ExposeSecret, SecretBox, SecretString};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::Digest as _;
 
 use super::error::SettingsError;
+use super::key_bytes::KeyBytes;
 use crate::domain::EventType;
 
 /// How a sink's requests look.
@@ -148,7 +148,8 @@ impl Serialize for WebhookSettings {
 }
 
 /// A sink's signing key: the bytes `whsec_<base64>` stands for.
-pub struct WebhookSecret(SecretBox<[u8]>);
+#[derive(Debug)]
+pub struct WebhookSecret(KeyBytes);
 
 impl WebhookSecret {
     /// From `whsec_<base64>` (the prefix may be left out). `key` names the
@@ -156,32 +157,24 @@ impl WebhookSecret {
     pub fn from_text(text: &str, key: &str) -> Result<Self, SettingsError> {
         let text = text.trim();
         let encoded = text.strip_prefix("whsec_").unwrap_or(text);
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| {
-                invalid(
-                    key,
-                    "is not `whsec_` followed by Base64 (the value is not shown)",
-                )
-            })?;
-        if bytes.len() < 16 {
+        let bytes = KeyBytes::decode(encoded).ok_or_else(|| {
+            invalid(
+                key,
+                "is not `whsec_` followed by Base64 (the value is not shown)",
+            )
+        })?;
+        if bytes.expose().len() < 16 {
             return Err(invalid(
                 key,
                 "is too short: a webhook secret needs at least 16 bytes (24 to 64 recommended)",
             ));
         }
-        Ok(Self(SecretBox::new(bytes.into_boxed_slice())))
+        Ok(Self(bytes))
     }
 
     /// The one place the key is exposed: computing a signature.
     pub fn expose(&self) -> &[u8] {
-        self.0.expose_secret()
-    }
-}
-
-impl std::fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WebhookSecret([REDACTED])")
+        self.0.expose()
     }
 }
 

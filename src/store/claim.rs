@@ -239,7 +239,9 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{BY_ID, assert_plan, exec, query_plan, temp_store};
+    use super::super::testing::{
+        BY_ID, assert_plan, exec, query_plan, temp_store, temp_store_with,
+    };
     use super::*;
 
     /// Inserts active rows `(id, next_poll_at)`.
@@ -260,8 +262,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_plain_insert_is_claimable_and_the_claim_is_a_lease() {
-        let (store, _dir) = temp_store().await;
-        exec(&store, "INSERT INTO issuances (id) VALUES ('123'), (456)").await;
+        let (store, _dir) =
+            temp_store_with("INSERT INTO issuances (id) VALUES ('123'), (456)").await;
         let now = Utc::now() + chrono::Duration::seconds(1);
         let lease = now + chrono::Duration::minutes(2);
         let mut claimed = store.claim_due(now, lease, 10).await.unwrap();
@@ -293,9 +295,7 @@ mod tests {
 
     #[tokio::test]
     async fn released_claims_are_due_at_once_unless_someone_rescheduled_them() {
-        let (store, _dir) = temp_store().await;
-        exec(
-            &store,
+        let (store, _dir) = temp_store_with(
             "INSERT INTO issuances (id) VALUES ('a'), ('b'), (CAST(X'FF' AS TEXT))",
         )
         .await;
@@ -353,12 +353,8 @@ mod tests {
 
     #[tokio::test]
     async fn settled_and_future_rows_are_not_claimed() {
-        let (store, _dir) = temp_store().await;
-        exec(
-            &store,
-            "INSERT INTO issuances (id, watch) VALUES ('done', 'settled')",
-        )
-        .await;
+        let (store, _dir) =
+            temp_store_with("INSERT INTO issuances (id, watch) VALUES ('done', 'settled')").await;
         exec(
             &store,
             "INSERT INTO issuances (id, next_poll_at) VALUES ('later', '2999-01-01T00:00:00.000Z')",

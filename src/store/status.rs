@@ -160,7 +160,7 @@ fn newest(a: Option<String>, b: Option<String>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{query_plan, temp_store};
+    use super::super::testing::{assert_plan, temp_store, temp_store_with};
     use super::*;
 
     async fn exec(store: &Store, sql: &'static str) {
@@ -169,9 +169,7 @@ mod tests {
 
     #[tokio::test]
     async fn facts_count_active_rows_and_find_the_last_success_and_recent_errors() {
-        let (store, _dir) = temp_store().await;
-        exec(
-            &store,
+        let (store, _dir) = temp_store_with(
             "INSERT INTO issuances (id, status, last_seen_at, last_polled_at, last_error) VALUES
                ('a', 'READY', '2026-12-02T10:00:00.000Z', '2026-12-02T11:30:00.000Z', 'HTTP 503'),
                ('b', 'READY', '2026-12-02T11:00:00.000Z', '2026-12-02T11:40:00.000Z', 'HTTP 503'),
@@ -237,18 +235,17 @@ mod tests {
     #[tokio::test]
     async fn the_reads_use_indexes() {
         let (store, _dir) = temp_store().await;
-        let plan = query_plan(&store, sql::STATUS_LAST_TRANSITION).await;
-        assert!(
-            plan.iter().any(|d| d.contains("transitions_by_time")),
-            "{plan:?}"
-        );
+        let by_time = "transitions_by_time";
+        assert_plan(
+            &store,
+            sql::STATUS_LAST_TRANSITION,
+            "transitions",
+            &[by_time],
+        )
+        .await;
+        let active = "INDEX issuances_active_by_status";
         for statement in [sql::STATUS_LAST_SEEN_ACTIVE, sql::STATUS_RECENT_ERRORS] {
-            let plan = query_plan(&store, statement).await;
-            assert!(
-                plan.iter()
-                    .any(|d| d.contains("INDEX issuances_active_by_status")),
-                "{statement}: {plan:?}"
-            );
+            assert_plan(&store, statement, "issuances", &[active]).await;
         }
     }
 }

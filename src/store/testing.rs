@@ -26,6 +26,13 @@ pub async fn temp_store() -> (Store, tempfile::TempDir) {
     (store, dir)
 }
 
+/// [`temp_store`] with `setup` (statements separated by `;`) already run.
+pub async fn temp_store_with(setup: &'static str) -> (Store, tempfile::TempDir) {
+    let (store, dir) = temp_store().await;
+    exec(&store, setup).await;
+    (store, dir)
+}
+
 /// A second daemon's store on the database of [`temp_store`] in `dir`.
 pub async fn second_store(dir: &tempfile::TempDir) -> Store {
     Store::open(&settings_in(dir.path())).await.unwrap()

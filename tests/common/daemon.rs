@@ -6,6 +6,7 @@
 //! A long-running daemon's stderr goes to a file, so it can be read while the
 //! daemon runs and a chatty log can never fill a pipe and block it.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +19,22 @@ pub fn command(config: &Path) -> Command {
     let mut command = Command::new(BIN);
     command.env_clear().arg("--config").arg(config);
     command
+}
+
+/// Starts `command` with stdout piped and returns it with the first line it
+/// printed (an address it announces, the head of a listing). The rest of its
+/// stdout is never read: the pipe closes here, as `| head -1` would close it.
+pub fn first_line(command: &mut Command, stderr: Stdio) -> (Child, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
 }
 
 /// Runs a one-shot command (`add`, `migrate`, `check-config`, ...) to completion.

@@ -156,7 +156,6 @@ impl RunningApp {
     }
 }
 
-/// Inserts ids as another program would: a plain `INSERT` into the public table.
 /// The recorded (from, to) statuses of `id`, in order.
 pub async fn transitions(pool: &sqlx::SqlitePool, id: &str) -> Vec<(Option<String>, String)> {
     sqlx::query_as(
@@ -168,6 +167,15 @@ pub async fn transitions(pool: &sqlx::SqlitePool, id: &str) -> Vec<(Option<Strin
     .unwrap()
 }
 
+/// The one integer `sql` answers (a count, a column of one row).
+pub async fn number(pool: &sqlx::SqlitePool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Inserts ids as another program would: a plain `INSERT` into the public table.
 pub async fn insert_ids(pool: &sqlx::SqlitePool, ids: &[&str]) {
     for id in ids {
         sqlx::query("INSERT INTO issuances (id) VALUES (?)")

@@ -20,6 +20,13 @@ pub async fn start(config: SimConfig) -> SimHandle {
         .unwrap()
 }
 
+/// A simulator with `config` and a client of it: how most simulator tests begin.
+pub async fn started(config: SimConfig) -> (SimHandle, Client) {
+    let sim = start(config).await;
+    let client = Client::new(&sim);
+    (sim, client)
+}
+
 pub fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -2,6 +2,8 @@
 //! in it: the bulk observation writes first, then each record in order, then
 //! the deferred rows. Everything a batch writes commits together.
 
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
 use sqlx::{Sqlite, Transaction};
 
 use super::deferred::{Deferred, raise_flags};
@@ -216,45 +218,59 @@ impl<'a> Batch<'a> {
                 flags,
             } => {
                 let (watch, next) = Watch::after(*decision, record.now);
-                let written = sqlx::query(sql::RECORD_FAILED)
+                let failed = sqlx::query(sql::RECORD_FAILED)
                     .bind(watch.as_str())
                     .bind(to_db(next))
                     .bind(i64::from(*attempts))
                     .bind(&now)
                     .bind(error)
                     .bind(not_found_since.map(to_db))
-                    .bind(id.as_ref())
-                    .bind(self.owner)
-                    .bind(record.claimed.fence)
-                    .execute(&mut **tx)
-                    .await
-                    .context("recording a failed poll")?;
-                if written.rows_affected() == 0 {
-                    self.stale(&id);
+                    .bind(id.as_ref());
+                if !self
+                    .fenced(tx, failed, record, "recording a failed poll")
+                    .await?
+                {
                     return Ok(());
                 }
                 raise_flags(tx, &id, flags, &now, &mut self.recorded).await
             }
             RecordKind::Rejected { reason } => {
                 // Matched by the raw bytes, which need not be valid UTF-8.
-                let written = sqlx::query(sql::RECORD_REJECTED)
+                let rejected = sqlx::query(sql::RECORD_REJECTED)
                     .bind(reason)
                     .bind(&now)
-                    .bind(&record.claimed.raw_id)
-                    .bind(self.owner)
-                    .bind(record.claimed.fence)
-                    .execute(&mut **tx)
-                    .await
-                    .context("recording a rejected id")?;
-                if written.rows_affected() == 0 {
-                    self.stale(&id);
-                }
+                    .bind(&record.claimed.raw_id);
+                self.fenced(tx, rejected, record, "recording a rejected id")
+                    .await?;
                 Ok(())
             }
         }
     }
 
     /// A result whose lease had ended: dropped, counted, logged at debug.
+    /// Runs `statement` with the lease's owner and fence bound last (every
+    /// fenced write ends with them) and says whether the lease still held: a
+    /// write that matched no row is a stale result, counted and dropped.
+    async fn fenced(
+        &mut self,
+        tx: &mut Transaction<'_, Sqlite>,
+        statement: Query<'_, Sqlite, SqliteArguments>,
+        record: &PollRecord,
+        doing: &'static str,
+    ) -> Result<bool, StoreError> {
+        let written = statement
+            .bind(self.owner)
+            .bind(record.claimed.fence)
+            .execute(&mut **tx)
+            .await
+            .context(doing)?;
+        let held = written.rows_affected() > 0;
+        if !held {
+            self.stale(&String::from_utf8_lossy(&record.claimed.raw_id));
+        }
+        Ok(held)
+    }
+
     fn stale(&mut self, id: &str) {
         self.recorded.stale += 1;
         tracing::debug!(issuance = %id, "result dropped: its lease had ended (expired and claimed again, taken over, or the row edited meanwhile)");

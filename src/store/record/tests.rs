@@ -11,6 +11,7 @@ use crate::domain::status::Status;
 use crate::domain::{Decision, Flag};
 use crate::store::testing::{
     BY_ID, assert_plan, claim, claim_all, exec, observed, of, poll_once, second_store, temp_store,
+    temp_store_with,
 };
 use crate::store::{Claimed, Lease, Store, sql};
 
@@ -46,12 +47,8 @@ async fn row(store: &Store, id: &str) -> (Option<String>, String, i64, Option<St
 
 #[tokio::test]
 async fn a_batch_and_the_claim_for_its_freed_slots_commit_together() {
-    let (store, _dir) = temp_store().await;
-    exec(
-        &store,
-        "INSERT INTO issuances (id, status) VALUES ('42', 'WAITED')",
-    )
-    .await;
+    let (store, _dir) =
+        temp_store_with("INSERT INTO issuances (id, status) VALUES ('42', 'WAITED')").await;
     let mut done = observed(Status::Ready, claim(&store, "42").await, vec![]);
     exec(&store, "INSERT INTO issuances (id) VALUES ('43')").await;
     let later = done.now + chrono::Duration::minutes(5);
@@ -115,8 +112,7 @@ async fn an_external_edit_of_the_watch_or_status_during_a_poll_wins() {
 
 #[tokio::test]
 async fn the_same_observation_recorded_twice_is_one_transition() {
-    let (store, _dir) = temp_store().await;
-    exec(&store, "INSERT INTO issuances (id) VALUES ('42')").await;
+    let (store, _dir) = temp_store_with("INSERT INTO issuances (id) VALUES ('42')").await;
     // A replay of the same claim (e.g. a retried batch) must not double-record:
     // the first write ended the lease, the replay is stale.
     let waited = observed(Status::Waited, claim(&store, "42").await, vec![]);
@@ -204,8 +200,7 @@ async fn a_result_polled_under_an_expired_and_reclaimed_lease_is_dropped() {
 
 #[tokio::test]
 async fn the_one_by_one_fallback_is_fenced_too() {
-    let (store, _dir) = temp_store().await;
-    exec(&store, "INSERT INTO issuances (id, status) VALUES ('poison', 'WAITED'), ('stale', 'WAITED'), ('fine', 'WAITED')").await;
+    let (store, _dir) = temp_store_with("INSERT INTO issuances (id, status) VALUES ('poison', 'WAITED'), ('stale', 'WAITED'), ('fine', 'WAITED')").await;
     let now = Utc::now();
     let first = store.claim_due(now, now, 10).await.unwrap();
     let stale = of(&first, "stale");
@@ -244,12 +239,8 @@ async fn a_backward_move_is_recorded_as_an_anomaly() {
 
 #[tokio::test]
 async fn flags_are_raised_once_and_cleared_when_ready_ends() {
-    let (store, _dir) = temp_store().await;
-    exec(
-        &store,
-        "INSERT INTO issuances (id, status) VALUES ('42', 'READY')",
-    )
-    .await;
+    let (store, _dir) =
+        temp_store_with("INSERT INTO issuances (id, status) VALUES ('42', 'READY')").await;
     let due_soon = || vec![Flag::due_soon(std::time::Duration::from_secs(3600))];
     let first = poll_once(&store, "42", Status::Ready, due_soon()).await;
     let again = poll_once(&store, "42", Status::Ready, due_soon()).await;
@@ -292,12 +283,8 @@ async fn a_terminal_status_written_by_another_program_settles_the_row() {
 
 #[tokio::test]
 async fn a_non_utf8_id_is_rejected_by_its_bytes() {
-    let (store, _dir) = temp_store().await;
-    exec(
-        &store,
-        "INSERT INTO issuances (id) VALUES (CAST(x'ff41' AS TEXT))",
-    )
-    .await;
+    let (store, _dir) =
+        temp_store_with("INSERT INTO issuances (id) VALUES (CAST(x'ff41' AS TEXT))").await;
     let now = Utc::now() + chrono::Duration::seconds(1);
     let claimed = store.claim_due(now, now, 5).await.unwrap();
     assert_eq!(claimed[0].raw_id, vec![0xff, 0x41]);
@@ -319,8 +306,7 @@ async fn a_non_utf8_id_is_rejected_by_its_bytes() {
 
 #[tokio::test]
 async fn a_batch_records_each_change_once() {
-    let (store, _dir) = temp_store().await;
-    exec(&store, "INSERT INTO issuances (id, status) VALUES ('a', NULL), ('b', 'WAITED'), ('c', 'READY'), ('d', 'READY')").await;
+    let (store, _dir) = temp_store_with("INSERT INTO issuances (id, status) VALUES ('a', NULL), ('b', 'WAITED'), ('c', 'READY'), ('d', 'READY')").await;
     let claims = claim_all(&store, Utc::now() + chrono::Duration::seconds(1)).await;
     let batch = [
         observed(Status::Waited, of(&claims, "a"), vec![]),
@@ -375,8 +361,7 @@ async fn the_per_record_statements_find_their_rows_by_key() {
 
 #[tokio::test]
 async fn transitions_cannot_be_rewritten() {
-    let (store, _dir) = temp_store().await;
-    exec(&store, "INSERT INTO issuances (id) VALUES ('42')").await;
+    let (store, _dir) = temp_store_with("INSERT INTO issuances (id) VALUES ('42')").await;
     poll_once(&store, "42", Status::Waited, vec![]).await;
     assert!(
         sqlx::query("UPDATE transitions SET to_status = 'DONE'")
