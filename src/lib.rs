@@ -14,11 +14,15 @@
 //! - [`deliver`]: the outbox's events delivered to webhook sinks (signed
 //!   Standard Webhooks or Slack text), one worker per sink.
 //! - [`app`]: the composition root that builds and runs the daemon.
-//! - [`sim`]: a faithful simulator of the API, for trying and testing without
-//!   credentials; it depends only on [`domain`]'s clock.
 //! - [`tools`]: the demo and the ground-truth oracle, which drive the watcher
 //!   against the simulator.
 //! - [`cli`]: the commands, on top of everything.
+//!
+//! Two workspace crates sit beside it: `bunjang-sim` (`crates/sim`), a
+//! faithful simulator of the API for trying and testing without credentials,
+//! and `business-clock` (`crates/clock`), the clock the simulator and the
+//! watcher share ([`domain::clock`] re-exports it). The simulator depends only
+//! on that clock; [`tools`] and [`cli`] use the simulator.
 //!
 //! `tests/architecture.rs` checks this order: each part uses only the parts
 //! listed before it, and no two files in one part use each other.
@@ -37,7 +41,6 @@ pub mod deliver;
 
 pub mod app;
 
-pub mod sim;
 pub mod tools;
 
 pub mod cli;

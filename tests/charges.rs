@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use bunjang_sim::{FaultConfig, FaultRule};
 use common::charging::{ScriptedCharge, charge_sim, config_file, pool, posts, requests};
 use common::daemon::Spawn;
 use common::running::transitions;
 use common::{eventually, row};
-use issuance_watcher::sim::{FaultConfig, FaultRule};
 
 async fn run(config: &Path, args: &[&str]) -> Output {
     let config = config.to_owned();

@@ -34,8 +34,8 @@ mod reliability;
 
 use std::time::{Duration, Instant};
 
+use bunjang_sim::{FaultConfig, FaultRule, RequestRecord, Status, TruthEvent};
 use chrono::{DateTime, Utc};
-use issuance_watcher::sim::{FaultConfig, FaultRule, RequestRecord, Status, TruthEvent};
 use issuance_watcher::tools::verify::{self, RecordedTransition};
 use reliability::common::metrics::{self, free_port};
 use reliability::*;
@@ -311,10 +311,10 @@ fn kills_by_moment(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_storm_with_default_leases_observes_every_transition() {
     let started = Instant::now();
-    let lifecycle = issuance_watcher::sim::LifecycleConfig {
+    let lifecycle = bunjang_sim::LifecycleConfig {
         waited_min: Duration::from_secs(2),
         waited_max: Duration::from_secs(10),
-        deposit: issuance_watcher::sim::DepositTiming::Within {
+        deposit: bunjang_sim::DepositTiming::Within {
             min: Duration::from_secs(4),
             max: Duration::from_secs(12),
         },

@@ -24,13 +24,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use bunjang_sim::{Override, SimConfig, SimHandle};
 use common::daemon::Daemon;
 use common::sim_client::start as start_sim;
 use common::{
     ACCESS_KEY, Reply, Running, SECRET_B64, ScriptedApi, Stream, TestSettings, eventually, row,
     settings,
 };
-use issuance_watcher::sim::{Override, SimConfig, SimHandle};
 use serde_json::{Value, json};
 
 const LOOKUP: &str = "/api/v1/points/issuance/";

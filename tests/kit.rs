@@ -86,7 +86,7 @@ async fn the_scripted_api_counts_only_correctly_signed_fresh_tokens_as_authorize
 #[test]
 fn the_leak_check_finds_every_encoding_of_the_secrets_and_any_token() {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let demo = issuance_watcher::sim::cli::DEMO_SECRET_KEY;
+    let demo = bunjang_sim::cli::DEMO_SECRET_KEY;
     let bytes = decoded_secret(SECRET_B64);
     let leaked = [
         format!("secret_key = {SECRET_B64}"),

@@ -19,9 +19,9 @@ mod reliability;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use bunjang_sim::SimHandle;
+use bunjang_sim::{FaultConfig, FaultRule};
 use chrono::{DateTime, Utc};
-use issuance_watcher::sim::SimHandle;
-use issuance_watcher::sim::{FaultConfig, FaultRule};
 use issuance_watcher::store::Store;
 use reliability::common::daemon::{Daemon, Spawn};
 use reliability::common::eventually;

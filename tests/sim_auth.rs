@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
+use bunjang_sim::SimConfig;
+use bunjang_sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use common::sim_client::{Client, LOOKUP, demo_secret, now_secs, sign, start, started};
-use issuance_watcher::sim::SimConfig;
-use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use serde_json::json;
 
 #[tokio::test]

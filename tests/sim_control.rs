@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use bunjang_sim::SimConfig;
 use common::sim_client::{LOOKUP, started};
-use issuance_watcher::sim::SimConfig;
 
 #[tokio::test]
 async fn stats_count_requests_by_status_code_and_issuance() {

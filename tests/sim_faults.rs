@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use bunjang_sim::{FaultConfig, FaultRule, ServerErrorKind, SimConfig, SimHandle};
 use common::sim_client::{Client, LOOKUP, start, started, token};
-use issuance_watcher::sim::{FaultConfig, FaultRule, ServerErrorKind, SimConfig, SimHandle};
 use serde_json::{Value, json};
 
 /// A simulator with `faults` and one issuance, and that issuance's id.

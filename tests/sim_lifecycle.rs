@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use bunjang_sim::{SimConfig, Status};
 use common::sim_client::{Client, LOOKUP, quick_lifecycle, start, started};
-use issuance_watcher::sim::{SimConfig, Status};
 use serde_json::json;
 
 #[tokio::test]

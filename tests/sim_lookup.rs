@@ -3,8 +3,8 @@
 
 mod common;
 
+use bunjang_sim::{Override, SimConfig};
 use common::sim_client::{Client, LOOKUP, raw_get, start, started};
-use issuance_watcher::sim::{Override, SimConfig};
 use serde_json::{Value, json};
 
 #[tokio::test]

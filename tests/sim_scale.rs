@@ -4,8 +4,8 @@
 
 mod common;
 
+use bunjang_sim::SimConfig;
 use common::sim_client::{Client, LOOKUP, start};
-use issuance_watcher::sim::SimConfig;
 
 const ISSUANCES: usize = 1_000_000;
 /// Resident memory one seeded issuance may cost, the test's own id `String`

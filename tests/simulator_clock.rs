@@ -10,9 +10,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bunjang_sim::SimConfig;
 use common::daemon::command;
 use common::sim_client::start as start_sim;
-use issuance_watcher::sim::SimConfig;
 
 const LOCAL_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/local.toml");
 

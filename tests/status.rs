@@ -7,11 +7,11 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use bunjang_sim::SimConfig;
+use bunjang_sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use common::TestSettings;
 use common::daemon::{Daemon, cli};
 use common::sim_client::{self, Client};
-use issuance_watcher::sim::SimConfig;
-use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use reqwest::Method;
 use serde_json::{Value, json};
 

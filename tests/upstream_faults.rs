@@ -29,9 +29,9 @@ mod reliability;
 
 use std::time::{Duration, Instant};
 
+use bunjang_sim::{FaultConfig, FaultRule, Window};
 use chrono::{DateTime, Utc};
 use issuance_watcher::settings::Settings;
-use issuance_watcher::sim::{FaultConfig, FaultRule, Window};
 use issuance_watcher::store::Store;
 use issuance_watcher::watcher::Watcher;
 use reliability::*;

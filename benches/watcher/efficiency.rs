@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use bunjang_sim::{SimConfig, Simulator};
 use chrono::{DateTime, TimeZone, Utc};
 use issuance_watcher::domain::timefmt::{from_db, to_db};
 use issuance_watcher::settings::PollSettings;
-use issuance_watcher::sim::{SimConfig, Simulator};
 use issuance_watcher::tools::demo;
 use issuance_watcher::watcher::Watcher;
 use tokio_util::sync::CancellationToken;
@@ -68,7 +68,7 @@ pub(crate) const DUE_SOON_LEAD_H: i64 = 6;
 /// A recorded transition: from, to, when observed.
 pub(crate) type Observed<'a> = (Option<&'a str>, &'a str, DateTime<Utc>);
 
-pub(crate) type DepositTiming = issuance_watcher::sim::DepositTiming;
+pub(crate) type DepositTiming = bunjang_sim::DepositTiming;
 
 pub(crate) async fn efficiency_run(
     until: Until,
@@ -351,7 +351,7 @@ pub(crate) async fn efficiency(opts: &Opts, table: &mut Table) -> anyhow::Result
     let settings = sweep::defaults();
     let poll = settings.poll.clone();
     let ladder = settings.flags.due_soon_lead.clone();
-    let lifecycle = issuance_watcher::sim::LifecycleConfig::default();
+    let lifecycle = bunjang_sim::LifecycleConfig::default();
     let n = if opts.quick { 1000 } else { 4000 };
     table.add(
         B,

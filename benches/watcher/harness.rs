@@ -8,16 +8,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use bunjang_sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use chrono::{DateTime, Utc};
 use issuance_watcher::domain::timefmt::to_db;
 use issuance_watcher::settings::DatabaseSettings;
-use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use issuance_watcher::store::Store;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
 pub(crate) const STATIC_TOKEN: &str = "bench-static-token";
 /// The simulator's ids are `ID_BASE + 1 + seq`.
-pub(crate) const FIRST_SIM_ID: u64 = issuance_watcher::sim::ID_BASE + 1;
+pub(crate) const FIRST_SIM_ID: u64 = bunjang_sim::ID_BASE + 1;
 
 pub(crate) fn machine_line() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());

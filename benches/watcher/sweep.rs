@@ -1,6 +1,6 @@
 //! The trade-off, swept: the real policy function ([`policy::decide`], with
 //! the real settings type) driven poll by poll over the simulator's own drawn
-//! schedules ([`issuance_watcher::sim::draw`]), in simulated milliseconds.
+//! schedules ([`bunjang_sim::draw`]), in simulated milliseconds.
 //!
 //! No daemon, no HTTP and no real time: each poll observes the status the
 //! simulator would answer at that instant (its `modifiedAt` truncated to the
@@ -14,10 +14,10 @@
 
 use std::time::Duration;
 
+use bunjang_sim::{LifecycleConfig, draw};
 use chrono::{DateTime, TimeZone, Utc};
 use issuance_watcher::domain::status::Status;
 use issuance_watcher::settings::{LeadLadder, PollSettings, QuietHours, Settings};
-use issuance_watcher::sim::{LifecycleConfig, draw};
 use issuance_watcher::watcher::flags::next_rung;
 use issuance_watcher::watcher::policy::{self, Decision, PollFacts, PollOutcome};
 

@@ -141,7 +141,7 @@ pub enum Command {
         json: bool,
     },
     /// Serve the Bunjang point-API simulator (for trying the watcher without credentials).
-    Simulate(crate::sim::cli::SimulateArgs),
+    Simulate(bunjang_sim::cli::SimulateArgs),
     /// The whole job in about a minute: simulator, charges, watcher, ground-truth check.
     Demo(crate::tools::demo::DemoArgs),
     /// Write shell completions or man pages (for packaging).
@@ -190,7 +190,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Simulate(args) => {
             crate::ops::telemetry::init_stderr(LogFormat::Text);
-            return crate::sim::cli::run(args, shutdown_signal()).await;
+            return bunjang_sim::cli::run(args, shutdown_signal()).await;
         }
         Command::Demo(args) => {
             crate::ops::telemetry::init_quiet();

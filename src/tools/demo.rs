@@ -16,11 +16,11 @@ use anyhow::{Context as _, bail};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
-use crate::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
-use crate::sim::{LifecycleConfig, SimConfig, SimHandle, Simulator};
 use crate::store::Store;
 use crate::watcher::Watcher;
 use crate::watcher::charges::{Charger, Performed, charge_with};
+use bunjang_sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
+use bunjang_sim::{LifecycleConfig, SimConfig, SimHandle, Simulator};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 
 use crate::domain::timefmt::from_db;
-use crate::sim::TruthEvent;
+use bunjang_sim::TruthEvent;
 
 /// One row of `transitions`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -249,7 +249,7 @@ pub fn final_statuses(truth: &[TruthEvent]) -> HashMap<String, (DateTime<Utc>, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::Status;
+    use bunjang_sim::Status;
 
     fn ev(id: &str, to: &str, at_s: i64) -> TruthEvent {
         TruthEvent {

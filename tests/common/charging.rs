@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use issuance_watcher::sim::{LifecycleConfig, SimConfig, SimHandle};
+use bunjang_sim::{LifecycleConfig, SimConfig, SimHandle};
 
 use super::config::{ACCESS_KEY, SECRET_B64, TestSettings};
 

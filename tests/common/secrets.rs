@@ -8,7 +8,7 @@
 //! starts every JWT (Base64 of `{"`).
 
 use base64::Engine as _;
-use issuance_watcher::sim::cli::DEMO_SECRET_KEY;
+use bunjang_sim::cli::DEMO_SECRET_KEY;
 
 use super::config::{SECRET_B64, decoded_secret};
 

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
-use issuance_watcher::sim::{DepositTiming, LifecycleConfig, SimConfig, SimHandle, Simulator};
+use bunjang_sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
+use bunjang_sim::{DepositTiming, LifecycleConfig, SimConfig, SimHandle, Simulator};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
+use bunjang_sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
+use bunjang_sim::{
+    DepositTiming, DueOutcome, LifecycleConfig, RequestRecord, SimConfig, SimHandle, TruthEvent,
+};
 use chrono::{DateTime, Utc};
 use common::TestSettings;
 use common::daemon::Spawn;
-use issuance_watcher::sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
-use issuance_watcher::sim::{
-    DepositTiming, DueOutcome, LifecycleConfig, RequestRecord, SimConfig, SimHandle, TruthEvent,
-};
 use issuance_watcher::store::Store;
 use issuance_watcher::tools::verify::{self, Comparison, RecordedTransition};
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::instants::{DAY_MS, HOUR_MS, KST_OFFSET_MS, duration_ms, uniform_ms};
-use crate::sim::config::DepositTiming;
+use crate::config::DepositTiming;
 
 /// The deposit instant for READY from `ready_ms`, due at `due_ms`; `None` when
 /// it falls past the due date (that payer never pays). Consumes one random
@@ -99,7 +99,7 @@ fn daily_ms(
 mod tests {
     use super::super::instants::{due_date_ms, ms};
     use super::*;
-    use crate::sim::config;
+    use crate::config;
 
     /// An issuance's READY window (WAITED for 1–5 s, as by default).
     struct Window {

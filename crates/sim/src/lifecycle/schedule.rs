@@ -5,7 +5,7 @@
 use super::deposit::deposit_ms;
 use super::instants::{due_date_ms, duration_ms, uniform_ms};
 use super::status::Status;
-use crate::sim::config::{DueOutcome, LifecycleConfig};
+use crate::config::{DueOutcome, LifecycleConfig};
 
 /// Banks that issue the virtual accounts (a small, plausible list).
 pub const BANKS: [&str; 6] = [
@@ -187,7 +187,7 @@ mod tests {
 
     use super::super::instants::ms;
     use super::*;
-    use crate::sim::config::DepositTiming;
+    use crate::config::DepositTiming;
 
     /// Created at 0, prepared at 1 s (or failed then), due at 100 s, paid at 50 s.
     fn prepared_at_1s_done_at_50s(failed: bool) -> Schedule {
@@ -376,7 +376,7 @@ mod tests {
         let slow = DepositTiming::Daily {
             prompt_share: 1.0,
             prompt_mean: Duration::from_secs(1000 * 3600),
-            hour_weights: crate::sim::config::DEFAULT_HOUR_WEIGHTS,
+            hour_weights: crate::config::DEFAULT_HOUR_WEIGHTS,
         };
         let drawn = paying(slow, ms("2026-11-25T01:00:00Z"), 1_000);
         let unpaid = drawn.iter().filter(|s| s.settle.is_none()).count();

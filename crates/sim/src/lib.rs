@@ -8,7 +8,7 @@
 //! # In-process use (tests)
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use issuance_watcher::sim::{SimConfig, Simulator};
+//! use bunjang_sim::{SimConfig, Simulator};
 //! let sim = Simulator::start(SimConfig::default().with_speed(3600.0), "127.0.0.1:0".parse()?).await?;
 //! let ids = sim.seed(10); // issuances without HTTP
 //! sim.force(&ids[0], "DONE")?; // any status, even "WEIRD"
@@ -58,7 +58,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::domain::clock::Clock;
+use business_clock::Clock;
 
 pub use auth::AuthError;
 pub use config::{DepositTiming, DueOutcome, LifecycleConfig, SimConfig};
