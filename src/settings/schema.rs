@@ -9,6 +9,9 @@
 //! README's Configuration table states; a value accepted here deserialises.
 //! The duration maxima are what make arithmetic on settings safe: added to
 //! any instant of this millennium, none comes near chrono's or tokio's limits.
+//!
+//! Longer than most files on purpose: it is the one table of every key, and
+//! split by section it would no longer be checked as one against the tree.
 
 use std::time::Duration;
 

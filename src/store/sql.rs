@@ -13,6 +13,9 @@
 //! reads name their index (`INDEXED BY`): for `status IS NULL` SQLite would
 //! otherwise prefer the status index and sort every new row, and with it a
 //! missing index is an error, not a silent scan.
+//!
+//! Longer than most files on purpose: one list of every statement, so that a
+//! reader (or a plan test) finds any of them in one place.
 
 use super::watch::watch_text;
 

@@ -5,6 +5,9 @@
 //! each answer recorded as the issuance's first sighting) in a local SQLite file,
 //! runs the real watcher against it until every issuance has settled, and checks
 //! what the watcher recorded against the simulator's ground truth.
+//!
+//! One file, a little over 500 lines: one command, read top to bottom (set-up,
+//! charges, watching, the report); the checks themselves are `verify.rs`.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};

@@ -7,6 +7,9 @@
 //! to [`Schedule`] for the loop itself (when to claim, write, housekeep,
 //! checkpoint and stop); this module only moves data between them, the API
 //! and the store.
+//!
+//! One file, a little over 500 lines: the loop and its I/O steps read as one
+//! story; what it decides lives in `schedule.rs`, tested there.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
