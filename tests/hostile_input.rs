@@ -238,16 +238,16 @@ fn vbank(due: Value) -> Value {
 /// goes WAITED -> DONE while the hostile ones are being polled.
 async fn watch_with_control(
     sim: &SimHandle,
-    dir: &std::path::Path,
     ids: &[String],
-) -> (Running, String) {
-    let w = Running::start(settings(&sim.base_url(), dir, &[])).await;
+) -> (Running, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Running::start(settings(&sim.base_url(), dir.path(), &[])).await;
     let control = sim.seed(1).remove(0);
     sim.force(&control, "WAITED").unwrap();
     let mut all: Vec<&str> = ids.iter().map(String::as_str).collect();
     all.push(&control);
     w.insert(&all).await;
-    (w, control)
+    (w, control, dir)
 }
 
 async fn settle_control(sim: &SimHandle, w: &Running, control: &str) {
@@ -263,8 +263,9 @@ async fn settle_control(sim: &SimHandle, w: &Running, control: &str) {
     );
 }
 
-/// Every request the simulator saw was a GET of the lookup of one of `ids`.
-fn only_lookups_of(sim: &SimHandle, ids: &[String], control: &str) {
+/// Checks that every request the simulator saw was a GET of the lookup of one
+/// of `ids` or the control, then stops the watcher and the simulator.
+async fn stop_after_only_lookups(sim: SimHandle, w: Running, ids: &[String], control: &str) {
     for r in sim.request_log() {
         assert_eq!(r.method, "GET");
         let id = r
@@ -277,12 +278,13 @@ fn only_lookups_of(sim: &SimHandle, ids: &[String], control: &str) {
             r.path
         );
     }
+    w.stop().await;
+    sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn statuses_outside_the_enum_are_recorded_errors_never_transitions() {
     let sim = sim().await;
-    let dir = tempfile::tempdir().unwrap();
     // Forced in the simulator: served as `"status": "<text>"`.
     let forced = [
         "WEIRD",
@@ -312,7 +314,7 @@ async fn statuses_outside_the_enum_are_recorded_errors_never_transitions() {
         serve(&sim, id, data);
     }
     serve(&sim, &long_id, json!({"status": "X".repeat(10_000)}));
-    let (w, control) = watch_with_control(&sim, dir.path(), &ids).await;
+    let (w, control, _dir) = watch_with_control(&sim, &ids).await;
     for id in &ids {
         eventually(&format!("an error recorded for {id}"), || async {
             w.column(id, "last_error").await.is_some()
@@ -337,15 +339,12 @@ async fn statuses_outside_the_enum_are_recorded_errors_never_transitions() {
     w.wait_watch(&ids[0], "settled").await;
     assert_eq!(w.transitions(&ids[0]).await, [row(None, "DONE")]);
     assert_eq!(w.column(&ids[0], "last_error").await, None);
-    only_lookups_of(&sim, &ids, &control);
-    w.stop().await;
-    sim.shutdown().await;
+    stop_after_only_lookups(sim, w, &ids, &control).await;
 }
 
 #[tokio::test]
 async fn malformed_and_absurd_datetimes_are_warnings_that_never_hide_the_status() {
     let sim = sim().await;
-    let dir = tempfile::tempdir().unwrap();
     let bad: Vec<Value> = vec![
         json!("yesterday"),
         json!(""),
@@ -376,7 +375,7 @@ async fn malformed_and_absurd_datetimes_are_warnings_that_never_hide_the_status(
             json!({"status": "READY", "amount": 1000, "createdAt": "2026-11-25T10:00:00", "preparedVbankInfo": vbank(value.clone())}),
         );
     }
-    let (w, control) = watch_with_control(&sim, dir.path(), &ids).await;
+    let (w, control, _dir) = watch_with_control(&sim, &ids).await;
     for (i, value) in bad.iter().enumerate() {
         let (done, ready) = (&ids[2 * i], &ids[2 * i + 1]);
         w.wait_watch(done, "settled").await;
@@ -404,15 +403,12 @@ async fn malformed_and_absurd_datetimes_are_warnings_that_never_hide_the_status(
     })
     .await;
     assert_eq!(w.transitions(&ids[1]).await, [row(None, "READY")]);
-    only_lookups_of(&sim, &ids, &control);
-    w.stop().await;
-    sim.shutdown().await;
+    stop_after_only_lookups(sim, w, &ids, &control).await;
 }
 
 #[tokio::test]
 async fn prepared_vbank_info_null_missing_or_partial_is_tolerated() {
     let sim = sim().await;
-    let dir = tempfile::tempdir().unwrap();
     let due = json!(kst_in(30));
     let shapes: Vec<(Value, bool)> = vec![
         // (the data, whether the due date is usable)
@@ -445,7 +441,7 @@ async fn prepared_vbank_info_null_missing_or_partial_is_tolerated() {
     for (id, (data, _)) in ids.iter().zip(&shapes) {
         serve(&sim, id, data.clone());
     }
-    let (w, control) = watch_with_control(&sim, dir.path(), &ids).await;
+    let (w, control, _dir) = watch_with_control(&sim, &ids).await;
     for (id, (data, usable)) in ids.iter().zip(&shapes) {
         let want = data["status"].as_str().unwrap();
         eventually(&format!("{data} recorded"), || async {
@@ -474,9 +470,7 @@ async fn prepared_vbank_info_null_missing_or_partial_is_tolerated() {
     for id in &ids {
         w.wait_watch(id, "settled").await;
     }
-    only_lookups_of(&sim, &ids, &control);
-    w.stop().await;
-    sim.shutdown().await;
+    stop_after_only_lookups(sim, w, &ids, &control).await;
 }
 
 #[tokio::test]
