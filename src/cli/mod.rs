@@ -1,5 +1,5 @@
 //! The command line: parse, load settings, dispatch to [`crate::app`] (the
-//! daemon) or to a [`commands`] function. Errors reach the user here
+//! daemon) or to a `commands` function. Errors reach the user here
 //! as one `error:` line with their context chain, and a non-zero exit code.
 
 use std::path::PathBuf;

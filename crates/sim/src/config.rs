@@ -182,7 +182,7 @@ pub enum DepositTiming {
 }
 
 impl DepositTiming {
-    /// [`DepositTiming::Daily`] with its default parameters (see [`DEFAULT_HOUR_WEIGHTS`]).
+    /// [`DepositTiming::Daily`] with its default parameters (see `DEFAULT_HOUR_WEIGHTS`).
     pub fn daily() -> Self {
         DepositTiming::Daily {
             prompt_share: default_prompt_share(),

@@ -81,7 +81,7 @@ impl Store {
 
 impl Store {
     /// Records an answer the API gave outside a poll (a cancel's, a created
-    /// charge's) through the same path as a poll's: see [`record_answer_in`].
+    /// charge's) through the same path as a poll's: see `record_answer_in`.
     pub async fn record_answer(
         &self,
         id: &str,

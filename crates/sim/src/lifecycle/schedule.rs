@@ -50,7 +50,7 @@ pub struct Schedule {
     pub settle: Option<(i64, Settle)>,
     /// The 12-digit virtual account number (drawn even for FAIL, for forced READY).
     pub account: u64,
-    /// Index into [`BANKS`].
+    /// Index into `BANKS`.
     pub bank: u8,
 }
 
