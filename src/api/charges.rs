@@ -93,8 +93,7 @@ impl ApiClient {
         };
         let (status, body) = match successful(raw, "REDIRECT") {
             Ok(answer) => answer,
-            Err(NotSuccessful::Refused(r)) => return ChargeOutcome::Refused(r),
-            Err(NotSuccessful::Unknown(u)) => return ChargeOutcome::Unknown(u),
+            Err(not) => return not.into(),
         };
         let id = match created_id(&body) {
             Ok(id) => id,
@@ -130,8 +129,7 @@ impl ApiClient {
         };
         let (status, body) = match successful(raw, "TRANSPORT") {
             Ok(answer) => answer,
-            Err(NotSuccessful::Refused(r)) => return CancelOutcome::Refused(r),
-            Err(NotSuccessful::Unknown(u)) => return CancelOutcome::Failed(u),
+            Err(not) => return not.into(),
         };
         match parse_lookup(&body, id, self.zone()) {
             Ok(observation) => CancelOutcome::Answered(observation),
@@ -176,12 +174,30 @@ impl ApiClient {
     }
 }
 
-/// No HTTP answer at all.
 /// Why an answered POST is not a success: refused (a 4xx), or of unknown
 /// outcome (its body could not be read, or a 5xx).
 enum NotSuccessful {
     Refused(Refusal),
     Unknown(Unknown),
+}
+
+impl From<NotSuccessful> for ChargeOutcome {
+    fn from(not: NotSuccessful) -> Self {
+        match not {
+            NotSuccessful::Refused(r) => Self::Refused(r),
+            NotSuccessful::Unknown(u) => Self::Unknown(u),
+        }
+    }
+}
+
+/// A cancel that was not a success failed: the daemon's polls will tell.
+impl From<NotSuccessful> for CancelOutcome {
+    fn from(not: NotSuccessful) -> Self {
+        match not {
+            NotSuccessful::Refused(r) => Self::Refused(r),
+            NotSuccessful::Unknown(u) => Self::Failed(u),
+        }
+    }
 }
 
 /// The status and body of a 2xx answer; otherwise what it means. A body that
@@ -217,6 +233,7 @@ fn successful(raw: Raw, on_redirect: &'static str) -> Result<(StatusCode, Vec<u8
     Ok((status, body))
 }
 
+/// No HTTP answer at all.
 fn unanswered(e: &PollError) -> Unknown {
     Unknown {
         http_status: None,
