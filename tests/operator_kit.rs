@@ -154,7 +154,7 @@ fn alerts() -> Vec<String> {
 }
 
 #[test]
-fn every_alert_the_issue_asks_for_exists_and_has_unit_tests() {
+fn every_alert_operators_rely_on_exists_and_has_unit_tests() {
     let alerts = alerts();
     for wanted in [
         "IssuanceWatcherCredentialsRefused",
