@@ -4,8 +4,8 @@
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretBox};
 
-/// Key bytes decoded from Base64 text, for the API secret and the webhook
-/// keys alike: exposed by one method, `[REDACTED]` in `Debug`.
+/// Key bytes decoded from Base64 text: exposed by one method, `[REDACTED]` in
+/// `Debug`, zeroed when dropped (`secrecy`).
 pub struct KeyBytes(SecretBox<[u8]>);
 
 impl KeyBytes {
