@@ -24,7 +24,7 @@
 //! watcher share ([`domain::clock`] re-exports it). The simulator depends only
 //! on that clock; [`tools`] and [`cli`] use the simulator.
 //!
-//! `tests/architecture.rs` checks this order: each part uses only the parts
+//! `tests/it/architecture.rs` checks this order: each part uses only the parts
 //! listed before it, and no two files in one part use each other.
 #![forbid(unsafe_code)]
 

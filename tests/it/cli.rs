@@ -1,0 +1,176 @@
+//! The `issuance-watcher` binary as users run it.
+
+use crate::common;
+
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::daemon::{Daemon, Spawn, command};
+use common::{Reply, ScriptedApi, TestSettings, assert_no_secret};
+
+fn config(dir: &std::path::Path, base_url: &str) -> std::path::PathBuf {
+    TestSettings::new(base_url, &dir.join("db").join("watcher.db"))
+        .with(|s| {
+            s.api.access_key = "cli-test".into();
+            s.poll.startup_spread = Duration::from_millis(10);
+        })
+        .write_toml(&dir.join("config.toml"))
+}
+
+fn cli(config: &std::path::Path, args: &[&str]) -> Output {
+    common::cli(config, args)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn check_config_prints_effective_settings_without_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), "http://127.0.0.1:9");
+    let out = cli(&path, &["check-config"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("access_key = \"cli-test\"") && text.contains("[REDACTED]"),
+        "{text}"
+    );
+    assert_no_secret("check-config's output", &text);
+    assert_no_secret("check-config's stderr", &stderr(&out));
+}
+
+#[test]
+fn a_broken_config_is_one_clear_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[poll]\ninterval = \"fast\"\n").unwrap();
+    let out = cli(&path, &["check-config"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error:") && err.contains("poll.interval"),
+        "{err}"
+    );
+    std::fs::write(&path, "this is [not toml").unwrap();
+    let out = cli(&path, &["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+#[test]
+fn add_list_and_show_work_on_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), "http://127.0.0.1:9");
+    let out = cli(&path, &["add", "111", "222", "111"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("2 added"), "{}", stdout(&out));
+    let mut child = command(&path)
+        .args(["add", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"333\n\n444\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&cli(&path, &["list", "--json"]))).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["111", "222", "333", "444"]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&stdout(&cli(&path, &["show", "222", "--json"]))).unwrap();
+    assert_eq!(shown["issuance"]["watch"], "active");
+    assert_eq!(shown["transitions"], serde_json::json!([]));
+    let missing = cli(&path, &["show", "999"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("not in the database"));
+}
+
+#[tokio::test]
+async fn run_watches_and_exits_zero_on_sigterm() {
+    let api = ScriptedApi::start().await;
+    api.set("555", Reply::issuance("555", "DONE"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), &api.base_url());
+    assert!(cli(&path, &["add", "555"]).status.success());
+    let daemon = Daemon::start(&path);
+    common::eventually("the poll", || async { api.requests_for("555") >= 1 }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let log = daemon.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(log.contains("transition") && log.contains("555"), "{log}");
+    assert_no_secret("the daemon's log", &log);
+    let shown: serde_json::Value =
+        serde_json::from_str(&stdout(&cli(&path, &["show", "555", "--json"]))).unwrap();
+    assert_eq!(shown["issuance"]["status"], "DONE");
+    assert_eq!(shown["transitions"][0]["to_status"], "DONE");
+}
+
+#[tokio::test]
+async fn a_daemon_and_a_writer_creating_the_same_new_database_both_succeed() {
+    // Switching a new file to WAL and migrating it are the two steps that used to
+    // collide ("database is locked", "table already exists") when two programs
+    // created the same database at the same moment.
+    for round in 0..6 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = config(dir.path(), "http://127.0.0.1:9");
+        let mut daemon = Daemon::start(&path);
+        let added = cli(&path, &["add", "1"]);
+        assert!(added.status.success(), "round {round}: {}", stderr(&added));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(daemon.running(), "round {round}: the daemon exited");
+        daemon.kill9();
+        let log = daemon.log();
+        assert!(log.contains("started"), "round {round}: {log}");
+    }
+}
+
+/// The secret must not appear at the most verbose log level either, with every
+/// dependency's trace output on, through successful polls and a 401 window;
+/// nor in the database the daemon wrote.
+#[tokio::test]
+async fn trace_logs_and_the_database_never_show_the_secret_or_a_token() {
+    let api = ScriptedApi::start().await;
+    api.set_ready("556", chrono::Duration::hours(2));
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), &api.base_url());
+    assert!(cli(&path, &["add", "556"]).status.success());
+    let daemon = Spawn::new(&path).rust_log("trace").spawn();
+    common::eventually("two verified polls", || async {
+        api.requests().iter().filter(|r| r.authorized).count() >= 2
+    })
+    .await;
+    api.answer_everyone(Some(Reply::error(401, "INVALID_AUTH_TOKEN")));
+    let seen = api.requests().len();
+    common::eventually("a poll answered 401", || async {
+        api.requests().len() > seen
+    })
+    .await;
+    api.answer_everyone(None);
+    let log = daemon.stop().await;
+    assert!(
+        log.contains("TRACE") && log.contains("556") && log.contains("401"),
+        "the log is really at trace level and covers the polls: {log}"
+    );
+    assert_no_secret("the daemon's trace log", &log);
+    for file in ["watcher.db", "watcher.db-wal"] {
+        let bytes = std::fs::read(dir.path().join("db").join(file)).unwrap_or_default();
+        common::assert_no_secret_bytes(file, &bytes);
+    }
+}

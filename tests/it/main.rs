@@ -1,0 +1,37 @@
+//! The watcher's integration tests: one binary, one module per suite, one kit
+//! (`common`), so the test build links once (matklad, "Delete Cargo Integration
+//! Tests"). Run one suite by its module path, e.g. `cargo test --test it webhooks::`;
+//! the long reliability runs are `#[ignore]`d and selected the same way:
+//! `cargo test --test it -- --ignored crash_safety:: upstream_faults:: concurrent_writers::`.
+//! The simulator's own tests live in `crates/sim/tests/`.
+
+mod common;
+mod reliability;
+mod support;
+
+mod architecture;
+mod balance;
+mod cadence;
+mod charges;
+mod check_config;
+mod cli;
+mod cli_newcomer;
+mod concurrent_writers;
+mod crash_safety;
+mod demo;
+mod hostile_input;
+mod kit;
+mod leases;
+mod notify;
+mod observe;
+mod operating_faults;
+mod operator_kit;
+mod prometheus;
+mod redirects;
+mod simulator_clock;
+mod status;
+mod systemd_unit;
+mod try_it_locally;
+mod upstream_faults;
+mod watcher;
+mod webhooks;

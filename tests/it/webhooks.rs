@@ -1,0 +1,535 @@
+//! Events out, over real HTTP: the daemon polls a scripted API and delivers
+//! every event of the outbox to loopback receivers that verify each signature
+//! with the reference `standardwebhooks` library.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::running::{RunningApp, number};
+use common::{Mode, Receiver, Reply, ScriptedApi, TestSettings, WEBHOOK_SECRET, eventually};
+
+fn settings(api: &ScriptedApi, dir: &tempfile::TempDir) -> TestSettings {
+    TestSettings::new(&api.base_url(), &dir.path().join("watcher.db"))
+}
+
+/// What most tests here start with: a scripted API, one receiver that
+/// verifies signatures, and a directory for the database.
+struct World {
+    api: ScriptedApi,
+    receiver: Receiver,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    async fn new() -> Self {
+        Self {
+            api: ScriptedApi::start().await,
+            receiver: Receiver::start(WEBHOOK_SECRET).await,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+/// The daemon's settings with one standard sink, `shop`, at `receiver`.
+fn shop(api: &ScriptedApi, dir: &tempfile::TempDir, receiver: &Receiver) -> TestSettings {
+    settings(api, dir).webhook("shop", &receiver.url(), |_| {})
+}
+
+/// Per issuance, the event types in the order the receiver got them first
+/// (a redelivery repeats an id: only its first arrival counts for order).
+fn arrivals(receiver: &Receiver) -> BTreeMap<String, Vec<String>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut by_issuance: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in receiver.delivered() {
+        if !seen.insert(r.webhook_id()) {
+            continue;
+        }
+        let event = r.event();
+        let id = event["data"]["id"].as_str().unwrap_or_default().to_owned();
+        let mut what = event["type"].as_str().unwrap_or_default().to_owned();
+        if let Some(to) = event["data"]["to_status"].as_str() {
+            what = format!("{what} {to}");
+        }
+        if let Some(lead) = event["data"]["lead"].as_str() {
+            what = format!("{what} {lead}");
+        }
+        by_issuance.entry(id).or_default().push(what);
+    }
+    by_issuance
+}
+
+/// How many distinct events (by `webhook-id`) the receiver has accepted.
+fn distinct_delivered(receiver: &Receiver) -> usize {
+    let ids: std::collections::HashSet<String> = receiver
+        .delivered()
+        .iter()
+        .map(|r| r.webhook_id())
+        .collect();
+    ids.len()
+}
+
+/// Every one of `ids` arrived as WAITED then DONE, in that order.
+fn each_waited_then_done(receiver: &Receiver, ids: &[String]) {
+    let per_issuance = arrivals(receiver);
+    for id in ids {
+        assert_eq!(
+            per_issuance[id],
+            [
+                "issuance.status_changed WAITED",
+                "issuance.status_changed DONE"
+            ]
+        );
+    }
+}
+
+fn all_verified(receiver: &Receiver) {
+    for r in receiver.received() {
+        assert_eq!(r.verified, Ok(()), "{:?}", String::from_utf8_lossy(&r.body));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transition_and_flag_of_a_lifecycle_arrives_verified_and_in_order() {
+    let World { api, receiver, dir } = World::new().await;
+    api.script(
+        "a",
+        vec![
+            Reply::issuance("a", "WAITED"),
+            Reply::ready_due_in("a", "READY", chrono::Duration::seconds(4)),
+        ],
+    );
+    api.script(
+        "b",
+        vec![
+            Reply::issuance("b", "WAITED"),
+            Reply::issuance("b", "CANCELLED"),
+        ],
+    );
+    // c is never found: its watch ends after the grace period.
+    let config = settings(&api, &dir)
+        .with(|s| {
+            s.flags.due_soon_lead =
+                toml::from_str::<toml::Value>(r#"x = ["1h", "2s"]"#).unwrap()["x"]
+                    .clone()
+                    .try_into()
+                    .unwrap();
+        })
+        .webhook("shop", &receiver.url(), |_| {});
+    let app = RunningApp::start(config.build()).await;
+    app.insert(&["a", "b", "c"]).await;
+    eventually("a to be overdue", || async {
+        arrivals(&receiver)
+            .get("a")
+            .is_some_and(|a| a.iter().any(|t| t == "issuance.overdue"))
+    })
+    .await;
+    api.set("a", Reply::issuance("a", "DONE"));
+    let expected: BTreeMap<String, Vec<String>> = [
+        (
+            "a",
+            vec![
+                "issuance.status_changed WAITED",
+                "issuance.status_changed READY",
+                "issuance.due_soon 1h",
+                "issuance.due_soon 2s",
+                "issuance.overdue",
+                "issuance.status_changed DONE",
+            ],
+        ),
+        (
+            "b",
+            vec![
+                "issuance.status_changed WAITED",
+                "issuance.status_changed CANCELLED",
+            ],
+        ),
+        ("c", vec!["issuance.watch_ended"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
+    .collect();
+    eventually("every event to arrive", || async {
+        arrivals(&receiver) == expected
+    })
+    .await;
+    all_verified(&receiver);
+    // What arrived is the outbox: the same ids, one delivery each when healthy.
+    let events = app.events().await;
+    let mut ids: Vec<String> = receiver
+        .delivered()
+        .iter()
+        .map(|r| r.webhook_id())
+        .collect();
+    let mut stored: Vec<String> = events.iter().map(|e| e.1.clone()).collect();
+    ids.sort();
+    stored.sort();
+    assert_eq!(ids, stored);
+    let body = receiver.delivered()[0].event();
+    assert!(body["timestamp"].as_str().unwrap().ends_with('Z'), "{body}");
+    assert_eq!(body["data"]["amount"], 10000);
+    let delivered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NOT NULL")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(delivered as usize, events.len());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_was_down_gets_everything_once_it_is_back() {
+    let World { api, receiver, dir } = World::new().await;
+    receiver.go_away().await;
+    let ids: Vec<String> = (0..10).map(|i| format!("d{i}")).collect();
+    for id in &ids {
+        api.script(
+            id,
+            vec![Reply::issuance(id, "WAITED"), Reply::issuance(id, "DONE")],
+        );
+    }
+    let config = shop(&api, &dir, &receiver);
+    let app = RunningApp::start(config.build()).await;
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    app.insert(&refs).await;
+    eventually("20 events written", || async {
+        app.events().await.len() == 20
+    })
+    .await;
+    // Down for a while: attempts fail (connection refused) and are recorded.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let failing = number(
+        app.store.pool(),
+        "SELECT count(*) FROM deliveries WHERE attempts > 0 AND delivered_at IS NULL",
+    )
+    .await;
+    assert!(failing >= 1, "the receiver was really tried while down");
+    let back = Instant::now();
+    receiver.come_back().await;
+    eventually("all 20 events to arrive", || async {
+        distinct_delivered(&receiver) == 20
+    })
+    .await;
+    assert!(
+        back.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        back.elapsed()
+    );
+    all_verified(&receiver);
+    each_waited_then_done(&receiver, &ids);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_with_retry_after_is_honoured() {
+    let World { api, receiver, dir } = World::new().await;
+    receiver.set_mode(Mode::RetryAfter(2));
+    api.set("r", Reply::issuance("r", "DONE"));
+    let config = shop(&api, &dir, &receiver);
+    let app = RunningApp::start(config.build()).await;
+    app.insert(&["r"]).await;
+    eventually("the first attempt", || async {
+        !receiver.received().is_empty()
+    })
+    .await;
+    receiver.set_mode(Mode::Ok);
+    eventually("the delivery", || async {
+        !receiver.delivered().is_empty()
+    })
+    .await;
+    let received = receiver.received();
+    assert_eq!(received[0].answered, Some(429));
+    let waited = received[1].at - received[0].at;
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "retried after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(4), "retried after {waited:?}");
+    assert_eq!(received[0].webhook_id(), received[1].webhook_id());
+    assert!(
+        !received[0].header("webhook-timestamp").is_empty(),
+        "each attempt carries its timestamp"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_410_disables_the_sink_and_it_stays_disabled_across_a_restart() {
+    let World { api, receiver, dir } = World::new().await;
+    receiver.set_mode(Mode::Gone);
+    for id in ["g1", "g2", "g3"] {
+        api.script(
+            id,
+            vec![Reply::issuance(id, "WAITED"), Reply::issuance(id, "DONE")],
+        );
+    }
+    let config = shop(&api, &dir, &receiver);
+    let app = RunningApp::start(config.build()).await;
+    app.insert(&["g1", "g2", "g3"]).await;
+    eventually("6 events written", || async {
+        app.events().await.len() == 6
+    })
+    .await;
+    eventually("a 410", || async { !receiver.received().is_empty() }).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let answered_410 = receiver.received().len();
+    assert!(answered_410 <= 8, "{answered_410} requests after a 410");
+    let disabled: Option<String> =
+        sqlx::query_scalar("SELECT disabled_reason FROM sinks WHERE name = 'shop'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+    assert!(disabled.unwrap().contains("410"));
+    app.stop().await.unwrap();
+    receiver.set_mode(Mode::Ok);
+    let app = RunningApp::start(config.build()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        receiver.received().len(),
+        answered_410,
+        "nothing sent to a disabled sink"
+    );
+    // Cleared by an operator: the backlog goes out.
+    sqlx::query("UPDATE sinks SET disabled_at = NULL, disabled_reason = NULL")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    eventually("the backlog after re-enabling", || async {
+        arrivals(&receiver).values().map(Vec::len).sum::<usize>() == 6
+    })
+    .await;
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_sink_delays_neither_polling_nor_another_sink() {
+    let api = ScriptedApi::start().await;
+    let hanging = Receiver::start(WEBHOOK_SECRET).await;
+    let healthy = Receiver::start(WEBHOOK_SECRET).await;
+    let dir = tempfile::tempdir().unwrap();
+    hanging.set_mode(Mode::Hang);
+    let ids: Vec<String> = (0..20).map(|i| format!("h{i}")).collect();
+    for id in &ids {
+        api.script(
+            id,
+            vec![Reply::issuance(id, "WAITED"), Reply::issuance(id, "DONE")],
+        );
+    }
+    let config = settings(&api, &dir)
+        .webhook("stuck", &hanging.url(), |w| {
+            w.timeout = Duration::from_secs(30)
+        })
+        .webhook("shop", &healthy.url(), |_| {});
+    let app = RunningApp::start(config.build()).await;
+    let started = Instant::now();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    app.insert(&refs).await;
+    eventually("every issuance settled", || async {
+        let settled: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM issuances WHERE watch = 'settled'")
+                .fetch_one(app.store.pool())
+                .await
+                .unwrap();
+        settled == 20
+    })
+    .await;
+    let settled_after = started.elapsed();
+    eventually("the healthy sink to get all 40 events", || async {
+        arrivals(&healthy).values().map(Vec::len).sum::<usize>() == 40
+    })
+    .await;
+    let delivered_after = started.elapsed();
+    assert!(
+        !hanging.received().is_empty(),
+        "the hanging sink was really tried"
+    );
+    assert!(hanging.delivered().is_empty());
+    assert!(settled_after < Duration::from_secs(5), "{settled_after:?}");
+    assert!(
+        delivered_after < Duration::from_secs(6),
+        "{delivered_after:?}"
+    );
+    all_verified(&healthy);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_sink_gets_unsigned_text_and_only_the_types_it_asked_for() {
+    let World { api, receiver, dir } = World::new().await;
+    api.script(
+        "s",
+        vec![Reply::issuance("s", "WAITED"), Reply::issuance("s", "DONE")],
+    );
+    let config = settings(&api, &dir).webhook("chat", &receiver.url(), |w| {
+        w.format = issuance_watcher::settings::SinkFormat::Slack;
+        w.secret = None;
+        w.events = Some(vec!["issuance.status_changed".into()]);
+    });
+    let app = RunningApp::start(config.build()).await;
+    app.insert(&["s"]).await;
+    eventually("two messages", || async { receiver.delivered().len() == 2 }).await;
+    let texts: Vec<String> = receiver
+        .delivered()
+        .iter()
+        .map(|r| r.event()["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(texts[1], "Issuance s: WAITED -> DONE, amount 10000");
+    assert!(
+        receiver.delivered()[0]
+            .header("webhook-signature")
+            .is_empty()
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_webhook_id() {
+    let World { api, receiver, dir } = World::new().await;
+    receiver.set_mode(Mode::Slow(100));
+    let ids: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    for id in &ids {
+        api.script(
+            id,
+            vec![Reply::issuance(id, "WAITED"), Reply::issuance(id, "DONE")],
+        );
+    }
+    let config = settings(&api, &dir).webhook("shop", &receiver.url(), |w| w.concurrency = 2);
+    let path = config.write_toml(&dir.path().join("config.toml"));
+    let store = issuance_watcher::store::Store::open_migrated(&config.build().database)
+        .await
+        .unwrap();
+    let mut daemon = common::Daemon::start(&path);
+    for id in &ids {
+        sqlx::query("INSERT INTO issuances (id) VALUES (?)")
+            .bind(id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    let mut kills = 0;
+    while kills < 3 {
+        let before = receiver.delivered().len();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while receiver.delivered().len() < before + 6 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        daemon.kill9();
+        kills += 1;
+        daemon = common::Daemon::start(&path);
+    }
+    let events: Vec<(String, i64)> = loop {
+        let events: Vec<(String, i64)> = sqlx::query_as("SELECT id, seq FROM events ORDER BY seq")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        if events.len() == 60 {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eventually("every event delivered", || async {
+        distinct_delivered(&receiver) == 60
+    })
+    .await;
+    let log = daemon.stop().await;
+    let stored: std::collections::HashSet<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    let mut bodies: std::collections::HashMap<String, Vec<u8>> = Default::default();
+    for r in receiver.received() {
+        assert!(
+            stored.contains(r.webhook_id().as_str()),
+            "an event that is not in the outbox"
+        );
+        assert_eq!(r.verified, Ok(()));
+        // A repeat is the same event: same webhook-id, same body.
+        let first = bodies
+            .entry(r.webhook_id())
+            .or_insert_with(|| r.body.clone());
+        assert_eq!(*first, r.body);
+    }
+    each_waited_then_done(&receiver, &ids);
+    let undelivered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(undelivered, 0);
+    println!(
+        "{kills} kills: {} requests for 60 events ({} repeats)",
+        receiver.received().len(),
+        receiver.received().len() - 60
+    );
+    assert!(
+        !log.contains(WEBHOOK_SECRET.trim_start_matches("whsec_")),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_command_prints_the_outbox_lists_failures_and_redelivers() {
+    let World { api, receiver, dir } = World::new().await;
+    receiver.set_mode(Mode::Fail(500));
+    api.script(
+        "e",
+        vec![Reply::issuance("e", "WAITED"), Reply::issuance("e", "DONE")],
+    );
+    let config = shop(&api, &dir, &receiver);
+    let path = config.write_toml(&dir.path().join("config.toml"));
+    let app = RunningApp::start(config.build()).await;
+    app.insert(&["e"]).await;
+    eventually("a failed attempt", || async {
+        app.events().await.len() == 2 && !receiver.received().is_empty()
+    })
+    .await;
+    let out = common::cli(&path, &["events", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["type"], "issuance.status_changed");
+    assert_eq!(lines[1]["data"]["to_status"], "DONE");
+    let first = lines[0]["seq"].as_i64().unwrap();
+    let after = common::cli(&path, &["events", "--json", "--after", &first.to_string()]);
+    assert_eq!(String::from_utf8_lossy(&after.stdout).lines().count(), 1);
+    let failed = common::cli(&path, &["events", "--failed"]);
+    let failed = String::from_utf8_lossy(&failed.stdout).into_owned();
+    assert!(
+        failed.contains("HTTP 500") && failed.contains("shop"),
+        "{failed}"
+    );
+
+    receiver.set_mode(Mode::Ok);
+    eventually("both delivered", || async {
+        arrivals(&receiver).get("e").map_or(0, Vec::len) == 2
+    })
+    .await;
+    let id = lines[0]["id"].as_str().unwrap().to_owned();
+    let count = |receiver: &Receiver| {
+        receiver
+            .delivered()
+            .iter()
+            .filter(|r| r.webhook_id() == id)
+            .count()
+    };
+    assert_eq!(count(&receiver), 1);
+    let again = common::cli(&path, &["events", "redeliver", &first.to_string()]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(String::from_utf8_lossy(&again.stdout).contains("1 events scheduled"));
+    eventually("the redelivery", || async { count(&receiver) == 2 }).await;
+    let missing = common::cli(&path, &["events", "redeliver", "999"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("999"));
+    let text = common::cli(&path, &["events"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("WAITED -> DONE"));
+    app.stop().await.unwrap();
+}
