@@ -7,7 +7,7 @@
 //! - quick (in `cargo test`): 10,000 ids — 2 writers inserting 1,000 single rows
 //!   each (autocommit) and 2 writers inserting 4 transactions of 1,000 rows each
 //!   with `BEGIN IMMEDIATE` (what the README tells other programs), 2 readers.
-//! - long: `cargo test --release --test concurrent_writers -- --ignored --nocapture`
+//! - long: `cargo test --release --test it -- --ignored concurrent_writers:: --nocapture`
 //!   (100,000 ids: 2 × 10,000 single rows, 2 × 40 transactions of 1,000 rows;
 //!   `LONG_RUN_SCALE` scales the counts, and CI runs it at the scale `.ci/run` sets).
 //!
@@ -53,7 +53,7 @@ async fn other_writers_and_readers_never_see_a_locked_database() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "long run: cargo test --release --test concurrent_writers -- --ignored"]
+#[ignore = "long run: cargo test --release --test it -- --ignored concurrent_writers::"]
 async fn long_100k_ids() {
     let scale = long_run_scale();
     run(Plan {

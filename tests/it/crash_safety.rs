@@ -4,7 +4,7 @@
 //! equal the simulator's ground truth.
 //!
 //! - quick (in `cargo test`): 1,000 issuances created over ~15 s, at least 25 kills.
-//! - long: `cargo test --release --test crash_safety -- --ignored --nocapture`
+//! - long: `cargo test --release --test it -- --ignored crash_safety:: --nocapture`
 //!   (5,000 issuances over ~100 s, at least 200 kills; `LONG_RUN_SCALE` scales
 //!   all three, and CI runs it at the scale `.ci/run` sets).
 //!
@@ -70,7 +70,7 @@ async fn killed_daemon_records_every_transition_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "long run (~3 min): cargo test --release --test crash_safety -- --ignored"]
+#[ignore = "long run (~3 min): cargo test --release --test it -- --ignored crash_safety::"]
 async fn long_200_kills() {
     let scale = long_run_scale();
     run(Plan {

@@ -8,7 +8,7 @@
 //! bursts with `Retry-After: 2` (150 ms windows every 5 s) and one 401 window.
 //!
 //! - quick (in `cargo test`): 600 issuances over 15 s, a 3 s 401 window.
-//! - long: `cargo test --release --test upstream_faults -- --ignored --nocapture`
+//! - long: `cargo test --release --test it -- --ignored upstream_faults:: --nocapture`
 //!   (4,000 issuances over 120 s, a 30 s 401 window; `LONG_RUN_SCALE` scales
 //!   the count and the times, and CI runs it at the scale `.ci/run` sets).
 //!
@@ -68,7 +68,7 @@ async fn every_issuance_settles_correctly_through_the_whole_fault_mix() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "long run (~2.5 min): cargo test --release --test upstream_faults -- --ignored"]
+#[ignore = "long run (~2.5 min): cargo test --release --test it -- --ignored upstream_faults::"]
 async fn long_fault_mix_with_a_30s_401_window() {
     let scale = long_run_scale();
     let at = |secs: u64| Duration::from_secs(secs).mul_f64(scale);
