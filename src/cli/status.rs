@@ -140,6 +140,12 @@ pub(super) fn render(v: &StatusView) -> String {
             })
             .collect();
         let _ = writeln!(out, "daemon                alive ({})", who.join("; "));
+        for l in &d.live {
+            if let Some(problem) = l.health.as_deref().filter(|h| *h != "ok") {
+                let pid = l.pid.map_or_else(String::new, |p| format!(" (pid {p})"));
+                let _ = writeln!(out, "                      UNHEALTHY{pid}: {problem}");
+            }
+        }
     } else {
         let _ = writeln!(
             out,
@@ -234,6 +240,7 @@ mod tests {
                         owner: "o1".into(),
                         pid: Some(4242),
                         since: Some("2026-12-02T08:00:00.000Z".into()),
+                        health: Some("ok".into()),
                     }]
                 } else {
                     vec![]
@@ -264,6 +271,19 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         from_db("2026-12-02T10:00:00.000Z").unwrap()
+    }
+
+    #[test]
+    fn a_daemon_that_says_it_is_unhealthy_is_shown_so() {
+        let mut facts = facts(true);
+        facts.daemons.live[0].health = Some("468 of 469 poll results were dropped".into());
+        let text = render(&view("/var/lib/w.db".into(), facts, vec![], now()));
+        assert!(
+            text.contains(
+                "alive (pid 4242, since 2026-12-02T08:00:00.000Z)\n                      UNHEALTHY (pid 4242): 468 of 469 poll results were dropped\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

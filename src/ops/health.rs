@@ -62,13 +62,17 @@ impl Liveness {
     }
 
     /// `None` when healthy: the loop makes progress, the API accepts our
-    /// credentials and no webhook sink has failed for longer than its threshold.
+    /// credentials, poll results are not dropped as stale in a meaningful share
+    /// and no webhook sink has failed for longer than its threshold.
     pub fn health_problem(&self, now: DateTime<Utc>) -> Option<String> {
         if let Some(problem) = self.loop_problem(now) {
             return Some(problem);
         }
         if self.progress.auth_failing() {
             return Some("the API refuses our credentials (401/403)".to_owned());
+        }
+        if let Some(problem) = self.progress.stale_problem() {
+            return Some(problem);
         }
         self.progress.sinks.problem(now)
     }
@@ -110,6 +114,25 @@ mod tests {
                 .unwrap()
                 .contains("credentials")
         );
+    }
+
+    #[test]
+    fn a_window_with_many_stale_results_is_unhealthy_until_a_clean_one() {
+        let progress = Arc::new(Progress::default());
+        progress.loop_turned();
+        let liveness = Liveness::new(progress.clone(), Duration::from_secs(60));
+        let t0 = std::time::Instant::now();
+        progress.results_written(t0, 469, 468);
+        assert_eq!(
+            liveness.health_problem(Utc::now()),
+            None,
+            "the window is open"
+        );
+        progress.results_written(t0 + crate::ops::stale::WINDOW, 0, 0);
+        let problem = liveness.health_problem(Utc::now()).unwrap();
+        assert!(problem.contains("468 of 469 poll results"), "{problem}");
+        progress.results_written(t0 + crate::ops::stale::WINDOW * 2, 100, 0);
+        assert_eq!(liveness.health_problem(Utc::now()), None);
     }
 
     #[test]

@@ -15,5 +15,6 @@ pub mod notify;
 pub mod progress;
 pub mod sinks;
 pub mod snapshot;
+pub mod stale;
 pub mod tasks;
 pub mod telemetry;

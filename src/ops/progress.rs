@@ -1,6 +1,8 @@
 //! Liveness facts the scheduler publishes and health checks read: when the loop
-//! last turned, when a poll last succeeded, whether authentication works.
-//! Lock-free, so reading it can never stall the loop. Beside them: the webhook
+//! last turned, when a poll last succeeded, whether authentication works,
+//! whether a meaningful share of poll results is dropped as stale. Atomics, and
+//! one mutex around the stale-result window held for a few instructions (never
+//! across an await), so reading it can never stall the loop. Beside them: the webhook
 //! sinks' state ([`SinkHealth`]) and a wake-up for their workers when a batch
 //! with new facts (hence new events) has committed.
 
@@ -9,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 
 use crate::ops::sinks::SinkHealth;
+use crate::ops::stale::{Change, StaleWindow};
 
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -22,6 +25,8 @@ pub struct Progress {
     paused_until_ms: AtomicI64,
     polls: AtomicU64,
     transitions: AtomicU64,
+    /// Poll results written and dropped as stale, judged per window.
+    stale: std::sync::Mutex<Option<StaleWindow>>,
     /// The webhook sinks, as their workers report them.
     pub sinks: SinkHealth,
     /// Notified after a commit that wrote events (transitions, flags).
@@ -49,6 +54,27 @@ impl Progress {
 
     pub fn polled(&self, n: u64) {
         self.polls.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A write of `results` poll results, `stale` of which were dropped because
+    /// their leases had ended. Returns how the verdict on stale results changed,
+    /// when a window closed (see [`crate::ops::stale`]). `now` is real time.
+    pub fn results_written(
+        &self,
+        now: std::time::Instant,
+        results: u64,
+        stale: u64,
+    ) -> Option<Change> {
+        let mut window = self.stale.lock().unwrap_or_else(|e| e.into_inner());
+        window
+            .get_or_insert_with(|| StaleWindow::new(now))
+            .add(now, results, stale)
+    }
+
+    /// The last closed window's stale-result problem, if it had one.
+    pub fn stale_problem(&self) -> Option<String> {
+        let window = self.stale.lock().unwrap_or_else(|e| e.into_inner());
+        window.as_ref()?.problem().map(str::to_owned)
     }
 
     pub fn transitions_recorded(&self, n: u64) {

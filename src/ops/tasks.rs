@@ -1,6 +1,6 @@
 //! The background tasks of a running daemon, started and stopped together:
-//! the HTTP listener (if bound), the status line and gauge refresher, and the
-//! systemd watchdog.
+//! the HTTP listener (if bound), the status line and gauge refresher, the
+//! health note in the owner lock file, and the systemd watchdog.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,6 +53,7 @@ pub fn start(
             }
         });
     }
+    let store_for_note = store.clone();
     let refresh_liveness = liveness.clone();
     let refresh_notifier = notifier.clone();
     let refresh_token = token.clone();
@@ -66,9 +67,29 @@ pub fn start(
         )
         .await;
     });
+    tracker.spawn(note_health(store_for_note, liveness.clone(), token.clone()));
     tracker.spawn(crate::ops::notify::watchdog(notifier, liveness, token));
     tracker.close();
     tracker
+}
+
+/// Every [`REFRESH_EVERY`]: writes the daemon's health, when it changed, into
+/// its owner lock file, where `status` reads it.
+async fn note_health(store: Store, liveness: Liveness, token: CancellationToken) {
+    let mut noted: Option<Option<String>> = None;
+    loop {
+        let problem = liveness.health_problem(Utc::now());
+        if noted.as_ref() != Some(&problem) {
+            match store.note_health(problem.as_deref()) {
+                Ok(()) => noted = Some(problem),
+                Err(e) => debug!(error = %e, "cannot write the health into the owner lock file"),
+            }
+        }
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(REFRESH_EVERY) => {}
+        }
+    }
 }
 
 /// Every [`REFRESH_EVERY`]: reads the counts, updates the gauges and the `STATUS=` line.

@@ -97,13 +97,43 @@ impl Store {
     /// if it dies, as before there were owner locks.
     pub fn hold_ownership(&self) -> Ownership {
         let dir = owners_dir(self.path());
-        match lock_owner_file(&dir, self.owner()) {
+        match lock_owner_file(&dir, self.owner(), &started_now()) {
             Ok(held) => Ownership { held: Some(held) },
             Err(e) => {
                 tracing::warn!(dir = %dir.display(), error = %e, "cannot hold an owner lock beside the database: should this daemon die, another one polls its claimed issuances only after poll.lease");
                 Ownership { held: None }
             }
         }
+    }
+
+    /// Writes this daemon's own verdict on its health into its lock file, beside
+    /// its pid and start (`health ok` or `health PROBLEM`), so that `status`,
+    /// which reads the lock files, shows what `/healthz` would say. Through a
+    /// second handle: the lock belongs to the ownership's, and writing needs
+    /// none. Does nothing when the file is not there (no ownership held, or
+    /// retired): it is never created here.
+    pub fn note_health(&self, problem: Option<&str>) -> std::io::Result<()> {
+        let path = owners_dir(self.path()).join(format!("{}{LOCK_SUFFIX}", self.owner()));
+        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut old = String::new();
+        std::io::Read::read_to_string(&mut file, &mut old)?;
+        let started = old
+            .lines()
+            .find_map(|line| line.strip_prefix("started "))
+            .map_or_else(started_now, str::to_owned);
+        let one_line: String = problem
+            .unwrap_or("ok")
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let text = lock_text(&started, Some(&one_line));
+        std::io::Seek::rewind(&mut file)?;
+        file.write_all(text.as_bytes())?;
+        file.set_len(text.len() as u64)
     }
 
     /// Ends the leases of every owner whose lock file is there but unlocked
@@ -205,7 +235,21 @@ impl Store {
 }
 
 /// Creates, locks and publishes `<dir>/<owner>.lock`.
-fn lock_owner_file(dir: &Path, owner: &str) -> std::io::Result<(PathBuf, File)> {
+/// Now, as a lock file's `started` line gives it.
+fn started_now() -> String {
+    crate::domain::timefmt::to_db(Utc::now())
+}
+
+/// A lock file's text: `pid N`, `started INSTANT` and, once known, `health ...`.
+fn lock_text(started: &str, health: Option<&str>) -> String {
+    let mut text = format!("pid {}\nstarted {started}\n", std::process::id());
+    if let Some(health) = health {
+        text.push_str(&format!("health {health}\n"));
+    }
+    text
+}
+
+fn lock_owner_file(dir: &Path, owner: &str, started: &str) -> std::io::Result<(PathBuf, File)> {
     std::fs::create_dir_all(dir)?;
     let staging = dir.join(format!(".{owner}.tmp"));
     let path = dir.join(format!("{owner}{LOCK_SUFFIX}"));
@@ -218,7 +262,7 @@ fn lock_owner_file(dir: &Path, owner: &str) -> std::io::Result<(PathBuf, File)> 
             TryLockError::WouldBlock => std::io::Error::other("lock taken by another process"),
             TryLockError::Error(e) => e,
         })?;
-        writeln!(file, "pid {}", std::process::id())?;
+        write!(file, "{}", lock_text(started, None))?;
         std::fs::rename(&staging, &path)
     })();
     match published {

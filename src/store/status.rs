@@ -28,8 +28,11 @@ pub struct LiveDaemon {
     pub owner: String,
     /// Its process id, as it wrote it into its lock file (absent if unreadable).
     pub pid: Option<u32>,
-    /// When it took the lock (the lock file's modification time).
+    /// When it took the lock (as its lock file says; else the file's modification time).
     pub since: Option<String>,
+    /// Its own verdict on its health, as it last wrote it: `ok`, or the problem
+    /// `/healthz` reports (absent from a daemon that has not written one yet).
+    pub health: Option<String>,
 }
 
 /// Who holds the owner locks beside the database.
@@ -122,19 +125,26 @@ impl Store {
                 Ok(()) => found.dead += 1,
                 Err(TryLockError::WouldBlock) => {
                     let mut text = String::new();
-                    let pid = file
-                        .read_to_string(&mut text)
-                        .ok()
-                        .and_then(|_| text.trim().strip_prefix("pid ")?.parse().ok());
-                    let since = entry
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .map(|t| to_db(DateTime::<Utc>::from(t)));
+                    let _ = file.read_to_string(&mut text);
+                    let field = |key: &str| {
+                        text.lines()
+                            .find_map(|line| line.strip_prefix(key)?.strip_prefix(' '))
+                            .map(str::trim)
+                    };
+                    let pid = field("pid").and_then(|pid| pid.parse().ok());
+                    let health = field("health").map(str::to_owned);
+                    let since = field("started").map(str::to_owned).or_else(|| {
+                        entry
+                            .metadata()
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .map(|t| to_db(DateTime::<Utc>::from(t)))
+                    });
                     found.live.push(LiveDaemon {
                         owner: owner.to_owned(),
                         pid,
                         since,
+                        health,
                     });
                 }
                 Err(TryLockError::Error(e)) => {
@@ -223,13 +233,35 @@ mod tests {
         assert_eq!(daemons.live.len(), 1, "{daemons:?}");
         assert_eq!(daemons.live[0].owner, store.owner());
         assert_eq!(daemons.live[0].pid, Some(std::process::id()));
-        assert!(daemons.live[0].since.is_some());
+        let since = daemons.live[0].since.clone();
+        assert!(since.is_some());
+        assert_eq!(daemons.live[0].health, None, "not judged yet");
         assert_eq!(daemons.dead, 0);
+        // The daemon's own verdict, as `/healthz` would give it, read back;
+        // the start it wrote with the lock is kept.
+        store
+            .note_health(Some("468 of 469 poll results dropped"))
+            .unwrap();
+        let daemons = store.daemons();
+        assert_eq!(
+            daemons.live[0].health.as_deref(),
+            Some("468 of 469 poll results dropped")
+        );
+        assert_eq!(daemons.live[0].since, since);
+        store.note_health(None).unwrap();
+        assert_eq!(store.daemons().live[0].health.as_deref(), Some("ok"));
         // Released as a killed process's would be: the file stays, unlocked.
         held.die();
         let daemons = store.daemons();
         assert!(daemons.live.is_empty(), "{daemons:?}");
         assert_eq!(daemons.dead, 1);
+    }
+
+    #[tokio::test]
+    async fn a_health_note_never_creates_a_lock_file() {
+        let (store, _dir) = temp_store().await;
+        store.note_health(Some("a problem")).unwrap();
+        assert_eq!(store.daemons(), Daemons::default());
     }
 
     #[tokio::test]

@@ -26,6 +26,7 @@ use super::schedule::{ClaimOutcome, Held, Schedule, Stop};
 use crate::api::ApiClient;
 use crate::domain::clock::Clock;
 use crate::ops::progress::Progress;
+use crate::ops::stale::Change;
 use crate::settings::Settings;
 use crate::store::{Claimed, Lease, PollRecord, Recorded, Store, StoreError};
 use crate::watcher::pacing::Pacer;
@@ -278,8 +279,7 @@ impl Watcher {
     /// issuances to wait out the lease. Those older than `poll.lease` are
     /// dropped: by then the lease would have ended anyway and they are polled again.
     fn keep_for_retry(&self, records: Vec<PollRecord>) -> Vec<PollRecord> {
-        let lease = chrono::Duration::from_std(self.ctx.settings.poll.lease)
-            .unwrap_or(chrono::TimeDelta::MAX);
+        let lease = self.lease_length();
         let now = self.ctx.clock.now();
         let (kept, dropped): (Vec<_>, Vec<_>) = records
             .into_iter()
@@ -339,7 +339,7 @@ impl Watcher {
             Err(e) => {
                 error!(error = %e, records = written.count, "could not record poll results; writing them again shortly")
             }
-            Ok(recorded) => self.report(&recorded),
+            Ok(recorded) => self.report(written.count, &recorded),
         }
         let outcome = self.queue_claimed(written.claimed, ready).await;
         (outcome, written.unwritten)
@@ -444,13 +444,23 @@ impl Watcher {
     /// Up to `limit` issuances due now, leased for `poll.lease`.
     fn lease(&self, limit: usize) -> Lease {
         let now = self.ctx.clock.now();
-        let lease = chrono::Duration::from_std(self.ctx.settings.poll.lease)
-            .unwrap_or(chrono::TimeDelta::MAX);
+        let lease = self.lease_length();
         Lease {
             now,
             until: now + lease,
             limit,
         }
+    }
+
+    /// `poll.lease` on the business clock. A lease covers a poll in flight,
+    /// which takes real time (`api.timeout` is real time too): on a clock that
+    /// runs N times faster (`--follow-simulator-clock`, the demo) it spans N
+    /// times as much business time, or every answer would come back after its
+    /// lease had ended and be dropped.
+    fn lease_length(&self) -> chrono::Duration {
+        let real = self.ctx.settings.poll.lease;
+        chrono::Duration::from_std(self.ctx.clock.simulated_duration(real))
+            .unwrap_or(chrono::TimeDelta::MAX)
     }
 
     /// Records a batch at shutdown, logging rather than returning a failure
@@ -460,15 +470,15 @@ impl Watcher {
             return;
         }
         match self.store.record(records).await {
-            Ok(recorded) => self.report(&recorded),
+            Ok(recorded) => self.report(records.len(), &recorded),
             Err(e) => {
                 error!(error = %e, records = records.len(), "could not record poll results; they will be polled again")
             }
         }
     }
 
-    /// Logs and counts what a batch changed.
-    fn report(&self, recorded: &Recorded) {
+    /// Logs and counts what a batch of `results` poll results changed.
+    fn report(&self, results: usize, recorded: &Recorded) {
         self.ctx
             .progress
             .transitions_recorded(recorded.transitions.len() as u64);
@@ -477,6 +487,15 @@ impl Watcher {
                 results = recorded.stale,
                 "dropped results polled under leases that had ended"
             );
+        }
+        match self.ctx.progress.results_written(
+            std::time::Instant::now(),
+            results as u64,
+            recorded.stale,
+        ) {
+            Some(Change::Problem(problem)) => warn!("{problem}"),
+            Some(Change::Cleared) => info!("poll results are no longer dropped as stale"),
+            None => {}
         }
         crate::ops::metrics::recorded(recorded);
         if !recorded.transitions.is_empty() || !recorded.flags_raised.is_empty() {

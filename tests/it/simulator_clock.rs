@@ -82,3 +82,55 @@ async fn run_refuses_an_accelerated_simulator_unless_told_to_follow_its_clock() 
     );
     sim.shutdown().await;
 }
+
+/// At 3600x a lease of `poll.lease` on the simulated clock would end a
+/// fraction of a real millisecond after the claim, before any answer is back:
+/// every result would be dropped as stale and the charges would stay UNSEEN.
+/// The lease covers real time, so every charge is seen, and `status` reports
+/// no unhealthy daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_3600x_clock_sees_every_charge_and_drops_no_results() {
+    let sim = start_sim(SimConfig::default().with_speed(3600.0)).await;
+    let base = sim.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("watcher.db");
+    let ids = sim.try_seed(5, None).unwrap();
+    let added = local(&base, &db).arg("add").args(&ids).output().unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let log_path = dir.path().join("run.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut daemon = local(&base, &db)
+        .args(["run", "--follow-simulator-clock"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let listed = common::running::wait_for(
+        "every charge answered at least once",
+        Duration::from_secs(20),
+        || async {
+            let out = local(&base, &db).args(["list", "--json"]).output().unwrap();
+            let rows: Vec<serde_json::Value> =
+                serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let seen = rows.iter().filter(|r| r["status"].is_string()).count();
+            (seen == ids.len())
+                .then_some(rows)
+                .ok_or(format!("{seen} of 5 seen"))
+        },
+    )
+    .await;
+    assert!(
+        listed.iter().all(|r| r["polls"].as_i64() > Some(0)),
+        "{listed:?}"
+    );
+    // Past one judging window of stale results, the daemon's own verdict.
+    tokio::time::sleep(issuance_watcher::ops::stale::WINDOW + Duration::from_secs(1)).await;
+    let status = local(&base, &db).arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!text.contains("UNHEALTHY"), "{text}\n{log}");
+    assert!(!log.contains("dropped as stale"), "{log}");
+    sim.shutdown().await;
+}

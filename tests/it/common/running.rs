@@ -91,9 +91,35 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+    wait_for(what, Duration::from_secs(15), || {
+        let holds = condition();
+        async move {
+            if holds.await {
+                Ok(())
+            } else {
+                Err("not yet".to_owned())
+            }
+        }
+    })
+    .await
+}
+
+/// Polls `check` every 25 ms until it gives a value, and returns it; panics
+/// after `limit` saying what was awaited and what `check` last saw (its `Err`).
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) => assert!(
+                Instant::now() < deadline,
+                "timed out after {limit:?} waiting for {what}; last seen: {seen}"
+            ),
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
