@@ -9,6 +9,9 @@
 //! One file, a little over 500 lines: one command, read top to bottom (set-up,
 //! charges, watching, the report); the checks themselves are `verify.rs`.
 
+mod rate;
+use rate::RecentRate;
+
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -338,7 +341,7 @@ async fn show_progress(
 ) -> anyhow::Result<bool> {
     let live = std::io::stderr().is_terminal();
     let mut last_print = Instant::now() - Duration::from_secs(60);
-    let mut last_transitions = (0u64, Instant::now());
+    let mut recent = RecentRate::default();
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let counts = store.counts().await?;
@@ -356,12 +359,9 @@ async fn show_progress(
         let flags = store.flags(None).await?;
         let due_soon = flags.iter().filter(|f| f.kind == "DUE_SOON").count();
         let overdue = flags.iter().filter(|f| f.kind == "OVERDUE").count();
-        let transitions = progress.transitions();
-        let rate = (transitions - last_transitions.0) as f64
-            / last_transitions.1.elapsed().as_secs_f64().max(1e-3);
-        last_transitions = (transitions, Instant::now());
+        let rate = recent.add(Instant::now(), progress.transitions());
         let line = format!(
-            "[{:>5.1}s | sim {}] {} | active {active}/{total} | {rate:>6.0} transitions/s | flags open: {due_soon} due soon, {overdue} overdue | {} polls",
+            "[{:>5.1}s | sim {}] {} | active {active}/{total} | {rate:>6.1} transitions/s | flags open: {due_soon} due soon, {overdue} overdue | {} polls",
             started.elapsed().as_secs_f64(),
             sim.clock()
                 .now()
