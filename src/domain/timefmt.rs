@@ -56,6 +56,9 @@ pub fn parse_api_datetime(text: &str, zone: Tz) -> Result<DateTime<Utc>, ApiTime
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use chrono_tz::Asia::Seoul;

@@ -187,4 +187,6 @@ fn earlier(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 use super::*;
 use chrono::TimeZone;
 
-fn settings() -> PollSettings {
+pub(super) fn settings() -> PollSettings {
     let defaults: crate::settings::Settings = config::Config::builder()
         .add_source(config::File::from_str(
             crate::settings::DEFAULTS_TOML,
