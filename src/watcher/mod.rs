@@ -21,6 +21,8 @@ mod poll;
 mod requests;
 mod schedule;
 #[cfg(test)]
+mod schedule_props;
+#[cfg(test)]
 mod schedule_tests;
 mod scheduler;
 mod wal;
