@@ -11,6 +11,7 @@ use reqwest::{StatusCode, Url, header};
 use super::model::{LookupError, parse_lookup};
 use crate::api::auth::TokenMinter;
 use crate::domain::Observation;
+use crate::domain::time::{API_RETRY_AFTER_CAP, parse_retry_after};
 use crate::settings::{Settings, SettingsError};
 
 /// Everything but RFC 3986 unreserved characters is encoded, so an id can never
@@ -20,10 +21,6 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
-
-/// A Retry-After longer than this is treated as this: a hostile or broken header
-/// must not stop the watcher for days.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// Why a poll did not produce an observation.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -201,7 +198,8 @@ impl ApiClient {
             .headers()
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            .and_then(|v| parse_retry_after(v, SystemTime::now()))
+            .map(|wait| wait.min(API_RETRY_AFTER_CAP));
         let server_date = response
             .headers()
             .get(header::DATE)
@@ -349,20 +347,6 @@ pub(super) fn clock_hint(server_date: Option<DateTime<Utc>>, now: DateTime<Utc>)
         ),
         _ => String::new(),
     }
-}
-
-/// `Retry-After` as delta-seconds or an HTTP date, capped at [`MAX_RETRY_AFTER`].
-pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    let wait = if let Ok(seconds) = value.parse::<u64>() {
-        Duration::from_secs(seconds)
-    } else {
-        let at = DateTime::parse_from_rfc2822(value).ok()?;
-        SystemTime::from(at)
-            .duration_since(now)
-            .unwrap_or(Duration::ZERO)
-    };
-    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 fn transport_error(e: &reqwest::Error, timeout: Duration) -> PollError {

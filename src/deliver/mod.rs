@@ -22,5 +22,5 @@ mod sender;
 mod worker;
 
 pub use message::{signature, slack_text, standard_body};
-pub use schedule::{Answer, Backoff, Verdict, judge, parse_retry_after, probe_pause, retry_delay};
+pub use schedule::{Answer, Backoff, Verdict, judge, probe_pause, retry_delay};
 pub use worker::{Sink, Sinks};

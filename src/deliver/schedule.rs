@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::time::span;
+
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -82,10 +84,6 @@ pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(24 * 3600);
 /// The longest pause between probes of a failing sink.
 pub const PROBE_CAP: Duration = Duration::from_secs(60);
 
-fn chrono(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
-}
-
 /// The wait before retry number `retry` (1 = the first), with `jitter` in [0, 1).
 pub fn retry_delay(retry: u32, backoff: &Backoff, jitter: f64) -> Duration {
     let exponent = retry.saturating_sub(1).min(30);
@@ -121,7 +119,7 @@ pub fn judge(
         Answer::Status { code: 410, .. } => return Verdict::Disable,
         _ => {}
     }
-    let give_up_at = created_at + chrono(backoff.horizon);
+    let give_up_at = created_at + span(backoff.horizon);
     if now >= give_up_at {
         return Verdict::GiveUp;
     }
@@ -133,20 +131,8 @@ pub fn judge(
     );
     // One last attempt when the horizon ends, rather than none after it.
     Verdict::Retry {
-        at: (now + chrono(wait)).min(give_up_at),
+        at: (now + span(wait)).min(give_up_at),
     }
-}
-
-/// A `Retry-After` value: delay-seconds or an HTTP date, relative to `now`.
-pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = DateTime::parse_from_rfc2822(value)
-        .ok()?
-        .with_timezone(&Utc);
-    Some((at - now).to_std().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -257,18 +243,5 @@ mod tests {
             probe_pause(1, &SPEC, Some(Duration::from_secs(300))),
             Duration::from_secs(300)
         );
-    }
-
-    #[test]
-    fn retry_after_as_seconds_or_a_date() {
-        let now = DateTime::parse_from_rfc3339("2026-12-02T10:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(parse_retry_after("30", now), Some(Duration::from_secs(30)));
-        assert_eq!(
-            parse_retry_after("Wed, 02 Dec 2026 10:01:00 GMT", now),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 }

@@ -6,10 +6,9 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-
 use super::message::Message;
-use super::schedule::{Answer, parse_retry_after};
+use super::schedule::Answer;
+use crate::domain::time::parse_retry_after;
 
 /// The most of an answer's body that is read (the rest is dropped).
 const BODY_LIMIT: usize = 64 * 1024;
@@ -56,7 +55,7 @@ impl Sender {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, Utc::now()));
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
         // Read a little so the connection can be reused; an answer that stops
         // or overflows here still counts by its status.
         let mut read = 0;

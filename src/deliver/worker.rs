@@ -420,16 +420,14 @@ impl Worker {
             self.failures = self.failures.saturating_add(1);
             self.retry_after = retry_after;
             let pause = probe_pause(self.failures, &self.sink.backoff, self.retry_after);
-            self.paused_until =
-                Some(now + chrono::Duration::from_std(pause).unwrap_or(chrono::TimeDelta::MAX));
+            self.paused_until = Some(crate::domain::time::after(now, pause));
             self.progress.sinks.failed(&name, now, &problem);
         }
         // A partly successful batch that was asked to wait still waits.
         if delivered > 0
             && let Some(wait) = retry_after
         {
-            self.paused_until =
-                Some(now + chrono::Duration::from_std(wait).unwrap_or(chrono::TimeDelta::MAX));
+            self.paused_until = Some(crate::domain::time::after(now, wait));
         }
     }
 }

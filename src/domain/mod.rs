@@ -1,7 +1,7 @@
 //! The leaf vocabulary every other part speaks: issuance statuses, flag kinds,
 //! event types,
-//! what a lookup observed, what the policy decided, the two time formats and
-//! the business clock. Nothing here depends on any other part of the crate.
+//! what a lookup observed, what the policy decided, the two time formats,
+//! durations at the edges (`time`) and the business clock. Nothing here depends on any other part of the crate.
 
 pub mod clock;
 pub mod decision;
@@ -10,6 +10,7 @@ pub mod flag;
 pub mod names;
 pub mod observation;
 pub mod status;
+pub mod time;
 pub mod timefmt;
 
 pub use clock::Clock;

@@ -43,7 +43,7 @@ impl Liveness {
         let Some(last) = self.progress.last_loop() else {
             return Some("the scheduler loop has not started".into());
         };
-        let limit = chrono::Duration::from_std(self.stall_after).unwrap_or(chrono::TimeDelta::MAX);
+        let limit = crate::domain::time::span(self.stall_after);
         let age = now - last;
         if age <= limit {
             return None;

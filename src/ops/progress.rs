@@ -98,8 +98,7 @@ impl Progress {
 
     /// Polling is paused for `pause` from now (a longer earlier pause is kept).
     pub fn paused_for(&self, pause: std::time::Duration) {
-        let until =
-            Utc::now() + chrono::Duration::from_std(pause).unwrap_or(chrono::TimeDelta::days(1));
+        let until = crate::domain::time::after(Utc::now(), pause);
         self.paused_until_ms
             .fetch_max(until.timestamp_millis(), Ordering::Relaxed);
     }

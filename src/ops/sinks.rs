@@ -75,8 +75,7 @@ impl SinkHealth {
                     return Some(format!("webhook sink `{name}` is disabled ({reason})"));
                 }
                 let since = s.failing_since?;
-                let limit =
-                    chrono::Duration::from_std(s.unhealthy_after).unwrap_or(chrono::TimeDelta::MAX);
+                let limit = crate::domain::time::span(s.unhealthy_after);
                 (now - since > limit).then(|| {
                     format!(
                         "webhook sink `{name}` has been failing for {} s ({}; {} events pending)",

@@ -332,20 +332,7 @@ fn one_of(words: &[&str]) -> String {
     }
 }
 
-/// A duration as a user would write it (`"10m"`, `"3650d"`).
-pub(super) fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    let (unit, per) = [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-    ]
-    .into_iter()
-    .find(|(_, per)| ms >= *per && ms.is_multiple_of(*per))
-    .unwrap_or(("ms", 1));
-    format!("{}{unit}", ms / per)
-}
+pub(super) use crate::domain::time::human;
 
 /// What the user wrote, for an error message (clipped; never called for secrets,
 /// whose kind is [`Kind::Text`] and is never rejected by kind).

@@ -91,8 +91,7 @@ pub fn first_decision(
     if observation.status.is_terminal() {
         Decision::Settled
     } else {
-        let interval =
-            chrono::Duration::from_std(settings.poll.interval).unwrap_or(chrono::TimeDelta::MAX);
+        let interval = crate::domain::time::span(settings.poll.interval);
         Decision::PollAt(now + interval)
     }
 }

@@ -54,7 +54,7 @@ pub fn next_rung(
 }
 
 fn chrono_lead(lead: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(lead).unwrap_or(chrono::TimeDelta::MAX)
+    crate::domain::time::span(lead)
 }
 
 #[cfg(test)]

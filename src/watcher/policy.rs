@@ -24,6 +24,7 @@ use chrono_tz::Tz;
 
 pub use crate::domain::decision::Decision;
 use crate::domain::status::Status;
+use crate::domain::time::{after as later, before as earlier, span as chrono_duration};
 use crate::settings::PollSettings;
 
 /// How a poll went, as far as scheduling cares.
@@ -166,24 +167,6 @@ fn backoff(attempts: u32, jitter: f64, poll: &PollSettings) -> Duration {
     let ceiling = poll.backoff_max.min(poll.max_interval);
     let raw = poll.interval.saturating_mul(1u32 << exponent).min(ceiling);
     raw.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
-}
-
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
-}
-
-/// `at + d`, saturating at the latest instant chrono can hold: settings are
-/// range-checked at load, but no setting, API date or Retry-After may become
-/// a panic here.
-fn later(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    at.checked_add_signed(chrono_duration(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-/// `at - d`, saturating at the earliest instant chrono can hold.
-fn earlier(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    at.checked_sub_signed(chrono_duration(d))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 #[cfg(test)]

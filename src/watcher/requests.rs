@@ -34,9 +34,9 @@ impl Watcher {
         };
         // A request without a recorded answer this long after it was sent
         // (and whose performer's liveness cannot be read) is given up on.
-        let stale_after = chrono::Duration::from_std(settings.api.timeout * 2)
-            .unwrap_or(chrono::TimeDelta::MAX)
-            + chrono::Duration::seconds(60);
+        let stale_after = crate::domain::time::span(
+            settings.api.timeout.saturating_mul(2) + Duration::from_secs(60),
+        );
         let mut last_balance = store.last_balance().await.unwrap_or_else(|e| {
             warn!(error = %e, "cannot read the last balance");
             None

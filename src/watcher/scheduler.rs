@@ -31,8 +31,6 @@ use crate::settings::Settings;
 use crate::store::{Claimed, Lease, PollRecord, Recorded, Store, StoreError};
 use crate::watcher::pacing::Pacer;
 
-/// The longest `Retry-After` the client honours (see `api::client`), real time.
-const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
 /// A claimed issuance waiting for a free slot, with the lease it holds.
 #[derive(Debug)]
 struct Leased {
@@ -410,7 +408,7 @@ impl Watcher {
             poll.backoff_max,
             poll.lease,
             poll.startup_spread,
-            clock.simulated_duration(RETRY_AFTER_CAP),
+            clock.simulated_duration(crate::domain::time::API_RETRY_AFTER_CAP),
             clock.simulated_duration(poll.auth_pause_max),
         ]
         .into_iter()
@@ -418,9 +416,7 @@ impl Watcher {
         .unwrap_or_default();
         let now = clock.now();
         // A minute of slack for the time between deciding and recording.
-        let latest = now
-            + chrono::Duration::from_std(longest + Duration::from_secs(60))
-                .unwrap_or(chrono::TimeDelta::MAX);
+        let latest = crate::domain::time::after(now, longest + Duration::from_secs(60));
         match self.store.last_due().await {
             Ok(Some(last)) if last > latest => {}
             Ok(_) => return,
@@ -459,8 +455,7 @@ impl Watcher {
     /// lease had ended and be dropped.
     fn lease_length(&self) -> chrono::Duration {
         let real = self.ctx.settings.poll.lease;
-        chrono::Duration::from_std(self.ctx.clock.simulated_duration(real))
-            .unwrap_or(chrono::TimeDelta::MAX)
+        crate::domain::time::span(self.ctx.clock.simulated_duration(real))
     }
 
     /// Records a batch at shutdown, logging rather than returning a failure

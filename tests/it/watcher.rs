@@ -127,8 +127,10 @@ async fn due_soon_and_overdue_are_raised_once_and_cleared_when_ready_ends() {
     w.stop().await;
 }
 
-#[tokio::test]
-async fn retry_after_pauses_all_polling_until_the_time_it_names() {
+/// A 429 for one issuance pauses every poll until the time its `Retry-After`
+/// names, given as delay-seconds or as an HTTP date (IMF-fixdate), then
+/// polling resumes.
+async fn retry_after_pauses_all_polling(retry_after: impl Fn() -> String) {
     let (api, w, _dir) = setup(&[]).await;
     for id in ["4001", "4002", "4003"] {
         api.set(id, Reply::issuance(id, "WAITED"));
@@ -138,21 +140,24 @@ async fn retry_after_pauses_all_polling_until_the_time_it_names() {
     api.script(
         "4001",
         vec![
-            Reply::error(429, "TOO_MANY_REQUESTS").with_header("retry-after", "2"),
+            Reply::error(429, "TOO_MANY_REQUESTS").with_header("retry-after", &retry_after()),
             Reply::issuance("4001", "WAITED"),
         ],
     );
-    eventually("the 429", || async {
-        api.requests_for("4001") >= 1 && w.column("4001", "last_error").await.is_some()
-    })
+    let limited_at = crate::common::running::wait_for(
+        "the 429 to be answered and recorded",
+        Duration::from_secs(15),
+        || async {
+            let answered = api.requests().into_iter().find(|r| r.answered == 429);
+            match answered {
+                Some(r) if w.column("4001", "last_error").await.is_some() => Ok(r),
+                seen => Err(format!("429 answered: {seen:?}")),
+            }
+        },
+    )
     .await;
-    let requests = api.requests();
-    let limited_at = requests
-        .iter()
-        .rev()
-        .find(|r| r.id == "4001")
-        .map(|r| r.at)
-        .unwrap();
+    assert_eq!(limited_at.id, "4001");
+    let limited_at = limited_at.at;
     tokio::time::sleep(Duration::from_millis(2600)).await;
     let inside: Vec<_> = api
         .requests()
@@ -174,6 +179,20 @@ async fn retry_after_pauses_all_polling_until_the_time_it_names() {
     })
     .await;
     w.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_in_seconds_pauses_all_polling_until_the_time_it_names() {
+    retry_after_pauses_all_polling(|| "2".to_owned()).await;
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_pauses_all_polling_until_the_time_it_names() {
+    // An HTTP date has whole seconds: 3 s ahead is at least 2 s ahead.
+    retry_after_pauses_all_polling(|| {
+        httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3))
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -221,10 +221,11 @@ async fn a_receiver_that_was_down_gets_everything_once_it_is_back() {
     app.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_429_with_retry_after_is_honoured() {
+/// A 429 from a receiver is retried no sooner than its `Retry-After` asks
+/// (`mode` answers it, as seconds or as an HTTP date) and soon after.
+async fn a_429_with_retry_after_is_honoured(mode: Mode) {
     let World { api, receiver, dir } = World::new().await;
-    receiver.set_mode(Mode::RetryAfter(2));
+    receiver.set_mode(mode);
     api.set("r", Reply::issuance("r", "DONE"));
     let config = shop(&api, &dir, &receiver);
     let app = RunningApp::start(config.build()).await;
@@ -252,6 +253,17 @@ async fn a_429_with_retry_after_is_honoured() {
         "each attempt carries its timestamp"
     );
     app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_with_retry_after_in_seconds_is_honoured() {
+    a_429_with_retry_after_is_honoured(Mode::RetryAfter(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_with_retry_after_as_an_http_date_is_honoured() {
+    // Whole seconds: 3 s ahead is at least 2 s ahead.
+    a_429_with_retry_after_is_honoured(Mode::RetryAfterDate(3)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,27 +44,6 @@ fn hostile_ids_stay_inside_one_path_segment() {
 }
 
 #[test]
-fn retry_after_accepts_seconds_and_http_dates_and_is_capped() {
-    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-    assert_eq!(parse_retry_after("99999999", now), Some(MAX_RETRY_AFTER));
-    let date = httpdate(now + Duration::from_secs(30));
-    assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(30)));
-    assert_eq!(
-        parse_retry_after(&httpdate(now - Duration::from_secs(30)), now),
-        Some(Duration::ZERO)
-    );
-    assert_eq!(parse_retry_after("soon", now), None);
-    assert_eq!(parse_retry_after("-3", now), None);
-}
-
-fn httpdate(t: SystemTime) -> String {
-    DateTime::<Utc>::from(t)
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string()
-}
-
-#[test]
 fn error_answers_are_classified_by_status_and_code() {
     let zone = chrono_tz::Asia::Seoul;
     let body = br#"{"errorCode":"NOT_FOUND_PAY_INBOUND","reason":"x"}"#;

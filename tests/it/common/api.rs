@@ -111,6 +111,8 @@ pub struct Request {
     pub access_key: Option<String>,
     /// The request target as it arrived (path and query, still encoded).
     pub target: String,
+    /// The status the server answered it with.
+    pub answered: u16,
 }
 
 #[derive(Default)]
@@ -214,13 +216,6 @@ async fn lookup(
         let mut script = script.lock().unwrap();
         let streamed = script.streamed.clone();
         let access_key = verified_access_key(&headers);
-        script.requests.push(Request {
-            at: Instant::now(),
-            id: id.clone(),
-            authorized: access_key.is_some(),
-            access_key,
-            target: uri.to_string(),
-        });
         let reply = if let Some(everyone) = script.everyone.clone() {
             everyone
         } else {
@@ -230,6 +225,14 @@ async fn lookup(
                 None => Reply::error(404, "NOT_FOUND_PAY_INBOUND"),
             }
         };
+        script.requests.push(Request {
+            at: Instant::now(),
+            id: id.clone(),
+            authorized: access_key.is_some(),
+            access_key,
+            target: uri.to_string(),
+            answered: reply.status,
+        });
         (reply, streamed)
     };
     if let Some(stream) = reply.stream {

@@ -27,6 +27,8 @@ pub enum Mode {
     Fail(u16),
     /// 429 with `Retry-After: <seconds>`.
     RetryAfter(u64),
+    /// 429 with `Retry-After:` an HTTP date (IMF-fixdate) this many seconds ahead.
+    RetryAfterDate(u64),
     /// 410 Gone.
     Gone,
     /// 200 after this many milliseconds.
@@ -169,6 +171,13 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             Mode::Ok => (Some(204), String::new()),
             Mode::Fail(code) => (Some(code), String::new()),
             Mode::RetryAfter(secs) => (Some(429), format!("retry-after: {secs}\r\n")),
+            Mode::RetryAfterDate(secs) => {
+                let at = std::time::SystemTime::now() + Duration::from_secs(secs);
+                (
+                    Some(429),
+                    format!("retry-after: {}\r\n", httpdate::fmt_http_date(at)),
+                )
+            }
             Mode::Gone => (Some(410), String::new()),
             Mode::Slow(ms) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
