@@ -430,16 +430,20 @@ async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_w
         kills += 1;
         daemon = common::Daemon::start(&path);
     }
-    let events: Vec<(String, i64)> = loop {
-        let events: Vec<(String, i64)> = sqlx::query_as("SELECT id, seq FROM events ORDER BY seq")
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
-        if events.len() == 60 {
-            break events;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let events: Vec<(String, i64)> =
+        common::running::wait_for("all 60 events written", Duration::from_secs(30), || async {
+            let events: Vec<(String, i64)> =
+                sqlx::query_as("SELECT id, seq FROM events ORDER BY seq")
+                    .fetch_all(store.pool())
+                    .await
+                    .unwrap();
+            if events.len() == 60 {
+                Ok(events)
+            } else {
+                Err(format!("{} events", events.len()))
+            }
+        })
+        .await;
     eventually("every event delivered", || async {
         distinct_delivered(&receiver) == 60
     })
