@@ -8,21 +8,25 @@
 //! checkpoint and stop); this module only moves data between them, the API
 //! and the store.
 //!
-//! One file, a little over 500 lines: the loop and its I/O steps read as one
-//! story; what it decides lives in `schedule.rs`, tested there.
+//! The loop and its I/O steps read as one story here; the state it carries
+//! between turns is `scheduler/state.rs`, and what it decides lives in
+//! `schedule.rs`, tested there.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+mod state;
+
+use state::{Claim, Leased, LoopState, Writing, Written, join_write, joined, sleep_until_opt};
+
 use super::poll::{Context, poll_one};
-use super::schedule::{ClaimOutcome, Held, Schedule, Stop};
+use super::schedule::{ClaimOutcome, Stop};
 use crate::api::ApiClient;
 use crate::domain::clock::Clock;
 use crate::ops::progress::Progress;
@@ -30,29 +34,6 @@ use crate::ops::stale::Change;
 use crate::settings::Settings;
 use crate::store::{Claimed, Lease, PollRecord, Recorded, Store, StoreError};
 use crate::watcher::pacing::Pacer;
-
-/// A claimed issuance waiting for a free slot, with the lease it holds.
-#[derive(Debug)]
-struct Leased {
-    claimed: Claimed,
-    until: DateTime<Utc>,
-}
-
-/// A database write in progress.
-type Writing = std::pin::Pin<Box<dyn std::future::Future<Output = Written> + Send>>;
-
-/// What one database write did.
-#[derive(Debug)]
-struct Written {
-    /// Poll results it was given.
-    count: usize,
-    recorded: Result<Recorded, StoreError>,
-    /// The results, given back when none of them could be written, to be
-    /// written again (see [`Watcher::keep_for_retry`]).
-    unwritten: Vec<PollRecord>,
-    /// The claim it was asked to make, and what it claimed (`None`: it failed).
-    claimed: Option<(Lease, Option<Vec<Claimed>>)>,
-}
 
 /// How long the last writes at shutdown may take, after the drain: another
 /// program holding the write lock must not keep the daemon from stopping
@@ -123,40 +104,28 @@ impl Watcher {
     /// claims. Issuances that fell due while no daemon ran are claimed in due
     /// order and polled as the global rate allows; nothing is respread.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
-        let settings = &self.ctx.settings;
         let ownership = self.store.hold_ownership();
-        let mut undecided = std::collections::HashSet::new();
-        self.take_over_dead_owners(&mut undecided).await;
-        let mut schedule = Schedule::new(settings.api.concurrency, Instant::now());
-        let mut ready: VecDeque<Leased> = VecDeque::new();
-        let mut inflight: JoinSet<PollRecord> = JoinSet::new();
-        let mut pending: Vec<PollRecord> = Vec::new();
-        let mut writing: Option<Writing> = None;
-        let mut wal_warned = false;
-        let mut clean = true;
+        let mut state = LoopState::new(self.ctx.settings.api.concurrency);
+        self.take_over_dead_owners(&mut state.undecided).await;
         loop {
             self.ctx.progress.loop_turned();
-            let held = Held {
-                ready: ready.len(),
-                inflight: inflight.len(),
-                pending: pending.len(),
-                writing: writing.is_some(),
-                paused_until: self.ctx.pacer.paused_until(),
-            };
-            let step = schedule.next(&held, Instant::now());
+            let held = state.held(self.ctx.pacer.paused_until());
+            let step = state.schedule.next(&held, Instant::now());
             if step.housekeep {
                 // Fatal: writing on would only fill a detached file.
                 self.store.check_file()?;
                 self.pull_back_after_clock_jump().await;
-                self.take_over_dead_owners(&mut undecided).await;
-                self.warn_of_a_growing_wal(&mut wal_warned);
+                self.take_over_dead_owners(&mut state.undecided).await;
+                self.warn_of_a_growing_wal(&mut state.wal_warned);
             }
-            for next in ready.drain(..step.start_polls) {
-                inflight.spawn(poll_one(self.ctx.clone(), next.claimed));
+            for next in state.ready.drain(..step.start_polls) {
+                state
+                    .inflight
+                    .spawn(poll_one(self.ctx.clone(), next.claimed));
             }
             if let Some(write) = step.write {
-                let records = std::mem::take(&mut pending);
-                writing = Some(self.start_write(records, write.claim.map(|n| self.lease(n))));
+                let records = std::mem::take(&mut state.pending);
+                state.writing = Some(self.start_write(records, write.claim.map(|n| self.lease(n))));
             }
             if step.checkpoint
                 && let Err(e) = self.store.checkpoint().await
@@ -166,64 +135,82 @@ impl Watcher {
             match step.stop {
                 Some(Stop::Done) => break,
                 Some(Stop::Abandon) => {
-                    warn!(
-                        abandoned = inflight.len(),
-                        "abandoning polls still in flight at shutdown (the next daemon polls them again)"
-                    );
-                    inflight.abort_all();
-                    clean = false;
-                    let last = async {
-                        if writing.is_some() {
-                            let written = join_write(&mut writing).await;
-                            pending.extend(self.finish_write(written, &mut ready).await.1);
-                        }
-                        self.record_or_log(&pending).await;
-                    };
-                    if tokio::time::timeout(SHUTDOWN_FINAL_WRITE, last)
-                        .await
-                        .is_err()
-                    {
-                        warn!(timeout = ?SHUTDOWN_FINAL_WRITE, "the last results could not be written in time (is another program holding the database's write lock?); they will be polled again");
-                    }
+                    self.abandon(&mut state).await;
                     break;
                 }
                 None => {}
             }
-            tokio::select! {
-                _ = shutdown.cancelled(), if !schedule.draining() => {
-                    info!(in_flight = inflight.len(), "shutting down: no new polls");
-                    schedule.shut_down(Instant::now());
-                }
-                Some(first) = inflight.join_next(), if !inflight.is_empty() => {
-                    pending.extend(joined(first));
-                    while let Some(more) = inflight.try_join_next() {
-                        pending.extend(joined(more));
-                    }
-                }
-                written = join_write(&mut writing), if writing.is_some() => {
-                    let now = Instant::now();
-                    let (outcome, unwritten) = self.finish_write(written, &mut ready).await;
-                    if let Some(outcome) = outcome {
-                        schedule.claimed(now, outcome);
-                    }
-                    if !unwritten.is_empty() {
-                        schedule.write_failed(now);
-                        let kept = self.keep_for_retry(unwritten);
-                        // Before the results that finished meanwhile: oldest first.
-                        pending.splice(0..0, kept);
-                    }
-                }
-                _ = sleep_until_opt(step.wake) => {}
-            }
+            self.wait(&mut state, step.wake, &shutdown).await;
         }
-        let released = tokio::time::timeout(SHUTDOWN_FINAL_WRITE, self.release(ready)).await;
-        if clean && matches!(released, Ok(true)) {
+        let released = tokio::time::timeout(SHUTDOWN_FINAL_WRITE, self.release(state.ready)).await;
+        if state.clean && matches!(released, Ok(true)) {
             ownership.retire();
         } else {
             // Left for the next daemon, which ends whatever leases remain at once.
             drop(ownership);
         }
         Ok(())
+    }
+
+    /// Waits for the first of: shutdown, polls finishing, the write finishing,
+    /// the schedule's `wake`; and takes in what it brought.
+    async fn wait(
+        &self,
+        state: &mut LoopState,
+        wake: Option<Instant>,
+        shutdown: &CancellationToken,
+    ) {
+        tokio::select! {
+            _ = shutdown.cancelled(), if !state.schedule.draining() => {
+                info!(in_flight = state.inflight.len(), "shutting down: no new polls");
+                state.schedule.shut_down(Instant::now());
+            }
+            Some(first) = state.inflight.join_next(), if !state.inflight.is_empty() => {
+                state.pending.extend(joined(first));
+                while let Some(more) = state.inflight.try_join_next() {
+                    state.pending.extend(joined(more));
+                }
+            }
+            written = join_write(&mut state.writing), if state.writing.is_some() => {
+                let now = Instant::now();
+                let (outcome, unwritten) = self.finish_write(written, &mut state.ready).await;
+                if let Some(outcome) = outcome {
+                    state.schedule.claimed(now, outcome);
+                }
+                if !unwritten.is_empty() {
+                    state.schedule.write_failed(now);
+                    let kept = self.keep_for_retry(unwritten);
+                    // Before the results that finished meanwhile: oldest first.
+                    state.pending.splice(0..0, kept);
+                }
+            }
+            _ = sleep_until_opt(wake) => {}
+        }
+    }
+
+    /// The drain deadline passed: abandons the polls still in flight, finishes
+    /// the running write and records what finished, within [`SHUTDOWN_FINAL_WRITE`].
+    async fn abandon(&self, state: &mut LoopState) {
+        warn!(
+            abandoned = state.inflight.len(),
+            "abandoning polls still in flight at shutdown (the next daemon polls them again)"
+        );
+        state.inflight.abort_all();
+        state.clean = false;
+        let last = async {
+            if state.writing.is_some() {
+                let written = join_write(&mut state.writing).await;
+                let unwritten = self.finish_write(written, &mut state.ready).await.1;
+                state.pending.extend(unwritten);
+            }
+            self.record_or_log(&state.pending).await;
+        };
+        if tokio::time::timeout(SHUTDOWN_FINAL_WRITE, last)
+            .await
+            .is_err()
+        {
+            warn!(timeout = ?SHUTDOWN_FINAL_WRITE, "the last results could not be written in time (is another program holding the database's write lock?); they will be polled again");
+        }
     }
 
     /// Ends the leases of daemons found dead (see `store::owners`), and says
@@ -299,13 +286,17 @@ impl Watcher {
         let store = self.store.clone();
         Box::pin(async move {
             let count = records.len();
-            let (recorded, claimed) = match lease {
+            let (recorded, claim) = match lease {
                 Some(lease) => match store.record_and_claim(&records, lease).await {
-                    Ok((recorded, claimed)) => (Ok(recorded), Some((lease, claimed))),
-                    Err(e) => (Err(e), Some((lease, None))),
+                    Ok((recorded, Some(claimed))) => {
+                        (Ok(recorded), Claim::Claimed { lease, claimed })
+                    }
+                    // Recorded alone after the claim failed.
+                    Ok((recorded, None)) => (Ok(recorded), Claim::Failed),
+                    Err(e) => (Err(e), Claim::Failed),
                 },
                 // Only started without a claim when there are results to write.
-                None => (store.record(&records).await, None),
+                None => (store.record(&records).await, Claim::NotAsked),
             };
             let unwritten = if recorded.is_err() {
                 records
@@ -316,7 +307,7 @@ impl Watcher {
                 count,
                 recorded,
                 unwritten,
-                claimed,
+                claim,
             }
         })
     }
@@ -339,19 +330,20 @@ impl Watcher {
             }
             Ok(recorded) => self.report(written.count, &recorded),
         }
-        let outcome = self.queue_claimed(written.claimed, ready).await;
+        let outcome = self.queue_claimed(written.claim, ready).await;
         (outcome, written.unwritten)
     }
 
     /// Queues what a write claimed; what the claim found, if it claimed.
     async fn queue_claimed(
         &self,
-        claimed: Option<(Lease, Option<Vec<Claimed>>)>,
+        claim: Claim,
         ready: &mut VecDeque<Leased>,
     ) -> Option<ClaimOutcome> {
-        let (lease, claimed) = claimed?;
-        let Some(claimed) = claimed else {
-            return Some(ClaimOutcome::StoreFailed);
+        let (lease, claimed) = match claim {
+            Claim::NotAsked => return None,
+            Claim::Failed => return Some(ClaimOutcome::StoreFailed),
+            Claim::Claimed { lease, claimed } => (lease, claimed),
         };
         let full = claimed.len() == lease.limit;
         ready.extend(claimed.into_iter().map(|claimed| Leased {
@@ -508,36 +500,5 @@ impl Watcher {
         for f in &recorded.flags_raised {
             info!(issuance = %f.issuance_id, flag = f.kind.as_str(), lead = %crate::domain::flag::format_lead(f.lead), "flag raised");
         }
-    }
-}
-
-fn joined(result: Result<PollRecord, tokio::task::JoinError>) -> Option<PollRecord> {
-    match result {
-        Ok(record) => Some(record),
-        Err(e) => {
-            // A poll task died: its lease expires and the issuance is polled again.
-            error!(error = %e, "a poll task failed");
-            None
-        }
-    }
-}
-
-/// The running write's outcome; never ready if none runs. Dropping this
-/// future (another branch of the loop's `select!` won) leaves the write running.
-async fn join_write(writing: &mut Option<Writing>) -> Written {
-    match writing {
-        Some(write) => {
-            let written = write.as_mut().await;
-            *writing = None;
-            written
-        }
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
