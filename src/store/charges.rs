@@ -232,7 +232,8 @@ impl Store {
     /// `sending`, or about to be), if anything, most pressing first: a request
     /// of unknown outcome nobody resolved (it may have created a charge that
     /// nobody watches), an open issuance, then a request ahead of it (see
-    /// [`sql::REQUEST_AHEAD`]; `max_amount`: the performer's bound).
+    /// `sql::REQUEST_AHEAD`: older and pending, or in flight; `max_amount`:
+    /// the performer's bound, above which a pending request holds nobody up).
     pub async fn open_charge(
         &self,
         request: i64,

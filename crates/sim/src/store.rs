@@ -31,7 +31,7 @@ static LAST_BASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 
 /// The id base of a simulator started at `now_ms` (Unix milliseconds): the
 /// wall clock in units of [`IDS_PER_MS`], and above every base this process
-/// handed out before by at least [`MAX_ISSUANCES`]. Ids stay numeric strings
+/// handed out before by at least `MAX_ISSUANCES`. Ids stay numeric strings
 /// of at most 19 digits (until the year 2262). Only a wall clock stepped back
 /// between two runs could make a later simulator reuse ids.
 pub fn id_base_at(now_ms: i64) -> u64 {

@@ -94,13 +94,8 @@ impl Store {
                         "issuance {issuance} is the charge of charge request {other}: it cannot be request {id}'s too"
                     )));
                 }
-                sqlx::query(sql::ADD_ID)
-                    .bind(issuance)
-                    .execute(&mut **tx)
-                    .await
-                    .context("adding the issuance found")?;
             }
-            sqlx::query(sql::RESOLVE_CHARGE_REQUEST)
+            let resolved = sqlx::query(sql::RESOLVE_CHARGE_REQUEST)
                 .bind(id)
                 .bind(resolution.as_str())
                 .bind(issuance)
@@ -108,7 +103,23 @@ impl Store {
                 .bind(by)
                 .execute(&mut **tx)
                 .await
-                .context("resolving a charge request")?;
+                .context("resolving a charge request")?
+                .rows_affected();
+            // The checks above read inside this transaction, so this only
+            // fails if they and the statement disagree: never claim a
+            // resolution that was not written.
+            if resolved != 1 {
+                return Ok(Err(format!(
+                    "charge request {id} could not be resolved (it is not an unresolved unknown request)"
+                )));
+            }
+            if let Some(issuance) = issuance {
+                sqlx::query(sql::ADD_ID)
+                    .bind(issuance)
+                    .execute(&mut **tx)
+                    .await
+                    .context("adding the issuance found")?;
+            }
             let resolved: ChargeRequestRow = sqlx::query_as(sql::CHARGE_REQUEST)
                 .bind(id)
                 .fetch_one(&mut **tx)
