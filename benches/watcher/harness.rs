@@ -16,7 +16,8 @@ use issuance_watcher::store::Store;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
 pub(crate) const STATIC_TOKEN: &str = "bench-static-token";
-/// The simulator's ids are `ID_BASE + 1 + seq`.
+/// The simulator's ids are `ID_BASE + 1 + seq`: [`start_simulator`] pins
+/// its id base, so that wrk and the inserted rows can name ids by number.
 pub(crate) const FIRST_SIM_ID: u64 = bunjang_sim::ID_BASE + 1;
 
 pub(crate) fn machine_line() -> String {
@@ -120,7 +121,10 @@ pub(crate) fn start_simulator(dir: &Path, seed: usize) -> anyhow::Result<(ChildG
     let config = dir.join("simulator.toml");
     std::fs::write(
         &config,
-        "[lifecycle]\nwaited_min = \"0s\"\nwaited_max = \"0s\"\np_fail = 0.0\n",
+        format!(
+            "id_base = {}\n[lifecycle]\nwaited_min = \"0s\"\nwaited_max = \"0s\"\np_fail = 0.0\n",
+            bunjang_sim::ID_BASE
+        ),
     )?;
     let mut child = Command::new(BIN)
         .arg("simulate")

@@ -14,7 +14,7 @@ use crate::api::{self, ApiClient, CancelOutcome};
 use crate::app::open_store;
 use crate::domain::{Clock, Decision, Observation};
 use crate::settings::Settings;
-use crate::store::{IssuanceRow, Store};
+use crate::store::{IssuanceRow, Resolution, Store};
 use crate::watcher::charges::{Charger, Performed, charge_with, first_decision, parse_amount};
 
 fn client(settings: &Settings) -> anyhow::Result<ApiClient> {
@@ -46,8 +46,14 @@ pub(super) async fn charge(
     };
     let charged = charge_with(&charger, amount, force, true).await;
     ownership.retire();
-    let (request_id, performed, recorded) =
+    let (request_id, attempt) =
         charged.context("while recording the charge request (nothing was sent)")?;
+    if let Some(past) = &attempt.forced_past {
+        eprintln!(
+            "warning: FORCED: charge request {request_id} was sent although {past} (recorded in the request's forced_past)"
+        );
+    }
+    let (performed, recorded) = (attempt.performed, attempt.recorded);
     let issuance = match &performed {
         Performed::Created { issuance_id, .. } => store.issuance(issuance_id).await.ok().flatten(),
         _ => None,
@@ -90,14 +96,17 @@ pub(super) async fn charge(
         Performed::Refused(r) => bail!(
             "the API refused the charge of {amount} KRW: {r}. Nothing was created (charge request {request_id}, state refused)"
         ),
-        Performed::Rejected { message, .. } => {
-            bail!("charge refused here: {message} (charge request {request_id}, state rejected)")
+        Performed::Rejected { code, message } => {
+            bail!(
+                "charge refused here: {code}: {message} (charge request {request_id}, state rejected)"
+            )
         }
         Performed::Unknown(u) => bail!(
             "the outcome of the charge of {amount} KRW is UNKNOWN ({}: {}). A charge MAY have been created. \
              It was not retried and will not be: look for a new issuance of {amount} KRW in the Bunjang partner console \
-             before asking again (charge request {request_id} is recorded with state unknown; \
-             `issuance-watcher charges` lists it; once you know the issuance id, `issuance-watcher add ID` watches it)",
+             before asking again (charge request {request_id} is recorded with state unknown, and new charges are \
+             refused until it is resolved: `issuance-watcher charges resolve {request_id} --issuance ID` links the charge \
+             you found and watches it, `issuance-watcher charges resolve {request_id} --none` records that none was created)",
             u.code,
             u.detail
         ),
@@ -243,27 +252,138 @@ pub(super) async fn balance(settings: &Settings, json: bool) -> anyhow::Result<(
     ))
 }
 
-/// `charges [--limit N] [--json]`: the request table, newest first.
-pub(super) async fn charges(settings: &Settings, limit: i64, json: bool) -> anyhow::Result<()> {
+#[derive(Debug, clap::Args)]
+pub struct ChargesArgs {
+    #[command(subcommand)]
+    pub action: Option<ChargesAction>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
+    pub limit: i64,
+    /// Print JSON (an array of rows with the database's column names).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ChargesAction {
+    /// Say what became of charge request N of unknown outcome, after looking in
+    /// the Bunjang partner console: new charges are refused until then.
+    Resolve {
+        /// The charge request's id (`issuance-watcher charges` lists them).
+        #[arg(value_name = "N")]
+        request: i64,
+        /// The charge was created: it is issuance ID (watched from now on).
+        #[arg(
+            long,
+            value_name = "ID",
+            allow_hyphen_values = true,
+            required_unless_present = "none",
+            conflicts_with = "none"
+        )]
+        issuance: Option<String>,
+        /// No charge was created.
+        #[arg(long)]
+        none: bool,
+    },
+}
+
+/// `charges [--limit N] [--json]`: the request table, newest first; or
+/// `charges resolve N (--issuance ID | --none)`.
+pub(super) async fn charges(settings: &Settings, args: ChargesArgs) -> anyhow::Result<()> {
+    if let Some(ChargesAction::Resolve {
+        request,
+        issuance,
+        none: _,
+    }) = args.action
+    {
+        return resolve(settings, request, issuance.as_deref()).await;
+    }
     let store = open_store(settings).await?;
-    let rows = store.charge_requests(limit).await?;
+    let rows = store.charge_requests(args.limit).await?;
     let header = format!(
         "{:>6} {:>12} {:<9} {:<24} {:<12}  ERROR",
         "ID", "AMOUNT", "STATE", "REQUESTED (UTC)", "ISSUANCE"
     );
-    print_table(&rows, json, &header, |r| {
-        let error = match (&r.error_code, &r.error_message) {
+    print_table(&rows, args.json, &header, |r| {
+        let mut notes = match (&r.error_code, &r.error_message) {
             (Some(code), Some(message)) => format!("{code}: {message}"),
             (Some(code), None) => code.clone(),
             _ => String::new(),
         };
+        if let Some(past) = &r.forced_past {
+            notes.push_str(&format!(" [forced past: {past}]"));
+        }
+        match (&r.resolution, &r.resolved_at) {
+            (Some(resolution), Some(at)) => notes.push_str(&format!(
+                " [resolved {resolution} at {at} by {}]",
+                r.resolved_by.as_deref().unwrap_or("-")
+            )),
+            _ if r.state == "unknown" => notes.push_str(&format!(
+                " [UNRESOLVED: blocks new charges; `charges resolve {} --issuance ID` or `--none`]",
+                r.id
+            )),
+            _ => {}
+        }
         format!(
-            "{:>6} {:>12} {:<9} {:<24} {:<12}  {error}",
+            "{:>6} {:>12} {:<9} {:<24} {:<12}  {}",
             r.id,
             r.amount,
             r.state,
             r.requested_at,
             r.issuance_id.as_deref().unwrap_or("-"),
+            notes.trim_start(),
         )
     })
+}
+
+/// `charges resolve N --issuance ID | --none`.
+async fn resolve(settings: &Settings, request: i64, issuance: Option<&str>) -> anyhow::Result<()> {
+    if let Some(id) = issuance
+        && let Some(reason) = api::reject_reason(id)
+    {
+        bail!(
+            "refusing issuance id {:?}: {reason}",
+            id.chars().take(64).collect::<String>()
+        );
+    }
+    let resolution = match issuance {
+        Some(id) => Resolution::Issuance(id),
+        None => Resolution::None,
+    };
+    let store = open_store(settings).await?;
+    let by = resolver();
+    let resolved = store
+        .resolve_charge_request(request, resolution, &by, Utc::now())
+        .await
+        .context("while resolving the charge request")?;
+    let row = match resolved {
+        Ok(row) => row,
+        Err(refused) => bail!("not resolved: {refused}"),
+    };
+    let found = match resolution {
+        Resolution::Issuance(id) => format!(
+            "its charge is issuance {id}, watched from now on (`issuance-watcher show {id}`)"
+        ),
+        Resolution::None => "no charge was created".to_owned(),
+    };
+    print_text(&format!(
+        "charge request {request} ({} KRW) resolved: {found} (by {by} at {}).\n",
+        row.amount,
+        row.resolved_at.as_deref().unwrap_or("-"),
+    ))
+}
+
+/// Who resolves, for `resolved_by`: `cli:USER@HOST`.
+fn resolver() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned());
+    format!("cli:{user}@{host}")
 }

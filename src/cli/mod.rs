@@ -133,13 +133,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List charge requests (charge_requests), newest first.
-    Charges {
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
-        limit: i64,
-        #[arg(long)]
-        json: bool,
-    },
+    /// List charge requests (charge_requests), newest first; `resolve N`
+    /// says what became of a request of unknown outcome.
+    Charges(charge::ChargesArgs),
     /// Serve the Bunjang point-API simulator (for trying the watcher without credentials).
     Simulate(bunjang_sim::cli::SimulateArgs),
     /// The whole job in about a minute: simulator, charges, watcher, ground-truth check.
@@ -259,7 +255,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => charge::charge(&settings, &amount, force, json).await,
         Command::Cancel { id, yes } => charge::cancel(&settings, &id, yes).await,
         Command::Balance { json } => charge::balance(&settings, json).await,
-        Command::Charges { limit, json } => charge::charges(&settings, limit, json).await,
+        Command::Charges(args) => charge::charges(&settings, args).await,
         Command::Simulate(_) | Command::Demo(_) | Command::Generate(_) => {
             bail!("internal error: this command was dispatched above")
         }

@@ -6,20 +6,28 @@
 //!   ([`Store::claim_charge_request`]); a claim can match a row only once, so
 //!   no two performers ever send the same row;
 //! - only its performer writes its outcome, and only over `sending` (or over
-//!   `unknown`, which the answer can only improve on);
+//!   an unresolved `unknown`, which the answer can only improve on);
 //! - a row is never moved back to `pending`: a performer that dies leaves it
 //!   `sending`, and whoever finds that performer dead makes it `unknown`
 //!   (`owners.rs`), so a request of unknown outcome is shown, never re-sent;
 //! - a created charge's issuance is recorded (added, first transition,
-//!   events) in the same transaction as the request's outcome.
+//!   events) in the same transaction as the request's outcome, unless its id
+//!   is already stored as settled: an id is never merged into an old record
+//!   (the request becomes `unknown`, `ISSUANCE_ID_REUSED`, for a person);
+//! - an `unknown` request stands in the way of every new charge until a
+//!   person resolves it ([`Store::open_charge`], `resolve.rs`).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::{Sqlite, Transaction};
 
 use super::record::{Recorded, record_answer_in};
 use super::{Context, Store, StoreError, sql};
 use crate::domain::timefmt::to_db;
 use crate::domain::{Decision, Observation};
+
+mod resolve;
+pub use resolve::{Resolution, resolution_refused};
 
 /// A request claimed for sending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +53,12 @@ pub struct ChargeRequestRow {
     pub http_status: Option<i64>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
+    /// `issuance` or `none`, once a person resolved an `unknown` request.
+    pub resolution: Option<String>,
+    pub resolved_at: Option<String>,
+    pub resolved_by: Option<String>,
+    /// What a forced request was sent past, if anything stood in the way.
+    pub forced_past: Option<String>,
 }
 
 /// What a request came to, to be written.
@@ -78,11 +92,44 @@ pub enum ChargeResult<'a> {
 /// What stands in the way of a new charge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenCharge {
+    /// A request of unknown outcome nobody resolved: it may have created a
+    /// charge that nobody watches.
+    Unknown {
+        id: i64,
+        amount: i64,
+        /// When it became unknown (as stored).
+        since: String,
+    },
     /// An issuance still WAITED or READY (Bunjang allows one READY charge).
     Issuance { id: String, status: String },
-    /// Another request pending or in flight.
+    /// Another request in flight, or pending since before this one.
     Request { id: i64, state: String },
 }
+
+/// Whether a created charge's issuance id may be recorded as a new charge,
+/// given the status stored under that id (if any). A settled issuance never
+/// changes again: a "new" charge under its id means the id was reused (by
+/// the API, or a simulator restarted without its state), and merging the two
+/// would record a transition out of a terminal status and lose the charge.
+pub fn adoption_refused(stored_status: Option<&str>) -> Option<String> {
+    let status: crate::domain::Status = stored_status?.parse().ok()?;
+    status.is_terminal().then(|| status.as_str().to_owned())
+}
+
+/// What writing a request's outcome did.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// Whether the request row was still this handle's to write.
+    pub written: bool,
+    /// What the issuance's recording changed.
+    pub recorded: Recorded,
+    /// A created charge whose id is stored as settled: not merged; the
+    /// request was written `unknown` ([`ID_REUSED`]) with this message.
+    pub reused: Option<String>,
+}
+
+/// The code of a created charge whose issuance id was already settled here.
+pub const ID_REUSED: &str = "ISSUANCE_ID_REUSED";
 
 impl Store {
     /// Records a request that this handle sends at once (the `charge`
@@ -138,88 +185,67 @@ impl Store {
     }
 
     /// Writes request `id`'s outcome and, for a created charge, records its
-    /// issuance, in one transaction. Returns whether the request row was
-    /// still this handle's to write, and what the issuance's recording changed.
-    /// `now` stamps the request; `observed_at` (the business clock's now) the
-    /// issuance's first sighting, like a poll's.
+    /// issuance, in one transaction (see [`Finished`]; a created charge whose
+    /// id is stored as settled is written `unknown` instead, see
+    /// [`adoption_refused`]). `now` stamps the request; `observed_at` (the
+    /// business clock's now) the issuance's first sighting, like a poll's.
     pub async fn finish_charge_request(
         &self,
         id: i64,
         result: ChargeResult<'_>,
         now: DateTime<Utc>,
         observed_at: DateTime<Utc>,
-    ) -> Result<(bool, Recorded), StoreError> {
-        let (state, issuance, http_status, code, message) = match result {
-            ChargeResult::Created {
-                issuance_id,
-                problem,
-                ..
-            } => ("created", Some(issuance_id), None, None, problem),
-            ChargeResult::Refused {
-                http_status,
-                code,
-                reason,
-            } => ("refused", None, Some(http_status), Some(code), Some(reason)),
-            ChargeResult::Unknown {
-                http_status,
-                code,
-                detail,
-            } => ("unknown", None, http_status, Some(code), Some(detail)),
-            ChargeResult::Rejected { code, message } => {
-                ("rejected", None, None, Some(code), Some(message))
-            }
-        };
+    ) -> Result<Finished, StoreError> {
         self.write("committing a charge request's outcome", async |tx| {
-            let written = sqlx::query(sql::FINISH_CHARGE_REQUEST)
-                .bind(id)
-                .bind(&*self.owner)
-                .bind(state)
-                .bind(issuance)
-                .bind(http_status.map(i64::from))
-                .bind(code)
-                .bind(message)
-                .bind(to_db(now))
-                .execute(&mut **tx)
-                .await
-                .context("recording a charge request's outcome")?
-                .rows_affected()
-                == 1;
-            // The charge exists whatever became of the request row: watch it.
-            let recorded = match result {
-                ChargeResult::Created {
-                    issuance_id,
-                    observation: Some(observation),
-                    decision,
-                    ..
-                } => {
-                    record_answer_in(
-                        tx,
-                        &self.owner,
-                        issuance_id,
-                        observation,
-                        decision,
-                        observed_at,
-                    )
-                    .await?
-                }
+            let reused = match result {
                 ChargeResult::Created { issuance_id, .. } => {
-                    sqlx::query(sql::ADD_ID)
+                    let stored: Option<Option<String>> = sqlx::query_scalar(sql::STATUS_OF)
                         .bind(issuance_id)
-                        .execute(&mut **tx)
+                        .fetch_optional(&mut **tx)
                         .await
-                        .context("adding a created issuance")?;
-                    Recorded::default()
+                        .context("reading the status stored under a created charge's id")?;
+                    adoption_refused(stored.flatten().as_deref()).map(|s| (issuance_id, s))
                 }
-                _ => Recorded::default(),
+                _ => None,
             };
-            Ok((written, recorded))
+            let Some((issuance_id, status)) = reused else {
+                return finish_in(tx, &self.owner, id, result, now, observed_at).await;
+            };
+            let message = format!(
+                "the API answered with issuance id {issuance_id}, which this database holds as {status} (settled): \
+                 not merged into that record (the id was reused, by the API or by a simulator restarted without its state); \
+                 a charge MAY exist: check the partner console"
+            );
+            let unknown = ChargeResult::Unknown {
+                http_status: None,
+                code: ID_REUSED,
+                detail: &message,
+            };
+            let mut finished = finish_in(tx, &self.owner, id, unknown, now, observed_at).await?;
+            finished.reused = Some(message);
+            Ok(finished)
         })
         .await
     }
 
-    /// What stands in the way of a new charge, if anything (`except`: a
-    /// request of this handle's own that is not to be counted).
-    pub async fn open_charge(&self, except: Option<i64>) -> Result<Option<OpenCharge>, StoreError> {
+    /// What stands in the way of sending request `request` (already
+    /// `sending`, or about to be), if anything, most pressing first: a request
+    /// of unknown outcome nobody resolved (it may have created a charge that
+    /// nobody watches), an open issuance, then a request ahead of it (see
+    /// `sql::REQUEST_AHEAD`: older and pending, or in flight; `max_amount`:
+    /// the performer's bound, above which a pending request holds nobody up).
+    pub async fn open_charge(
+        &self,
+        request: i64,
+        max_amount: i64,
+    ) -> Result<Option<OpenCharge>, StoreError> {
+        let unknown: Option<(i64, i64, String)> = sqlx::query_as(sql::UNRESOLVED_UNKNOWN)
+            .fetch_optional(&self.pool)
+            .await
+            .context("looking for charge requests of unknown outcome")?;
+        if let Some((id, amount, since)) = unknown {
+            return Ok(Some(OpenCharge::Unknown { id, amount, since }));
+        }
         let issuance: Option<(Vec<u8>, String)> = sqlx::query_as(sql::OPEN_CHARGE)
             .fetch_optional(&self.pool)
             .await
@@ -230,12 +256,27 @@ impl Store {
                 status,
             }));
         }
-        let request: Option<(i64, String)> = sqlx::query_as(sql::REQUEST_IN_FLIGHT)
-            .bind(except)
+        let request: Option<(i64, String)> = sqlx::query_as(sql::REQUEST_AHEAD)
+            .bind(request)
+            .bind(max_amount)
             .fetch_optional(&self.pool)
             .await
-            .context("looking for a charge request in flight")?;
+            .context("looking for a charge request ahead")?;
         Ok(request.map(|(id, state)| OpenCharge::Request { id, state }))
+    }
+
+    /// Records that forced request `id` (in flight for this handle) is sent
+    /// past `what`, before it is sent; whether the row was still this
+    /// handle's.
+    pub async fn record_forced_past(&self, id: i64, what: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(sql::RECORD_FORCED_PAST)
+            .bind(id)
+            .bind(&*self.owner)
+            .bind(what)
+            .execute(&self.writer)
+            .await
+            .context("recording what a forced charge request is sent past")?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The newest requests first, `limit` at most.
@@ -335,6 +376,75 @@ impl Store {
             .await
             .context("reading the last balance")
     }
+}
+
+/// Writes request `id`'s outcome as `result` says, and records a created
+/// charge's issuance, inside the caller's transaction.
+async fn finish_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    owner: &str,
+    id: i64,
+    result: ChargeResult<'_>,
+    now: DateTime<Utc>,
+    observed_at: DateTime<Utc>,
+) -> Result<Finished, StoreError> {
+    let (state, issuance, http_status, code, message) = match result {
+        ChargeResult::Created {
+            issuance_id,
+            problem,
+            ..
+        } => ("created", Some(issuance_id), None, None, problem),
+        ChargeResult::Refused {
+            http_status,
+            code,
+            reason,
+        } => ("refused", None, Some(http_status), Some(code), Some(reason)),
+        ChargeResult::Unknown {
+            http_status,
+            code,
+            detail,
+        } => ("unknown", None, http_status, Some(code), Some(detail)),
+        ChargeResult::Rejected { code, message } => {
+            ("rejected", None, None, Some(code), Some(message))
+        }
+    };
+    let written = sqlx::query(sql::FINISH_CHARGE_REQUEST)
+        .bind(id)
+        .bind(owner)
+        .bind(state)
+        .bind(issuance)
+        .bind(http_status.map(i64::from))
+        .bind(code)
+        .bind(message)
+        .bind(to_db(now))
+        .execute(&mut **tx)
+        .await
+        .context("recording a charge request's outcome")?
+        .rows_affected()
+        == 1;
+    // The charge exists whatever became of the request row: watch it.
+    let recorded = match result {
+        ChargeResult::Created {
+            issuance_id,
+            observation: Some(observation),
+            decision,
+            ..
+        } => record_answer_in(tx, owner, issuance_id, observation, decision, observed_at).await?,
+        ChargeResult::Created { issuance_id, .. } => {
+            sqlx::query(sql::ADD_ID)
+                .bind(issuance_id)
+                .execute(&mut **tx)
+                .await
+                .context("adding a created issuance")?;
+            Recorded::default()
+        }
+        _ => Recorded::default(),
+    };
+    Ok(Finished {
+        written,
+        recorded,
+        reused: None,
+    })
 }
 
 #[cfg(test)]

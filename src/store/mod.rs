@@ -33,7 +33,10 @@ use sqlx::{Connection as _, Sqlite, SqlitePool, Transaction};
 
 use crate::settings::DatabaseSettings;
 
-pub use charges::{ChargeRequest, ChargeRequestRow, ChargeResult, OpenCharge};
+pub use charges::{
+    ChargeRequest, ChargeRequestRow, ChargeResult, Finished, ID_REUSED, OpenCharge, Resolution,
+    adoption_refused, resolution_refused,
+};
 pub use claim::{Claimed, Lease};
 pub use events::{AttemptRow, Backlog, DueDelivery, EventRow, FailedDelivery, SinkRow};
 pub use owners::{Ownership, TakenOver};

@@ -441,12 +441,13 @@ pub(super) const ANY_PENDING_CHARGE_REQUEST: &str =
                        WHERE state = 'pending')";
 
 /// Writes request ?1's outcome, if performer ?2 still has it in flight (or
-/// it was declared unknown meanwhile: the answer knows better): ?3 state,
+/// it was declared unknown meanwhile and nobody resolved it yet: the answer
+/// knows better; a person's resolution is never overwritten): ?3 state,
 /// ?4 issuance id, ?5 HTTP status, ?6 error code, ?7 error message, ?8 finished at.
 pub(super) const FINISH_CHARGE_REQUEST: &str =
     "UPDATE charge_requests SET state = ?3, issuance_id = ?4, http_status = ?5, error_code = ?6,
          error_message = ?7, finished_at = ?8
-     WHERE id = ?1 AND performed_by = ?2 AND state IN ('sending', 'unknown')";
+     WHERE id = ?1 AND performed_by = ?2 AND state IN ('sending', 'unknown') AND resolved_at IS NULL";
 
 /// Requests in flight of the dead performer ?1 become unknown at ?2: their
 /// POST may have been answered, and nobody will ever record the answer.
@@ -474,16 +475,47 @@ pub(super) const OPEN_CHARGE: &str = concat!(
     "' ORDER BY added_at DESC LIMIT 1"
 );
 
-/// The oldest request other than ?1 that is pending or in flight: (id, state).
-pub(super) const REQUEST_IN_FLIGHT: &str =
-    "SELECT id, state FROM charge_requests WHERE state IN ('pending', 'sending') AND id IS NOT ?1
+/// What goes before request ?1, first come first served: the oldest other
+/// request in flight (`sending`, whoever sends it), or pending since before
+/// ?1 with an amount a performer would send (at most ?2; a larger one is
+/// rejected unsent, so it never holds anyone up). Newer pending requests wait
+/// for ?1, not the other way round. (id, state).
+pub(super) const REQUEST_AHEAD: &str = "SELECT id, state FROM (
+         SELECT id, state FROM charge_requests INDEXED BY charge_requests_sending
+         WHERE state = 'sending' AND id <> ?1
+         UNION ALL
+         SELECT id, state FROM charge_requests INDEXED BY charge_requests_pending
+         WHERE state = 'pending' AND id < ?1 AND amount <= ?2)
      ORDER BY id LIMIT 1";
+
+/// The oldest request of unknown outcome nobody resolved yet: (id, amount,
+/// since when it is unknown).
+pub(super) const UNRESOLVED_UNKNOWN: &str =
+    "SELECT id, amount, coalesce(finished_at, sent_at, requested_at)
+     FROM charge_requests INDEXED BY charge_requests_unresolved
+     WHERE state = 'unknown' AND resolved_at IS NULL ORDER BY id LIMIT 1";
+
+/// Forced request ?1, in flight for performer ?2, is sent past ?3.
+pub(super) const RECORD_FORCED_PAST: &str = "UPDATE charge_requests SET forced_past = ?3
+     WHERE id = ?1 AND performed_by = ?2 AND state = 'sending'";
+
+/// Resolves request ?1 (unknown, unresolved): resolution ?2, issuance ?3
+/// (NULL for 'none'), at ?4 by ?5.
+pub(super) const RESOLVE_CHARGE_REQUEST: &str =
+    "UPDATE charge_requests SET resolution = ?2, issuance_id = coalesce(?3, issuance_id),
+         resolved_at = ?4, resolved_by = ?5
+     WHERE id = ?1 AND state = 'unknown' AND resolved_at IS NULL";
+
+/// Another request than ?2 whose charge is issuance ?1: its id.
+pub(super) const REQUEST_OF_ISSUANCE: &str =
+    "SELECT id FROM charge_requests WHERE issuance_id = ?1 AND id <> ?2 ORDER BY id LIMIT 1";
 
 /// The columns of a `ChargeRequestRow`.
 macro_rules! charge_request_columns {
     () => {
         "SELECT id, amount, requested_at, state, force, performed_by, sent_at, finished_at,
-                issuance_id, http_status, error_code, error_message FROM charge_requests"
+                issuance_id, http_status, error_code, error_message, resolution, resolved_at,
+                resolved_by, forced_past FROM charge_requests"
     };
 }
 

@@ -311,9 +311,9 @@ async fn create_charges(
                 pacer: None,
             };
             // Forced: the demo opens many charges at once (its simulator allows it).
-            let (request, performed, recorded) = charge_with(&charger, amount, true, false).await?;
-            recorded?;
-            match performed {
+            let (request, attempt) = charge_with(&charger, amount, true, false).await?;
+            attempt.recorded?;
+            match attempt.performed {
                 Performed::Created { issuance_id, .. } => anyhow::Ok((n, issuance_id)),
                 other => bail!(
                     "charge request {request} came to {}: {other:?}",

@@ -1,12 +1,20 @@
 //! Performing one charge request: the one code path of the `charge` command,
-//! the daemon's requests from the database and the demo.
+//! the daemon's requests from the database and the demo, and of any later
+//! caller: what is refused here is refused for all of them.
 //!
 //! The request row is already `sending` when [`perform`] is called (inserted
 //! so, or claimed). It is refused here (`rejected`, nothing sent) when its
-//! amount exceeds `charge.max_amount` or a charge is still open (unless
-//! forced); otherwise its POST is sent exactly once and whatever came back is
-//! written over `sending`: created (with the issuance recorded as observed, so
-//! it is watched at once), refused, or unknown. Nothing here retries a POST.
+//! amount exceeds `charge.max_amount`, or, unless forced, when something
+//! stands in the way ([`gate`]): a request of unknown outcome that no person
+//! has resolved (`LOCAL_CHARGE_UNKNOWN`: it may have created a charge that
+//! nobody watches, and a second one would double the money asked for), an
+//! issuance still WAITED or READY, or a request ahead of it, first come first
+//! served (`LOCAL_CHARGE_OPEN`). A forced request sent past any of these
+//! records what it was sent past before its POST leaves, and says so loudly.
+//! Otherwise its POST is sent exactly once and whatever came back is written
+//! over `sending`: created (with the issuance recorded as observed, so it is
+//! watched at once; an id stored as settled is never adopted: `unknown`),
+//! refused, or unknown. Nothing here retries a POST.
 
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
@@ -14,7 +22,7 @@ use tracing::{info, warn};
 use crate::api::{ApiClient, ChargeOutcome, Refusal, Unknown};
 use crate::domain::{Clock, Decision, Observation};
 use crate::settings::Settings;
-use crate::store::{ChargeRequest, ChargeResult, OpenCharge, Store, StoreError};
+use crate::store::{ChargeRequest, ChargeResult, ID_REUSED, OpenCharge, Store, StoreError};
 use crate::watcher::pacing::Pacer;
 
 /// What [`perform`] needs.
@@ -96,61 +104,118 @@ pub fn first_decision(
     }
 }
 
-/// Performs the request (see the module doc). Returns what it came to and
-/// whether that was recorded: a charge created but not recorded (the database
-/// failed) must still be shown to whoever asked.
-pub async fn perform(
-    charger: &Charger<'_>,
-    request: ChargeRequest,
-) -> (Performed, Result<(), StoreError>) {
-    let performed = match local_refusal(charger, request).await {
-        Ok(Some(rejected)) => rejected,
-        Ok(None) => send(charger, request).await,
+/// What [`perform`] did with a request.
+#[derive(Debug)]
+pub struct Attempt {
+    pub performed: Performed,
+    /// Whether that was recorded: a charge created but not recorded (the
+    /// database failed) must still be shown to whoever asked.
+    pub recorded: Result<(), StoreError>,
+    /// What a forced request was sent past, as described to a person.
+    pub forced_past: Option<String>,
+}
+
+/// Whether a request that passed the amount bound may be sent, given what
+/// stands in the way (`open`, from [`Store::open_charge`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    /// Send it; `past`: what a forced request is sent past.
+    Send { past: Option<String> },
+    /// Refuse it here: nothing is sent.
+    Reject { code: &'static str, message: String },
+}
+
+/// Decides [`Gate`]: anything in the way refuses an unforced request, with
+/// what to do about it; a forced one goes past it.
+pub fn gate(force: bool, open: Option<&OpenCharge>) -> Gate {
+    let Some(open) = open else {
+        return Gate::Send { past: None };
+    };
+    if force {
+        return Gate::Send {
+            past: Some(describe(open)),
+        };
+    }
+    const FORCE: &str = "or force it (`charge --force`, or force = 1 in charge_requests)";
+    match open {
+        OpenCharge::Unknown { id, .. } => Gate::Reject {
+            code: "LOCAL_CHARGE_UNKNOWN",
+            message: format!(
+                "{} may have created a charge: check the partner console, then `charges resolve {id} --issuance ID` or `charges resolve {id} --none`: not sent; {FORCE}",
+                describe(open)
+            ),
+        },
+        OpenCharge::Issuance { id, .. } => Gate::Reject {
+            code: "LOCAL_CHARGE_OPEN",
+            message: format!(
+                "{} (Bunjang allows one open charge per partner account): not sent; cancel it (`issuance-watcher cancel {id}`) {FORCE}",
+                describe(open)
+            ),
+        },
+        OpenCharge::Request { .. } => Gate::Reject {
+            code: "LOCAL_CHARGE_OPEN",
+            message: format!("{}: not sent; wait for it, {FORCE}", describe(open)),
+        },
+    }
+}
+
+/// What stands in the way, for a person.
+fn describe(open: &OpenCharge) -> String {
+    match open {
+        OpenCharge::Unknown { id, amount, since } => {
+            format!("charge request {id} ({amount} KRW, unknown since {since})")
+        }
+        OpenCharge::Issuance { id, status } => format!("issuance {id} is still {status}"),
+        OpenCharge::Request { id, state } => format!("charge request {id} is still {state}"),
+    }
+}
+
+/// Performs the request (see the module doc).
+pub async fn perform(charger: &Charger<'_>, request: ChargeRequest) -> Attempt {
+    let (performed, forced_past) = match local_refusal(charger, request).await {
+        Ok(Gate::Reject { code, message }) => (Performed::Rejected { code, message }, None),
+        Ok(Gate::Send { past }) => (send(charger, request).await, past),
         Err(e) => {
-            // Nothing sent: the row is left `sending` for its owner's death
-            // to make `unknown`... unless we can say it was not sent.
+            // Nothing sent: say so, rather than leave the row `sending` for
+            // its owner's death to make `unknown`.
             let performed = Performed::Rejected {
                 code: "LOCAL_DATABASE_ERROR",
                 message: format!("not sent: cannot check for an open charge: {e}"),
             };
-            return record(charger, request, performed).await;
+            (performed, None)
         }
     };
-    record(charger, request, performed).await
+    let (performed, recorded) = record(charger, request, performed).await;
+    Attempt {
+        performed,
+        recorded,
+        forced_past,
+    }
 }
 
-async fn local_refusal(
-    charger: &Charger<'_>,
-    request: ChargeRequest,
-) -> Result<Option<Performed>, StoreError> {
+async fn local_refusal(charger: &Charger<'_>, request: ChargeRequest) -> Result<Gate, StoreError> {
     let max = charger.settings.charge.max_amount;
     if request.amount > max {
-        return Ok(Some(Performed::Rejected {
+        return Ok(Gate::Reject {
             code: "LOCAL_AMOUNT_TOO_LARGE",
             message: format!(
                 "amount {} is above charge.max_amount ({max}): not sent",
                 request.amount
             ),
-        }));
+        });
     }
-    if request.force {
-        return Ok(None);
+    let open = charger.store.open_charge(request.id, max).await?;
+    let gate = gate(request.force, open.as_ref());
+    if let Gate::Send { past: Some(past) } = &gate {
+        warn!(request = request.id, amount = request.amount, past = %past, "FORCED: sending a charge request although {past}");
+        if !charger.store.record_forced_past(request.id, past).await? {
+            return Ok(Gate::Reject {
+                code: "LOCAL_NOT_MINE",
+                message: "not sent: the request is no longer in flight for this process".to_owned(),
+            });
+        }
     }
-    Ok(charger
-        .store
-        .open_charge(Some(request.id))
-        .await?
-        .map(|open| Performed::Rejected {
-            code: "LOCAL_CHARGE_OPEN",
-            message: match open {
-                OpenCharge::Issuance { id, status } => format!(
-                    "issuance {id} is still {status} (Bunjang allows one open charge per partner account): not sent; cancel it (`issuance-watcher cancel {id}`) or force it (`charge --force`, or force = 1 in charge_requests)"
-                ),
-                OpenCharge::Request { id, state } => format!(
-                    "charge request {id} is still {state}: not sent; wait for it, or force it (`charge --force`, or force = 1 in charge_requests)"
-                ),
-            },
-        }))
+    Ok(gate)
 }
 
 async fn send(charger: &Charger<'_>, request: ChargeRequest) -> Performed {
@@ -177,6 +242,8 @@ async fn send(charger: &Charger<'_>, request: ChargeRequest) -> Performed {
     }
 }
 
+/// Writes what the request came to; returns it as written (a created charge
+/// whose id is stored as settled was written `unknown`), and whether it was.
 async fn record(
     charger: &Charger<'_>,
     request: ChargeRequest,
@@ -211,12 +278,23 @@ async fn record(
         },
         Performed::Rejected { code, message } => ChargeResult::Rejected { code, message },
     };
-    let recorded = charger
+    let finished = charger
         .store
         .finish_charge_request(request.id, result, now, observed_at)
         .await;
+    let performed = match (&finished, performed) {
+        (Ok(f), Performed::Created { issuance_id, .. }) if f.reused.is_some() => {
+            warn!(request = request.id, amount = request.amount, issuance = %issuance_id, "ANOMALY: the API answered a charge with an issuance id stored here as settled; not merged, the request is unknown");
+            Performed::Unknown(Unknown {
+                http_status: None,
+                code: ID_REUSED,
+                detail: f.reused.clone().unwrap_or_default(),
+            })
+        }
+        (_, performed) => performed,
+    };
     crate::ops::metrics::charge_request(performed.state());
-    match (&performed, &recorded) {
+    match (&performed, &finished) {
         (_, Err(e)) => {
             warn!(request = request.id, state = performed.state(), error = %e, "cannot record a charge request's outcome (it stays `sending` and becomes `unknown`)")
         }
@@ -224,7 +302,7 @@ async fn record(
             info!(request = request.id, amount = request.amount, issuance = %issuance_id, "charge created")
         }
         (Performed::Unknown(u), Ok(_)) => {
-            warn!(request = request.id, amount = request.amount, code = u.code, detail = %u.detail, "charge request of UNKNOWN outcome: a charge may exist; not retried")
+            warn!(request = request.id, amount = request.amount, code = u.code, detail = %u.detail, "charge request of UNKNOWN outcome: a charge may exist; not retried; new charges are refused until it is resolved")
         }
         (Performed::Refused(r), Ok(_)) => {
             warn!(request = request.id, amount = request.amount, code = %r.code, reason = %r.reason, "charge refused by the API")
@@ -233,7 +311,7 @@ async fn record(
             warn!(request = request.id, amount = request.amount, code, %message, "charge request refused here, not sent")
         }
     }
-    let recorded = recorded.map(|(_, recorded)| crate::ops::metrics::recorded(&recorded));
+    let recorded = finished.map(|f| crate::ops::metrics::recorded(&f.recorded));
     (performed, recorded)
 }
 
@@ -243,31 +321,31 @@ async fn record(
 /// answer recorded like a poll's) so that its account can be shown. The
 /// caller holds the store's owner lock meanwhile (`Store::hold_ownership`, or
 /// a running watcher's): should the process die mid-request, whoever finds
-/// the lock free makes the request `unknown`. Returns the request id, what it
-/// came to and whether that was recorded.
+/// the lock free makes the request `unknown`. Returns the request id and
+/// what became of it.
 pub async fn charge_with(
     charger: &Charger<'_>,
     amount: i64,
     force: bool,
     follow_waited: bool,
-) -> Result<(i64, Performed, Result<(), StoreError>), StoreError> {
+) -> Result<(i64, Attempt), StoreError> {
     let id = charger
         .store
         .start_charge_request(amount, force, Utc::now())
         .await?;
-    let (performed, recorded) = perform(charger, ChargeRequest { id, amount, force }).await;
+    let attempt = perform(charger, ChargeRequest { id, amount, force }).await;
     if let Performed::Created {
         issuance_id,
         observation: Some(observation),
         ..
-    } = &performed
+    } = &attempt.performed
         && observation.status == crate::domain::Status::Waited
-        && recorded.is_ok()
+        && attempt.recorded.is_ok()
         && follow_waited
     {
         follow_while_waited(charger, issuance_id).await;
     }
-    Ok((id, performed, recorded))
+    Ok((id, attempt))
 }
 
 async fn follow_while_waited(charger: &Charger<'_>, id: &str) {
@@ -315,5 +393,67 @@ mod tests {
             "{above}"
         );
         assert!(parse_amount("0", 100).unwrap_err().contains("positive"));
+    }
+
+    #[test]
+    fn an_unknown_request_refuses_unforced_charges_naming_it_and_how_to_resolve_it() {
+        let unknown = OpenCharge::Unknown {
+            id: 7,
+            amount: 70_000,
+            since: "2026-12-05T01:02:03.000Z".into(),
+        };
+        let Gate::Reject { code, message } = gate(false, Some(&unknown)) else {
+            panic!("sent past an unknown request");
+        };
+        assert_eq!(code, "LOCAL_CHARGE_UNKNOWN");
+        for said in [
+            "charge request 7 (70000 KRW, unknown since 2026-12-05T01:02:03.000Z) may have created a charge",
+            "partner console",
+            "`charges resolve 7 --issuance ID`",
+            "`charges resolve 7 --none`",
+        ] {
+            assert!(message.contains(said), "{said:?} not in {message}");
+        }
+        assert_eq!(
+            gate(true, Some(&unknown)),
+            Gate::Send {
+                past: Some(
+                    "charge request 7 (70000 KRW, unknown since 2026-12-05T01:02:03.000Z)".into()
+                )
+            },
+            "forced: sent, saying what it goes past"
+        );
+    }
+
+    #[test]
+    fn open_charges_refuse_unforced_requests_and_nothing_in_the_way_sends() {
+        let open = [
+            OpenCharge::Issuance {
+                id: "1000001".into(),
+                status: "READY".into(),
+            },
+            OpenCharge::Request {
+                id: 11,
+                state: "pending".into(),
+            },
+        ];
+        for open in &open {
+            assert!(
+                matches!(
+                    gate(false, Some(open)),
+                    Gate::Reject {
+                        code: "LOCAL_CHARGE_OPEN",
+                        ..
+                    }
+                ),
+                "{open:?}"
+            );
+            assert!(matches!(
+                gate(true, Some(open)),
+                Gate::Send { past: Some(_) }
+            ));
+        }
+        assert_eq!(gate(false, None), Gate::Send { past: None });
+        assert_eq!(gate(true, None), Gate::Send { past: None });
     }
 }

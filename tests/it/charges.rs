@@ -5,54 +5,16 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::Duration;
 
 use bunjang_sim::{FaultConfig, FaultRule};
-use common::charging::{ScriptedCharge, charge_sim, config_file, pool, posts, requests};
+use common::charging::{
+    ScriptedCharge, charge_sim, config_file, issuance_count, pool, posts, requests, run, setup,
+    text,
+};
 use common::daemon::Spawn;
 use common::running::transitions;
 use common::{eventually, row};
-
-async fn run(config: &Path, args: &[&str]) -> Output {
-    let config = config.to_owned();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        common::cli(&config, &args)
-    })
-    .await
-    .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    db: PathBuf,
-    config: PathBuf,
-}
-
-fn setup(base_url: &str) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("watcher.db");
-    let config = config_file(base_url, dir.path(), |_| {});
-    Setup {
-        _dir: dir,
-        db,
-        config,
-    }
-}
-
-async fn issuance_count(pool: &sqlx::SqlitePool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM issuances")
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_charge_prints_the_account_is_watched_and_settles_done() {

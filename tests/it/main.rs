@@ -12,6 +12,7 @@ mod support;
 mod architecture;
 mod balance;
 mod cadence;
+mod charge_safety;
 mod charges;
 mod check_config;
 mod cli;

@@ -34,6 +34,13 @@ pub struct SimConfig {
     pub start_at: Option<DateTime<Utc>>,
     /// Seed of every random draw: the same seed gives the same lifecycles and faults.
     pub seed: u64,
+    /// Issuance ids are `id_base + 1 + n` for the n-th issuance created. Unset
+    /// (the default): from the wall clock at start ([`crate::id_base_at`]), so
+    /// that a restarted simulator, which keeps nothing, never hands out an id
+    /// an earlier one did. Pin it (e.g. 1000000) only for ids that must be the
+    /// same on every run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_base: Option<u64>,
     /// Refuse a new charge (400) while the previous one created through the API is
     /// still WAITED or READY, as the real API allows one READY charge per partner.
     pub one_ready_per_key: bool,
@@ -61,6 +68,7 @@ impl Default for SimConfig {
             speed: 1.0,
             start_at: None,
             seed: 42,
+            id_base: None,
             one_ready_per_key: false,
             record_requests: false,
             balance: 10_000_000,

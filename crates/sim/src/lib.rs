@@ -64,7 +64,7 @@ pub use auth::AuthError;
 pub use config::{DepositTiming, DueOutcome, LifecycleConfig, SimConfig};
 pub use faults::{FaultConfig, FaultRule, FaultScope, ServerErrorKind, Window};
 pub use lifecycle::{Schedule, Status, draw, format_kst};
-pub use store::{ID_BASE, IssuanceView, Override, VbankInfo};
+pub use store::{ID_BASE, IDS_PER_MS, IssuanceView, Override, VbankInfo, id_base_at};
 pub use truth::{RateLimitRecord, RequestRecord, Stats, TruthEvent};
 
 use store::Store;
@@ -138,7 +138,8 @@ impl Shared {
             amount,
             now,
         )?;
-        Ok(range.map(store::id_of).collect())
+        let store = self.store();
+        Ok(range.map(|seq| store.id_of(seq)).collect())
     }
 
     fn force(&self, id: &str, status: Status) -> Result<IssuanceView, SimError> {
@@ -181,10 +182,7 @@ impl Shared {
                 let mut all = Vec::new();
                 let end = offset.saturating_add(limit).min(store.len());
                 for seq in offset.min(end) as u32..end as u32 {
-                    all.extend(truth::changes(
-                        &store::id_of(seq),
-                        &store.timeline(seq, now),
-                    ));
+                    all.extend(truth::changes(&store.id_of(seq), &store.timeline(seq, now)));
                 }
                 all.sort_by_key(|event| event.at);
                 Ok(all)
@@ -193,8 +191,8 @@ impl Shared {
     }
 
     fn stats(&self) -> Stats {
-        let issuances = self.store().len();
-        self.recorder.stats(store::id_of, issuances)
+        let store = self.store();
+        self.recorder.stats(|seq| store.id_of(seq), store.len())
     }
 }
 
@@ -227,7 +225,11 @@ impl Simulator {
             verifier,
             clock,
             started: Instant::now(),
-            store: RwLock::new(Store::default()),
+            store: RwLock::new(Store::with_id_base(
+                config
+                    .id_base
+                    .unwrap_or_else(|| store::id_base_at(Utc::now().timestamp_millis())),
+            )),
             recorder: truth::Recorder::default(),
             shutdown,
             base_balance: Mutex::new((config.balance, config.point_expired_in_30_days)),

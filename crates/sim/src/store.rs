@@ -1,9 +1,11 @@
 //! The issuances in memory: one compact record each, plus side tables for the
 //! rare ones that were forced, cancelled or overridden.
 //!
-//! Ids are decimal strings `ID_BASE + 1 + seq`; anything else (`..`, `%2F`,
-//! 10 KB of digits) simply is not an id, which is how hostile paths become a
-//! plain 404 `NOT_FOUND_PAY_INBOUND`.
+//! Ids are decimal strings `base + 1 + seq`, the base fixed at start (see
+//! [`id_base_at`]: from the wall clock, so that a restarted simulator, which
+//! has forgotten everything, never hands out an id an earlier one did);
+//! anything else (`..`, `%2F`, 10 KB of digits) simply is not an id, which is
+//! how hostile paths become a plain 404 `NOT_FOUND_PAY_INBOUND`.
 
 use std::collections::HashMap;
 
@@ -12,10 +14,42 @@ use serde::{Deserialize, Serialize};
 use super::config::LifecycleConfig;
 use super::lifecycle::{self, BANKS, Event, Schedule, State, Status, VBANK_HOLDER};
 
-/// Ids start above this number (7-digit ids, like the documentation's examples look).
+/// An id base to pin (`id_base = 1000000` in a simulator configuration) for
+/// ids that are the same on every run (7-digit ids, like the documentation's
+/// examples): benchmarks that address ids by number, tests of a reused id.
 pub const ID_BASE: u64 = 1_000_000;
 /// A ceiling on the number of issuances, so a hostile seed request cannot exhaust memory.
 pub const MAX_ISSUANCES: usize = 20_000_000;
+/// How many ids each millisecond of wall clock makes room for: a simulator
+/// started `d` ms after another starts `d * IDS_PER_MS` above it, past all the
+/// ids of that one once `d >= MAX_ISSUANCES / IDS_PER_MS` (20 ms).
+pub const IDS_PER_MS: u64 = 1_000_000;
+
+/// The highest id base handed out in this process, so that simulators
+/// started in one process less than 20 ms apart (tests) do not overlap either.
+static LAST_BASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The id base of a simulator started at `now_ms` (Unix milliseconds): the
+/// wall clock in units of [`IDS_PER_MS`], and above every base this process
+/// handed out before by at least `MAX_ISSUANCES`. Ids stay numeric strings
+/// of at most 19 digits (until the year 2262). Only a wall clock stepped back
+/// between two runs could make a later simulator reuse ids.
+pub fn id_base_at(now_ms: i64) -> u64 {
+    use std::sync::atomic::Ordering;
+    let from_clock = u64::try_from(now_ms)
+        .unwrap_or(0)
+        .saturating_mul(IDS_PER_MS);
+    let mut base = from_clock;
+    let _ = LAST_BASE.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+        base = if last == 0 {
+            from_clock
+        } else {
+            from_clock.max(last.saturating_add(MAX_ISSUANCES as u64))
+        };
+        Some(base)
+    });
+    base
+}
 
 /// One issuance: its drawn schedule and its amount (64 bytes).
 #[derive(Debug, Clone, Copy)]
@@ -69,8 +103,10 @@ pub enum Refusal {
     Full,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Store {
+    /// Ids are `base + 1 + seq`.
+    base: u64,
     records: Vec<Record>,
     forced: HashMap<u32, Vec<Event>>,
     overrides: HashMap<u32, Override>,
@@ -79,11 +115,31 @@ pub struct Store {
     posted: Vec<u32>,
 }
 
-pub fn id_of(seq: u32) -> String {
-    (ID_BASE + 1 + u64::from(seq)).to_string()
+impl Default for Store {
+    /// A store with the pinned [`ID_BASE`].
+    fn default() -> Self {
+        Self::with_id_base(ID_BASE)
+    }
 }
 
 impl Store {
+    /// An empty store whose ids are `base + 1 + seq`.
+    pub fn with_id_base(base: u64) -> Self {
+        Self {
+            base,
+            records: Vec::new(),
+            forced: HashMap::new(),
+            overrides: HashMap::new(),
+            last_posted: None,
+            posted: Vec::new(),
+        }
+    }
+
+    /// The id of the issuance with sequence number `seq`.
+    pub fn id_of(&self, seq: u32) -> String {
+        (self.base + 1 + u64::from(seq)).to_string()
+    }
+
     pub(super) fn len(&self) -> usize {
         self.records.len()
     }
@@ -93,9 +149,9 @@ impl Store {
         if id.is_empty() || id.len() > 19 || !id.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        let seq = id.parse::<u64>().ok()?.checked_sub(ID_BASE + 1)?;
+        let seq = id.parse::<u64>().ok()?.checked_sub(self.base + 1)?;
         let seq = u32::try_from(seq).ok()?;
-        ((seq as usize) < self.records.len() && id_of(seq) == id).then_some(seq)
+        ((seq as usize) < self.records.len() && self.id_of(seq) == id).then_some(seq)
     }
 
     /// Creates `count` issuances at `now_ms` (amounts drawn from the seed when `amount` is None).
@@ -232,7 +288,7 @@ impl Store {
                 vbank_holder_name: VBANK_HOLDER.to_owned(),
             });
         IssuanceView {
-            id: id_of(seq),
+            id: self.id_of(seq),
             amount: record.amount,
             status: state.status,
             created_at: lifecycle::format_kst(s.created_ms),
@@ -252,6 +308,22 @@ mod tests {
             .create_many(&LifecycleConfig::default(), 1, n, None, 0)
             .unwrap();
         store
+    }
+
+    #[test]
+    fn id_bases_follow_the_wall_clock_and_never_overlap_in_one_process() {
+        // Far ahead of the real clock, so that simulators started meanwhile do not interfere.
+        let now_ms = 4_000_000_000_000;
+        let first = id_base_at(now_ms);
+        let same_instant = id_base_at(now_ms);
+        assert!(same_instant >= first + MAX_ISSUANCES as u64);
+        let an_hour_later = id_base_at(now_ms + 3_600_000);
+        assert_eq!(an_hour_later, (now_ms as u64 + 3_600_000) * IDS_PER_MS);
+        let last_id = Store::with_id_base(an_hour_later).id_of(MAX_ISSUANCES as u32 - 1);
+        assert!(
+            last_id.len() <= 19 && last_id.parse::<i64>().is_ok(),
+            "{last_id}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! reads of `charge_requests`.
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -15,7 +16,12 @@ use super::config::{ACCESS_KEY, SECRET_B64, TestSettings};
 /// A simulator on the test credentials, with one READY charge per key, every
 /// request recorded, and charges that neither fail nor get paid by themselves.
 pub async fn charge_sim() -> SimHandle {
-    let config = SimConfig {
+    charge_sim_with(|_| {}).await
+}
+
+/// [`charge_sim`] with its configuration edited.
+pub async fn charge_sim_with(edit: impl FnOnce(&mut SimConfig)) -> SimHandle {
+    let mut config = SimConfig {
         one_ready_per_key: true,
         record_requests: true,
         ..SimConfig::default()
@@ -28,6 +34,7 @@ pub async fn charge_sim() -> SimHandle {
                 ..LifecycleConfig::default()
             })
     };
+    edit(&mut config);
     super::sim_client::start(config).await
 }
 
@@ -106,3 +113,48 @@ impl ScriptedCharge {
 }
 
 pub use super::metrics::free_port;
+
+/// `issuance-watcher --config CONFIG ARGS...`, off the async runtime.
+pub async fn run(config: &Path, args: &[&str]) -> Output {
+    let config = config.to_owned();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        super::cli(&config, &args)
+    })
+    .await
+    .unwrap()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A directory with a config for `base_url` and its database path.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub db: PathBuf,
+    pub config: PathBuf,
+}
+
+pub fn setup(base_url: &str) -> Setup {
+    setup_with(base_url, |_| {})
+}
+
+/// [`setup`] with settings edited.
+pub fn setup_with(
+    base_url: &str,
+    edit: impl FnOnce(&mut issuance_watcher::settings::Settings),
+) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("watcher.db");
+    let config = config_file(base_url, dir.path(), edit);
+    Setup { dir, db, config }
+}
+
+pub async fn issuance_count(pool: &sqlx::SqlitePool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM issuances")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}

@@ -8,16 +8,18 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn unknown_issuances_and_hostile_ids_answer_not_found_pay_inbound() {
     let sim = start(SimConfig::default()).await;
-    sim.seed(3);
+    let ids = sim.seed(3);
     let long = "9".repeat(10_000);
     let long_path = format!("{LOOKUP}/{long}");
+    let traversal = format!("{LOOKUP}/{}%2F..", ids[0]);
+    let nul = format!("{LOOKUP}/{}%00", ids[0]);
     for path in [
         "/api/v1/points/issuance/999",
         "/api/v1/points/issuance/..",
         "/api/v1/points/issuance/%2E%2E",
-        "/api/v1/points/issuance/1000001%2F..",
+        traversal.as_str(),
         "/api/v1/points/issuance/%20",
-        "/api/v1/points/issuance/1000001%00",
+        nul.as_str(),
         "/api/v1/points/issuance/%FF%FE",
         "/api/v1/points/issuance/-1",
         long_path.as_str(),
@@ -27,9 +29,52 @@ async fn unknown_issuances_and_hostile_ids_answer_not_found_pay_inbound() {
         let body: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(body["errorCode"], "NOT_FOUND_PAY_INBOUND", "{path}");
     }
-    let (status, _) = raw_get(&sim, "/api/v1/points/issuance/1000001").await;
+    let (status, _) = raw_get(&sim, &format!("{LOOKUP}/{}", ids[0])).await;
     assert_eq!(status, 200);
     sim.shutdown().await;
+}
+
+/// The simulator keeps nothing across a restart: were its ids to start over,
+/// a watcher would take a new charge for an old, settled one.
+#[tokio::test]
+async fn a_restarted_simulator_never_hands_out_an_id_again() {
+    let number = |id: &str| -> u64 {
+        assert!(id.bytes().all(|b| b.is_ascii_digit()), "{id:?} is numeric");
+        id.parse().unwrap()
+    };
+    let (first, client) = started(SimConfig::default()).await;
+    let mut before: Vec<u64> = first.seed(3).iter().map(|id| number(id)).collect();
+    let charged = client
+        .post(LOOKUP, Some(json!({"amount": 10_000})))
+        .await
+        .json();
+    before.push(number(charged["data"]["id"].as_str().unwrap()));
+    first.shutdown().await;
+    let (second, client) = started(SimConfig::default()).await;
+    let charged = client
+        .post(LOOKUP, Some(json!({"amount": 10_000})))
+        .await
+        .json();
+    let after = [
+        number(charged["data"]["id"].as_str().unwrap()),
+        number(&second.seed(1)[0]),
+    ];
+    let highest_before = before.iter().max().unwrap();
+    assert!(
+        after.iter().all(|id| id > highest_before),
+        "before the restart {before:?}, after {after:?}"
+    );
+    second.shutdown().await;
+    // Pinned, ids are the same on every run (for tests that need a reused id).
+    let pinned = SimConfig {
+        id_base: Some(bunjang_sim::ID_BASE),
+        ..SimConfig::default()
+    };
+    for _ in 0..2 {
+        let sim = start(pinned.clone()).await;
+        assert_eq!(sim.seed(1), ["1000001"]);
+        sim.shutdown().await;
+    }
 }
 
 #[tokio::test]
