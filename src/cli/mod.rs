@@ -12,12 +12,14 @@ use crate::app::shutdown_signal;
 
 use crate::settings::{LogFormat, Settings};
 
+mod attention;
 mod charge;
 mod clock;
 mod commands;
 mod events;
 mod generate;
 mod output;
+mod replay;
 mod status;
 
 /// `--version`: the package version and the commit it was built from (build.rs).
