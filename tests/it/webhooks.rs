@@ -537,3 +537,51 @@ async fn the_events_command_prints_the_outbox_lists_failures_and_redelivers() {
     assert!(String::from_utf8_lossy(&text.stdout).contains("WAITED -> DONE"));
     app.stop().await.unwrap();
 }
+
+/// A receiver's redirect is never followed: the signed request goes only where
+/// the sink was configured to send it. A 3xx is a failed attempt (retried),
+/// and the receiver at the `Location` gets nothing, even for a 307, which
+/// would repeat the POST with its body and signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receivers_redirect_is_a_failed_attempt_and_its_target_gets_nothing() {
+    let World { api, receiver, dir } = World::new().await;
+    let elsewhere = Receiver::start(WEBHOOK_SECRET).await;
+    receiver.set_mode(Mode::Redirect(307, elsewhere.addr));
+    api.set("r", Reply::issuance("r", "DONE"));
+    let config = shop(&api, &dir, &receiver);
+    let app = RunningApp::start(config.build()).await;
+    app.insert(&["r"]).await;
+    // Recorded either way: as a failure, or (followed) as a delivery.
+    eventually("the first attempt recorded", || async {
+        number(
+            app.store.pool(),
+            "SELECT count(*) FROM deliveries WHERE sink = 'shop' AND attempts > 0",
+        )
+        .await
+            > 0
+    })
+    .await;
+    let (last_status, delivered): (Option<i64>, Option<String>) =
+        sqlx::query_as("SELECT last_status, delivered_at FROM deliveries WHERE sink = 'shop'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(last_status, Some(307));
+    assert_eq!(delivered, None, "a 3xx is not a delivery");
+    assert!(
+        elsewhere.received().is_empty(),
+        "the redirect was followed: {} request(s) reached its target",
+        elsewhere.received().len()
+    );
+    eventually("a retry, answered with the redirect again", || async {
+        receiver
+            .received()
+            .iter()
+            .filter(|r| r.answered == Some(307))
+            .count()
+            >= 2
+    })
+    .await;
+    assert!(elsewhere.received().is_empty());
+    app.stop().await.unwrap();
+}
