@@ -171,6 +171,12 @@ async fn failed_says_what_each_delivery_waits_for_and_a_removed_sinks_can_be_dis
         "both events written, every sink tried, `gone` disabled",
         || async {
             app.events().await.len() == 2
+                && number(
+                    app.store.pool(),
+                    "SELECT count(*) FROM deliveries WHERE sink = 'old'",
+                )
+                .await
+                    == 2
                 && tried("shop").await
                 && tried("old").await
                 && number(
