@@ -3,7 +3,8 @@
 //! The parts, in reading order; each depends only on the ones above it:
 //!
 //! - [`domain`]: the vocabulary (status, flag kind, observation, decision,
-//!   time formats, the business clock). Depends on nothing.
+//!   what a webhook sink and its deliveries are, time formats, the business
+//!   clock). Depends on nothing.
 //! - [`settings`]: the typed, validated configuration.
 //! - [`api`]: the Bunjang point API client (signed requests, classified answers).
 //! - [`store`]: the SQLite schema and every statement; SQL lives nowhere else.

@@ -1,16 +1,17 @@
 //! `events`: the outbox for scripts and operators. Prints events after a
-//! cursor (and follows new ones), lists failing deliveries, and schedules
-//! events to be delivered again.
+//! cursor (and follows new ones) and lists the deliveries that need a person,
+//! each saying what it really waits for (retrying, given up, sink disabled,
+//! sink removed); `redeliver` and `discard` act on them (`replay.rs`).
 
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
-
 use super::output::{print_table, print_text};
+use super::replay;
 use crate::app::open_store;
+use crate::domain::DeliveryState;
 use crate::settings::Settings;
-use crate::store::EventRow;
+use crate::store::{EventRow, FailedDelivery};
 
 /// How often `--follow` looks for new events.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
@@ -28,8 +29,9 @@ pub struct EventsArgs {
     /// One JSON object per line (seq, id, type, issuance_id, occurred_at, data).
     #[arg(long)]
     pub json: bool,
-    /// Instead: deliveries that failed at least once and are not delivered
-    /// (still retrying, or given up after the retry horizon).
+    /// Instead: undelivered deliveries that failed at least once or whose sink
+    /// was removed from the configuration, each with what it waits for
+    /// (retrying, given up, sink disabled, sink removed).
     #[arg(long, conflicts_with = "follow")]
     pub failed: bool,
     /// At most this many rows (without --follow).
@@ -41,13 +43,27 @@ pub struct EventsArgs {
 pub enum EventsAction {
     /// Deliver events again (as new: attempts and the retry horizon start over),
     /// to every configured sink or to one.
+    /// Each SEQ's outcome is printed; the exit code is non-zero if any was not
+    /// scheduled.
     Redeliver {
         /// Sequence numbers of the events.
         #[arg(required = true, value_name = "SEQ")]
         seqs: Vec<i64>,
-        /// Only to this sink (its `name`; default: every `[[webhooks]]` sink).
+        /// Only to this sink (a configured `name`; default: every `[[webhooks]]` sink).
         #[arg(long)]
         sink: Option<String>,
+    },
+    /// Give up a sink's undelivered deliveries by hand: never attempted again,
+    /// no longer listed by `--failed` or counted by `status` (kept in the
+    /// database with `discarded_at`). For a sink removed from the
+    /// configuration, whose deliveries no worker will ever attempt.
+    Discard {
+        /// The sink (its `name`, as `events --failed` shows it).
+        #[arg(long, required = true)]
+        sink: String,
+        /// Only these events (default: every undelivered one of the sink).
+        #[arg(value_name = "SEQ")]
+        seqs: Vec<i64>,
     },
 }
 
@@ -56,32 +72,41 @@ pub(super) async fn run(
     args: EventsArgs,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    if let Some(EventsAction::Redeliver { seqs, sink }) = args.action {
-        return redeliver(settings, &seqs, sink).await;
+    match args.action {
+        Some(EventsAction::Redeliver { seqs, sink }) => {
+            return replay::redeliver(settings, &seqs, sink).await;
+        }
+        Some(EventsAction::Discard { sink, seqs }) => {
+            return replay::discard(settings, &sink, &seqs).await;
+        }
+        None => {}
     }
     let store = open_store(settings).await?;
     if args.failed {
-        let rows = store.failed_deliveries(args.limit).await?;
+        let configured = replay::configured(settings);
+        let rows = store.failed_deliveries(&configured, args.limit).await?;
         let header = format!(
-            "{:>8} {:<16} {:<24} {:<20} {:>8} {:<24} LAST PROBLEM",
-            "SEQ", "SINK", "TYPE", "ISSUANCE", "ATTEMPTS", "NEXT ATTEMPT / GAVE UP"
+            "{:>8} {:<16} {:<24} {:<20} {:>8} {:<40} LAST PROBLEM",
+            "SEQ", "SINK", "TYPE", "ISSUANCE", "ATTEMPTS", "STATE"
         );
-        return print_table(&rows, args.json, &header, |r| {
-            let next = match &r.failed_at {
-                Some(at) => format!("gave up {at}"),
-                None => r.next_attempt_at.clone(),
-            };
+        print_table(&rows, args.json, &header, |r| {
             format!(
-                "{:>8} {:<16} {:<24} {:<20} {:>8} {:<24} {}",
+                "{:>8} {:<16} {:<24} {:<20} {:>8} {:<40} {}",
                 r.seq,
                 r.sink,
                 r.event_type,
-                r.issuance_id,
+                r.issuance_id.as_deref().unwrap_or("-"),
                 r.attempts,
-                next,
+                state_text(r),
                 r.last_error.as_deref().unwrap_or("")
             )
-        });
+        })?;
+        if !args.json
+            && let Some(note) = removed_note(&rows)
+        {
+            eprintln!("{note}");
+        }
+        return Ok(());
     }
     let mut after = args.after;
     if !args.json {
@@ -122,7 +147,7 @@ fn print_event(event: &EventRow, json: bool) -> anyhow::Result<()> {
             event.seq,
             event.occurred_at,
             event.event_type,
-            event.issuance_id,
+            event.issuance_id.as_deref().unwrap_or("-"),
             summary(event)
         )?;
     }
@@ -149,52 +174,104 @@ fn summary(event: &EventRow) -> String {
     }
 }
 
-async fn redeliver(settings: &Settings, seqs: &[i64], sink: Option<String>) -> anyhow::Result<()> {
-    let configured: Vec<String> = settings.webhooks.iter().map(|w| w.name()).collect();
-    let sinks = match sink {
-        Some(name) if configured.contains(&name) => vec![name],
-        Some(name) => bail!(
-            "no `[[webhooks]]` sink is named {name:?} (configured: {})",
-            if configured.is_empty() {
-                "none".to_owned()
-            } else {
-                configured.join(", ")
-            }
-        ),
-        None if configured.is_empty() => {
-            bail!("no `[[webhooks]]` sink is configured: nothing to deliver to")
+/// What a failed delivery waits for, in a few words (the `STATE` column).
+fn state_text(r: &FailedDelivery) -> String {
+    let at = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".to_owned());
+    match r.state {
+        DeliveryState::Retrying => format!("retrying, next {}", at(&r.next_attempt_at)),
+        DeliveryState::GivenUp => format!("given up {}", at(&r.failed_at)),
+        DeliveryState::SinkDisabled => {
+            format!("sink disabled since {}", at(&r.sink_disabled_at))
         }
-        None => configured,
-    };
-    let store = open_store(settings).await?;
-    let found = store
-        .redeliver(&sinks, seqs, chrono::Utc::now())
-        .await
-        .context("while scheduling redeliveries")?;
-    let missing: Vec<String> = seqs
+        DeliveryState::SinkRemoved => "sink removed (never attempted)".to_owned(),
+    }
+}
+
+/// The way out for deliveries of removed sinks, if the list has any.
+fn removed_note(rows: &[FailedDelivery]) -> Option<String> {
+    let mut removed: Vec<&str> = rows
         .iter()
-        .filter(|s| !found.contains(s))
-        .map(i64::to_string)
+        .filter(|r| r.state == DeliveryState::SinkRemoved)
+        .map(|r| r.sink.as_str())
         .collect();
-    if found.is_empty() {
-        bail!("no event with seq {} in the outbox", missing.join(", "));
-    }
-    for name in &sinks {
-        if let Some(row) = store.sink(name).await?
-            && let Some(at) = row.disabled_at
-        {
-            eprintln!(
-                "note: sink {name:?} is disabled since {at} ({}); the events wait until `disabled_at` is cleared",
-                row.disabled_reason.as_deref().unwrap_or("disabled")
-            );
+    removed.sort_unstable();
+    removed.dedup();
+    let first = *removed.first()?;
+    Some(format!(
+        "note: {} not in the configuration: nothing will ever send these. \
+         Give them up with `events discard --sink {first}`, or send the events to a configured \
+         sink with `events redeliver SEQ... --sink NAME` first.",
+        match removed.as_slice() {
+            [one] => format!("sink {one:?} is"),
+            many => format!("sinks {} are", many.join(", ")),
+        }
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(sink: &str, state: DeliveryState) -> FailedDelivery {
+        FailedDelivery {
+            sink: sink.into(),
+            seq: 7,
+            id: "evt_1".into(),
+            event_type: "balance.low".into(),
+            issuance_id: None,
+            occurred_at: "2026-12-05T10:00:00.000Z".into(),
+            state,
+            attempts: 3,
+            last_status: Some(503),
+            last_error: Some("HTTP 503".into()),
+            last_attempt_at: Some("2026-12-05T10:01:00.000Z".into()),
+            next_attempt_at: (state == DeliveryState::Retrying)
+                .then(|| "2026-12-05T10:02:00.000Z".into()),
+            failed_at: (state == DeliveryState::GivenUp).then(|| "2026-12-08T10:00:00.000Z".into()),
+            sink_disabled_at: (state == DeliveryState::SinkDisabled)
+                .then(|| "2026-12-05T10:00:30.000Z".into()),
         }
     }
-    if !missing.is_empty() {
-        eprintln!("note: no event with seq {}", missing.join(", "));
+
+    #[test]
+    fn each_state_says_what_the_delivery_waits_for_and_only_retrying_shows_a_next_attempt() {
+        let texts: Vec<String> = [
+            DeliveryState::Retrying,
+            DeliveryState::GivenUp,
+            DeliveryState::SinkDisabled,
+            DeliveryState::SinkRemoved,
+        ]
+        .into_iter()
+        .map(|s| state_text(&row("shop", s)))
+        .collect();
+        assert_eq!(
+            texts,
+            [
+                "retrying, next 2026-12-05T10:02:00.000Z",
+                "given up 2026-12-08T10:00:00.000Z",
+                "sink disabled since 2026-12-05T10:00:30.000Z",
+                "sink removed (never attempted)",
+            ]
+        );
+        let json = serde_json::to_value(row("old", DeliveryState::SinkRemoved)).unwrap();
+        assert_eq!(json["state"], "sink_removed");
+        assert_eq!(json["next_attempt_at"], serde_json::Value::Null);
+        assert_eq!(json["issuance_id"], serde_json::Value::Null);
     }
-    print_text(&format!(
-        "{} events scheduled for delivery again to {} (the running daemon sends them within a second)\n",
-        found.len(),
-        sinks.join(", ")
-    ))
+
+    #[test]
+    fn removed_sinks_are_named_with_their_way_out() {
+        assert_eq!(removed_note(&[row("shop", DeliveryState::Retrying)]), None);
+        let note = removed_note(&[
+            row("old", DeliveryState::SinkRemoved),
+            row("old", DeliveryState::SinkRemoved),
+            row("shop", DeliveryState::GivenUp),
+        ])
+        .unwrap();
+        assert!(
+            note.contains("sink \"old\" is not in the configuration"),
+            "{note}"
+        );
+        assert!(note.contains("events discard --sink old"), "{note}");
+    }
 }

@@ -12,12 +12,14 @@ use crate::app::shutdown_signal;
 
 use crate::settings::{LogFormat, Settings};
 
+mod attention;
 mod charge;
 mod clock;
 mod commands;
 mod events;
 mod generate;
 mod output;
+mod replay;
 mod status;
 
 /// `--version`: the package version and the commit it was built from (build.rs).
@@ -97,15 +99,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// One screen for a person on the host: daemon alive, active issuances, open
-    /// flags, last successful poll, errors in the last hour (from the database).
+    /// One screen for a person on the host: what needs attention first, daemon
+    /// alive, active issuances, open flags, last successful poll, errors in the
+    /// last hour, webhook sinks' health and backlog (from the database).
     Status {
         /// Print JSON (the same facts) instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// Events of the outbox (`--after SEQ`, `--follow`, `--json`), failing
-    /// deliveries (`--failed`), and `redeliver SEQ...`.
+    /// Events of the outbox (`--after SEQ`, `--follow`, `--json`), deliveries
+    /// that need a person (`--failed`), `redeliver SEQ...` and `discard --sink NAME`.
     Events(events::EventsArgs),
     /// Ask Bunjang for a charge of AMOUNT KRW and print the account to pay into.
     Charge {

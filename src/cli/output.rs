@@ -78,13 +78,24 @@ pub(super) fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+/// `42 s`, `3 min`, `2 h 5 min`, `3 d 4 h`: how long ago, for a person.
+pub(super) fn ago_text(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Error, ErrorKind};
 
     use anyhow::Context as _;
 
-    use super::is_broken_pipe;
+    use super::{ago_text, is_broken_pipe};
 
     #[test]
     fn a_closed_pipe_is_recognised_through_context_and_json() {
@@ -97,5 +108,14 @@ mod tests {
         assert!(is_broken_pipe(&json));
         let other = anyhow::Error::new(Error::from(ErrorKind::PermissionDenied));
         assert!(!is_broken_pipe(&other));
+    }
+
+    #[test]
+    fn ago_reads_like_a_person_would_say_it() {
+        assert_eq!(ago_text(-3), "0 s");
+        assert_eq!(ago_text(59), "59 s");
+        assert_eq!(ago_text(125), "2 min");
+        assert_eq!(ago_text(7500), "2 h 5 min");
+        assert_eq!(ago_text(3 * 86400 + 4 * 3600), "3 d 4 h");
     }
 }

@@ -2,7 +2,9 @@
 //! Everything comes from the database and the owner locks beside it (see
 //! `store::status`), so it needs neither the HTTP listener nor the daemon's
 //! cooperation: whether a daemon is alive, what is watched, the open flags with
-//! their deadlines, the last successful poll and the errors of the last hour.
+//! their deadlines, the last successful poll and the errors of the last hour,
+//! each webhook sink's health and backlog, and, first of all, what needs a
+//! person (`attention.rs`): charges of unknown outcome, sinks not delivering.
 //!
 //! It never creates a database: a missing file is an error that names the path
 //! (a typo in `database.path` must not pass for an empty, healthy watcher).
@@ -13,11 +15,12 @@ use anyhow::bail;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::output::{flag_header, flag_line, print_json, print_text};
+use super::attention::{SinkView, attention, sink_line, sink_views};
+use super::output::{ago_text, flag_header, flag_line, print_json, print_text};
 use crate::app::open_store;
 use crate::domain::timefmt::from_db;
 use crate::settings::Settings;
-use crate::store::{Daemons, ErrorCount, FlagRow, StatusFacts};
+use crate::store::{Daemons, ErrorCount, FlagRow, SinkBacklog, StatusFacts, UnknownCharges};
 
 /// How far back "recent errors" reach.
 const ERRORS_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
@@ -28,12 +31,24 @@ pub(super) struct StatusView {
     pub database: String,
     /// When this was read (UTC).
     pub now: String,
+    /// What needs a person, most urgent first (the text's first section).
+    pub attention: Vec<String>,
     pub daemon: DaemonView,
     pub active: ActiveView,
     pub last_successful_poll: LastPollView,
     pub errors_last_hour: ErrorsView,
     /// Open DUE_SOON / OVERDUE flags, soonest deadline first.
     pub flags: Vec<FlagRow>,
+    /// Each webhook sink: health, backlog, oldest undelivered event.
+    pub webhooks: Vec<SinkView>,
+    pub charge_requests: ChargesView,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct ChargesView {
+    /// Requests whose outcome is unknown (`state = 'unknown'`) and not yet
+    /// resolved by a person: a charge may exist.
+    pub unknown: UnknownCharges,
 }
 
 #[derive(Debug, Serialize)]
@@ -76,7 +91,15 @@ pub(super) async fn status(settings: &Settings, json: bool) -> anyhow::Result<()
     let now = Utc::now();
     let facts = store.status_facts(now - ERRORS_WINDOW).await?;
     let flags = store.flags(None).await?;
-    let view = view(path.display().to_string(), facts, flags, now);
+    let configured: Vec<String> = settings.webhooks.iter().map(|w| w.name()).collect();
+    let sinks = store.sink_backlogs(&configured).await?;
+    let view = view(
+        path.display().to_string(),
+        facts,
+        flags,
+        (&configured, sinks),
+        now,
+    );
     if json {
         print_json(&view)
     } else {
@@ -85,10 +108,13 @@ pub(super) async fn status(settings: &Settings, json: bool) -> anyhow::Result<()
 }
 
 /// The facts arranged for showing (pure: unit-tested).
+///
+/// `sinks`: the configured sinks' names and every sink the database knows.
 pub(super) fn view(
     database: String,
     facts: StatusFacts,
     flags: Vec<FlagRow>,
+    sinks: (&[String], Vec<SinkBacklog>),
     now: DateTime<Utc>,
 ) -> StatusView {
     let by_status: Vec<(String, i64)> = facts
@@ -101,9 +127,11 @@ pub(super) fn view(
         .as_deref()
         .and_then(from_db)
         .map(|at| (now - at).num_seconds());
+    let webhooks = sink_views(sinks.0, sinks.1, now);
     StatusView {
         database,
         now: crate::domain::timefmt::to_db(now),
+        attention: attention(&facts.unknown_charges, &webhooks, now),
         daemon: DaemonView {
             alive: !facts.daemons.live.is_empty(),
             daemons: facts.daemons,
@@ -121,12 +149,23 @@ pub(super) fn view(
             by_error: facts.errors,
         },
         flags,
+        webhooks,
+        charge_requests: ChargesView {
+            unknown: facts.unknown_charges,
+        },
     }
 }
 
 /// The screen, as text.
 pub(super) fn render(v: &StatusView) -> String {
     let mut out = String::new();
+    if !v.attention.is_empty() {
+        let _ = writeln!(out, "ATTENTION");
+        for line in &v.attention {
+            let _ = writeln!(out, "  ! {line}");
+        }
+        let _ = writeln!(out);
+    }
     let _ = writeln!(out, "database              {}", v.database);
     let d = &v.daemon.daemons;
     if v.daemon.alive {
@@ -213,18 +252,16 @@ pub(super) fn render(v: &StatusView) -> String {
             let _ = writeln!(out, "  {}", flag_line(f, 8));
         }
     }
-    out
-}
-
-/// `42 s`, `3 min`, `2 h 5 min`, `3 d 4 h`: how long ago, for a person.
-fn ago_text(seconds: i64) -> String {
-    let s = seconds.max(0);
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min", s / 60),
-        3600..86400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
-        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
+    if v.webhooks.is_empty() {
+        let _ = writeln!(out, "webhooks              none configured");
+    } else {
+        let _ = writeln!(out, "webhooks              {} sink(s)", v.webhooks.len());
+        let now = from_db(&v.now).unwrap_or_else(Utc::now);
+        for s in &v.webhooks {
+            let _ = writeln!(out, "{}", sink_line(s, now));
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -255,7 +292,12 @@ mod tests {
                 issuances: 2,
                 last_at: "2026-12-02T09:58:00.000Z".into(),
             }],
+            unknown_charges: UnknownCharges::default(),
         }
+    }
+
+    fn no_sinks() -> (&'static [String], Vec<SinkBacklog>) {
+        (&[], vec![])
     }
 
     fn flag() -> FlagRow {
@@ -277,7 +319,13 @@ mod tests {
     fn a_daemon_that_says_it_is_unhealthy_is_shown_so() {
         let mut facts = facts(true);
         facts.daemons.live[0].health = Some("468 of 469 poll results were dropped".into());
-        let text = render(&view("/var/lib/w.db".into(), facts, vec![], now()));
+        let text = render(&view(
+            "/var/lib/w.db".into(),
+            facts,
+            vec![],
+            no_sinks(),
+            now(),
+        ));
         assert!(
             text.contains(
                 "alive (pid 4242, since 2026-12-02T08:00:00.000Z)\n                      UNHEALTHY (pid 4242): 468 of 469 poll results were dropped\n"
@@ -288,7 +336,13 @@ mod tests {
 
     #[test]
     fn the_screen_names_each_fact() {
-        let v = view("/var/lib/w.db".into(), facts(true), vec![flag()], now());
+        let v = view(
+            "/var/lib/w.db".into(),
+            facts(true),
+            vec![flag()],
+            no_sinks(),
+            now(),
+        );
         let text = render(&v);
         assert_eq!(
             text,
@@ -302,8 +356,62 @@ errors (last hour)    2 active issuance(s) whose last poll failed:
 open flags            1
   ID                   FLAG      STATUS   DEADLINE (UTC)           RAISED
   1000001              DUE_SOON  READY    2026-12-02T14:59:59.000Z 2026-12-02T09:00:00.000Z
+webhooks              none configured
 "
         );
+    }
+
+    #[test]
+    fn what_needs_a_person_comes_first_and_each_sink_is_listed() {
+        use crate::store::{Backlog, NamedSinkRow, SinkRow, UnknownCharge};
+        let mut f = facts(true);
+        f.unknown_charges = UnknownCharges {
+            total: 1,
+            newest: vec![UnknownCharge {
+                id: 3,
+                amount: 50_000,
+                requested_at: "2026-12-02T09:00:00.000Z".into(),
+                error_code: Some("TIMEOUT".into()),
+            }],
+        };
+        let configured = ["shop".to_owned()];
+        let shop = SinkBacklog {
+            sink: NamedSinkRow {
+                name: "shop".into(),
+                row: SinkRow {
+                    admitted_seq: 4,
+                    disabled_at: None,
+                    disabled_reason: None,
+                    failing_since: Some("2026-12-02T09:58:00.000Z".into()),
+                    last_problem: Some("HTTP 503".into()),
+                },
+            },
+            backlog: Backlog {
+                pending: 2,
+                oldest: from_db("2026-12-02T09:57:00.000Z"),
+            },
+            given_up: 0,
+        };
+        let v = view("w.db".into(), f, vec![], (&configured, vec![shop]), now());
+        let text = render(&v);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "ATTENTION", "{text}");
+        assert!(
+            lines[1].contains("UNKNOWN outcome") && lines[1].contains("#3"),
+            "{text}"
+        );
+        assert!(lines[2].contains("`shop` is FAILING since 2026-12-02T09:58:00.000Z (2 min ago): HTTP 503; 2 event(s) waiting, the oldest for 3 min"), "{text}");
+        assert_eq!(lines[3], "");
+        assert!(lines[4].starts_with("database"), "{text}");
+        assert!(text.ends_with(
+            "webhooks              1 sink(s)\n  shop                 FAILING since 2026-12-02T09:58:00.000Z (2 min ago): HTTP 503; backlog 2, oldest 3 min\n"
+        ), "{text}");
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["webhooks"][0]["health"], "failing");
+        assert_eq!(json["webhooks"][0]["backlog"], 2);
+        assert_eq!(json["webhooks"][0]["oldest_undelivered_seconds"], 180);
+        assert_eq!(json["charge_requests"]["unknown"]["total"], 1);
+        assert_eq!(json["attention"].as_array().unwrap().len(), 2);
     }
 
     #[test]
@@ -312,7 +420,7 @@ open flags            1
         f.errors.clear();
         f.active_by_status.clear();
         f.last_success = None;
-        let text = render(&view("w.db".into(), f, vec![], now()));
+        let text = render(&view("w.db".into(), f, vec![], no_sinks(), now()));
         assert!(text.contains("daemon                NOT RUNNING"), "{text}");
         assert!(
             text.contains("1 lock file(s) of daemons that died"),
@@ -322,11 +430,12 @@ open flags            1
         assert!(text.contains("last successful poll  never\n"), "{text}");
         assert!(text.contains("errors (last hour)    none\n"), "{text}");
         assert!(text.contains("open flags            none\n"), "{text}");
+        assert!(!text.contains("ATTENTION"), "{text}");
     }
 
     #[test]
     fn json_has_the_same_facts_for_scripts() {
-        let v = view("w.db".into(), facts(true), vec![flag()], now());
+        let v = view("w.db".into(), facts(true), vec![flag()], no_sinks(), now());
         let json = serde_json::to_value(&v).unwrap();
         assert_eq!(json["daemon"]["alive"], true);
         assert_eq!(json["daemon"]["live"][0]["pid"], 4242);
@@ -338,14 +447,5 @@ open flags            1
         assert_eq!(json["last_successful_poll"]["seconds_ago"], 42);
         assert_eq!(json["errors_last_hour"]["issuances"], 2);
         assert_eq!(json["flags"][0]["kind"], "DUE_SOON");
-    }
-
-    #[test]
-    fn ago_reads_like_a_person_would_say_it() {
-        assert_eq!(ago_text(-3), "0 s");
-        assert_eq!(ago_text(59), "59 s");
-        assert_eq!(ago_text(125), "2 min");
-        assert_eq!(ago_text(7500), "2 h 5 min");
-        assert_eq!(ago_text(3 * 86400 + 4 * 3600), "3 d 4 h");
     }
 }

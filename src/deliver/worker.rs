@@ -7,6 +7,10 @@
 //! delivery due at once, so a receiver that was down gets its backlog as
 //! soon as it is back rather than on each delivery's own retry schedule.
 //! Nothing here holds a transaction across an HTTP request.
+//!
+//! The backlog gauges are not refreshed here: a worker sleeps through a long
+//! `Retry-After` or while its sink is disabled, which is exactly when the
+//! oldest undelivered age must keep growing (see `ops::tasks`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,14 +28,12 @@ use crate::domain::EventType;
 use crate::domain::timefmt::{from_db, to_db};
 use crate::ops::progress::Progress;
 use crate::settings::{Settings, SettingsError, SinkFormat, WebhookSecret};
-use crate::store::{AttemptRow, DueDelivery, Store, StoreError};
+use crate::store::{AttemptRow, DueDelivery, SinkVerdict, Store, StoreError};
 
 /// Longest wait for new events (others' writes have no wake-up).
 const RECHECK: Duration = Duration::from_millis(250);
 /// How often a disabled sink's row is read again (an operator may clear it).
 const DISABLED_RECHECK: Duration = Duration::from_secs(5);
-/// How often the backlog gauges are refreshed.
-const BACKLOG_EVERY: Duration = Duration::from_secs(2);
 /// Events admitted per transaction.
 const ADMIT_BATCH: i64 = 5000;
 /// How long attempts in flight may finish after shutdown starts.
@@ -166,7 +168,6 @@ impl Worker {
     async fn run(mut self) {
         let name = self.sink.name.clone();
         let types: Vec<&'static str> = self.sink.types.iter().map(|t| t.as_str()).collect();
-        let mut backlog_at = tokio::time::Instant::now();
         while !self.token.is_cancelled() {
             if self.disabled().await {
                 self.sleep(DISABLED_RECHECK).await;
@@ -176,10 +177,6 @@ impl Worker {
                 error!(sink = %name, error = %e, "cannot admit events for delivery; retrying");
                 self.sleep(Duration::from_secs(1)).await;
                 continue;
-            }
-            if backlog_at.elapsed() >= BACKLOG_EVERY {
-                self.refresh_backlog().await;
-                backlog_at = tokio::time::Instant::now();
             }
             let now = Utc::now();
             if let Some(until) = self.paused_until.filter(|u| *u > now) {
@@ -246,22 +243,6 @@ impl Worker {
             if looked < ADMIT_BATCH {
                 return Ok(());
             }
-        }
-    }
-
-    async fn refresh_backlog(&self) {
-        match self.store.sink_backlog(&self.sink.name).await {
-            Ok(backlog) => {
-                let age = backlog
-                    .oldest
-                    .and_then(|t| (Utc::now() - t).to_std().ok())
-                    .unwrap_or_default();
-                self.progress
-                    .sinks
-                    .set_pending(&self.sink.name, backlog.pending);
-                crate::ops::metrics::delivery_backlog(&self.sink.name, backlog.pending, age);
-            }
-            Err(e) => debug!(sink = %self.sink.name, error = %e, "cannot read the backlog"),
         }
     }
 
@@ -393,9 +374,16 @@ impl Worker {
         if back {
             info!(sink = %name, after_failures = self.failures, "webhook sink answers again: sending everything pending now");
         }
+        let verdict = if delivered > 0 {
+            Some(SinkVerdict::Answered)
+        } else {
+            last_problem
+                .as_deref()
+                .map(|problem| SinkVerdict::Failing { at: now, problem })
+        };
         if let Err(e) = self
             .store
-            .record_attempts(&name, &rows, back.then_some(now))
+            .record_attempts(&name, &rows, verdict, back.then_some(now))
             .await
         {
             // The attempts happened; delivered ones will be sent again (same webhook-id).

@@ -1,10 +1,12 @@
 //! The leaf vocabulary every other part speaks: issuance statuses, flag kinds,
-//! event types,
+//! event types, what a webhook sink and its undelivered deliveries are,
 //! what a lookup observed, what the policy decided, the two time formats,
-//! durations at the edges (`time`) and the business clock. Nothing here depends on any other part of the crate.
+//! durations at the edges (`time`) and the business clock. Nothing here
+//! depends on any other part of the crate.
 
 pub mod clock;
 pub mod decision;
+pub mod delivery;
 pub mod event;
 pub mod flag;
 pub mod names;
@@ -15,6 +17,7 @@ pub mod timefmt;
 
 pub use clock::Clock;
 pub use decision::Decision;
+pub use delivery::{DeliveryState, SinkHealth, SinkRowFacts};
 pub use event::EventType;
 pub use flag::{Flag, FlagKind};
 pub use observation::{Observation, Vbank};

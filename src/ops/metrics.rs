@@ -216,12 +216,6 @@ pub fn delivery(sink: &str, outcome: &'static str, took: Duration) {
     metrics::histogram!(DELIVERY_SECONDS).record(took.as_secs_f64());
 }
 
-/// A sink's backlog: pending events and the oldest one's age.
-pub fn delivery_backlog(sink: &str, pending: i64, oldest_age: Duration) {
-    metrics::gauge!(DELIVERIES_PENDING, "sink" => sink.to_owned()).set(pending as f64);
-    metrics::gauge!(OLDEST_UNDELIVERED, "sink" => sink.to_owned()).set(oldest_age.as_secs_f64());
-}
-
 /// A pause of all polling started (`reason`: `retry_after` or `auth`).
 pub fn pause_started(reason: &'static str) {
     metrics::counter!(PAUSES, "reason" => reason).increment(1);
@@ -253,13 +247,21 @@ pub fn db_gauges(
     }
 }
 
-/// The gauges read from the scheduler's progress facts (cheap: atomics only).
+/// The gauges read from the scheduler's progress facts and the sinks' last
+/// read backlog (cheap: atomics and a short-held mutex; called at every scrape).
 pub fn progress_gauges(progress: &crate::ops::progress::Progress) {
     if let Some(last) = progress.last_success() {
         let age = (Utc::now() - last).num_milliseconds().max(0) as f64 / 1000.0;
         metrics::gauge!(SINCE_LAST_SUCCESS).set(age);
     }
     metrics::gauge!(AUTH_FAILING).set(if progress.auth_failing() { 1.0 } else { 0.0 });
+    // The oldest undelivered event's age at this instant (scrape time), from
+    // the backlog last read from the database: it grows while nothing is sent,
+    // whatever the sink's worker is doing (paused, disabled).
+    for b in progress.sinks.backlogs(Utc::now()) {
+        metrics::gauge!(DELIVERIES_PENDING, "sink" => b.sink.clone()).set(b.pending as f64);
+        metrics::gauge!(OLDEST_UNDELIVERED, "sink" => b.sink).set(b.oldest_age.as_secs_f64());
+    }
 }
 
 /// The process-wide Prometheus recorder (installed once; `None` if another recorder was).

@@ -1,7 +1,13 @@
 //! How the webhook sinks are doing, as their delivery workers report it: for
-//! `/healthz` (a sink failing longer than its `unhealthy_after`, or disabled)
-//! and the `STATUS=` line (the backlog). A short-held mutex: the workers and
-//! the readers only ever copy a few fields in or out.
+//! `/healthz` (a sink failing longer than its `unhealthy_after`, or disabled),
+//! the `STATUS=` line and the backlog gauges. A short-held mutex: the workers
+//! and the readers only ever copy a few fields in or out.
+//!
+//! The backlog (pending events, the oldest one's time) is read from the
+//! database by the refresher in `ops::tasks`, not by the workers, which sleep
+//! through long pauses. It keeps the oldest event's *instant*, not its age:
+//! the age is computed when read ([`SinkHealth::backlogs`]), so a scrape always
+//! sees it current.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -19,6 +25,17 @@ struct SinkState {
     unhealthy_after: Duration,
     /// Events not yet delivered.
     pending: i64,
+    /// When the oldest undelivered event happened (`None`: nothing pending).
+    oldest: Option<DateTime<Utc>>,
+}
+
+/// A sink's backlog at one instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BacklogNow {
+    pub sink: String,
+    pub pending: i64,
+    /// Age of the oldest undelivered event (zero when none).
+    pub oldest_age: Duration,
 }
 
 /// The sinks by name.
@@ -55,8 +72,34 @@ impl SinkHealth {
         self.with(name, |s| s.disabled = reason);
     }
 
-    pub fn set_pending(&self, name: &str, pending: i64) {
-        self.with(name, |s| s.pending = pending);
+    /// The backlog as last read from the database.
+    pub fn set_backlog(&self, name: &str, pending: i64, oldest: Option<DateTime<Utc>>) {
+        self.with(name, |s| {
+            s.pending = pending;
+            s.oldest = oldest;
+        });
+    }
+
+    /// The registered sinks' names.
+    pub fn names(&self) -> Vec<String> {
+        let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        sinks.keys().cloned().collect()
+    }
+
+    /// Each sink's backlog with the oldest event's age at `now`.
+    pub fn backlogs(&self, now: DateTime<Utc>) -> Vec<BacklogNow> {
+        let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        sinks
+            .iter()
+            .map(|(name, s)| BacklogNow {
+                sink: name.clone(),
+                pending: s.pending,
+                oldest_age: s
+                    .oldest
+                    .and_then(|t| (now - t).to_std().ok())
+                    .unwrap_or_default(),
+            })
+            .collect()
     }
 
     /// Events not yet delivered, over all sinks.
@@ -111,7 +154,21 @@ mod tests {
         assert_eq!(health.problem(t0 + chrono::Duration::hours(1)), None);
         health.set_disabled("shop", Some("410 Gone".into()));
         assert!(health.problem(t0).unwrap().contains("disabled"));
-        health.set_pending("shop", 3);
+        health.set_backlog("shop", 3, Some(t0));
         assert_eq!(health.pending(), 3);
+    }
+
+    #[test]
+    fn the_oldest_age_is_computed_when_read_not_when_the_backlog_was() {
+        let health = SinkHealth::default();
+        health.register("shop", Duration::from_secs(60));
+        let t0 = Utc::now();
+        health.set_backlog("shop", 2, Some(t0));
+        let age_at = |secs| health.backlogs(t0 + chrono::Duration::seconds(secs))[0].oldest_age;
+        assert_eq!(age_at(10), Duration::from_secs(10));
+        assert_eq!(age_at(70), Duration::from_secs(70));
+        health.set_backlog("shop", 0, None);
+        assert_eq!(age_at(70), Duration::ZERO);
+        assert_eq!(health.names(), ["shop"]);
     }
 }

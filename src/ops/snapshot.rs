@@ -92,7 +92,7 @@ mod tests {
             "3 active (READY 2, UNSEEN 1), 1 due soon, no successful poll yet"
         );
         assert!(!line.contains('\n'));
-        progress.sinks.set_pending("shop", 12);
+        progress.sinks.set_backlog("shop", 12, None);
         assert!(
             status_line(&snapshot, &progress, Utc::now())
                 .ends_with(", 12 events not yet delivered"),

@@ -1,6 +1,6 @@
 //! The background tasks of a running daemon, started and stopped together:
-//! the HTTP listener (if bound), the status line and gauge refresher, the
-//! health note in the owner lock file, and the systemd watchdog.
+//! the HTTP listener (if bound), the status line, gauge and sink backlog
+//! refresher, the health note in the owner lock file, and the systemd watchdog.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,7 +92,23 @@ async fn note_health(store: Store, liveness: Liveness, token: CancellationToken)
     }
 }
 
-/// Every [`REFRESH_EVERY`]: reads the counts, updates the gauges and the `STATUS=` line.
+/// Reads each sink's backlog from the database into the sinks' health (for
+/// the `STATUS=` line, `/healthz` and the backlog gauges, whose age is
+/// computed at each scrape). Here rather than in the delivery workers: a
+/// worker sleeps through a long `Retry-After` or while its sink is disabled,
+/// and its backlog must not look frozen then.
+async fn refresh_backlogs(store: &Store, liveness: &Liveness) {
+    let sinks = &liveness.progress().sinks;
+    for name in sinks.names() {
+        match tokio::time::timeout(QUERY_TIMEOUT, store.sink_backlog(&name)).await {
+            Ok(Ok(backlog)) => sinks.set_backlog(&name, backlog.pending, backlog.oldest),
+            Ok(Err(e)) => debug!(sink = %name, error = %e, "cannot read the backlog"),
+            Err(_) => debug!(sink = %name, "reading the backlog took too long; skipped"),
+        }
+    }
+}
+
+/// Every [`REFRESH_EVERY`]: reads the counts and backlogs, updates the gauges and the `STATUS=` line.
 async fn refresh(
     store: Store,
     liveness: Liveness,
@@ -117,6 +133,7 @@ async fn refresh(
                 events_seen = events_seen.max(Some(newest));
             }
         }
+        refresh_backlogs(&store, &liveness).await;
         match tokio::time::timeout(QUERY_TIMEOUT, Snapshot::read(&store)).await {
             Ok(Ok(snapshot)) => {
                 if let Some(handle) = &metrics {

@@ -13,6 +13,16 @@
 //! its issuance, so events of one issuance go out in order. An attempt's
 //! outcome is written after it ends; `delivered_at` only after a 2xx, so a
 //! crash at any moment means a redelivery (same `webhook-id`), never a loss.
+//! With the outcomes, the sink's `failing_since` is set (first failure after a
+//! 2xx) or cleared (a 2xx), so any reader of the file can tell a failing sink.
+//!
+//! A delivery is *open* while `delivered_at` and `failed_at` are both NULL;
+//! only open deliveries are read or changed by a worker. `failed_at` closes
+//! it without a 2xx: the retry horizon passed, or an operator discarded it
+//! (`discarded_at` set too). `redeliver` opens any delivery again, as new.
+//! Events about no issuance (`balance.low`) have a NULL `events.issuance_id`
+//! and `''` as their deliveries' issuance, so they are ordered among
+//! themselves like one issuance's events.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -20,7 +30,8 @@ use serde::Serialize;
 use super::query::RawId;
 use super::rows::encode_rows;
 use super::{Context, Store, StoreError, sql};
-use crate::domain::timefmt::to_db;
+use crate::domain::DeliveryState;
+use crate::domain::timefmt::{from_db, to_db};
 
 /// One event of the outbox.
 #[derive(Debug, Clone, Serialize)]
@@ -30,7 +41,8 @@ pub struct EventRow {
     pub id: String,
     #[serde(rename = "type")]
     pub event_type: String,
-    pub issuance_id: String,
+    /// `None` for an event about no issuance (`balance.low`): JSON `null`.
+    pub issuance_id: Option<String>,
     /// The body's `timestamp`: when the fact happened.
     pub occurred_at: String,
     pub data: serde_json::Value,
@@ -42,10 +54,15 @@ struct RawEvent {
     id: String,
     #[sqlx(rename = "type")]
     event_type: String,
-    #[sqlx(try_from = "RawId")]
-    issuance_id: String,
+    /// Selected as `CAST(issuance_id AS BLOB)` (see [`RawId`]); NULL stays NULL.
+    issuance_id: Option<Vec<u8>>,
     occurred_at: String,
     data: String,
+}
+
+/// An id read as bytes, shown lossily; NULL stays `None`.
+fn lossy_id(raw: Option<Vec<u8>>) -> Option<String> {
+    raw.map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
 impl From<RawEvent> for EventRow {
@@ -54,7 +71,7 @@ impl From<RawEvent> for EventRow {
             seq: raw.seq,
             id: raw.id,
             event_type: raw.event_type,
-            issuance_id: raw.issuance_id,
+            issuance_id: lossy_id(raw.issuance_id),
             occurred_at: raw.occurred_at,
             // `events.data` is checked to be valid JSON.
             data: serde_json::from_str(&raw.data).unwrap_or(serde_json::Value::Null),
@@ -63,11 +80,32 @@ impl From<RawEvent> for EventRow {
 }
 
 /// A sink's row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SinkRow {
     pub admitted_seq: i64,
     pub disabled_at: Option<String>,
     pub disabled_reason: Option<String>,
+    /// The first failed attempt after its last 2xx (`None`: not failing).
+    pub failing_since: Option<String>,
+    /// What the last failed attempt came to, while failing.
+    pub last_problem: Option<String>,
+}
+
+/// A sink's row with its name (every sink the database knows).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct NamedSinkRow {
+    pub name: String,
+    #[sqlx(flatten)]
+    pub row: SinkRow,
+}
+
+/// What a batch of attempts says about a sink's receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkVerdict<'a> {
+    /// At least one 2xx: not failing (any more).
+    Answered,
+    /// Every attempt failed, the last with `problem`.
+    Failing { at: DateTime<Utc>, problem: &'a str },
 }
 
 /// A delivery due now, with its event as stored (`data` as its exact text).
@@ -109,25 +147,85 @@ pub struct Backlog {
     pub oldest: Option<DateTime<Utc>>,
 }
 
-/// A delivery that failed at least once and is not delivered.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// An undelivered delivery that failed at least once, or whose sink is no
+/// longer configured, and what it is waiting for ([`DeliveryState`]).
+#[derive(Debug, Clone, Serialize)]
 pub struct FailedDelivery {
     pub sink: String,
     pub seq: i64,
     pub id: String,
-    #[sqlx(rename = "type")]
     #[serde(rename = "type")]
     pub event_type: String,
-    #[sqlx(try_from = "RawId")]
-    pub issuance_id: String,
+    /// `None` for an event about no issuance (`balance.low`).
+    pub issuance_id: Option<String>,
     pub occurred_at: String,
+    /// `retrying`, `given_up`, `sink_disabled` or `sink_removed`.
+    pub state: DeliveryState,
     pub attempts: i64,
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
     pub last_attempt_at: Option<String>,
-    pub next_attempt_at: String,
+    /// When it is attempted next: only while [`DeliveryState::Retrying`]
+    /// (the stored value of any other state is a time nothing will happen at).
+    pub next_attempt_at: Option<String>,
     /// Set once the retry horizon passed: no more attempts (see `events redeliver`).
     pub failed_at: Option<String>,
+    /// Since when its sink is disabled (410), if it is.
+    pub sink_disabled_at: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RawFailedDelivery {
+    sink: String,
+    seq: i64,
+    id: String,
+    #[sqlx(rename = "type")]
+    event_type: String,
+    issuance_id: Option<Vec<u8>>,
+    occurred_at: String,
+    attempts: i64,
+    last_status: Option<i64>,
+    last_error: Option<String>,
+    last_attempt_at: Option<String>,
+    next_attempt_at: String,
+    failed_at: Option<String>,
+    sink_disabled_at: Option<String>,
+    sink_configured: bool,
+}
+
+impl From<RawFailedDelivery> for FailedDelivery {
+    fn from(raw: RawFailedDelivery) -> Self {
+        let state = DeliveryState::judge(
+            raw.sink_configured,
+            raw.sink_disabled_at.is_some(),
+            raw.failed_at.is_some(),
+        );
+        Self {
+            sink: raw.sink,
+            seq: raw.seq,
+            id: raw.id,
+            event_type: raw.event_type,
+            issuance_id: lossy_id(raw.issuance_id),
+            occurred_at: raw.occurred_at,
+            state,
+            attempts: raw.attempts,
+            last_status: raw.last_status,
+            last_error: raw.last_error,
+            last_attempt_at: raw.last_attempt_at,
+            next_attempt_at: (state == DeliveryState::Retrying).then_some(raw.next_attempt_at),
+            failed_at: raw.failed_at,
+            sink_disabled_at: raw.sink_disabled_at,
+        }
+    }
+}
+
+/// A sink's deliveries as `status` shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkBacklog {
+    pub sink: NamedSinkRow,
+    pub backlog: Backlog,
+    /// Deliveries given up after the retry horizon (not discarded).
+    pub given_up: i64,
 }
 
 impl Store {
@@ -181,34 +279,30 @@ impl Store {
                 .execute(&mut **tx)
                 .await
                 .context("registering a sink")?;
-            let (admitted_seq, disabled_at, disabled_reason) = sqlx::query_as(sql::SINK)
+            sqlx::query_as(sql::SINK)
                 .bind(name)
                 .fetch_one(&mut **tx)
                 .await
-                .context("reading a sink")?;
-            Ok(SinkRow {
-                admitted_seq,
-                disabled_at,
-                disabled_reason,
-            })
+                .context("reading a sink")
         })
         .await
     }
 
     /// Sink `name`'s row, if registered.
     pub async fn sink(&self, name: &str) -> Result<Option<SinkRow>, StoreError> {
-        let row: Option<(i64, Option<String>, Option<String>)> = sqlx::query_as(sql::SINK)
+        sqlx::query_as(sql::SINK)
             .bind(name)
             .fetch_optional(&self.pool)
             .await
-            .context("reading a sink")?;
-        Ok(
-            row.map(|(admitted_seq, disabled_at, disabled_reason)| SinkRow {
-                admitted_seq,
-                disabled_at,
-                disabled_reason,
-            }),
-        )
+            .context("reading a sink")
+    }
+
+    /// Every sink the database knows (configured now or not), by name.
+    pub async fn sinks(&self) -> Result<Vec<NamedSinkRow>, StoreError> {
+        sqlx::query_as(sql::SINKS)
+            .fetch_all(&self.pool)
+            .await
+            .context("reading the sinks")
     }
 
     /// Creates deliveries for up to `limit` events after sink `name`'s cursor
@@ -224,7 +318,10 @@ impl Store {
         let types = encode_rows(&types)?;
         let now = to_db(now);
         self.write("committing admitted events", async |tx| {
-            let (admitted, _, _): (i64, Option<String>, Option<String>) = sqlx::query_as(sql::SINK)
+            let SinkRow {
+                admitted_seq: admitted,
+                ..
+            } = sqlx::query_as(sql::SINK)
                 .bind(name)
                 .fetch_one(&mut **tx)
                 .await
@@ -279,17 +376,19 @@ impl Store {
             .fetch_one(&self.pool)
             .await
             .context("reading the next delivery")?;
-        Ok(at.as_deref().and_then(crate::domain::timefmt::from_db))
+        Ok(at.as_deref().and_then(from_db))
     }
 
     /// Writes what attempts came to (one primary-key update each: a batch is
-    /// at most a few times the sink's concurrency), in one transaction; with `due_now` set,
+    /// at most a few times the sink's concurrency) and what they say about the
+    /// sink (`verdict`: its `failing_since`), in one transaction; with `due_now` set,
     /// also makes every other open delivery of the sink due then (the receiver
     /// answered again after failing).
     pub async fn record_attempts(
         &self,
         name: &str,
         attempts: &[AttemptRow],
+        verdict: Option<SinkVerdict<'_>>,
         due_now: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         self.write("committing delivery attempts", async |tx| {
@@ -306,6 +405,25 @@ impl Store {
                     .execute(&mut **tx)
                     .await
                     .context("recording a delivery attempt")?;
+            }
+            match verdict {
+                Some(SinkVerdict::Answered) => {
+                    sqlx::query(sql::SINK_ANSWERED)
+                        .bind(name)
+                        .execute(&mut **tx)
+                        .await
+                        .context("recording a sink that answers")?;
+                }
+                Some(SinkVerdict::Failing { at, problem }) => {
+                    sqlx::query(sql::SINK_FAILING)
+                        .bind(name)
+                        .bind(to_db(at))
+                        .bind(problem)
+                        .execute(&mut **tx)
+                        .await
+                        .context("recording a failing sink")?;
+                }
+                None => {}
             }
             if let Some(now) = due_now {
                 sqlx::query(sql::DELIVERIES_DUE_NOW)
@@ -350,58 +468,124 @@ impl Store {
                 .context("reading a sink's backlog")?;
         Ok(Backlog {
             pending: open + unadmitted.unwrap_or(0),
-            oldest: oldest.as_deref().and_then(crate::domain::timefmt::from_db),
+            oldest: oldest.as_deref().and_then(from_db),
         })
     }
 
-    /// Deliveries that failed at least once and are not delivered.
-    pub async fn failed_deliveries(&self, limit: i64) -> Result<Vec<FailedDelivery>, StoreError> {
-        sqlx::query_as(sql::FAILED_DELIVERIES)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .context("reading failed deliveries")
+    /// Every sink the database knows, with its backlog and given-up
+    /// deliveries. A sink no worker runs for (not configured) is not
+    /// admitting events: its backlog is its open deliveries only, so pass
+    /// `configured` to tell.
+    pub async fn sink_backlogs(
+        &self,
+        configured: &[String],
+    ) -> Result<Vec<SinkBacklog>, StoreError> {
+        let mut out = Vec::new();
+        for sink in self.sinks().await? {
+            let (open, oldest, unadmitted): (i64, Option<String>, Option<i64>) =
+                sqlx::query_as(sql::SINK_BACKLOG)
+                    .bind(&sink.name)
+                    .fetch_one(&self.pool)
+                    .await
+                    .context("reading a sink's backlog")?;
+            let given_up: i64 = sqlx::query_scalar(sql::SINK_GIVEN_UP)
+                .bind(&sink.name)
+                .fetch_one(&self.pool)
+                .await
+                .context("counting given-up deliveries")?;
+            let admitting = configured.contains(&sink.name);
+            out.push(SinkBacklog {
+                backlog: Backlog {
+                    pending: open
+                        + if admitting {
+                            unadmitted.unwrap_or(0)
+                        } else {
+                            0
+                        },
+                    oldest: oldest.as_deref().and_then(from_db),
+                },
+                given_up,
+                sink,
+            });
+        }
+        Ok(out)
     }
 
-    /// Schedules events `seqs` again for each of `sinks` (registering them if
-    /// new), due at `now`, as new deliveries. Returns the seqs that exist.
+    /// Undelivered deliveries that failed at least once or whose sink is not
+    /// among `configured` (never to be attempted), discarded ones excepted.
+    pub async fn failed_deliveries(
+        &self,
+        configured: &[String],
+        limit: i64,
+    ) -> Result<Vec<FailedDelivery>, StoreError> {
+        let rows: Vec<RawFailedDelivery> = sqlx::query_as(sql::FAILED_DELIVERIES)
+            .bind(limit)
+            .bind(encode_rows(&configured)?)
+            .fetch_all(&self.pool)
+            .await
+            .context("reading failed deliveries")?;
+        Ok(rows.into_iter().map(FailedDelivery::from).collect())
+    }
+
+    /// Schedules event `seq` again for each of `sinks` (registering them if
+    /// new), due at `now`, as a new delivery, in one transaction of its own
+    /// (so one event's failure leaves the others of a list scheduled).
+    /// `false`: there is no such event.
     pub async fn redeliver(
         &self,
         sinks: &[String],
-        seqs: &[i64],
+        seq: i64,
         now: DateTime<Utc>,
-    ) -> Result<Vec<i64>, StoreError> {
+    ) -> Result<bool, StoreError> {
         let now = to_db(now);
-        self.write("committing redeliveries", async |tx| {
-            let mut found = Vec::new();
+        self.write("committing a redelivery", async |tx| {
+            let mut exists = false;
             for name in sinks {
                 sqlx::query(sql::REGISTER_SINK)
                     .bind(name)
                     .execute(&mut **tx)
                     .await
                     .context("registering a sink")?;
+                let done = sqlx::query(sql::REDELIVER)
+                    .bind(name)
+                    .bind(seq)
+                    .bind(&now)
+                    .execute(&mut **tx)
+                    .await
+                    .context("scheduling a redelivery")?;
+                exists |= done.rows_affected() > 0;
             }
-            for seq in seqs {
-                let mut exists = false;
-                for name in sinks {
-                    let done = sqlx::query(sql::REDELIVER)
-                        .bind(name)
-                        .bind(seq)
-                        .bind(&now)
-                        .execute(&mut **tx)
-                        .await
-                        .context("scheduling a redelivery")?;
-                    exists |= done.rows_affected() > 0;
-                }
-                if exists {
-                    found.push(*seq);
-                }
-            }
-            Ok(found)
+            Ok(exists)
+        })
+        .await
+    }
+
+    /// Discards sink `name`'s undelivered deliveries (only those of `seqs`,
+    /// if given) at `now`: never attempted again, kept with `discarded_at`.
+    /// Returns how many were discarded.
+    pub async fn discard(
+        &self,
+        name: &str,
+        seqs: Option<&[i64]>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let seqs = seqs.map(|s| encode_rows(&s)).transpose()?;
+        let now = to_db(now);
+        self.write("committing discarded deliveries", async |tx| {
+            let done = sqlx::query(sql::DISCARD)
+                .bind(name)
+                .bind(&now)
+                .bind(&seqs)
+                .execute(&mut **tx)
+                .await
+                .context("discarding deliveries")?;
+            Ok(done.rows_affected())
         })
         .await
     }
 }
 
+#[cfg(test)]
+mod operator_tests;
 #[cfg(test)]
 mod tests;

@@ -38,11 +38,14 @@ pub use charges::{
     adoption_refused, resolution_refused,
 };
 pub use claim::{Claimed, Lease};
-pub use events::{AttemptRow, Backlog, DueDelivery, EventRow, FailedDelivery, SinkRow};
+pub use events::{
+    AttemptRow, Backlog, DueDelivery, EventRow, FailedDelivery, NamedSinkRow, SinkBacklog, SinkRow,
+    SinkVerdict,
+};
 pub use owners::{Ownership, TakenOver};
 pub use query::{FlagRow, IssuanceRow, StatusCount, TransitionRow};
 pub use record::{FlagRaised, PollRecord, RecordKind, Recorded, TransitionRecorded};
-pub use status::{Daemons, ErrorCount, LiveDaemon, StatusFacts};
+pub use status::{Daemons, ErrorCount, LiveDaemon, StatusFacts, UnknownCharge, UnknownCharges};
 pub use watch::Watch;
 
 /// The writer's page cache, in KiB (negative: a size, not a page count):

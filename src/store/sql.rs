@@ -288,9 +288,10 @@ pub(super) const CHECKPOINT: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
 // --- The outbox and its deliveries -------------------------------------------
 
-/// Events after cursor ?1, oldest first, ?2 at most.
+/// Events after cursor ?1, oldest first, ?2 at most (`issuance_id` NULL for
+/// events about no issuance, such as `balance.low`).
 pub(super) const EVENTS_AFTER: &str =
-    "SELECT seq, id, type, CAST(coalesce(issuance_id, '') AS BLOB) AS issuance_id, occurred_at, data
+    "SELECT seq, id, type, CAST(issuance_id AS BLOB) AS issuance_id, occurred_at, data
      FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 
 /// Events of issuance ?1, oldest first.
@@ -309,9 +310,24 @@ pub(super) const EVENT_COUNTS_AFTER: &str =
 pub(super) const REGISTER_SINK: &str = "INSERT INTO sinks (name, admitted_seq)
      VALUES (?1, (SELECT coalesce(max(seq), 0) FROM events)) ON CONFLICT (name) DO NOTHING";
 
-/// Sink ?1: (admitted_seq, disabled_at, disabled_reason).
+/// Sink ?1: (admitted_seq, disabled_at, disabled_reason, failing_since, last_problem).
 pub(super) const SINK: &str =
-    "SELECT admitted_seq, disabled_at, disabled_reason FROM sinks WHERE name = ?1";
+    "SELECT admitted_seq, disabled_at, disabled_reason, failing_since, last_problem
+     FROM sinks WHERE name = ?1";
+
+/// Every sink the database knows, configured or not, by name: (name,
+/// admitted_seq, disabled_at, disabled_reason, failing_since, last_problem).
+pub(super) const SINKS: &str =
+    "SELECT name, admitted_seq, disabled_at, disabled_reason, failing_since, last_problem
+     FROM sinks ORDER BY name";
+
+/// Sink ?1 answered with a 2xx: it is not failing.
+pub(super) const SINK_ANSWERED: &str =
+    "UPDATE sinks SET failing_since = NULL, last_problem = NULL WHERE name = ?1";
+
+/// Sink ?1's attempts failed at ?2 with problem ?3: failing since the first
+/// failure after its last 2xx.
+pub(super) const SINK_FAILING: &str = "UPDATE sinks SET failing_since = coalesce(failing_since, ?2), last_problem = ?3 WHERE name = ?1";
 
 /// Creates the deliveries of sink ?1 for events after its `admitted_seq` up to
 /// ?2 whose type is in the JSON array ?3, due at ?4.
@@ -369,21 +385,42 @@ pub(super) const SINK_BACKLOG: &str = "SELECT
         WHERE d.sink = ?1 AND d.delivered_at IS NULL AND d.failed_at IS NULL),
        (SELECT count(*) FROM events WHERE seq > (SELECT admitted_seq FROM sinks WHERE name = ?1))";
 
-/// Deliveries that failed at least once and are not delivered (given up or
-/// still retrying), oldest event first, ?1 at most.
-pub(super) const FAILED_DELIVERIES: &str = "SELECT d.sink, d.seq, e.id, e.type, CAST(coalesce(e.issuance_id, '') AS BLOB) AS issuance_id, e.occurred_at,
-            d.attempts, d.last_status, d.last_error, d.last_attempt_at, d.next_attempt_at, d.failed_at
-     FROM deliveries d JOIN events e ON e.seq = d.seq
-     WHERE d.delivered_at IS NULL AND (d.failed_at IS NOT NULL OR d.attempts > 0)
+/// Undelivered, undiscarded deliveries that failed at least once, or whose
+/// sink is not in the JSON array ?2 of configured sinks (never to be
+/// attempted), oldest event first, ?1 at most; with their sink's
+/// `disabled_at` and whether it is configured.
+pub(super) const FAILED_DELIVERIES: &str = "SELECT d.sink, d.seq, e.id, e.type, CAST(e.issuance_id AS BLOB) AS issuance_id, e.occurred_at,
+            d.attempts, d.last_status, d.last_error, d.last_attempt_at, d.next_attempt_at, d.failed_at,
+            s.disabled_at AS sink_disabled_at,
+            d.sink IN (SELECT value FROM json_each(?2)) AS sink_configured
+     FROM deliveries d JOIN events e ON e.seq = d.seq LEFT JOIN sinks s ON s.name = d.sink
+     WHERE d.delivered_at IS NULL AND d.discarded_at IS NULL
+       AND (d.failed_at IS NOT NULL OR d.attempts > 0 OR d.sink NOT IN (SELECT value FROM json_each(?2)))
      ORDER BY d.seq, d.sink LIMIT ?1";
 
-/// Schedules event ?2 for sink ?1 again at ?3, as new (whatever happened before).
-/// Changes nothing if there is no such event.
-pub(super) const REDELIVER: &str = "INSERT INTO deliveries (sink, seq, issuance_id, created_at, next_attempt_at)
-     SELECT ?1, seq, issuance_id, ?3, ?3 FROM events WHERE seq = ?2
+/// Sink ?1's deliveries that were given up (not delivered, not discarded).
+pub(super) const SINK_GIVEN_UP: &str =
+    "SELECT count(*) FROM deliveries INDEXED BY deliveries_failed
+     WHERE failed_at IS NOT NULL AND sink = ?1 AND delivered_at IS NULL AND discarded_at IS NULL";
+
+/// Discards sink ?1's undelivered deliveries at ?2 (only the seqs in the JSON
+/// array ?3, unless it is NULL): closed for good, kept for the record.
+pub(super) const DISCARD: &str =
+    "UPDATE deliveries SET discarded_at = ?2, failed_at = coalesce(failed_at, ?2)
+     WHERE sink = ?1 AND delivered_at IS NULL AND discarded_at IS NULL
+       AND (?3 IS NULL OR seq IN (SELECT value FROM json_each(?3)))";
+
+/// Schedules event ?2 for sink ?1 again at ?3, as new (whatever happened
+/// before, a discard included). Changes nothing if there is no such event. An
+/// event about no issuance gets `''` as its delivery's issuance, as at
+/// admission (they are ordered among themselves).
+pub(super) const REDELIVER: &str =
+    "INSERT INTO deliveries (sink, seq, issuance_id, created_at, next_attempt_at)
+     SELECT ?1, seq, coalesce(issuance_id, ''), ?3, ?3 FROM events WHERE seq = ?2
      ON CONFLICT (sink, seq) DO UPDATE SET
          attempts = 0, next_attempt_at = excluded.next_attempt_at, created_at = excluded.created_at,
-         delivered_at = NULL, failed_at = NULL, last_status = NULL, last_error = NULL, last_attempt_at = NULL";
+         delivered_at = NULL, failed_at = NULL, discarded_at = NULL,
+         last_status = NULL, last_error = NULL, last_attempt_at = NULL";
 
 // --- The status screen (`status.rs`) ----------------------------------------
 
@@ -407,6 +444,14 @@ pub(super) const STATUS_RECENT_ERRORS: &str = concat!(
     "' AND last_error IS NOT NULL AND last_polled_at >= ?1
      GROUP BY last_error ORDER BY issuances DESC, last_error LIMIT 10"
 );
+
+/// Charge requests whose outcome is unknown (a charge may exist) and that no
+/// person has resolved yet (`charges resolve`): how many, and the newest ten
+/// (id, amount, requested_at, error_code).
+pub(super) const STATUS_UNKNOWN_CHARGES: &str =
+    "SELECT id, amount, requested_at, error_code, count(*) OVER () AS total
+     FROM charge_requests WHERE state = 'unknown' AND resolved_at IS NULL
+     ORDER BY id DESC LIMIT 10";
 
 // --- Answers outside a poll (a created charge, a cancel) ---------------------
 

@@ -9,7 +9,9 @@
 //!   a live daemon that cannot reach the API is alive, and says so through
 //!   [`StatusFacts::last_success`] and the recent errors;
 //! - every read is an indexed one (the active-status index, the transitions'
-//!   time index), so the screen costs the same with a million settled rows.
+//!   time index, the open-deliveries index), so the screen costs the same with
+//!   a million settled rows or delivered events; the one exception is
+//!   `charge_requests` (one row per charge a person asked for: small).
 
 use std::fs::{File, TryLockError};
 use std::io::Read as _;
@@ -56,6 +58,24 @@ pub struct ErrorCount {
     pub last_at: String,
 }
 
+/// A charge request whose outcome is unknown: a charge may exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct UnknownCharge {
+    pub id: i64,
+    pub amount: i64,
+    pub requested_at: String,
+    /// Why it is unknown (`TIMEOUT`, `SERVER_ERROR`, `PERFORMER_DIED`, ...).
+    pub error_code: Option<String>,
+}
+
+/// The charge requests in state `unknown`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UnknownCharges {
+    pub total: i64,
+    /// The newest ten.
+    pub newest: Vec<UnknownCharge>,
+}
+
 /// The facts `status` shows, all read in one call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusFacts {
@@ -67,6 +87,8 @@ pub struct StatusFacts {
     pub last_success: Option<String>,
     /// Active issuances whose last poll, since the given instant, failed.
     pub errors: Vec<ErrorCount>,
+    /// Charge requests whose outcome is unknown.
+    pub unknown_charges: UnknownCharges,
 }
 
 impl Store {
@@ -94,6 +116,25 @@ impl Store {
             active_by_status,
             last_success: newest(last_seen, last_transition),
             errors,
+            unknown_charges: self.unknown_charges().await?,
+        })
+    }
+
+    /// The charge requests whose outcome is unknown: how many, the newest ten.
+    pub async fn unknown_charges(&self) -> Result<UnknownCharges, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            charge: UnknownCharge,
+            total: i64,
+        }
+        let rows: Vec<Row> = sqlx::query_as(sql::STATUS_UNKNOWN_CHARGES)
+            .fetch_all(self.pool())
+            .await
+            .context("reading charge requests of unknown outcome")?;
+        Ok(UnknownCharges {
+            total: rows.first().map_or(0, |r| r.total),
+            newest: rows.into_iter().map(|r| r.charge).collect(),
         })
     }
 
@@ -222,6 +263,32 @@ mod tests {
             }]
         );
         assert_eq!(facts.daemons, Daemons::default());
+        assert_eq!(facts.unknown_charges, UnknownCharges::default());
+    }
+
+    #[tokio::test]
+    async fn unknown_charge_requests_are_counted_newest_first() {
+        let (store, _dir) = temp_store().await;
+        for (amount, state) in [
+            (1000, "unknown"),
+            (2000, "created"),
+            (3000, "unknown"),
+            (4000, "pending"),
+        ] {
+            sqlx::query(
+                "INSERT INTO charge_requests (amount, state, error_code) VALUES (?, ?, 'TIMEOUT')",
+            )
+            .bind(amount)
+            .bind(state)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        let unknown = store.unknown_charges().await.unwrap();
+        assert_eq!(unknown.total, 2);
+        let amounts: Vec<i64> = unknown.newest.iter().map(|c| c.amount).collect();
+        assert_eq!(amounts, [3000, 1000]);
+        assert_eq!(unknown.newest[0].error_code.as_deref(), Some("TIMEOUT"));
     }
 
     #[tokio::test]

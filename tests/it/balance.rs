@@ -99,3 +99,46 @@ async fn the_daemon_keeps_a_history_exports_gauges_and_raises_low_once_per_cross
     let log = daemon.stop().await;
     assert!(log.contains("balance.low_threshold"), "{log}");
 }
+
+/// `balance.low` is raised once per fall below the threshold, not once per
+/// daemon start: a restart while the balance is still below remembers the
+/// last recorded balance (`balance_history`) and raises nothing new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_still_below_the_threshold_raises_no_second_low() {
+    let sim = charge_sim().await;
+    sim.set_balance(100_000, Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(&sim.base_url(), dir.path(), |s| {
+        s.balance.interval = Some(Duration::from_secs(1));
+        s.balance.low_threshold = 500_000;
+    });
+    common::daemon::migrate(&config);
+    let pool = pool(&dir.path().join("watcher.db")).await;
+    let polls = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM balance_history")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let lows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE type = 'balance.low'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    for run in 1..=3 {
+        let daemon = Spawn::new(&config).spawn();
+        let target = polls().await + 2;
+        eventually(&format!("two balance polls in run {run}"), || async {
+            polls().await >= target
+        })
+        .await;
+        daemon.stop().await;
+        assert_eq!(
+            lows().await,
+            1,
+            "after run {run}: one fall below, one event (polls: {})",
+            polls().await
+        );
+    }
+}

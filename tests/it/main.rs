@@ -35,4 +35,5 @@ mod systemd_unit;
 mod try_it_locally;
 mod upstream_faults;
 mod watcher;
+mod webhook_operations;
 mod webhooks;

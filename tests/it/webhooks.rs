@@ -169,12 +169,16 @@ async fn every_transition_and_flag_of_a_lifecycle_arrives_verified_and_in_order(
     let body = receiver.delivered()[0].event();
     assert!(body["timestamp"].as_str().unwrap().ends_with('Z'), "{body}");
     assert_eq!(body["data"]["amount"], 10000);
-    let delivered: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NOT NULL")
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
-    assert_eq!(delivered as usize, events.len());
+    // The receiver answers before the worker records: the marks follow.
+    eventually("every delivery marked delivered", || async {
+        let delivered = number(
+            app.store.pool(),
+            "SELECT count(*) FROM deliveries WHERE delivered_at IS NOT NULL",
+        )
+        .await;
+        delivered as usize == events.len()
+    })
+    .await;
     app.stop().await.unwrap();
 }
 
@@ -547,5 +551,53 @@ async fn the_events_command_prints_the_outbox_lists_failures_and_redelivers() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("999"));
     let text = common::cli(&path, &["events"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("WAITED -> DONE"));
+    app.stop().await.unwrap();
+}
+
+/// A receiver's redirect is never followed: the signed request goes only where
+/// the sink was configured to send it. A 3xx is a failed attempt (retried),
+/// and the receiver at the `Location` gets nothing, even for a 307, which
+/// would repeat the POST with its body and signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receivers_redirect_is_a_failed_attempt_and_its_target_gets_nothing() {
+    let World { api, receiver, dir } = World::new().await;
+    let elsewhere = Receiver::start(WEBHOOK_SECRET).await;
+    receiver.set_mode(Mode::Redirect(307, elsewhere.addr));
+    api.set("r", Reply::issuance("r", "DONE"));
+    let config = shop(&api, &dir, &receiver);
+    let app = RunningApp::start(config.build()).await;
+    app.insert(&["r"]).await;
+    // Recorded either way: as a failure, or (followed) as a delivery.
+    eventually("the first attempt recorded", || async {
+        number(
+            app.store.pool(),
+            "SELECT count(*) FROM deliveries WHERE sink = 'shop' AND attempts > 0",
+        )
+        .await
+            > 0
+    })
+    .await;
+    let (last_status, delivered): (Option<i64>, Option<String>) =
+        sqlx::query_as("SELECT last_status, delivered_at FROM deliveries WHERE sink = 'shop'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(last_status, Some(307));
+    assert_eq!(delivered, None, "a 3xx is not a delivery");
+    assert!(
+        elsewhere.received().is_empty(),
+        "the redirect was followed: {} request(s) reached its target",
+        elsewhere.received().len()
+    );
+    eventually("a retry, answered with the redirect again", || async {
+        receiver
+            .received()
+            .iter()
+            .filter(|r| r.answered == Some(307))
+            .count()
+            >= 2
+    })
+    .await;
+    assert!(elsewhere.received().is_empty());
     app.stop().await.unwrap();
 }

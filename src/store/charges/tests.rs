@@ -150,7 +150,7 @@ async fn balance_low_events_belong_to_no_issuance_and_reach_sinks() {
         events[0].event_type,
         crate::domain::EventType::BalanceLow.as_str()
     );
-    assert_eq!(events[0].issuance_id, "");
+    assert_eq!(events[0].issuance_id, None, "JSON null, not \"\"");
     assert_eq!(events[0].data["balance"], 400);
     assert_eq!(events[0].data["threshold"], 500);
     // Delivered like any event (deliveries key it by the empty issuance).

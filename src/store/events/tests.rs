@@ -28,7 +28,12 @@ async fn insert(store: &Store, ids: &[&str]) {
 fn types(events: &[crate::store::EventRow]) -> Vec<(&str, &str)> {
     events
         .iter()
-        .map(|e| (e.issuance_id.as_str(), e.event_type.as_str()))
+        .map(|e| {
+            (
+                e.issuance_id.as_deref().unwrap_or(""),
+                e.event_type.as_str(),
+            )
+        })
         .collect()
 }
 
@@ -58,7 +63,11 @@ async fn every_transition_and_flag_writes_its_event_in_the_order_of_the_facts() 
         .collect();
     assert_eq!(of_a, ["issuance.status_changed", "issuance.due_soon"]);
     assert_eq!(events.len(), 3, "{events:?}");
-    let changed = &events.iter().find(|e| e.issuance_id == "a").unwrap().data;
+    let changed = &events
+        .iter()
+        .find(|e| e.issuance_id.as_deref() == Some("a"))
+        .unwrap()
+        .data;
     assert_eq!(changed["from_status"], serde_json::Value::Null);
     assert_eq!(changed["to_status"], "READY");
     assert_eq!(changed["amount"], 10_000);
@@ -194,30 +203,36 @@ async fn a_sink_starts_after_the_newest_event_and_gets_each_issuances_events_in_
         ..delivered.clone()
     };
     store
-        .record_attempts("shop", &[delivered, retry], None)
+        .record_attempts("shop", &[delivered, retry], None, None)
         .await
         .unwrap();
     let due = due_seqs(&store, now).await;
     assert_eq!(due, [3]);
-    let failed = store.failed_deliveries(10).await.unwrap();
+    let configured = ["shop".to_owned()];
+    let failed = store.failed_deliveries(&configured, 10).await.unwrap();
     assert_eq!(
         (failed.len(), failed[0].seq, failed[0].last_status),
         (1, 4, Some(503))
     );
+    assert_eq!(failed[0].state, crate::domain::DeliveryState::Retrying);
     let backlog = store.sink_backlog("shop").await.unwrap();
     assert_eq!(backlog.pending, 2);
     // The receiver is back: every open delivery is due at once.
-    store.record_attempts("shop", &[], Some(now)).await.unwrap();
+    store
+        .record_attempts("shop", &[], None, Some(now))
+        .await
+        .unwrap();
     assert_eq!(
         store.due_deliveries("shop", now, 10).await.unwrap().len(),
         2
     );
     // Redelivery: a delivered event is scheduled again, as new.
-    let found = store
-        .redeliver(&["shop".to_owned()], &[2, 999], now)
-        .await
-        .unwrap();
-    assert_eq!(found, [2]);
+    let shop = ["shop".to_owned()];
+    assert!(store.redeliver(&shop, 2, now).await.unwrap());
+    assert!(
+        !store.redeliver(&shop, 999, now).await.unwrap(),
+        "no such event"
+    );
     let due = due_seqs(&store, now).await;
     assert_eq!(due, [2, 4]);
 }

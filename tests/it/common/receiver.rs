@@ -1,8 +1,9 @@
 //! A webhook receiver on 127.0.0.1, verifying every request's Standard
 //! Webhooks signature with the `standardwebhooks` crate (the reference
 //! library, not the daemon's signer), and answering as told: 2xx, an error
-//! code, 429 with `Retry-After`, 410, slowly, never (hang), or not at all
-//! (gone: listener and connections closed, until it comes back on the same port).
+//! code, 429 with `Retry-After`, 410, a redirect elsewhere, slowly, never
+//! (hang), or not at all (gone: listener and connections closed, until it
+//! comes back on the same port).
 //!
 //! A small HTTP/1.1 server of its own (keep-alive, `Content-Length` bodies),
 //! so that going away really closes every connection.
@@ -31,6 +32,8 @@ pub enum Mode {
     RetryAfterDate(u64),
     /// 410 Gone.
     Gone,
+    /// This 3xx status with `Location: http://<addr>/hooks` (another receiver).
+    Redirect(u16, SocketAddr),
     /// 200 after this many milliseconds.
     Slow(u64),
     /// Never answers.
@@ -179,6 +182,7 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
                 )
             }
             Mode::Gone => (Some(410), String::new()),
+            Mode::Redirect(code, to) => (Some(code), format!("location: http://{to}/hooks\r\n")),
             Mode::Slow(ms) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 (Some(200), String::new())
