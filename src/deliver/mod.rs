@@ -3,9 +3,10 @@
 //! another sink.
 //!
 //! The parts: `schedule` (pure: what an answer means, when to retry),
-//! `message` (pure: the body, the signature, the Slack text), `sender` (one
-//! HTTP POST, classified) and `worker` (a sink's loop: admit events, send the
-//! due ones, record what happened).
+//! `assess` (pure: what a batch of attempts comes to for its rows and its
+//! sink), `message` (pure: the body, the signature, the Slack text), `sender`
+//! (one HTTP POST, classified) and `worker` (a sink's loop: admit events,
+//! send the due ones, apply the assessment).
 //!
 //! Guarantees, and where they come from:
 //! - at least once: a delivery is marked delivered only after a 2xx, in the
@@ -16,6 +17,7 @@
 //! - retried with backoff and jitter for the sink's `retry_horizon`, honouring
 //!   `Retry-After`; a `410 Gone` disables the sink until an operator clears it.
 
+mod assess;
 mod message;
 mod schedule;
 mod sender;

@@ -21,8 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+use super::assess::{Assessment, AttemptFacts, SinkState, assess};
 use super::message::{Message, signed, slack, standard_body};
-use super::schedule::{Answer, Backoff, Verdict, judge, probe_pause};
+use super::schedule::{Answer, Backoff, Verdict};
 use super::sender::Sender;
 use crate::domain::EventType;
 use crate::domain::timefmt::{from_db, to_db};
@@ -129,9 +130,7 @@ impl Sinks {
                 store: store.clone(),
                 progress: progress.clone(),
                 token: token.clone(),
-                failures: 0,
-                paused_until: None,
-                retry_after: None,
+                state: SinkState::default(),
             };
             tracker.spawn(worker.run());
         }
@@ -149,11 +148,8 @@ struct Worker {
     store: Store,
     progress: Arc<Progress>,
     token: CancellationToken,
-    /// Failed attempts in a row (0: healthy).
-    failures: u32,
-    paused_until: Option<DateTime<Utc>>,
-    /// The last `Retry-After` asked for, while failing.
-    retry_after: Option<Duration>,
+    /// Failing or not, and until when it pauses (see `assess`).
+    state: SinkState,
 }
 
 /// One attempt's result.
@@ -179,12 +175,12 @@ impl Worker {
                 continue;
             }
             let now = Utc::now();
-            if let Some(until) = self.paused_until.filter(|u| *u > now) {
+            if let Some(until) = self.state.paused_until.filter(|u| *u > now) {
                 self.sleep((until - now).to_std().unwrap_or_default()).await;
                 continue;
             }
             // Failing: one probe, whatever its own schedule says.
-            let (limit, due_by) = if self.failures > 0 {
+            let (limit, due_by) = if self.state.failures > 0 {
                 (1, now + chrono::Duration::days(3650))
             } else {
                 (4 * self.sink.concurrency as i64, now)
@@ -309,87 +305,68 @@ impl Worker {
         }
     }
 
-    /// Judges each attempt, writes the outcomes in one transaction and updates
-    /// the sink's state, health, metrics and logs.
+    /// Assesses the batch (`assess`, pure), then applies what it says: the
+    /// rows in one transaction, the sink's state and health, logs and metrics.
     async fn judge_and_record(&mut self, attempted: Vec<Attempted>) {
-        let name = self.sink.name.clone();
         let now = Utc::now();
-        let mut rows = Vec::with_capacity(attempted.len());
-        let (mut delivered, mut disable) = (0usize, None);
-        let mut last_problem = None;
-        let mut retry_after = None;
-        for a in &attempted {
-            let created = from_db(&a.delivery.created_at).unwrap_or(a.at);
-            let attempts_before = u32::try_from(a.delivery.attempts).unwrap_or(u32::MAX);
-            let verdict = judge(
-                &a.answer,
-                attempts_before,
-                created,
-                now,
-                &self.sink.backoff,
-                fastrand::f64(),
-            );
-            let problem = a.answer.problem();
-            let mut row = AttemptRow {
+        let facts: Vec<AttemptFacts<'_>> = attempted
+            .iter()
+            .map(|a| AttemptFacts {
                 seq: a.delivery.seq,
-                attempted_at: to_db(a.at),
-                status: a.answer.status(),
-                error: problem.clone(),
-                next_attempt_at: None,
-                delivered_at: None,
-                failed_at: None,
-            };
-            let outcome = match verdict {
+                created_at: from_db(&a.delivery.created_at).unwrap_or(a.at),
+                attempts_before: u32::try_from(a.delivery.attempts).unwrap_or(u32::MAX),
+                answer: &a.answer,
+                at: a.at,
+            })
+            .collect();
+        let assessment = assess(&facts, self.state, now, &self.sink.backoff, fastrand::f64);
+        self.apply(&attempted, assessment, now).await;
+    }
+
+    /// Writes, logs, counts and reports what `assessment` says of `attempted`.
+    async fn apply(&mut self, attempted: &[Attempted], assessment: Assessment, now: DateTime<Utc>) {
+        let name = self.sink.name.clone();
+        for (a, judged) in attempted.iter().zip(&assessment.judged) {
+            let d = &a.delivery;
+            let problem = judged.problem.as_deref().unwrap_or("");
+            let outcome = match judged.verdict {
                 Verdict::Delivered => {
-                    delivered += 1;
-                    row.delivered_at = Some(to_db(now));
-                    debug!(sink = %name, seq = a.delivery.seq, event = %a.delivery.event_type, issuance = %a.delivery.issuance_id, "delivered");
+                    debug!(sink = %name, seq = d.seq, event = %d.event_type, issuance = %d.issuance_id, "delivered");
                     "delivered"
                 }
                 Verdict::Retry { at } => {
-                    row.next_attempt_at = Some(to_db(at));
-                    warn!(sink = %name, seq = a.delivery.seq, attempts = attempts_before + 1, problem = problem.as_deref().unwrap_or(""), next_attempt_at = %to_db(at), "delivery failed; will retry");
+                    warn!(sink = %name, seq = d.seq, attempts = d.attempts + 1, problem, next_attempt_at = %to_db(at), "delivery failed; will retry");
                     "failed"
                 }
                 Verdict::GiveUp => {
-                    row.failed_at = Some(to_db(now));
-                    error!(sink = %name, seq = a.delivery.seq, event = %a.delivery.event_type, issuance = %a.delivery.issuance_id, problem = problem.as_deref().unwrap_or(""), "delivery given up: the retry horizon has passed (see `events --failed`, `events redeliver`)");
+                    error!(sink = %name, seq = d.seq, event = %d.event_type, issuance = %d.issuance_id, problem, "delivery given up: the retry horizon has passed (see `events --failed`, `events redeliver`)");
                     "gave_up"
                 }
-                Verdict::Disable => {
-                    // The delivery stays pending for when the sink is enabled again.
-                    row.next_attempt_at = Some(to_db(now));
-                    disable = Some(a.at);
-                    "disabled"
-                }
+                Verdict::Disable => "disabled",
             };
             crate::ops::metrics::delivery(&name, outcome, a.took);
-            if problem.is_some() {
-                last_problem = problem;
-            }
-            retry_after = retry_after.max(a.answer.retry_after());
-            rows.push(row);
         }
-        let back = delivered > 0 && self.failures > 0;
-        if back {
-            info!(sink = %name, after_failures = self.failures, "webhook sink answers again: sending everything pending now");
+        if assessment.back {
+            info!(sink = %name, after_failures = self.state.failures, "webhook sink answers again: sending everything pending now");
         }
-        let verdict = if delivered > 0 {
+        let verdict = if assessment.delivered > 0 {
             Some(SinkVerdict::Answered)
         } else {
-            last_problem
+            assessment
+                .failing
                 .as_deref()
                 .map(|problem| SinkVerdict::Failing { at: now, problem })
         };
+        let rows: Vec<AttemptRow> = assessment.judged.iter().map(|j| j.row.clone()).collect();
         if let Err(e) = self
             .store
-            .record_attempts(&name, &rows, verdict, back.then_some(now))
+            .record_attempts(&name, &rows, verdict, assessment.back.then_some(now))
             .await
         {
             // The attempts happened; delivered ones will be sent again (same webhook-id).
             error!(sink = %name, error = %e, "cannot record delivery attempts; they will be repeated");
         }
-        if let Some(at) = disable {
+        if let Some(at) = assessment.disable_at {
             let reason = "the receiver answered 410 Gone";
             error!(sink = %name, url = %self.sink.shown_url, "webhook sink disabled: {reason}; nothing more is sent to it until `disabled_at` is cleared in the `sinks` table");
             if let Err(e) = self.store.disable_sink(&name, at, reason).await {
@@ -400,23 +377,12 @@ impl Worker {
                 Some(disabled_reason(&Some(reason.into()), &to_db(at))),
             );
         }
-        if delivered > 0 {
-            self.failures = 0;
-            self.paused_until = None;
+        if assessment.delivered > 0 {
             self.progress.sinks.delivered(&name);
-        } else if let Some(problem) = last_problem {
-            self.failures = self.failures.saturating_add(1);
-            self.retry_after = retry_after;
-            let pause = probe_pause(self.failures, &self.sink.backoff, self.retry_after);
-            self.paused_until = Some(crate::domain::time::after(now, pause));
-            self.progress.sinks.failed(&name, now, &problem);
+        } else if let Some(problem) = &assessment.failing {
+            self.progress.sinks.failed(&name, now, problem);
         }
-        // A partly successful batch that was asked to wait still waits.
-        if delivered > 0
-            && let Some(wait) = retry_after
-        {
-            self.paused_until = Some(crate::domain::time::after(now, wait));
-        }
+        self.state = assessment.next;
     }
 }
 

@@ -1,0 +1,299 @@
+//! What a batch of attempts comes to, decided without I/O: each attempt's
+//! verdict and the row to write for it, and the sink's next state (failing
+//! or not, until when it pauses, whether it has come back, whether a 410
+//! disables it). The worker applies an [`Assessment`]: it writes the rows and
+//! logs, counts and reports what it says.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::schedule::{Answer, Backoff, Verdict, judge, probe_pause};
+use crate::domain::time::after;
+use crate::domain::timefmt::to_db;
+use crate::store::AttemptRow;
+
+/// One attempt, as the assessment needs it.
+#[derive(Debug, Clone)]
+pub struct AttemptFacts<'a> {
+    pub seq: i64,
+    /// When its delivery was created (the retry horizon counts from here).
+    pub created_at: DateTime<Utc>,
+    /// Attempts of this delivery before this one.
+    pub attempts_before: u32,
+    pub answer: &'a Answer,
+    /// When it was sent.
+    pub at: DateTime<Utc>,
+}
+
+/// A sink's delivery state, carried from one batch to the next.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkState {
+    /// Failed batches in a row (0: healthy).
+    pub failures: u32,
+    /// No attempt starts before this.
+    pub paused_until: Option<DateTime<Utc>>,
+    /// The last `Retry-After` asked for, while failing.
+    pub retry_after: Option<Duration>,
+}
+
+/// One attempt's verdict and the row that records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    pub verdict: Verdict,
+    pub row: AttemptRow,
+    /// What went wrong (`None` for a 2xx).
+    pub problem: Option<String>,
+}
+
+/// What a batch came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// One per attempt, in the batch's order.
+    pub judged: Vec<Judged>,
+    /// Attempts delivered.
+    pub delivered: usize,
+    /// The sink answered again after failing: everything pending is due now.
+    pub back: bool,
+    /// A 410 came (at this attempt's time): the sink is disabled.
+    pub disable_at: Option<DateTime<Utc>>,
+    /// The last problem of a batch in which nothing was delivered: the sink fails.
+    pub failing: Option<String>,
+    /// The sink's state after the batch.
+    pub next: SinkState,
+}
+
+/// Assesses `batch`, judged at `now`, for a sink in state `before`. `jitter`
+/// gives each retry its random number in [0, 1).
+pub fn assess(
+    batch: &[AttemptFacts<'_>],
+    before: SinkState,
+    now: DateTime<Utc>,
+    backoff: &Backoff,
+    mut jitter: impl FnMut() -> f64,
+) -> Assessment {
+    let mut judged = Vec::with_capacity(batch.len());
+    let (mut delivered, mut disable_at, mut last_problem) = (0, None, None);
+    let mut retry_after: Option<Duration> = None;
+    for a in batch {
+        let verdict = judge(
+            a.answer,
+            a.attempts_before,
+            a.created_at,
+            now,
+            backoff,
+            jitter(),
+        );
+        let problem = a.answer.problem();
+        let mut row = AttemptRow {
+            seq: a.seq,
+            attempted_at: to_db(a.at),
+            status: a.answer.status(),
+            error: problem.clone(),
+            next_attempt_at: None,
+            delivered_at: None,
+            failed_at: None,
+        };
+        match verdict {
+            Verdict::Delivered => {
+                delivered += 1;
+                row.delivered_at = Some(to_db(now));
+            }
+            Verdict::Retry { at } => row.next_attempt_at = Some(to_db(at)),
+            Verdict::GiveUp => row.failed_at = Some(to_db(now)),
+            Verdict::Disable => {
+                // The delivery stays pending for when the sink is enabled again.
+                row.next_attempt_at = Some(to_db(now));
+                disable_at = Some(a.at);
+            }
+        }
+        if problem.is_some() {
+            last_problem.clone_from(&problem);
+        }
+        retry_after = retry_after.max(a.answer.retry_after());
+        judged.push(Judged {
+            verdict,
+            row,
+            problem,
+        });
+    }
+    let back = delivered > 0 && before.failures > 0;
+    let mut next = before;
+    let mut failing = None;
+    if delivered > 0 {
+        next = SinkState::default();
+        // A partly successful batch that was asked to wait still waits.
+        next.paused_until = retry_after.map(|wait| after(now, wait));
+    } else if let Some(problem) = last_problem {
+        next.failures = before.failures.saturating_add(1);
+        next.retry_after = retry_after;
+        let pause = probe_pause(next.failures, backoff, retry_after);
+        next.paused_until = Some(after(now, pause));
+        failing = Some(problem);
+    }
+    Assessment {
+        judged,
+        delivered,
+        back,
+        disable_at,
+        failing,
+        next,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const BACKOFF: Backoff = Backoff {
+        first: Duration::from_secs(5),
+        max: Duration::from_secs(6 * 3600),
+        horizon: Duration::from_secs(3 * 24 * 3600),
+    };
+
+    fn now() -> DateTime<Utc> {
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 5, 10, 0, 0).unwrap()
+    }
+
+    fn status(code: u16, retry_after: Option<u64>) -> Answer {
+        Answer::Status {
+            code,
+            retry_after: retry_after.map(Duration::from_secs),
+        }
+    }
+
+    fn facts(seq: i64, answer: &Answer) -> AttemptFacts<'_> {
+        AttemptFacts {
+            seq,
+            created_at: now(),
+            attempts_before: 0,
+            answer,
+            at: now(),
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_that_delivers_again_is_back_and_healthy() {
+        let ok = status(204, None);
+        let failing = SinkState {
+            failures: 3,
+            paused_until: Some(now()),
+            retry_after: Some(Duration::from_secs(9)),
+        };
+        let a = assess(&[facts(1, &ok)], failing, now(), &BACKOFF, || 0.5);
+        assert_eq!((a.delivered, a.back, a.failing.clone()), (1, true, None));
+        assert_eq!(a.next, SinkState::default());
+        assert_eq!(
+            a.judged[0].row.delivered_at.as_deref(),
+            Some("2026-12-05T10:00:00.000Z")
+        );
+    }
+
+    #[test]
+    fn a_batch_with_nothing_delivered_fails_the_sink_and_pauses_it() {
+        let (busy, down) = (
+            status(503, None),
+            Answer::NoAnswer {
+                error: "refused".into(),
+            },
+        );
+        let a = assess(
+            &[facts(1, &busy), facts(2, &down)],
+            SinkState::default(),
+            now(),
+            &BACKOFF,
+            || 0.5,
+        );
+        assert_eq!(a.delivered, 0);
+        assert_eq!(a.failing.as_deref(), Some("refused"), "the last problem");
+        assert_eq!(a.next.failures, 1);
+        assert_eq!(a.next.paused_until, Some(after(now(), BACKOFF.first)));
+        assert!(
+            a.judged
+                .iter()
+                .all(|j| matches!(j.verdict, Verdict::Retry { .. }))
+        );
+    }
+
+    #[test]
+    fn a_410_disables_and_keeps_the_delivery_pending() {
+        let gone = status(410, None);
+        let a = assess(
+            &[facts(7, &gone)],
+            SinkState::default(),
+            now(),
+            &BACKOFF,
+            || 0.5,
+        );
+        assert_eq!(a.disable_at, Some(now()));
+        assert_eq!(a.judged[0].verdict, Verdict::Disable);
+        assert_eq!(
+            a.judged[0].row.next_attempt_at.as_deref(),
+            Some("2026-12-05T10:00:00.000Z")
+        );
+    }
+
+    #[test]
+    fn a_partly_delivered_batch_asked_to_wait_still_waits() {
+        let (ok, slow_down) = (status(200, None), status(429, Some(3)));
+        let a = assess(
+            &[facts(1, &ok), facts(2, &slow_down)],
+            SinkState::default(),
+            now(),
+            &BACKOFF,
+            || 0.5,
+        );
+        assert_eq!(a.delivered, 1);
+        assert_eq!(a.failing, None);
+        assert_eq!(
+            a.next.paused_until,
+            Some(after(now(), Duration::from_secs(3)))
+        );
+    }
+
+    fn any_answer() -> impl Strategy<Value = Answer> {
+        prop_oneof![
+            (100u16..600, proptest::option::of(0u64..100_000))
+                .prop_map(|(code, after)| status(code, after)),
+            Just(Answer::NoAnswer {
+                error: "timeout".into()
+            }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the batch, one row per attempt in order; a 2xx anywhere
+        /// keeps the sink healthy; nothing delivered and a problem means one
+        /// more failure and a pause in the future, at least as long as any
+        /// `Retry-After` asked (capped).
+        #[test]
+        fn a_batch_is_assessed_consistently(
+            answers in prop::collection::vec(any_answer(), 1..20),
+            failures in 0u32..50,
+        ) {
+            let batch: Vec<_> = answers.iter().enumerate().map(|(i, a)| facts(i as i64, a)).collect();
+            let before = SinkState { failures, ..SinkState::default() };
+            let a = assess(&batch, before, now(), &BACKOFF, || 0.5);
+            prop_assert_eq!(a.judged.len(), batch.len());
+            for (i, j) in a.judged.iter().enumerate() {
+                prop_assert_eq!(j.row.seq, i as i64);
+            }
+            let any_2xx = answers.iter().any(|x| matches!(x.status(), Some(200..=299)));
+            prop_assert_eq!(a.delivered > 0, any_2xx);
+            if any_2xx {
+                prop_assert_eq!(a.next.failures, 0);
+                prop_assert_eq!(a.back, failures > 0);
+                prop_assert!(a.failing.is_none());
+            } else {
+                prop_assert_eq!(a.next.failures, failures + 1);
+                let until = a.next.paused_until.unwrap();
+                prop_assert!(until > now());
+                let asked = answers.iter().filter_map(Answer::retry_after).max().unwrap_or_default();
+                let asked = asked.min(super::super::schedule::RETRY_AFTER_CAP);
+                prop_assert!(until >= after(now(), asked));
+            }
+        }
+    }
+}
