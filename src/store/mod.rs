@@ -144,6 +144,17 @@ impl Store {
                 cause,
             })?;
         }
+        // SQLite creates a new database file with mode 0644 minus the umask, so
+        // under the unit's UMask=0007 the group could only read it (and its -wal
+        // and -shm files, which copy its mode). Created here first, as any file
+        // is (0666 minus the umask: 0660 under the unit), the group the README
+        // lets share the database can write it. An empty file is a new database
+        // to SQLite; should this fail, or another program create it first,
+        // SQLite goes on as before and reports any real problem.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path);
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -145,7 +145,7 @@ fn unit_has_the_settings_the_daemon_relies_on() {
         "User=issuance-watcher",
         "Group=issuance-watcher",
         "StateDirectory=issuance-watcher",
-        "StateDirectoryMode=0770",
+        "StateDirectoryMode=2770",
         "UMask=0007",
         "ConfigurationDirectory=issuance-watcher",
         "LoadCredential=secret_key:/etc/issuance-watcher/secret_key",
