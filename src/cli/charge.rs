@@ -14,7 +14,7 @@ use crate::api::{self, ApiClient, CancelOutcome};
 use crate::app::open_store;
 use crate::domain::{Clock, Decision, Observation};
 use crate::settings::Settings;
-use crate::store::{IssuanceRow, Store};
+use crate::store::{Access, IssuanceRow, Store};
 use crate::watcher::charges::{Charger, Performed, charge_with, first_decision, parse_amount};
 
 fn client(settings: &Settings) -> anyhow::Result<ApiClient> {
@@ -33,7 +33,7 @@ pub(super) async fn charge(
 ) -> anyhow::Result<()> {
     let amount = parse_amount(amount, settings.charge.max_amount).map_err(anyhow::Error::msg)?;
     let client = client(settings)?;
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Write).await?;
     // Held while the POST is in flight: a daemon that finds it free knows
     // this process died and makes the request `unknown`.
     let ownership = store.hold_ownership();
@@ -148,7 +148,7 @@ pub(super) async fn cancel(settings: &Settings, id: &str, yes: bool) -> anyhow::
             id.chars().take(64).collect::<String>()
         );
     }
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Write).await?;
     let Some(row) = store.issuance(id).await? else {
         bail!(
             "issuance {id:?} is not in the database (only charges this database watches can be cancelled here)"
@@ -245,7 +245,7 @@ pub(super) async fn balance(settings: &Settings, json: bool) -> anyhow::Result<(
 
 /// `charges [--limit N] [--json]`: the request table, newest first.
 pub(super) async fn charges(settings: &Settings, limit: i64, json: bool) -> anyhow::Result<()> {
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Read).await?;
     let rows = store.charge_requests(limit).await?;
     let header = format!(
         "{:>6} {:>12} {:<9} {:<24} {:<12}  ERROR",

@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use super::output::{print_table, print_text};
 use crate::app::open_store;
 use crate::settings::Settings;
+use crate::store::Access;
 use crate::store::EventRow;
 
 /// How often `--follow` looks for new events.
@@ -59,7 +60,7 @@ pub(super) async fn run(
     if let Some(EventsAction::Redeliver { seqs, sink }) = args.action {
         return redeliver(settings, &seqs, sink).await;
     }
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Read).await?;
     if args.failed {
         let rows = store.failed_deliveries(args.limit).await?;
         let header = format!(
@@ -166,7 +167,7 @@ async fn redeliver(settings: &Settings, seqs: &[i64], sink: Option<String>) -> a
         }
         None => configured,
     };
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Write).await?;
     let found = store
         .redeliver(&sinks, seqs, chrono::Utc::now())
         .await

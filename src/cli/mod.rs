@@ -234,12 +234,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             // Said apart, so that a typo in `database.path` does not pass for an upgrade.
             let existed = settings.database.path.exists();
-            crate::app::open_store(&settings).await?;
             let path = settings.database.path.display();
-            output::print_text(&if existed {
-                format!("database {path} is up to date\n")
+            let migrated = async {
+                let store = crate::store::Store::open(&settings.database).await?;
+                store.migrate().await
+            }
+            .await
+            .with_context(|| format!("while migrating the database {path}"))?;
+            let to = migrated.to;
+            output::print_text(&if !existed {
+                format!("database {path} created with the current schema ({to})\n")
+            } else if migrated.from == to {
+                format!("database {path} is up to date (schema {to})\n")
             } else {
-                format!("database {path} created with the current schema\n")
+                format!(
+                    "database {path} upgraded from schema {} to {to}\n",
+                    migrated.from
+                )
             })
         }
         Command::Add { ids } => commands::add(&settings, ids).await,

@@ -40,6 +40,8 @@ fn setup(base_url: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("watcher.db");
     let config = config_file(base_url, dir.path(), |_| {});
+    // Only `run` and `migrate` create a database: `charge` refuses a missing one.
+    common::daemon::migrate(&config);
     Setup {
         _dir: dir,
         db,

@@ -34,6 +34,8 @@ fn text(bytes: &[u8]) -> String {
 fn database_with(dir: &Path, n: usize) -> std::path::PathBuf {
     let db = dir.join("watcher.db");
     let ids: Vec<String> = (0..n).map(|i| format!("{}", 100_000 + i)).collect();
+    let out = run(watcher(&db).arg("migrate"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let out = run(watcher(&db).arg("add").args(&ids));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{n} added, 0 already watched\n"));

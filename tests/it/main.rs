@@ -18,6 +18,7 @@ mod cli;
 mod cli_newcomer;
 mod concurrent_writers;
 mod crash_safety;
+mod database_access;
 mod demo;
 mod hostile_input;
 mod kit;

@@ -193,6 +193,25 @@ impl Daemon {
         }
     }
 
+    /// Waits (up to `limit`) until the daemon has logged that it started: its
+    /// database exists and is migrated from then on. Panics if it exits first.
+    pub async fn started(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.log().contains("issuance-watcher started") {
+            assert!(
+                self.running(),
+                "the daemon exited before it started: {}",
+                self.log()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not start in time: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits for the daemon to exit by itself; returns its exit code.
     pub async fn exits_within(&mut self, limit: Duration) -> Option<i32> {
         self.wait(limit).await.code()
