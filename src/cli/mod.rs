@@ -225,11 +225,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .context("while checking the credentials")?;
             crate::deliver::Sinks::from_settings(&settings)
                 .context("while checking the webhook sinks")?;
-            // A TOML comment, so that the output stays a usable configuration file.
-            output::print_text(&format!(
-                "# The configuration is valid. Secret key: {source} (not shown).\n{}",
-                settings.to_redacted_toml()
-            ))
+            // TOML comments, so that the output stays a usable configuration file.
+            let mut head =
+                format!("# The configuration is valid. Secret key: {source} (not shown).\n");
+            let credentials = settings.credentials_dir.as_deref();
+            for (i, sink) in settings.webhooks.iter().enumerate() {
+                if let Some(source) = sink
+                    .secret_source(i, credentials)
+                    .context("while checking the webhook sinks")?
+                {
+                    head.push_str(&format!(
+                        "# Webhook sink {}: secret from {source} (not shown).\n",
+                        sink.name()
+                    ));
+                }
+            }
+            output::print_text(&format!("{head}{}", settings.to_redacted_toml()))
         }
         Command::Migrate => {
             // Said apart, so that a typo in `database.path` does not pass for an upgrade.

@@ -12,7 +12,7 @@ use crate::common;
 use crate::support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use common::TestSettings;
@@ -194,13 +194,10 @@ async fn a_database_of_a_newer_binary_is_refused_by_every_command_even_migrate_a
     }
 }
 
-/// `sudo -u nobody`, without sudo: `setpriv` drops root for the user and group
-/// `nobody` (65534) and every supplementary group, so the permission checks
-/// root would skip apply.
+/// `issuance-watcher --config CONFIG ARGS...` as the user `nobody`.
 fn as_nobody(config: &Path, args: &[&str]) -> Output {
-    Command::new("setpriv")
-        .env_clear()
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+    support::as_nobody()
+        .expect("checked at the start of the test")
         .arg(BIN)
         .arg("--config")
         .arg(config)
@@ -208,22 +205,6 @@ fn as_nobody(config: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-/// Root may write any directory, so a directory it "cannot write" needs
-/// another user: `setpriv` as root.
-fn another_user() -> Result<(), String> {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map_err(|e| format!("cannot run id: {e}"))?;
-    if String::from_utf8_lossy(&root.stdout).trim() != "0" {
-        return Err("switching to another user needs root".into());
-    }
-    match Command::new("setpriv").arg("--version").output() {
-        Ok(out) if out.status.success() => Ok(()),
-        _ => Err("setpriv (util-linux) is not installed".into()),
-    }
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -249,7 +230,7 @@ fn listed_ids(out: &Output) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_read_a_wal_database_in_a_directory_they_cannot_write() {
-    if support::require(another_user()).is_none() {
+    if support::require(support::as_nobody()).is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
