@@ -10,8 +10,7 @@ use anyhow::{Context as _, bail};
 use super::output::{print_table, print_text};
 use crate::app::open_store;
 use crate::settings::Settings;
-use crate::store::Access;
-use crate::store::EventRow;
+use crate::store::{Access, EventRow};
 
 /// How often `--follow` looks for new events.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
@@ -34,7 +33,7 @@ pub struct EventsArgs {
     #[arg(long, conflicts_with = "follow")]
     pub failed: bool,
     /// At most this many rows (without --follow).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, default_value_t = 1000, value_parser = super::limit)]
     pub limit: i64,
 }
 

@@ -77,7 +77,7 @@ pub enum Command {
         #[arg(long, ignore_case = true, value_parser = ["WAITED", "READY", "DONE", "CANCELLED", "FAIL", "UNSEEN"])]
         status: Option<String>,
         /// At most this many rows (the table says when it stopped there).
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..))]
+        #[arg(long, default_value_t = 1000, value_parser = limit)]
         limit: i64,
         /// Print JSON (an array of rows with the database's column names) instead of a table.
         #[arg(long)]
@@ -135,7 +135,7 @@ pub enum Command {
     },
     /// List charge requests (charge_requests), newest first.
     Charges {
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
+        #[arg(long, default_value_t = 50, value_parser = limit)]
         limit: i64,
         #[arg(long)]
         json: bool,
@@ -149,7 +149,17 @@ pub enum Command {
     Generate(generate::Generate),
 }
 
-/// Entry point used by `main.rs`.
+/// `--limit N`: a row count, from 1 (clap's own range check would name
+/// `i64::MAX` as the upper bound).
+fn limit(text: &str) -> Result<i64, String> {
+    match text.parse::<i64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number of rows, at least 1".to_owned()),
+    }
+}
+
+/// Entry point used by `main.rs`. Exit codes: 0 success, 1 failure (one
+/// `error:` line), 2 a usage error (clap's: its `error:` line, then a hint).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
