@@ -29,6 +29,7 @@ mod operating_faults;
 mod operator_kit;
 mod prometheus;
 mod redirects;
+mod secret_leaks;
 mod simulator_clock;
 mod status;
 mod systemd_unit;
