@@ -59,7 +59,12 @@ pub(super) async fn run(
     if let Some(EventsAction::Redeliver { seqs, sink }) = args.action {
         return redeliver(settings, &seqs, sink).await;
     }
-    let store = open_store(settings, Access::Read).await?;
+    let access = if args.follow {
+        Access::ReadLive
+    } else {
+        Access::Read
+    };
+    let store = open_store(settings, access).await?;
     if args.failed {
         let rows = store.failed_deliveries(args.limit).await?;
         let header = format!(

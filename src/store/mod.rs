@@ -70,6 +70,10 @@ pub enum Access {
     /// is ever written and a database in a directory the user cannot write is
     /// still readable.
     Read,
+    /// Only reads, and keeps reading what others write (`events --follow`):
+    /// as [`Access::Read`], but never as an immutable file, which would
+    /// never show a change.
+    ReadLive,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -196,7 +200,8 @@ impl Store {
         let store = match access {
             Access::Migrate => return Self::open_migrated(settings).await,
             Access::Write => Self::open_file(settings, false).await?,
-            Access::Read => Self::open_read_only(settings).await?,
+            Access::Read => Self::open_read_only(settings, true).await?,
+            Access::ReadLive => Self::open_read_only(settings, false).await?,
         };
         schema::require_current(schema::state(&store.pool).await?, &shown)?;
         Ok(store)
@@ -284,10 +289,14 @@ impl Store {
     /// a read-only reader may use it even without write permission; when none
     /// does, SQLite must create it, which needs write access to the directory.
     /// Without that, and only when there is no `-wal` file either (so the
-    /// database file alone holds every committed transaction), the file is read
-    /// as immutable, the one way SQLite reads it then; otherwise the error says
-    /// what is needed.
-    async fn open_read_only(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+    /// database file alone holds every committed transaction) and `snapshot`
+    /// (a one-off read, which a writer starting meanwhile could at worst leave
+    /// a moment stale), the file is read as immutable, the one way SQLite
+    /// reads it then; otherwise the error says what is needed.
+    async fn open_read_only(
+        settings: &DatabaseSettings,
+        snapshot: bool,
+    ) -> Result<Self, StoreError> {
         let path = &settings.path;
         let shown = path.display().to_string();
         let options = SqliteConnectOptions::new()
@@ -297,7 +306,7 @@ impl Store {
             .foreign_keys(true)
             .pragma("temp_store", "memory");
         let pool = match read_only_pool(options.clone()).await {
-            Err(e) if is_unwritable_shm(&e) && !companion(path, "-wal").exists() => {
+            Err(e) if snapshot && is_unwritable_shm(&e) && !companion(path, "-wal").exists() => {
                 read_only_pool(options.immutable(true)).await
             }
             other => other,

@@ -197,26 +197,15 @@ fn fifo(dir: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
 /// `issuance-watcher --config CONFIG COMMAND`, which must exit by itself
 /// within 10 s (it is killed and the test fails otherwise).
 fn exits_by_itself(config: &std::path::Path, command: &str, env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .envs(env.iter().copied())
-        .arg("--config")
-        .arg(config)
-        .arg(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("{command} hangs");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    common::daemon::output_within(
+        Command::new(BIN)
+            .env_clear()
+            .envs(env.iter().copied())
+            .arg("--config")
+            .arg(config)
+            .arg(command),
+        std::time::Duration::from_secs(10),
+    )
 }
 
 #[test]

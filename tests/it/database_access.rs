@@ -12,11 +12,11 @@ use crate::common;
 use crate::support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use common::TestSettings;
-use common::daemon::{BIN, Spawn, cli};
+use common::daemon::{BIN, Spawn, cli, cli_within, output_within};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
@@ -52,9 +52,10 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Asserts `args` failed with exit 1 and one `error:` line containing `says`.
+/// Asserts `args` failed with exit 1 and one `error:` line containing `says`
+/// (within 10 s: `events --follow` is among them).
 fn refused(config: &Path, args: &[&str], says: &str) {
-    let out = cli(config, args);
+    let out = cli_within(config, args);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
@@ -194,17 +195,19 @@ async fn a_database_of_a_newer_binary_is_refused_by_every_command_even_migrate_a
     }
 }
 
-/// `issuance-watcher --config CONFIG ARGS...` as the user `nobody`.
+/// `issuance-watcher --config CONFIG ARGS...` as the user `nobody`, which
+/// must exit within 10 s (a reader that never ends, such as an `events
+/// --follow` that opened, fails the test).
 fn as_nobody(config: &Path, args: &[&str]) -> Output {
-    support::as_nobody()
-        .expect("checked at the start of the test")
-        .arg(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    output_within(
+        support::as_nobody()
+            .expect("checked at the start of the test")
+            .arg(BIN)
+            .arg("--config")
+            .arg(config)
+            .args(args),
+        Duration::from_secs(10),
+    )
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -265,6 +268,15 @@ async fn readers_read_a_wal_database_in_a_directory_they_cannot_write() {
     );
     let status = as_nobody(&config, &["status", "--json"]);
     assert!(status.status.success(), "{}", stderr(&status));
+    // Following needs to see changes: the file read as it stands would never
+    // show one, so it says what is needed instead.
+    let follow = as_nobody(&config, &["events", "--follow"]);
+    assert_eq!(follow.status.code(), Some(1), "{}", stderr(&follow));
+    assert!(
+        stderr(&follow).contains("or while the daemon runs"),
+        "{}",
+        stderr(&follow)
+    );
 
     // A daemon (root, as the service user would) has the WAL open: its -shm
     // is there, read-only for this user, and rows still in the WAL are seen.
