@@ -14,12 +14,14 @@ use crate::domain::Clock;
 use crate::ops::health::Liveness;
 use crate::ops::notify::Notifier;
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{Access, Store};
 use crate::watcher::Watcher;
 
-/// Opens (creating and migrating if needed) the database the settings name.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    Store::open_migrated(&settings.database)
+/// Opens the database the settings name for `access`: only `run` and `migrate`
+/// create or upgrade it ([`Access`]). No default on purpose: a new command
+/// must say what it does to the file.
+pub async fn open_store(settings: &Settings, access: Access) -> anyhow::Result<Store> {
+    Store::open_for(&settings.database, access)
         .await
         .with_context(|| {
             format!(
@@ -46,7 +48,7 @@ pub async fn run_on(
         .context("while checking the credentials")?;
     let sinks = crate::deliver::Sinks::from_settings(&settings)
         .context("while setting up the webhook sinks")?;
-    let store = open_store(&settings).await?;
+    let store = open_store(&settings, Access::Migrate).await?;
     let listener = crate::ops::http::bind(&settings.http).await?;
     let stall_after = Liveness::stall_after(&settings);
     let settings_timeout = settings.api.timeout;

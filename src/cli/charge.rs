@@ -14,7 +14,7 @@ use crate::api::{self, ApiClient, CancelOutcome};
 use crate::app::open_store;
 use crate::domain::{Clock, Decision, Observation};
 use crate::settings::Settings;
-use crate::store::{IssuanceRow, Resolution, Store};
+use crate::store::{Access, IssuanceRow, Resolution, Store};
 use crate::watcher::charges::{Charger, Performed, charge_with, first_decision, parse_amount};
 
 fn client(settings: &Settings) -> anyhow::Result<ApiClient> {
@@ -33,7 +33,7 @@ pub(super) async fn charge(
 ) -> anyhow::Result<()> {
     let amount = parse_amount(amount, settings.charge.max_amount).map_err(anyhow::Error::msg)?;
     let client = client(settings)?;
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Write).await?;
     // Held while the POST is in flight: a daemon that finds it free knows
     // this process died and makes the request `unknown`.
     let ownership = store.hold_ownership();
@@ -157,7 +157,7 @@ pub(super) async fn cancel(settings: &Settings, id: &str, yes: bool) -> anyhow::
             id.chars().take(64).collect::<String>()
         );
     }
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Write).await?;
     let Some(row) = store.issuance(id).await? else {
         bail!(
             "issuance {id:?} is not in the database (only charges this database watches can be cancelled here)"
@@ -257,7 +257,7 @@ pub struct ChargesArgs {
     #[command(subcommand)]
     pub action: Option<ChargesAction>,
     /// At most this many rows.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, default_value_t = 50, value_parser = super::limit)]
     pub limit: i64,
     /// Print JSON (an array of rows with the database's column names).
     #[arg(long)]
@@ -298,7 +298,7 @@ pub(super) async fn charges(settings: &Settings, args: ChargesArgs) -> anyhow::R
     {
         return resolve(settings, request, issuance.as_deref()).await;
     }
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Read).await?;
     let rows = store.charge_requests(args.limit).await?;
     let header = format!(
         "{:>6} {:>12} {:<9} {:<24} {:<12}  ERROR",
@@ -350,7 +350,7 @@ async fn resolve(settings: &Settings, request: i64, issuance: Option<&str>) -> a
         Some(id) => Resolution::Issuance(id),
         None => Resolution::None,
     };
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Write).await?;
     let by = resolver();
     let resolved = store
         .resolve_charge_request(request, resolution, &by, Utc::now())

@@ -9,6 +9,7 @@ use anyhow::{Context as _, bail};
 use super::output::{flag_header, flag_line, print_json, print_table, print_text};
 use crate::app::open_store;
 use crate::settings::Settings;
+use crate::store::Access;
 use crate::store::{FlagRow, IssuanceRow, TransitionRow};
 
 pub(super) async fn add(settings: &Settings, mut ids: Vec<String>) -> anyhow::Result<()> {
@@ -34,7 +35,7 @@ pub(super) async fn add(settings: &Settings, mut ids: Vec<String>) -> anyhow::Re
             );
         }
     }
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Write).await?;
     let added = store.add_ids(&ids).await.context("while adding ids")?;
     print_text(&format!(
         "{added} added, {} already watched\n",
@@ -48,7 +49,7 @@ pub(super) async fn list(
     limit: i64,
     json: bool,
 ) -> anyhow::Result<()> {
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Read).await?;
     let status = status.map(|s| s.to_uppercase());
     // One row more than asked for tells whether the limit cut the list.
     let mut rows = store
@@ -81,7 +82,7 @@ pub(super) async fn list(
 }
 
 pub(super) async fn show(settings: &Settings, id: &str, json: bool) -> anyhow::Result<()> {
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Read).await?;
     let Some(issuance) = store.issuance(id).await? else {
         bail!("issuance {id:?} is not in the database");
     };
@@ -130,7 +131,7 @@ pub(super) async fn show(settings: &Settings, id: &str, json: bool) -> anyhow::R
 }
 
 pub(super) async fn flags(settings: &Settings, json: bool) -> anyhow::Result<()> {
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Read).await?;
     let rows = store.flags(None).await?;
     print_table(&rows, json, &flag_header(10, "DUE (UTC)"), |f| {
         flag_line(f, 10)

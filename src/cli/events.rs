@@ -11,7 +11,7 @@ use super::replay;
 use crate::app::open_store;
 use crate::domain::DeliveryState;
 use crate::settings::Settings;
-use crate::store::{EventRow, FailedDelivery};
+use crate::store::{Access, EventRow, FailedDelivery};
 
 /// How often `--follow` looks for new events.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
@@ -35,7 +35,7 @@ pub struct EventsArgs {
     #[arg(long, conflicts_with = "follow")]
     pub failed: bool,
     /// At most this many rows (without --follow).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, default_value_t = 1000, value_parser = super::limit)]
     pub limit: i64,
 }
 
@@ -81,7 +81,12 @@ pub(super) async fn run(
         }
         None => {}
     }
-    let store = open_store(settings).await?;
+    let access = if args.follow {
+        Access::ReadLive
+    } else {
+        Access::Read
+    };
+    let store = open_store(settings, access).await?;
     if args.failed {
         let configured = replay::configured(settings);
         let rows = store.failed_deliveries(&configured, args.limit).await?;

@@ -79,7 +79,7 @@ pub enum Command {
         #[arg(long, ignore_case = true, value_parser = ["WAITED", "READY", "DONE", "CANCELLED", "FAIL", "UNSEEN"])]
         status: Option<String>,
         /// At most this many rows (the table says when it stopped there).
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..))]
+        #[arg(long, default_value_t = 1000, value_parser = limit)]
         limit: i64,
         /// Print JSON (an array of rows with the database's column names) instead of a table.
         #[arg(long)]
@@ -148,7 +148,17 @@ pub enum Command {
     Generate(generate::Generate),
 }
 
-/// Entry point used by `main.rs`.
+/// `--limit N`: a row count, from 1 (clap's own range check would name
+/// `i64::MAX` as the upper bound).
+pub(super) fn limit(text: &str) -> Result<i64, String> {
+    match text.parse::<i64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number of rows, at least 1".to_owned()),
+    }
+}
+
+/// Entry point used by `main.rs`. Exit codes: 0 success, 1 failure (one
+/// `error:` line), 2 a usage error (clap's: its `error:` line, then a hint).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -224,21 +234,43 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .context("while checking the credentials")?;
             crate::deliver::Sinks::from_settings(&settings)
                 .context("while checking the webhook sinks")?;
-            // A TOML comment, so that the output stays a usable configuration file.
-            output::print_text(&format!(
-                "# The configuration is valid. Secret key: {source} (not shown).\n{}",
-                settings.to_redacted_toml()
-            ))
+            // TOML comments, so that the output stays a usable configuration file.
+            let mut head =
+                format!("# The configuration is valid. Secret key: {source} (not shown).\n");
+            let credentials = settings.credentials_dir.as_deref();
+            for (i, sink) in settings.webhooks.iter().enumerate() {
+                if let Some(source) = sink
+                    .secret_source(i, credentials)
+                    .context("while checking the webhook sinks")?
+                {
+                    head.push_str(&format!(
+                        "# Webhook sink {}: secret from {source} (not shown).\n",
+                        sink.name()
+                    ));
+                }
+            }
+            output::print_text(&format!("{head}{}", settings.to_redacted_toml()))
         }
         Command::Migrate => {
             // Said apart, so that a typo in `database.path` does not pass for an upgrade.
             let existed = settings.database.path.exists();
-            crate::app::open_store(&settings).await?;
             let path = settings.database.path.display();
-            output::print_text(&if existed {
-                format!("database {path} is up to date\n")
+            let migrated = async {
+                let store = crate::store::Store::open(&settings.database).await?;
+                store.migrate().await
+            }
+            .await
+            .with_context(|| format!("while migrating the database {path}"))?;
+            let to = migrated.to;
+            output::print_text(&if !existed {
+                format!("database {path} created with the current schema ({to})\n")
+            } else if migrated.from == to {
+                format!("database {path} is up to date (schema {to})\n")
             } else {
-                format!("database {path} created with the current schema\n")
+                format!(
+                    "database {path} upgraded from schema {} to {to}\n",
+                    migrated.from
+                )
             })
         }
         Command::Add { ids } => commands::add(&settings, ids).await,

@@ -22,6 +22,7 @@ use chrono::Utc;
 use super::output::print_text;
 use crate::app::open_store;
 use crate::settings::Settings;
+use crate::store::Access;
 
 /// The names of the configured `[[webhooks]]` sinks.
 pub(super) fn configured(settings: &Settings) -> Vec<String> {
@@ -106,7 +107,7 @@ pub(super) async fn redeliver(
         Ok(sinks) => sinks,
         Err(why) => bail!(why),
     };
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Write).await?;
     let mut outcomes = Vec::with_capacity(seqs.len());
     for &seq in seqs {
         let outcome = match store.redeliver(&sinks, seq, Utc::now()).await {
@@ -135,7 +136,7 @@ pub(super) async fn redeliver(
 }
 
 pub(super) async fn discard(settings: &Settings, sink: &str, seqs: &[i64]) -> anyhow::Result<()> {
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Write).await?;
     if store.sink(sink).await?.is_none() {
         let known: Vec<String> = store.sinks().await?.into_iter().map(|s| s.name).collect();
         bail!(

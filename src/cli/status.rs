@@ -6,12 +6,12 @@
 //! each webhook sink's health and backlog, and, first of all, what needs a
 //! person (`attention.rs`): charges of unknown outcome, sinks not delivering.
 //!
-//! It never creates a database: a missing file is an error that names the path
-//! (a typo in `database.path` must not pass for an empty, healthy watcher).
+//! It opens the database read-only ([`Access::Read`]): it never creates one (a
+//! missing file is an error that names the path: a typo in `database.path` must
+//! not pass for an empty, healthy watcher) and never upgrades its schema.
 
 use std::fmt::Write as _;
 
-use anyhow::bail;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -20,7 +20,9 @@ use super::output::{ago_text, flag_header, flag_line, print_json, print_text};
 use crate::app::open_store;
 use crate::domain::timefmt::from_db;
 use crate::settings::Settings;
-use crate::store::{Daemons, ErrorCount, FlagRow, SinkBacklog, StatusFacts, UnknownCharges};
+use crate::store::{
+    Access, Daemons, ErrorCount, FlagRow, SinkBacklog, StatusFacts, UnknownCharges,
+};
 
 /// How far back "recent errors" reach.
 const ERRORS_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
@@ -81,13 +83,7 @@ pub(super) struct ErrorsView {
 
 pub(super) async fn status(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let path = &settings.database.path;
-    if !path.exists() {
-        bail!(
-            "no database at {} (database.path): the daemon has not run with this configuration yet",
-            path.display()
-        );
-    }
-    let store = open_store(settings).await?;
+    let store = open_store(settings, Access::Read).await?;
     let now = Utc::now();
     let facts = store.status_facts(now - ERRORS_WINDOW).await?;
     let flags = store.flags(None).await?;

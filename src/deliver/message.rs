@@ -8,9 +8,11 @@
 //! attempt's Unix time (receivers refuse stale attempts).
 
 use base64::Engine as _;
+use chrono_tz::Tz;
 use hmac::{KeyInit, Mac};
 use serde_json::Value;
 
+use crate::domain::{money, timefmt};
 use crate::settings::WebhookSecret;
 use crate::store::DueDelivery;
 
@@ -66,48 +68,55 @@ pub fn signed(event: &DueDelivery, secret: &WebhookSecret, timestamp: i64) -> Me
     Message { body, headers }
 }
 
-/// `{"text": "…"}` for a Slack-compatible incoming webhook (unsigned).
-pub fn slack(event: &DueDelivery) -> Message {
-    let text = serde_json::json!({ "text": slack_text(event) }).to_string();
+/// `{"text": "…"}` for a Slack-compatible incoming webhook (unsigned);
+/// instants in `zone` (`api.timezone`).
+pub fn slack(event: &DueDelivery, zone: Tz) -> Message {
+    let text = serde_json::json!({ "text": slack_text(event, zone) }).to_string();
     Message {
         body: text.into_bytes(),
         headers: Vec::new(),
     }
 }
 
-/// One human-readable line for an event.
-pub fn slack_text(event: &DueDelivery) -> String {
+/// One human-readable line for an event. For a charge a payer must act on
+/// (READY, due soon, overdue) it is the message a payer acts on: the amount
+/// with thousands separators, the bank, account and holder, and the deadline
+/// in `zone`.
+pub fn slack_text(event: &DueDelivery, zone: Tz) -> String {
     let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
     let field = |key: &str| match &data[key] {
         Value::String(s) => s.clone(),
         Value::Null => "-".to_owned(),
         other => other.to_string(),
     };
+    let krw = |key: &str| data[key].as_i64().map(money::krw);
     let id = &event.issuance_id;
-    let amount = match data["amount"].as_i64() {
-        Some(a) => format!(", amount {a}"),
-        None => String::new(),
-    };
+    let amount = krw("amount").map_or_else(String::new, |a| format!(", amount {a}"));
+    let pay = || payer_line(&data, zone);
     match event.event_type.as_str() {
         "issuance.status_changed" => {
             let anomaly = match data["anomaly"].as_str() {
                 Some(a) => format!(" [{a}]"),
                 None => String::new(),
             };
-            format!(
-                "Issuance {id}: {} -> {}{amount}{anomaly}",
+            let change = format!(
+                "Issuance {id}: {} -> {}",
                 field("from_status"),
                 field("to_status")
-            )
+            );
+            match data["to_status"].as_str() {
+                Some("READY") => format!("{change}{anomaly}: {}", pay()),
+                _ => format!("{change}{amount}{anomaly}"),
+            }
         }
         "issuance.due_soon" => format!(
-            "Issuance {id} is still READY and due within {} (due {}){amount}",
+            "Issuance {id} is still READY and due within {}: {}",
             field("lead"),
-            field("due_at")
+            pay()
         ),
         "issuance.overdue" => format!(
-            "Issuance {id} is past its due date ({}) and still READY{amount}",
-            field("due_at")
+            "Issuance {id} is past its deadline and still READY: {}",
+            pay()
         ),
         "issuance.watch_ended" => format!(
             "Stopped watching issuance {id}: {} ({})",
@@ -116,12 +125,32 @@ pub fn slack_text(event: &DueDelivery) -> String {
         ),
         "balance.low" => format!(
             "Point balance {} is below the threshold {} ({} expiring within 30 days)",
-            field("balance"),
-            field("threshold"),
-            field("expiring_30d")
+            krw("balance").unwrap_or_else(|| field("balance")),
+            krw("threshold").unwrap_or_else(|| field("threshold")),
+            krw("expiring_30d").unwrap_or_else(|| field("expiring_30d"))
         ),
         other => format!("Issuance {id}: {other}"),
     }
+}
+
+/// `transfer 70,000 KRW to 하나은행 265408488763 (번개장터) by 2026-12-06 23:59:59 KST`,
+/// from an event's `amount` and `vbank`; what is missing is said to be unknown.
+fn payer_line(data: &Value, zone: Tz) -> String {
+    let vbank = &data["vbank"];
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let amount = data["amount"]
+        .as_i64()
+        .map_or_else(|| "the amount (unknown)".to_owned(), money::krw);
+    let bank = text(&vbank["bank_name"]).unwrap_or_else(|| "(bank unknown)".into());
+    let account = text(&vbank["account_number"]).unwrap_or_else(|| "(account unknown)".into());
+    let holder = text(&vbank["holder_name"]).unwrap_or_else(|| "holder unknown".into());
+    let due = text(&vbank["due_at"])
+        .or_else(|| text(&data["due_at"]))
+        .map_or_else(
+            || "(deadline unknown)".into(),
+            |d| timefmt::db_local(&d, zone),
+        );
+    format!("transfer {amount} to {bank} {account} ({holder}) by {due}")
 }
 
 #[cfg(test)]
@@ -181,28 +210,68 @@ mod tests {
 
     #[test]
     fn slack_lines_say_what_happened() {
+        let seoul = chrono_tz::Asia::Seoul;
         let e = event(
             "issuance.status_changed",
             r#"{"from_status":"READY","to_status":"DONE","amount":10000,"anomaly":null}"#,
         );
         assert_eq!(
-            slack_text(&e),
-            "Issuance 1000001: READY -> DONE, amount 10000"
+            slack_text(&e, seoul),
+            "Issuance 1000001: READY -> DONE, amount 10,000 KRW"
         );
-        let due = event(
-            "issuance.due_soon",
-            r#"{"lead":"3h","due_at":"2026-12-02T14:59:59.000Z"}"#,
-        );
-        assert!(slack_text(&due).contains("due within 3h"));
         let low = event(
             "balance.low",
             r#"{"balance":400000,"threshold":500000,"expiring_30d":1000}"#,
         );
         assert_eq!(
-            slack_text(&low),
-            "Point balance 400000 is below the threshold 500000 (1000 expiring within 30 days)"
+            slack_text(&low, seoul),
+            "Point balance 400,000 KRW is below the threshold 500,000 KRW (1,000 KRW expiring within 30 days)"
         );
-        let body: Value = serde_json::from_slice(&slack(&e).body).unwrap();
+        let body: Value = serde_json::from_slice(&slack(&e, seoul).body).unwrap();
         assert!(body["text"].as_str().unwrap().contains("DONE"));
+    }
+
+    #[test]
+    fn what_a_payer_acts_on_names_the_amount_account_and_deadline_in_kst() {
+        let seoul = chrono_tz::Asia::Seoul;
+        let vbank = r#""vbank":{"due_at":"2026-12-06T14:59:59.000Z","account_number":"265408488763","bank_name":"하나은행","holder_name":"번개장터"}"#;
+        let pay =
+            "transfer 70,000 KRW to 하나은행 265408488763 (번개장터) by 2026-12-06 23:59:59 KST";
+        let ready = event(
+            "issuance.status_changed",
+            &format!(
+                r#"{{"from_status":"WAITED","to_status":"READY","amount":70000,"anomaly":null,{vbank}}}"#
+            ),
+        );
+        assert_eq!(
+            slack_text(&ready, seoul),
+            format!("Issuance 1000001: WAITED -> READY: {pay}")
+        );
+        let due = event(
+            "issuance.due_soon",
+            &format!(
+                r#"{{"lead":"3h","amount":70000,"due_at":"2026-12-06T14:59:59.000Z",{vbank}}}"#
+            ),
+        );
+        assert_eq!(
+            slack_text(&due, seoul),
+            format!("Issuance 1000001 is still READY and due within 3h: {pay}")
+        );
+        let overdue = event(
+            "issuance.overdue",
+            &format!(r#"{{"amount":70000,"due_at":"2026-12-06T14:59:59.000Z",{vbank}}}"#),
+        );
+        assert_eq!(
+            slack_text(&overdue, seoul),
+            format!("Issuance 1000001 is past its deadline and still READY: {pay}")
+        );
+        let bare = event(
+            "issuance.overdue",
+            r#"{"due_at":"2026-12-06T14:59:59.000Z"}"#,
+        );
+        assert_eq!(
+            slack_text(&bare, seoul),
+            "Issuance 1000001 is past its deadline and still READY: transfer the amount (unknown) to (bank unknown) (account unknown) (holder unknown) by 2026-12-06 23:59:59 KST"
+        );
     }
 }

@@ -14,10 +14,20 @@ use crate::domain::time::parse_retry_after;
 const BODY_LIMIT: usize = 64 * 1024;
 
 /// A sink's HTTP client.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Sender {
     client: reqwest::Client,
     url: reqwest::Url,
+}
+
+/// Without the URL: a Slack sink's URL is its credential, and another's query
+/// may carry a token. A `?sink` in a log line must not print either.
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("url", &"[not shown]")
+            .finish_non_exhaustive()
+    }
 }
 
 impl Sender {
@@ -88,5 +98,21 @@ fn describe(e: reqwest::Error) -> String {
     match causes.last() {
         Some(root) => format!("{kind}: {root}"),
         None => format!("{kind}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_url() {
+        let url = "https://hooks.slack.com/services/T0/B0/SECRETPART?token=QUERYTOKEN";
+        let sender = Sender::new(url.parse().unwrap(), Duration::from_secs(1)).unwrap();
+        let shown = format!("{sender:?}");
+        assert!(
+            !shown.contains("SECRETPART") && !shown.contains("QUERYTOKEN"),
+            "{shown}"
+        );
     }
 }

@@ -53,6 +53,8 @@ pub struct Sink {
     concurrency: usize,
     unhealthy_after: Duration,
     sender: Sender,
+    /// The zone of the instants in Slack texts (`api.timezone`).
+    zone: chrono_tz::Tz,
 }
 
 /// Every configured sink.
@@ -87,6 +89,7 @@ impl Sinks {
                 concurrency: w.concurrency,
                 unhealthy_after: w.unhealthy_after,
                 sender,
+                zone: settings.api.timezone,
             }));
         }
         Ok(Self(sinks))
@@ -394,6 +397,6 @@ fn message_for(sink: &Sink, delivery: &DueDelivery, at: DateTime<Utc>) -> Messag
             body: standard_body(delivery),
             headers: Vec::new(),
         },
-        (SinkFormat::Slack, _) => slack(delivery),
+        (SinkFormat::Slack, _) => slack(delivery, sink.zone),
     }
 }

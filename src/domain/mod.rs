@@ -9,6 +9,7 @@ pub mod decision;
 pub mod delivery;
 pub mod event;
 pub mod flag;
+pub mod money;
 pub mod names;
 pub mod observation;
 pub mod status;

@@ -12,6 +12,20 @@ pub fn to_db(at: DateTime<Utc>) -> String {
     at.format(DB_LAYOUT).to_string()
 }
 
+/// An instant as a person in `zone` reads it, with the zone's abbreviation:
+/// `2026-12-02 23:59:59 KST` (the zone is `api.timezone`, Korea for Bunjang).
+pub fn local(at: DateTime<Utc>, zone: Tz) -> String {
+    at.with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}
+
+/// A stored instant (see [`from_db`]) in `zone`, or the text as it is when it
+/// does not parse (another program wrote it).
+pub fn db_local(text: &str, zone: Tz) -> String {
+    from_db(text).map_or_else(|| text.to_owned(), |at| local(at, zone))
+}
+
 /// Parses an instant stored by [`to_db`] (or any RFC 3339 text another program wrote).
 pub fn from_db(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
@@ -62,6 +76,17 @@ mod props;
 mod tests {
     use super::*;
     use chrono_tz::Asia::Seoul;
+
+    #[test]
+    fn instants_are_shown_in_the_users_zone_with_its_name() {
+        let at = from_db("2026-12-02T14:59:59.000Z").unwrap();
+        assert_eq!(local(at, Seoul), "2026-12-02 23:59:59 KST");
+        assert_eq!(
+            db_local("2026-12-02T14:59:59.000Z", Seoul),
+            "2026-12-02 23:59:59 KST"
+        );
+        assert_eq!(db_local("not a time", Seoul), "not a time");
+    }
 
     #[test]
     fn api_datetimes_are_stored_as_utc() {

@@ -14,7 +14,10 @@
 //! the READY cadence), `charge` (`[charge]`, `[balance]`) and `webhooks`
 //! (the `[[webhooks]]` sinks and their secrets) are leaves that `sections` and
 //! `load` use; `key_bytes` (a decoded, redacted key) is the leaf under both
-//! `secret` and `webhooks`.
+//! `secret` and `webhooks`, and so is `secret_file` (finding a secret file,
+//! also among systemd credentials, and reading it without hanging);
+//! `userinfo` (no `user:password@` in a URL setting) is the leaf under
+//! `schema` and `webhooks`.
 
 mod cadence;
 mod charge;
@@ -24,9 +27,11 @@ mod ladder;
 mod load;
 mod schema;
 mod secret;
+mod secret_file;
 mod sections;
 #[cfg(test)]
 mod testing;
+mod userinfo;
 mod webhooks;
 
 pub use cadence::QuietHours;

@@ -457,27 +457,38 @@ fn number(value: &ValueKind) -> Option<f64> {
 }
 
 /// The API's base: requests go to `{base_url}/api/v1/...`, so anything after
-/// the path would end up in the middle of every request's URL.
+/// the path would end up in the middle of every request's URL. A user name or
+/// password is refused first, and errors echo the text without one.
 fn base_url(text: &str) -> Result<(), String> {
-    let url =
-        reqwest::Url::parse(text).map_err(|e| format!("{:?} is not a URL: {e}", clip(text)))?;
+    let shown = clip(&without_userinfo(text));
+    let url = reqwest::Url::parse(text).map_err(|e| format!("{shown:?} is not a URL: {e}"))?;
+    if super::userinfo::present(&url) {
+        return Err(super::userinfo::REFUSED.into());
+    }
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(format!(
-            "{:?} must be an http(s) URL with a host, such as \"https://openapi.bunjang.co.kr\"",
-            clip(text)
+            "{shown:?} must be an http(s) URL with a host, such as \"https://openapi.bunjang.co.kr\""
         ));
     }
     if url.query().is_some() || url.fragment().is_some() || text.contains(['?', '#']) {
         return Err(format!(
-            "{:?} has a query or fragment (`?...`, `#...`): the request paths are appended \
-             to the base URL, so it must end at its path",
-            clip(text)
+            "{shown:?} has a query or fragment (`?...`, `#...`): the request paths are appended \
+             to the base URL, so it must end at its path"
         ));
     }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not carry a user name or password (the value is not shown)".into());
-    }
     Ok(())
+}
+
+/// URL text with whatever stands before an `@` in its authority replaced, for
+/// echoing text that may not even parse.
+fn without_userinfo(text: &str) -> String {
+    let (scheme, rest) = text.split_once("://").unwrap_or(("", text));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if scheme.is_empty() => format!("[REDACTED]{}", &rest[at..]),
+        Some(at) => format!("{scheme}://[REDACTED]{}", &rest[at..]),
+        None => text.to_owned(),
+    }
 }
 
 /// SQLite reads some names as something other than a file: `:memory:` (a new,
@@ -554,8 +565,15 @@ mod tests {
         ] {
             assert!(base_url(bad).is_err(), "{bad}");
         }
-        let err = base_url("http://u:hunter2@h").unwrap_err();
-        assert!(!err.contains("hunter2"), "{err}");
+        for with_password in [
+            "http://u:hunter2@h",
+            "ftp://u:hunter2@h",
+            "http://u:hunter2@h/?x",
+            "http://u:hunter2@[::1",
+        ] {
+            let err = base_url(with_password).unwrap_err();
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

@@ -1,15 +1,16 @@
-//! The signing secret: found (`api.secret_key`, a file, or a systemd credential),
+//! The signing secret: found (`api.secret_key`, a file, or a systemd credential;
+//! files are found and read by `secret_file`, as the webhook secrets are),
 //! decoded from Base64 once, exposed on exactly one line, redacted in `Debug`.
 //! Where it was found ([`SecretSource`]) can be shown; the secret never is, and a
 //! problem with a file is reported against the key that named the file.
 
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use secrecy::ExposeSecret;
 
 use super::error::{SettingsError, key_error};
 use super::key_bytes::KeyBytes;
+use super::secret_file::{self, Located};
 use super::sections::Settings;
 
 /// The credential name looked up in `$CREDENTIALS_DIRECTORY` when no secret is configured.
@@ -68,9 +69,6 @@ impl std::fmt::Display for SecretSource {
     }
 }
 
-/// A secret file is a few dozen bytes; anything much larger is not one.
-const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
-
 impl Settings {
     /// Checks the credentials, which only commands that talk to the API need
     /// (the database commands work without them).
@@ -101,83 +99,38 @@ impl Settings {
             let source = SecretSource::Setting(self.secret_origin.clone());
             return Ok((SigningSecret::from_base64(secret.expose_secret())?, source));
         }
-        let (path, key, source) = match &self.api.secret_key_file {
-            Some(path) if path.exists() => (
-                path.clone(),
+        let (located, key) = match &self.api.secret_key_file {
+            Some(path) => (
+                secret_file::locate(path, credentials)
+                    .map_err(|reason| key_error("api.secret_key_file", reason))?,
                 "api.secret_key_file",
-                SecretSource::File(path.clone()),
             ),
-            Some(path) => {
-                let found = credentials
-                    .and_then(|dir| path.file_name().map(|name| dir.join(name)))
-                    .filter(|p| p.exists())
-                    .ok_or_else(|| {
-                        key_error(
-                            "api.secret_key_file",
-                            format!("{} does not exist", path.display()),
-                        )
-                    })?;
-                (
-                    found.clone(),
-                    "api.secret_key_file",
-                    SecretSource::Credential(found),
-                )
-            }
-            None => {
-                let found = credentials
-                    .map(|dir| dir.join(CREDENTIAL_NAME))
-                    .filter(|p| p.exists())
-                    .ok_or_else(|| {
-                        key_error(
-                            "api.secret_key",
-                            "is required (or api.secret_key_file, or a `secret_key` systemd credential)",
-                        )
-                    })?;
-                (
-                    found.clone(),
-                    "api.secret_key",
-                    SecretSource::Credential(found),
-                )
-            }
+            None => (
+                secret_file::credential(credentials, CREDENTIAL_NAME).ok_or_else(|| {
+                    key_error(
+                        "api.secret_key",
+                        "is required (or api.secret_key_file, or a `secret_key` systemd credential)",
+                    )
+                })?,
+                "api.secret_key",
+            ),
         };
-        let text = read_secret_file(&path).map_err(|reason| key_error(key, reason))?;
+        let text = secret_file::read(&located).map_err(|reason| key_error(key, reason))?;
         let secret = SigningSecret::from_base64(&text).map_err(|_| {
             key_error(
                 key,
                 format!(
                     "{} does not hold valid Base64 (the secret key as issued; the value is not shown)",
-                    path.display()
+                    located.path().display()
                 ),
             )
         })?;
+        let source = match located {
+            Located::Path(path) => SecretSource::File(path),
+            Located::Credential(path) => SecretSource::Credential(path),
+        };
         Ok((secret, source))
     }
-}
-
-/// Reads a secret file, refusing what would hang or is not a secret: a FIFO or
-/// device (reading would wait for a writer that never comes), a directory, a
-/// file of more than [`MAX_SECRET_FILE_BYTES`].
-fn read_secret_file(path: &Path) -> Result<String, String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!(
-            "{} is not a regular file (a FIFO, socket, device or directory): put the secret in a plain file",
-            path.display()
-        ));
-    }
-    if meta.len() > MAX_SECRET_FILE_BYTES {
-        return Err(format!(
-            "{} is {} bytes: too large for a secret key file",
-            path.display(),
-            meta.len()
-        ));
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_SECRET_FILE_BYTES).read_to_string(&mut text))
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(text)
 }
 
 #[cfg(test)]

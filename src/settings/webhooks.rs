@@ -1,11 +1,12 @@
 //! `[[webhooks]]`: the sinks events are delivered to, and their secrets.
 //!
 //! A sink's secret is a secret like the API's: its own type, read from the
-//! file (`secret`), a file (`secret_file`, also looked up in
-//! `$CREDENTIALS_DIRECTORY`), decoded once, redacted in `Debug` and whenever
-//! the settings are rendered. A Slack-format sink is unsigned and its URL is
-//! the secret: it is redacted too. Errors name the key (`webhooks[1].url`),
-//! never a secret value.
+//! file (`secret`), a file (`secret_file`, found and read by the same code as
+//! `api.secret_key_file`: a systemd credential of that name first, never a
+//! FIFO), decoded once, redacted in `Debug` and whenever the settings are
+//! rendered. A Slack-format sink is unsigned and its URL is the secret: it is
+//! redacted too. A URL with `user:password@` is refused, as for `api.base_url`.
+//! Errors name the key (`webhooks[1].url`), never a secret value.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +17,8 @@ use sha2::Digest as _;
 
 use super::error::SettingsError;
 use super::key_bytes::KeyBytes;
+use super::secret_file;
+use super::userinfo;
 use crate::domain::EventType;
 
 /// How a sink's requests look.
@@ -198,9 +201,13 @@ impl WebhookSettings {
     }
 
     /// The URL as logs and `check-config` may show it: a Slack URL (itself the
-    /// secret) redacted, another without its query (which may carry a token).
+    /// secret) redacted, another without its query (which may carry a token)
+    /// and without a user name or password (refused at load anyway).
     pub fn shown_url(&self) -> String {
-        match (self.format, reqwest::Url::parse(&self.url)) {
+        match (
+            self.format,
+            reqwest::Url::parse(&self.url).map(userinfo::stripped),
+        ) {
             (SinkFormat::Slack, _) => "[REDACTED]".to_owned(),
             (SinkFormat::Standard, Ok(mut url)) => {
                 if url.query().is_some() {
@@ -226,19 +233,43 @@ impl WebhookSettings {
     }
 
     /// The signing key (`None` for an unsigned Slack sink): `secret`, else
-    /// `secret_file` (a missing path is also looked up by its file name in
-    /// `$CREDENTIALS_DIRECTORY`). `index` is the entry's place in the list.
+    /// `secret_file` (see `secret_file`: the credential of that file name in
+    /// `$CREDENTIALS_DIRECTORY` first). `index` is the entry's place in the list.
     pub fn signing_secret(
         &self,
         index: usize,
         credentials_dir: Option<&Path>,
     ) -> Result<Option<WebhookSecret>, SettingsError> {
+        Ok(self
+            .secret_with_source(index, credentials_dir)?
+            .map(|(secret, _)| secret))
+    }
+
+    /// Where the signing key comes from, for `check-config` (`None` for an
+    /// unsigned Slack sink): `webhooks[N].secret`, or the file or credential
+    /// read. Reads and checks the key like [`Self::signing_secret`].
+    pub fn secret_source(
+        &self,
+        index: usize,
+        credentials_dir: Option<&Path>,
+    ) -> Result<Option<String>, SettingsError> {
+        Ok(self
+            .secret_with_source(index, credentials_dir)?
+            .map(|(_, source)| source))
+    }
+
+    fn secret_with_source(
+        &self,
+        index: usize,
+        credentials_dir: Option<&Path>,
+    ) -> Result<Option<(WebhookSecret, String)>, SettingsError> {
         if self.format == SinkFormat::Slack {
             return Ok(None);
         }
         let key = |field: &str| format!("webhooks[{index}].{field}");
         if let Some(secret) = &self.secret {
-            return WebhookSecret::from_text(secret.expose_secret(), &key("secret")).map(Some);
+            let secret = WebhookSecret::from_text(secret.expose_secret(), &key("secret"))?;
+            return Ok(Some((secret, key("secret"))));
         }
         let Some(path) = &self.secret_file else {
             return Err(invalid(
@@ -246,26 +277,15 @@ impl WebhookSettings {
                 "is required for a signed sink (or secret_file; format = \"slack\" is unsigned)",
             ));
         };
-        let found = if path.exists() {
-            path.clone()
-        } else {
-            credentials_dir
-                .and_then(|dir| path.file_name().map(|name| dir.join(name)))
-                .filter(|p| p.exists())
-                .ok_or_else(|| {
-                    invalid(
-                        &key("secret_file"),
-                        format!("{} does not exist", path.display()),
-                    )
-                })?
-        };
-        let text = std::fs::read_to_string(&found).map_err(|e| {
-            invalid(
-                &key("secret_file"),
-                format!("cannot read {}: {e}", found.display()),
-            )
-        })?;
-        WebhookSecret::from_text(&text, &key("secret_file")).map(Some)
+        let located = secret_file::locate(path, credentials_dir)
+            .map_err(|reason| invalid(&key("secret_file"), reason))?;
+        let text =
+            secret_file::read(&located).map_err(|reason| invalid(&key("secret_file"), reason))?;
+        let secret = WebhookSecret::from_text(&text, &key("secret_file"))?;
+        Ok(Some((
+            secret,
+            format!("{located} ({})", key("secret_file")),
+        )))
     }
 }
 
@@ -280,6 +300,9 @@ pub fn validate(webhooks: &[WebhookSettings]) -> Result<(), SettingsError> {
             SinkFormat::Standard => format!("{reason} ({})", w.shown_url()),
         };
         match reqwest::Url::parse(&w.url) {
+            Ok(url) if userinfo::present(&url) => {
+                return Err(invalid(&key("url"), userinfo::REFUSED));
+            }
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
             Ok(_) => {
                 return Err(invalid(
@@ -451,6 +474,28 @@ mod tests {
             "[[webhooks]]\nname = \"a\"\nurl = \"https://x/\"\nsecret = \"{WHSEC}\"\n[[webhooks]]\nname = \"a\"\nurl = \"https://y/\"\nsecret = \"{WHSEC}\"\n"
         );
         assert!(parse(&twice).unwrap_err().contains("webhooks[1].name"));
+    }
+
+    #[test]
+    fn a_url_with_a_user_or_password_is_refused_without_showing_it() {
+        for url in [
+            "https://hookuser:hunter2pass@shop.example/hooks",
+            "https://hookuser@shop.example/hooks",
+            "ftp://hookuser:hunter2pass@shop.example/",
+        ] {
+            let err = parse(&format!(
+                "[[webhooks]]\nurl = {url:?}\nsecret = \"{WHSEC}\"\n"
+            ))
+            .unwrap_err();
+            assert!(
+                err.contains("`webhooks[0].url`: must not carry a user name or password"),
+                "{url}: {err}"
+            );
+            assert!(
+                !err.contains("hunter2pass") && !err.contains("hookuser"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod owners;
 mod query;
 mod record;
 mod rows;
+mod schema;
 mod sql;
 mod status;
 mod watch;
@@ -45,6 +46,7 @@ pub use events::{
 pub use owners::{Ownership, TakenOver};
 pub use query::{FlagRow, IssuanceRow, StatusCount, TransitionRow};
 pub use record::{FlagRaised, PollRecord, RecordKind, Recorded, TransitionRecorded};
+pub use schema::SchemaState;
 pub use status::{Daemons, ErrorCount, LiveDaemon, StatusFacts, UnknownCharge, UnknownCharges};
 pub use watch::Watch;
 
@@ -59,6 +61,27 @@ const WRITER_AUTOCHECKPOINT: &str = "8000";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// What a command may do to the database file. Only `run` and `migrate` create
+/// or upgrade one: a mistyped path must not leave an empty database behind, and
+/// a schema upgrade under an older daemon still running on the file is a
+/// decision for the operator (`migrate`), not a side effect of a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Creates the file and its directory if missing, applies pending migrations.
+    Migrate,
+    /// Writes rows (`add`, `charge`, `cancel`, `events redeliver`): the file
+    /// must exist with exactly this binary's schema.
+    Write,
+    /// Only reads: the same, and opened read-only (`mode=ro`), so that nothing
+    /// is ever written and a database in a directory the user cannot write is
+    /// still readable.
+    Read,
+    /// Only reads, and keeps reading what others write (`events --follow`):
+    /// as [`Access::Read`], but never as an immutable file, which would
+    /// never show a change.
+    ReadLive,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     // Causes are part of the message (logs print errors with `%`), and not
@@ -69,6 +92,36 @@ pub enum StoreError {
     Open { path: String, cause: sqlx::Error },
     #[error("cannot migrate the database: {0}")]
     Migrate(String),
+    /// A command that does not create databases found none: most often a
+    /// wrong `--config` or `database.path`, which must not pass for an empty watcher.
+    #[error(
+        "no database at {path}: is --config right? (`issuance-watcher migrate` creates a new one)"
+    )]
+    Missing { path: String },
+    #[error(
+        "the database at {path} has schema {has}, this binary needs {needs}: run `issuance-watcher migrate`"
+    )]
+    SchemaBehind { path: String, has: i64, needs: i64 },
+    #[error(
+        "the database at {path} has schema {has}, newer than this binary's {knows} (migrations it does not know: {unknown}): a newer issuance-watcher upgraded it; use that version"
+    )]
+    SchemaAhead {
+        path: String,
+        has: i64,
+        knows: i64,
+        unknown: String,
+    },
+    /// SQLite cannot read a WAL database read-only without its `-shm` file,
+    /// which only a user who may write the directory can create.
+    #[error(
+        "cannot read the database {path} read-only: {cause}; SQLite needs {shm} to read a WAL database: run this as a user who may write {dir} (a member of the database's group, as the daemon's user is), or while the daemon runs"
+    )]
+    ReadOnly {
+        path: String,
+        shm: String,
+        dir: String,
+        cause: sqlx::Error,
+    },
     #[error("database error while {context}: {cause}")]
     Query {
         context: &'static str,
@@ -90,6 +143,14 @@ impl<T> Context<T> for Result<T, sqlx::Error> {
     fn context(self, context: &'static str) -> Result<T, StoreError> {
         self.map_err(|cause| StoreError::Query { context, cause })
     }
+}
+
+/// What [`Store::migrate`] did: the schema (newest migration's version, 0 for
+/// none) before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    pub from: i64,
+    pub to: i64,
 }
 
 /// A handle on the database; cheap to clone.
@@ -134,11 +195,38 @@ fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
 }
 
 impl Store {
+    /// Opens the database for `access` (see [`Access`]): what every command does
+    /// first. Refuses a missing file unless `access` is [`Access::Migrate`], and
+    /// a schema other than this binary's (saying what to do) unless it migrates.
+    pub async fn open_for(settings: &DatabaseSettings, access: Access) -> Result<Self, StoreError> {
+        let shown = settings.path.display().to_string();
+        if access != Access::Migrate && !settings.path.try_exists().unwrap_or(true) {
+            return Err(StoreError::Missing { path: shown });
+        }
+        let store = match access {
+            Access::Migrate => return Self::open_migrated(settings).await,
+            Access::Write => Self::open_file(settings, false).await?,
+            Access::Read => Self::open_read_only(settings, true).await?,
+            Access::ReadLive => Self::open_read_only(settings, false).await?,
+        };
+        schema::require_current(schema::state(&store.pool).await?, &shown)?;
+        Ok(store)
+    }
+
     /// Opens (creating it and its directory if missing) the database in WAL mode.
     pub async fn open(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        Self::open_file(settings, true).await
+    }
+
+    /// Opens the database read-write in WAL mode; `create`: with its directory
+    /// if missing.
+    async fn open_file(settings: &DatabaseSettings, create: bool) -> Result<Self, StoreError> {
         let path = &settings.path;
         let shown = path.display().to_string();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| create && !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).map_err(|cause| StoreError::CreateDir {
                 path: dir.display().to_string(),
                 cause,
@@ -157,7 +245,7 @@ impl Store {
             .open(path);
         let options = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a committed transition survives power loss, not only a crash.
             .synchronous(SqliteSynchronous::Full)
@@ -213,6 +301,64 @@ impl Store {
         })
     }
 
+    /// Opens an existing database read-only. SQLite reads a WAL database
+    /// through its `-shm` file: while a daemon has the file open that exists and
+    /// a read-only reader may use it even without write permission; when none
+    /// does, SQLite must create it, which needs write access to the directory.
+    /// Without that, and only when there is no `-wal` file either (so the
+    /// database file alone holds every committed transaction) and `snapshot`
+    /// (a one-off read, which a writer starting meanwhile could at worst leave
+    /// a moment stale), the file is read as immutable, the one way SQLite
+    /// reads it then; otherwise the error says what is needed.
+    async fn open_read_only(
+        settings: &DatabaseSettings,
+        snapshot: bool,
+    ) -> Result<Self, StoreError> {
+        let path = &settings.path;
+        let shown = path.display().to_string();
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(settings.busy_timeout)
+            .foreign_keys(true)
+            .pragma("temp_store", "memory");
+        let pool = match read_only_pool(options.clone()).await {
+            Err(e) if snapshot && is_unwritable_shm(&e) && !companion(path, "-wal").exists() => {
+                read_only_pool(options.immutable(true)).await
+            }
+            other => other,
+        }
+        .map_err(|cause| {
+            if is_unwritable_shm(&cause) && path.exists() {
+                StoreError::ReadOnly {
+                    path: shown.clone(),
+                    shm: companion(path, "-shm").display().to_string(),
+                    dir: path
+                        .parent()
+                        .filter(|d| !d.as_os_str().is_empty())
+                        .unwrap_or(std::path::Path::new("."))
+                        .display()
+                        .to_string(),
+                    cause,
+                }
+            } else {
+                StoreError::Open {
+                    path: shown.clone(),
+                    cause,
+                }
+            }
+        })?;
+        Ok(Self {
+            // One pool for both: every write through it fails, as it should.
+            writer: pool.clone(),
+            pool,
+            path: path.clone(),
+            identity: file_identity(path),
+            companions: ["-wal", "-shm"].map(|suffix| file_identity(&companion(path, suffix))),
+            owner: uuid::Uuid::new_v4().simple().to_string().into(),
+        })
+    }
+
     /// Fails when the file at `database.path` has been deleted or replaced since
     /// it was opened: our connections would keep writing into the old, detached
     /// file, and every transition recorded from then on would be lost.
@@ -260,17 +406,28 @@ impl Store {
     /// one `BEGIN IMMEDIATE` transaction (each migration a savepoint in it), so
     /// programs migrating the same new file at once take turns instead of
     /// colliding on "table already exists".
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    /// A database a newer binary upgraded is refused, named as such. Returns
+    /// the schema before and after.
+    pub async fn migrate(&self) -> Result<Migrated, StoreError> {
+        let applied = schema::applied(&self.pool).await?;
+        let state = schema::compare(&applied, &schema::embedded());
+        if let SchemaState::Ahead { .. } = state {
+            return Err(schema::ahead_error(state, &self.path.display().to_string()));
+        }
         self.write("committing migrations", async |tx| {
             MIGRATOR
                 .run(&mut **tx)
                 .await
                 .map_err(|e| StoreError::Migrate(e.to_string()))
         })
-        .await
+        .await?;
+        Ok(Migrated {
+            from: applied.last().copied().unwrap_or(0),
+            to: schema::embedded().last().copied().unwrap_or(0),
+        })
     }
 
-    /// Opens and migrates: what every command that touches the database does first.
+    /// Opens and migrates: what `run` and `migrate` do first ([`Access::Migrate`]).
     pub async fn open_migrated(settings: &DatabaseSettings) -> Result<Self, StoreError> {
         let store = Self::open(settings).await?;
         store.migrate().await?;
@@ -347,6 +504,30 @@ impl Store {
 
 fn is_busy(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "517")))
+}
+
+/// A read-only pool whose first connection has read the schema (SQLite opens
+/// the WAL index lazily: a missing `-shm` shows on the first read, not at open).
+async fn read_only_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(2)
+        .min_connections(1)
+        .connect_with(options)
+        .await?;
+    sqlx::query(sql::HAS_MIGRATIONS_TABLE)
+        .fetch_one(&pool)
+        .await?;
+    Ok(pool)
+}
+
+/// SQLITE_READONLY or SQLITE_CANTOPEN (any extended code): what a read-only
+/// open of a WAL database reports when it can neither use nor create `-shm`.
+fn is_unwritable_shm(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    let code = db.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
+    matches!(code & 0xff, 8 | 14)
 }
 
 #[cfg(test)]

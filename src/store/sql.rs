@@ -286,6 +286,15 @@ pub(super) const OPEN_OVERDUE: &str =
 /// Folds the whole WAL back into the database file and truncates it.
 pub(super) const CHECKPOINT: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
+/// Whether the migrations table exists (a database no migrator has touched has none).
+pub(super) const HAS_MIGRATIONS_TABLE: &str =
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'";
+
+/// The versions of the migrations applied to this database, in order
+/// (sqlx's own table; a failed one, `success = 0`, does not count).
+pub(super) const APPLIED_MIGRATIONS: &str =
+    "SELECT version FROM _sqlx_migrations WHERE success = 1 ORDER BY version";
+
 // --- The outbox and its deliveries -------------------------------------------
 
 /// Events after cursor ?1, oldest first, ?2 at most (`issuance_id` NULL for

@@ -1,7 +1,7 @@
 //! `check-config` as an operator meets it: every problem at once, each with its
 //! key path, where it was set and what is expected in words; settings that
 //! would make `run` panic or misbehave refused by name; the secret's source
-//! shown, never the secret.
+//! shown, never the secret; the same for the webhook sinks' secrets and URLs.
 
 use crate::common;
 
@@ -186,42 +186,216 @@ fn a_bad_secret_file_is_reported_against_secret_key_file() {
     assert!(!err.contains("not base64 ***"), "{err}");
 }
 
+/// A FIFO at `dir/name` (a real one: `mkfifo`).
+fn fifo(dir: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
+    let fifo = dir.path().join(name);
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo");
+    fifo
+}
+
+/// `issuance-watcher --config CONFIG COMMAND`, which must exit by itself
+/// within 10 s (it is killed and the test fails otherwise).
+fn exits_by_itself(config: &std::path::Path, command: &str, env: &[(&str, &str)]) -> Output {
+    common::daemon::output_within(
+        Command::new(BIN)
+            .env_clear()
+            .envs(env.iter().copied())
+            .arg("--config")
+            .arg(config)
+            .arg(command),
+        std::time::Duration::from_secs(10),
+    )
+}
+
 #[test]
 fn a_fifo_as_the_secret_file_is_refused_without_hanging() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("secret_fifo");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success(), "mkfifo");
-    let path = write(
-        &dir,
-        &format!(
-            "{CREDENTIALS}secret_key_file = {:?}\n",
-            fifo.display().to_string()
-        ),
-    );
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .arg("--config")
-        .arg(&path)
-        .arg("check-config")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > std::time::Duration::from_secs(10) {
-            child.kill().unwrap();
-            panic!("check-config hangs on a FIFO");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let fifo = fifo(&dir, "secret_fifo");
+    let path = with_secret_file(&dir, &fifo);
+    let out = exits_by_itself(&path, "check-config", &[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains("`api.secret_key_file`") && err.contains("not a regular file"),
         "{err}"
     );
+}
+
+/// A config with the API credentials and one `[[webhooks]]` sink `shop`: `sink`
+/// is the rest of its table.
+fn with_sink(dir: &tempfile::TempDir, sink: &str) -> std::path::PathBuf {
+    write(
+        dir,
+        &format!(
+            "{CREDENTIALS}secret_key = \"{SECRET_B64}\"\n[[webhooks]]\nname = \"shop\"\n{sink}\n"
+        ),
+    )
+}
+
+#[test]
+fn a_fifo_as_a_webhook_secret_file_is_refused_by_check_config_and_run_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = fifo(&dir, "webhook_secret");
+    let path = with_sink(
+        &dir,
+        &format!(
+            "url = \"https://shop.example/hooks\"\nsecret_file = {:?}",
+            fifo.display().to_string()
+        ),
+    );
+    for command in ["check-config", "run"] {
+        let out = exits_by_itself(&path, command, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+        assert!(
+            err.contains("`webhooks[0].secret_file`") && err.contains("not a regular file"),
+            "{command}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_webhook_url_with_a_user_and_password_is_refused_without_showing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = with_sink(
+        &dir,
+        &format!(
+            "url = \"https://hookuser:hunter2pass@shop.example/hooks\"\nsecret = {:?}",
+            common::WEBHOOK_SECRET
+        ),
+    );
+    for command in ["check-config", "run"] {
+        let out = exits_by_itself(&path, command, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+        assert!(
+            err.contains(
+                "`webhooks[0].url`: must not carry a user name or password (the value is not shown)"
+            ),
+            "{command}: {err}"
+        );
+        let shown = format!("{err}{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !shown.contains("hunter2pass") && !shown.contains("hookuser"),
+            "{command}: {shown}"
+        );
+    }
+}
+
+/// The README's webhook secret under systemd: the file root made (0600) at
+/// `/etc/issuance-watcher/webhook_secret`, handed over by `LoadCredential=` as
+/// `$CREDENTIALS_DIRECTORY/webhook_secret`. The configured path and a bare
+/// name both resolve to the credential, which wins over an unreadable or
+/// stale file at the path.
+#[test]
+fn a_webhook_secret_file_is_read_from_the_systemd_credential_of_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = tempfile::tempdir().unwrap();
+    let credential = credentials.path().join("webhook_secret");
+    std::fs::write(&credential, format!("{}\n", common::WEBHOOK_SECRET)).unwrap();
+    let env = [(
+        "CREDENTIALS_DIRECTORY",
+        credentials.path().to_str().unwrap(),
+    )];
+    // What is at the path, if anything, is not what the service may read.
+    let at_path = dir.path().join("webhook_secret");
+    std::fs::write(&at_path, "*** root's copy, unreadable for the service ***").unwrap();
+    for configured in [
+        "/etc/issuance-watcher/webhook_secret".to_owned(),
+        "webhook_secret".to_owned(),
+        at_path.display().to_string(),
+    ] {
+        let path = with_sink(
+            &dir,
+            &format!("url = \"https://shop.example/hooks\"\nsecret_file = {configured:?}"),
+        );
+        let out = exits_by_itself(&path, "check-config", &env);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{configured}: {}", stderr(&out));
+        assert!(
+            text.contains(&format!(
+                "# Webhook sink shop: secret from the systemd credential {} ($CREDENTIALS_DIRECTORY) (webhooks[0].secret_file) (not shown).",
+                credential.display()
+            )),
+            "{configured}: {text}"
+        );
+        assert!(
+            !text.contains(common::WEBHOOK_SECRET.trim_start_matches("whsec_")),
+            "{text}"
+        );
+    }
+    // Without the credential, the bare name is a file that is not there.
+    let path = with_sink(
+        &dir,
+        "url = \"https://shop.example/hooks\"\nsecret_file = \"no_such_secret\"",
+    );
+    let out = exits_by_itself(&path, "check-config", &env);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`webhooks[0].secret_file`: no_such_secret does not exist, nor"),
+        "{err}"
+    );
+}
+
+/// The packaged layout as the service user meets it: root's file, mode 0600,
+/// cannot be read by another user, and the error says how to hand it over;
+/// with the credential (systemd makes it readable for the service), it works.
+#[test]
+fn the_service_user_reads_roots_webhook_secret_only_as_a_credential() {
+    let Some(mut nobody) = crate::support::require(crate::support::as_nobody()) else {
+        return;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let etc = tempfile::tempdir().unwrap();
+    mode(etc.path(), 0o755);
+    let secret = etc.path().join("webhook_secret");
+    std::fs::write(&secret, common::WEBHOOK_SECRET).unwrap();
+    mode(&secret, 0o600);
+    let path = with_sink(
+        &etc,
+        &format!(
+            "url = \"https://shop.example/hooks\"\nsecret_file = {:?}",
+            secret.display().to_string()
+        ),
+    );
+    mode(&path, 0o644);
+    let denied = nobody
+        .arg(BIN)
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let err = stderr(&denied);
+    assert_eq!(denied.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`webhooks[0].secret_file`")
+            && err.contains("Permission denied")
+            && err.contains(&format!(
+                "LoadCredential=webhook_secret:{}",
+                secret.display()
+            )),
+        "{err}"
+    );
+
+    let credentials = tempfile::tempdir().unwrap();
+    mode(credentials.path(), 0o755);
+    let credential = credentials.path().join("webhook_secret");
+    std::fs::copy(&secret, &credential).unwrap();
+    mode(&credential, 0o644);
+    let handed_over = crate::support::as_nobody()
+        .unwrap()
+        .env("CREDENTIALS_DIRECTORY", credentials.path())
+        .arg(BIN)
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(handed_over.status.success(), "{}", stderr(&handed_over));
 }

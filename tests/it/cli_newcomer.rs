@@ -34,6 +34,8 @@ fn text(bytes: &[u8]) -> String {
 fn database_with(dir: &Path, n: usize) -> std::path::PathBuf {
     let db = dir.join("watcher.db");
     let ids: Vec<String> = (0..n).map(|i| format!("{}", 100_000 + i)).collect();
+    let out = run(watcher(&db).arg("migrate"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let out = run(watcher(&db).arg("add").args(&ids));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{n} added, 0 already watched\n"));
@@ -72,7 +74,7 @@ fn list_refuses_a_status_it_does_not_know_and_takes_known_ones_in_any_case() {
     let db = database_with(dir.path(), 2);
     for bogus in ["BOGUS", "settled"] {
         let out = run(watcher(&db).args(["list", "--status", bogus]));
-        assert!(!out.status.success(), "--status {bogus} was accepted");
+        assert_eq!(out.status.code(), Some(2), "--status {bogus} was accepted");
         let err = text(&out.stderr);
         assert!(
             err.contains("WAITED") && err.contains("UNSEEN"),
@@ -86,6 +88,48 @@ fn list_refuses_a_status_it_does_not_know_and_takes_known_ones_in_any_case() {
     let out = run(watcher(&db).args(["list", "--status", "DONE", "--json"]));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.as_array().map(Vec::len), Some(0));
+}
+
+/// A usage error exits 2 (failures exit 1) with one `error:` line naming the
+/// argument and the value it refused, as the README says, and touches nothing:
+/// the command line is checked before any file is read.
+fn assert_usage_error(args: &[&str], names: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("watcher.db");
+    let out = run(watcher(&db).args(args));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{args:?}: {err}");
+    assert!(err.starts_with("error:"), "{args:?}: {err}");
+    for name in names {
+        assert!(errors[0].contains(name), "{args:?}: {name:?} not in {err}");
+    }
+    assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+    assert!(!db.exists(), "{args:?} created a database");
+}
+
+#[test]
+fn events_after_abc_is_a_usage_error_exit_2() {
+    assert_usage_error(&["events", "--after", "abc"], &["--after", "'abc'"]);
+}
+
+#[test]
+fn list_limit_0_is_a_usage_error_exit_2() {
+    assert_usage_error(&["list", "--limit", "0"], &["--limit", "'0'", "at least 1"]);
+    assert_usage_error(
+        &["charges", "--limit", "0"],
+        &["--limit", "'0'", "at least 1"],
+    );
+    assert_usage_error(
+        &["events", "--limit", "0"],
+        &["--limit", "'0'", "at least 1"],
+    );
+}
+
+#[test]
+fn list_status_paid_is_a_usage_error_exit_2() {
+    assert_usage_error(&["list", "--status", "paid"], &["--status", "'paid'"]);
 }
 
 #[test]

@@ -91,6 +91,7 @@ async fn ready_status_watchdog_and_stopping_reach_the_notify_socket() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("watcher.db");
     let config = config(dir.path(), &api.base_url(), &db);
+    common::daemon::migrate(&config);
     let added = cli(&config, &["add", "777"]);
     assert!(added.status.success());
     let (socket, rx) = listen(dir.path());

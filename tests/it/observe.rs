@@ -40,6 +40,7 @@ async fn watching_ready(
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = config(dir.path(), &api.base_url(), &format!("127.0.0.1:{port}"));
+    common::daemon::migrate(&config);
     let added = cli(&config, &["add", id]);
     assert!(added.status.success(), "{added:?}");
     let daemon = Daemon::start(&config);

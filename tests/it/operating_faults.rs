@@ -66,6 +66,8 @@ impl Setup {
         let db = db_dir.unwrap_or(dir.path()).join("watcher.db");
         let config = dir.path().join("config.toml");
         std::fs::write(&config, good_config(&api.base_url(), &db)).unwrap();
+        // Only `run` and `migrate` create a database: `add` refuses a missing one.
+        common::daemon::migrate(&config);
         Self {
             api,
             dir,
@@ -208,7 +210,8 @@ async fn a_database_replaced_or_deleted_under_the_daemon_stops_it_and_a_restart_
     assert_eq!(error_lines(&log).len(), 1, "{log}");
     // A restart starts a fresh, migrated file; ids added again are watched.
     s.api.set("d2", Reply::issuance("d2", "DONE"));
-    let daemon = s.spawn("after-delete.log", &[]);
+    let mut daemon = s.spawn("after-delete.log", &[]);
+    daemon.started(Duration::from_secs(10)).await;
     assert!(s.cli(&["add", "d2"]).status.success());
     let pool = s.pool().await;
     wait_status(&pool, "d2", "DONE").await;

@@ -65,6 +65,7 @@ async fn prometheus_scrapes_the_daemon_and_fires_the_credentials_alert() {
     let ids = control.seed(3, 10000).await;
     let mut args = vec!["add"];
     args.extend(ids.iter().map(String::as_str));
+    common::daemon::migrate(&config);
     let added = cli(&config, &args);
     assert!(added.status.success(), "{added:?}");
     let _daemon = Daemon::start(&config);

@@ -43,6 +43,8 @@ async fn run_refuses_an_accelerated_simulator_unless_told_to_follow_its_clock() 
     assert!(started.elapsed() < Duration::from_secs(10));
 
     let ids = sim.try_seed(1, None).unwrap();
+    let migrated = local(&base, &db).arg("migrate").output().unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
     let added = local(&base, &db).arg("add").arg(&ids[0]).output().unwrap();
     assert!(added.status.success());
     // Half a real second is half a simulated hour: by the time the watcher

@@ -59,6 +59,7 @@ async fn status_shows_a_live_daemon_its_work_and_its_errors_then_a_dead_one() {
     assert!(!dir.path().join("watcher.db").exists());
 
     let ids = control.seed(2, 5000).await;
+    common::daemon::migrate(&config);
     let added = cli(&config, &["add", &ids[0], &ids[1]]);
     assert!(added.status.success(), "{added:?}");
     let before = status_json(&config);

@@ -280,3 +280,132 @@ fn template_unit_is_the_main_unit_with_the_account_filled_in() {
         );
     }
 }
+
+/// The README's lines that follow the one containing `start`, up to `end`
+/// (both excluded).
+fn readme_block(start: &str, end: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("the README exists");
+    let mut lines = readme.lines().skip_while(|l| !l.contains(start));
+    assert!(
+        lines.next().is_some(),
+        "the README has no line with {start:?}"
+    );
+    lines
+        .take_while(|l| !l.starts_with(end))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The one README line that starts with `start` and contains `needle`, trimmed.
+fn readme_line(start: &str, needle: &str) -> String {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("the README exists");
+    let found: Vec<&str> = readme
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(start) && l.contains(needle))
+        .collect();
+    assert_eq!(found.len(), 1, "README lines with {needle:?}: {found:#?}");
+    found[0].to_owned()
+}
+
+/// The README's webhook secret under systemd fits together: the file it makes
+/// is the one the drop-in hands over; the credential's name is the file name
+/// of the `secret_file` its sink example configures (a `secret_file` is looked
+/// up in `$CREDENTIALS_DIRECTORY` under its file name); the drop-in, applied
+/// to the shipped unit, verifies; and the daemon then resolves that
+/// `secret_file` from the credential.
+#[test]
+fn the_readmes_webhook_secret_drop_in_fits_the_unit_and_the_config() {
+    let drop_in = readme_block("webhook-secret.conf <<'EOF'", "EOF");
+    assert_eq!(drop_in[0], "[Service]", "{drop_in:#?}");
+    let (name, source) = drop_in
+        .iter()
+        .find_map(|l| l.strip_prefix("LoadCredential="))
+        .and_then(|v| v.split_once(':'))
+        .expect("the drop-in has LoadCredential=NAME:PATH");
+    let made = readme_line("install ", "/dev/null /etc/issuance-watcher/webhook_secret");
+    assert!(made.ends_with(&format!(" {source}")), "{made}");
+    assert!(
+        made.starts_with("install -m 0600 -o root -g root "),
+        "{made}"
+    );
+    let configured = readme_line("secret_file = ", "/etc/issuance-watcher/");
+    let secret_file = configured
+        .split('"')
+        .nth(1)
+        .expect("secret_file = \"PATH\"");
+    assert_eq!(
+        secret_file, source,
+        "the sink's secret_file is the handed-over file"
+    );
+    assert_eq!(
+        Path::new(secret_file).file_name().unwrap().to_str(),
+        Some(name),
+        "the credential's name is the secret_file's file name"
+    );
+
+    // Applied to the shipped unit: `verify` reads drop-ins beside the unit
+    // (it complains about a bad one: checked first, so the pass means something).
+    let unit = unit_text().replace(
+        "\nExecStart=/usr/bin/issuance-watcher ",
+        &format!("\nExecStart={BIN} "),
+    );
+    let with_drop_in = |text: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("issuance-watcher.service"), &unit).unwrap();
+        let drop_ins = dir.path().join("issuance-watcher.service.d");
+        std::fs::create_dir(&drop_ins).unwrap();
+        std::fs::write(drop_ins.join("webhook-secret.conf"), text).unwrap();
+        dir
+    };
+    let broken = with_drop_in("[Service]\nLoadCredential=webhook_secret:not/absolute\n");
+    let unit_path = broken.path().join("issuance-watcher.service");
+    if let Some(out) = run_tool(
+        "systemd-analyze",
+        &["verify".as_ref(), unit_path.as_os_str()],
+    ) {
+        assert!(
+            text(&out).contains("not valid"),
+            "verify ignores drop-ins: {}",
+            text(&out)
+        );
+    }
+    let good = with_drop_in(&format!("{}\n", drop_in.join("\n")));
+    assert_verifies(&good.path().join("issuance-watcher.service"));
+
+    // What the service then sees: the credential, under that name.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(name),
+        "whsec_dGVzdC13ZWJob29rLXNlY3JldC0zMi1ieXRlcyEhIQ==\n",
+    )
+    .unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\naccess_key = \"ak\"\nsecret_key = \"c2VjcmV0\"\n\
+             [[webhooks]]\nname = \"shop\"\nurl = \"https://shop.example/hooks\"\nsecret_file = {secret_file:?}\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("CREDENTIALS_DIRECTORY", dir.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "secret from the systemd credential {}",
+            dir.path().join(name).display()
+        )),
+        "{}",
+        text(&out)
+    );
+}

@@ -108,10 +108,13 @@ async fn the_readme_walk_from_a_charge_to_a_settled_row() {
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
     // Step 2: the watcher with the shipped local configuration.
-    let _watcher = Spawn::new(Path::new(LOCAL_CONFIG))
+    let mut watcher = Spawn::new(Path::new(LOCAL_CONFIG))
         .log(&dir.path().join("run.err"))
         .envs(overrides(&base_url, &db))
         .spawn();
+    // It creates the database (`add` does not): a reader of the README starts
+    // it and moves on to the next terminal, seconds later.
+    watcher.started(Duration::from_secs(10)).await;
     // Step 3: a charge on the simulator, its id printed.
     let sim = Client::at(&base_url);
     let id = sim.seed(1, 10000).await.remove(0);

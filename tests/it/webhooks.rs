@@ -370,12 +370,30 @@ async fn a_hanging_sink_delays_neither_polling_nor_another_sink() {
     app.stop().await.unwrap();
 }
 
+/// A Slack sink gets one unsigned sentence per event it asked for; the READY
+/// one is what a payer acts on: the amount with thousands separators, the
+/// bank, account, holder and deadline in KST.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slack_sink_gets_unsigned_text_and_only_the_types_it_asked_for() {
     let World { api, receiver, dir } = World::new().await;
+    let due_in = chrono::Duration::hours(5);
+    let kst = |at: chrono::DateTime<chrono::Utc>| {
+        (at + due_in)
+            .with_timezone(&chrono_tz::Asia::Seoul)
+            .format("%Y-%m-%d %H:%M:%S KST")
+            .to_string()
+    };
+    // The deadline is made from the clock as the reply is built: one of these.
+    let due_before = kst(chrono::Utc::now());
+    let ready = Reply::ready_due_in("s", "READY", due_in);
+    let due_after = kst(chrono::Utc::now());
     api.script(
         "s",
-        vec![Reply::issuance("s", "WAITED"), Reply::issuance("s", "DONE")],
+        vec![
+            Reply::issuance("s", "WAITED"),
+            ready,
+            Reply::issuance("s", "DONE"),
+        ],
     );
     let config = settings(&api, &dir).webhook("chat", &receiver.url(), |w| {
         w.format = issuance_watcher::settings::SinkFormat::Slack;
@@ -384,13 +402,23 @@ async fn a_slack_sink_gets_unsigned_text_and_only_the_types_it_asked_for() {
     });
     let app = RunningApp::start(config.build()).await;
     app.insert(&["s"]).await;
-    eventually("two messages", || async { receiver.delivered().len() == 2 }).await;
+    eventually("three messages", || async {
+        receiver.delivered().len() == 3
+    })
+    .await;
     let texts: Vec<String> = receiver
         .delivered()
         .iter()
         .map(|r| r.event()["text"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(texts[1], "Issuance s: WAITED -> DONE, amount 10000");
+    let pay =
+        "Issuance s: WAITED -> READY: transfer 10,000 KRW to 국민은행 451235741265 (번개장터) by";
+    assert!(
+        [format!("{pay} {due_before}"), format!("{pay} {due_after}")].contains(&texts[1]),
+        "{}",
+        texts[1]
+    );
+    assert_eq!(texts[2], "Issuance s: READY -> DONE, amount 10,000 KRW");
     assert!(
         receiver.delivered()[0]
             .header("webhook-signature")

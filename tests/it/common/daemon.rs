@@ -42,6 +42,36 @@ pub fn cli(config: &Path, args: &[&str]) -> Output {
     command(config).args(args).output().unwrap()
 }
 
+/// Runs `command` to completion, its output captured, failing the test (after
+/// killing it) if it has not exited by itself within `limit`: for commands that
+/// would hang if a check were broken (a FIFO read, a follower that opened).
+pub fn output_within(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{command:?} did not exit within {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// [`cli`], failing the test if the command has not exited within 10 s.
+pub fn cli_within(config: &Path, args: &[&str]) -> Output {
+    output_within(command(config).args(args), Duration::from_secs(10))
+}
+
 /// Runs `issuance-watcher --config CONFIG migrate` and asserts it succeeded.
 pub fn migrate(config: &Path) {
     let out = cli(config, &["migrate"]);
@@ -190,6 +220,25 @@ impl Daemon {
                 Some(status) => return status,
                 None => tokio::time::sleep(Duration::from_millis(20)).await,
             }
+        }
+    }
+
+    /// Waits (up to `limit`) until the daemon has logged that it started: its
+    /// database exists and is migrated from then on. Panics if it exits first.
+    pub async fn started(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.log().contains("issuance-watcher started") {
+            assert!(
+                self.running(),
+                "the daemon exited before it started: {}",
+                self.log()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not start in time: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -1,16 +1,47 @@
 //! The one check that nothing a test can see (a log, an error, a metrics page,
 //! a database file) carries a secret or a token, in any encoding.
 //!
-//! Searched for, for every secret the tests configure (the scripted API's and
-//! the simulator's demo secret): the Base64 text (padded, unpadded, URL-safe),
-//! the decoded bytes themselves, their hex and their `Debug` rendering
-//! (`[105, 115, …]`); and any bearer token: `Bearer ` (any case) or `eyJ`, which
-//! starts every JWT (Base64 of `{"`).
+//! Searched for, for every key the tests configure (the scripted API's secret,
+//! the simulator's demo secret, the webhook sinks' `whsec_` secret): the Base64
+//! text (padded, unpadded, URL-safe), the decoded bytes themselves, their hex
+//! and their `Debug` rendering (`[105, 115, …]`); for every secret that is
+//! plain text (the secret part of the Slack URL tests configure, the token in a
+//! sink URL's query): the text; and any bearer token: `Bearer ` (any case) or
+//! `eyJ`, which starts every JWT (Base64 of `{"`).
 
 use base64::Engine as _;
 use bunjang_sim::cli::DEMO_SECRET_KEY;
 
 use super::config::{SECRET_B64, decoded_secret};
+use super::receiver::WEBHOOK_SECRET;
+
+/// The secret part of a Slack incoming-webhook URL (`.../services/T/B/<this>`):
+/// the URL is the only credential of a Slack sink.
+pub const SLACK_SECRET_PART: &str = "slackUrlSecretPart4f9c2e";
+
+/// A Slack-format sink's URL on `base` (a receiver's `http://host:port`).
+pub fn slack_url(base: &str) -> String {
+    format!("{base}/services/T0TEST/B0TEST/{SLACK_SECRET_PART}")
+}
+
+/// A token in a sink URL's query (`?token=...`), shown redacted like a secret.
+pub const QUERY_TOKEN: &str = "queryTokenSecret7d1a";
+
+/// Keys given as Base64 (a `whsec_` prefix is not part of the key): searched
+/// for in every encoding.
+fn keys() -> Vec<&'static str> {
+    vec![
+        SECRET_B64,
+        DEMO_SECRET_KEY,
+        WEBHOOK_SECRET.trim_start_matches("whsec_"),
+    ]
+}
+
+/// Secrets that are plain text: searched for as they are. The database
+/// password goes here once the database has one (SQLite has none today).
+fn texts() -> Vec<&'static str> {
+    vec![SLACK_SECRET_PART, QUERY_TOKEN]
+}
 
 /// What a leak of `secret_base64` could look like, as byte strings.
 fn encodings(secret_base64: &str) -> Vec<(String, Vec<u8>)> {
@@ -54,11 +85,19 @@ pub fn leaks(bytes: &[u8]) -> Vec<String> {
         let to = (at + 60).min(bytes.len());
         String::from_utf8_lossy(&bytes[from..to]).into_owned()
     };
-    for secret in [SECRET_B64, DEMO_SECRET_KEY] {
+    for secret in keys() {
         for (what, needle) in encodings(secret) {
             if let Some(at) = find(bytes, &needle) {
                 found.push(format!("{what} at byte {at}: …{}…", context(at)));
             }
+        }
+    }
+    for secret in texts() {
+        if let Some(at) = find(bytes, secret.as_bytes()) {
+            found.push(format!(
+                "the secret {secret:?} at byte {at}: …{}…",
+                context(at)
+            ));
         }
     }
     let lower = bytes.to_ascii_lowercase();

@@ -66,3 +66,28 @@ pub fn libfaketime() -> Result<PathBuf, String> {
         format!("libfaketime ({FILE}) is not installed for {arch}: apt-get install faketime")
     })
 }
+
+/// `setpriv` as root, to run a command as the user and group `nobody` (65534)
+/// without supplementary groups: root skips the permission checks a test of
+/// "a user who cannot write this directory" or "cannot read this file" needs.
+pub fn as_nobody() -> Result<std::process::Command, String> {
+    let uid = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map_err(|e| format!("cannot run id: {e}"))?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Err("running a command as another user needs root".into());
+    }
+    match std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+    {
+        Ok(out) if out.status.success() => {}
+        _ => return Err("setpriv (util-linux) is not installed".into()),
+    }
+    let mut command = std::process::Command::new("setpriv");
+    command
+        .env_clear()
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+    Ok(command)
+}
