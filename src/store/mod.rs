@@ -239,10 +239,12 @@ impl Store {
         // lets share the database can write it. An empty file is a new database
         // to SQLite; should this fail, or another program create it first,
         // SQLite goes on as before and reports any real problem.
-        let _ = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path);
+        if create {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path);
+        }
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(create)
