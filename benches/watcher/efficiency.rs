@@ -336,7 +336,7 @@ fn point_words(p: &Point) -> String {
 }
 
 /// Where the committed plot lives (the full run writes it; `--quick` writes
-/// beside the build instead, so a quick run never replaces the README's figure).
+/// beside the build instead, so a quick run never replaces the figure in docs/performance.md).
 fn plot_path(quick: bool) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     if quick {

@@ -1,7 +1,7 @@
 //! A small hand-written SVG chart: detection lag against lookups per paid
 //! charge, both axes logarithmic, one line per series and quantile, labelled
 //! markers for chosen points. No dependency: the file is a few hundred lines of
-//! text, committed beside the bench for the README.
+//! text, committed beside the bench for docs/performance.md.
 
 use std::fmt::Write as _;
 

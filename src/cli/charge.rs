@@ -9,10 +9,10 @@ use anyhow::{Context as _, bail};
 use chrono::Utc;
 use serde::Serialize;
 
-use super::output::{print_json, print_table, print_text};
+use super::output::{left, print_json, print_table, print_text, right};
 use crate::api::{self, ApiClient, CancelOutcome};
 use crate::app::open_store;
-use crate::domain::{Clock, Decision, Observation};
+use crate::domain::{Clock, Decision, Observation, money};
 use crate::settings::Settings;
 use crate::store::{Access, IssuanceRow, Resolution, Store};
 use crate::watcher::charges::{Charger, Performed, charge_with, first_decision, parse_amount};
@@ -300,11 +300,15 @@ pub(super) async fn charges(settings: &Settings, args: ChargesArgs) -> anyhow::R
     }
     let store = open_store(settings, Access::Read).await?;
     let rows = store.charge_requests(args.limit).await?;
-    let header = format!(
-        "{:>6} {:>12} {:<9} {:<24} {:<12}  ERROR",
-        "ID", "AMOUNT", "STATE", "REQUESTED (UTC)", "ISSUANCE"
-    );
-    print_table(&rows, args.json, &header, |r| {
+    let columns = [
+        right("ID"),
+        right("AMOUNT"),
+        left("STATE"),
+        left("REQUESTED (UTC)"),
+        left("ISSUANCE"),
+        left("ERROR"),
+    ];
+    print_table(&rows, args.json, &columns, |r| {
         let mut notes = match (&r.error_code, &r.error_message) {
             (Some(code), Some(message)) => format!("{code}: {message}"),
             (Some(code), None) => code.clone(),
@@ -324,15 +328,14 @@ pub(super) async fn charges(settings: &Settings, args: ChargesArgs) -> anyhow::R
             )),
             _ => {}
         }
-        format!(
-            "{:>6} {:>12} {:<9} {:<24} {:<12}  {}",
-            r.id,
-            r.amount,
-            r.state,
-            r.requested_at,
-            r.issuance_id.as_deref().unwrap_or("-"),
-            notes.trim_start(),
-        )
+        vec![
+            r.id.to_string(),
+            money::grouped(r.amount),
+            r.state.clone(),
+            r.requested_at.clone(),
+            r.issuance_id.clone().unwrap_or_else(|| "-".into()),
+            notes.trim_start().to_owned(),
+        ]
     })
 }
 

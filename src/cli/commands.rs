@@ -6,8 +6,11 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context as _, bail};
 
-use super::output::{flag_header, flag_line, print_json, print_table, print_text};
+use super::output::{
+    FLAG_COLUMNS, flag_cells, left, local_or_dash, print_json, print_table, print_text, right,
+};
 use crate::app::open_store;
+use crate::domain::money;
 use crate::settings::Settings;
 use crate::store::Access;
 use crate::store::{FlagRow, IssuanceRow, TransitionRow};
@@ -58,21 +61,28 @@ pub(super) async fn list(
     let shown = usize::try_from(limit).unwrap_or(usize::MAX);
     let truncated = rows.len() > shown;
     rows.truncate(shown);
-    let header = format!(
-        "{:<20} {:<10} {:>10} {:<24} {:<10} {:>5}  LAST ERROR",
-        "ID", "STATUS", "AMOUNT", "DUE (UTC)", "WATCH", "POLLS"
-    );
-    print_table(&rows, json, &header, |r| {
-        format!(
-            "{:<20} {:<10} {:>10} {:<24} {:<10} {:>5}  {}",
-            r.id,
-            r.status.as_deref().unwrap_or("-"),
-            r.amount.map_or_else(|| "-".into(), |a| a.to_string()),
-            r.vbank_due_at.as_deref().unwrap_or("-"),
-            r.watch,
-            r.polls,
-            r.last_error.as_deref().unwrap_or("")
-        )
+    let zone = settings.api.timezone;
+    let columns = [
+        left("ID"),
+        left("STATUS"),
+        right("AMOUNT"),
+        left("DUE"),
+        left("DUE (UTC)"),
+        left("WATCH"),
+        right("POLLS"),
+        left("LAST ERROR"),
+    ];
+    print_table(&rows, json, &columns, |r| {
+        vec![
+            r.id.clone(),
+            r.status.clone().unwrap_or_else(|| "-".into()),
+            r.amount.map_or_else(|| "-".into(), money::grouped),
+            local_or_dash(r.vbank_due_at.as_deref(), zone),
+            r.vbank_due_at.clone().unwrap_or_else(|| "-".into()),
+            r.watch.clone(),
+            r.polls.to_string(),
+            r.last_error.clone().unwrap_or_default(),
+        ]
     })?;
     if truncated {
         // On stderr, so that the table stays a table for scripts.
@@ -103,7 +113,7 @@ pub(super) async fn show(settings: &Settings, id: &str, json: bool) -> anyhow::R
         });
     }
     let mut out = std::io::stdout().lock();
-    for (key, value) in issuance_fields(&issuance) {
+    for (key, value) in issuance_fields(&issuance, settings.api.timezone) {
         writeln!(out, "{key:<22} {}", value.as_deref().unwrap_or("-"))?;
     }
     writeln!(out, "\ntransitions:")?;
@@ -133,20 +143,27 @@ pub(super) async fn show(settings: &Settings, id: &str, json: bool) -> anyhow::R
 pub(super) async fn flags(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let store = open_store(settings, Access::Read).await?;
     let rows = store.flags(None).await?;
-    print_table(&rows, json, &flag_header(10, "DUE (UTC)"), |f| {
-        flag_line(f, 10)
-    })
+    let zone = settings.api.timezone;
+    print_table(&rows, json, &FLAG_COLUMNS, |f| flag_cells(f, zone))
 }
 
 /// An issuance's columns for a person: what they look for first (id, status,
 /// amount, deadline, where to pay), then the watcher's bookkeeping.
-fn issuance_fields(r: &IssuanceRow) -> Vec<(&'static str, Option<String>)> {
+/// Every column of an issuance, the essentials first; the amount grouped by
+/// thousands and the deadline also in `zone`, where a person reads them.
+fn issuance_fields(r: &IssuanceRow, zone: chrono_tz::Tz) -> Vec<(&'static str, Option<String>)> {
     let text = |v: &Option<String>| v.clone();
     vec![
         ("id", Some(r.id.clone())),
         ("status", text(&r.status)),
-        ("amount", r.amount.map(|a| a.to_string())),
+        ("amount", r.amount.map(money::krw)),
         ("vbank_due_at", text(&r.vbank_due_at)),
+        (
+            "vbank_due_local",
+            r.vbank_due_at
+                .as_deref()
+                .map(|at| crate::domain::timefmt::db_local(at, zone)),
+        ),
         ("bank_name", text(&r.bank_name)),
         ("vbank_account_number", text(&r.vbank_account_number)),
         ("vbank_holder_name", text(&r.vbank_holder_name)),
@@ -188,8 +205,20 @@ mod tests {
             last_error: None,
             added_at: "2026-12-02T09:00:00Z".into(),
         };
-        let shown: Vec<&str> = issuance_fields(&row).into_iter().map(|(k, _)| k).collect();
-        assert_eq!(shown[..4], ["id", "status", "amount", "vbank_due_at"]);
+        let fields = issuance_fields(&row, chrono_tz::Asia::Seoul);
+        let value = |key: &str| fields.iter().find(|(k, _)| *k == key).unwrap().1.clone();
+        assert_eq!(value("amount").as_deref(), Some("10,000 KRW"));
+        assert_eq!(
+            value("vbank_due_local").as_deref(),
+            Some("2026-12-03 23:59:59 KST")
+        );
+        let mut shown: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            shown[..5],
+            ["id", "status", "amount", "vbank_due_at", "vbank_due_local"]
+        );
+        // Shown beside the stored deadline, not a column of its own.
+        shown.retain(|k| *k != "vbank_due_local");
         // A column added to the row later must be added here too.
         let serde_json::Value::Object(columns) = serde_json::to_value(&row).unwrap() else {
             panic!("a row serialises as an object");

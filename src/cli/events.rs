@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use super::output::{print_table, print_text};
+use super::output::{left, print_table, print_text, right};
 use super::replay;
 use crate::app::open_store;
 use crate::domain::DeliveryState;
@@ -90,21 +90,25 @@ pub(super) async fn run(
     if args.failed {
         let configured = replay::configured(settings);
         let rows = store.failed_deliveries(&configured, args.limit).await?;
-        let header = format!(
-            "{:>8} {:<16} {:<24} {:<20} {:>8} {:<40} LAST PROBLEM",
-            "SEQ", "SINK", "TYPE", "ISSUANCE", "ATTEMPTS", "STATE"
-        );
-        print_table(&rows, args.json, &header, |r| {
-            format!(
-                "{:>8} {:<16} {:<24} {:<20} {:>8} {:<40} {}",
-                r.seq,
-                r.sink,
-                r.event_type,
-                r.issuance_id.as_deref().unwrap_or("-"),
-                r.attempts,
+        let columns = [
+            right("SEQ"),
+            left("SINK"),
+            left("TYPE"),
+            left("ISSUANCE"),
+            right("ATTEMPTS"),
+            left("STATE"),
+            left("LAST PROBLEM"),
+        ];
+        print_table(&rows, args.json, &columns, |r| {
+            vec![
+                r.seq.to_string(),
+                r.sink.clone(),
+                r.event_type.clone(),
+                r.issuance_id.clone().unwrap_or_else(|| "-".into()),
+                r.attempts.to_string(),
                 state_text(r),
-                r.last_error.as_deref().unwrap_or("")
-            )
+                r.last_error.clone().unwrap_or_default(),
+            ]
         })?;
         if !args.json
             && let Some(note) = removed_note(&rows)

@@ -4,6 +4,9 @@
 
 use std::io::Write;
 
+use chrono_tz::Tz;
+
+use crate::domain::timefmt::db_local;
 use crate::store::FlagRow;
 
 /// Pretty JSON on stdout, for scripts.
@@ -14,44 +17,98 @@ pub(super) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A listing: all of `rows` as JSON for scripts (`--json`), else `header` and
-/// one `line` a row, for people.
+/// A column of a table: its header, and whether its cells align right (numbers).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Column {
+    pub header: &'static str,
+    pub right: bool,
+}
+
+/// A column whose cells align left.
+pub(super) const fn left(header: &'static str) -> Column {
+    Column {
+        header,
+        right: false,
+    }
+}
+
+/// A column whose cells align right (counts, amounts).
+pub(super) const fn right(header: &'static str) -> Column {
+    Column {
+        header,
+        right: true,
+    }
+}
+
+/// `columns` over `rows`, each column as wide as its widest cell, two spaces
+/// apart, no borders, no trailing spaces: what `list`, `flags`, `charges` and
+/// `events --failed` print, and what a script can still split on runs of spaces.
+pub(super) fn render_table(
+    columns: &[Column],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> String {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(columns.iter().map(|c| c.header));
+    for row in rows {
+        table.add_row(row);
+    }
+    let last = columns.len().saturating_sub(1);
+    for (i, (column, spec)) in table.column_iter_mut().zip(columns).enumerate() {
+        column.set_padding((0, if i == last { 0 } else { 2 }));
+        if spec.right {
+            column.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    let mut text = String::new();
+    for line in table.lines() {
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// A listing: all of `rows` as JSON for scripts (`--json`), else a table of
+/// `columns` with one row of `cells` per row, for people.
 pub(super) fn print_table<R: serde::Serialize>(
     rows: &[R],
     json: bool,
-    header: &str,
-    line: impl Fn(&R) -> String,
+    columns: &[Column],
+    cells: impl Fn(&R) -> Vec<String>,
 ) -> anyhow::Result<()> {
     if json {
         return print_json(&rows);
     }
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{header}")?;
-    for row in rows {
-        writeln!(out, "{}", line(row))?;
-    }
-    Ok(())
+    print_text(&render_table(columns, rows.iter().map(cells)))
 }
 
-/// The columns of an open flag (`flags`, `status`), with `due` naming the
-/// deadline column; `status_width` wide enough for the statuses around it.
-pub(super) fn flag_header(status_width: usize, due: &str) -> String {
-    format!(
-        "{:<20} {:<9} {:<status_width$} {due:<24} RAISED",
-        "ID", "FLAG", "STATUS"
-    )
+/// The columns of an open flag (`flags`, `status`).
+pub(super) const FLAG_COLUMNS: [Column; 6] = [
+    left("ID"),
+    left("FLAG"),
+    left("STATUS"),
+    left("DUE"),
+    left("DUE (UTC)"),
+    left("RAISED (UTC)"),
+];
+
+/// One open flag under [`FLAG_COLUMNS`], its deadline also in `zone`.
+pub(super) fn flag_cells(f: &FlagRow, zone: Tz) -> Vec<String> {
+    vec![
+        f.issuance_id.clone(),
+        f.kind.clone(),
+        f.status.clone().unwrap_or_else(|| "-".into()),
+        local_or_dash(f.vbank_due_at.as_deref(), zone),
+        f.vbank_due_at.clone().unwrap_or_else(|| "-".into()),
+        f.raised_at.clone(),
+    ]
 }
 
-/// One open flag under [`flag_header`].
-pub(super) fn flag_line(f: &FlagRow, status_width: usize) -> String {
-    format!(
-        "{:<20} {:<9} {:<status_width$} {:<24} {}",
-        f.issuance_id,
-        f.kind,
-        f.status.as_deref().unwrap_or("-"),
-        f.vbank_due_at.as_deref().unwrap_or("-"),
-        f.raised_at
-    )
+/// A stored instant in `zone` (`2026-12-02 23:59:59 KST`), or `-` when there is none.
+pub(super) fn local_or_dash(at: Option<&str>, zone: Tz) -> String {
+    at.map_or_else(|| "-".to_owned(), |at| db_local(at, zone))
 }
 
 /// Text on stdout, as it is (include the final newline).
@@ -95,7 +152,25 @@ mod tests {
 
     use anyhow::Context as _;
 
-    use super::{ago_text, is_broken_pipe};
+    use super::{ago_text, is_broken_pipe, left, render_table, right};
+
+    #[test]
+    fn a_table_is_as_wide_as_its_widest_cell_and_ends_no_line_in_spaces() {
+        let long_id = "an-issuance-id-longer-than-twenty-characters";
+        let text = render_table(
+            &[left("ID"), right("AMOUNT"), left("NOTE")],
+            [
+                vec!["1".into(), "70,000".into(), "".into()],
+                vec![long_id.into(), "5".into(), "last".into()],
+            ],
+        );
+        let expected = format!(
+            "ID{pad}  AMOUNT  NOTE\n1{pad1}  70,000\n{long_id}       5  last\n",
+            pad = " ".repeat(long_id.len() - 2),
+            pad1 = " ".repeat(long_id.len() - 1),
+        );
+        assert_eq!(text, expected);
+    }
 
     #[test]
     fn a_closed_pipe_is_recognised_through_context_and_json() {

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::attention::{SinkView, attention, sink_line, sink_views};
-use super::output::{ago_text, flag_header, flag_line, print_json, print_text};
+use super::output::{FLAG_COLUMNS, ago_text, flag_cells, print_json, print_text, render_table};
 use crate::app::open_store;
 use crate::domain::timefmt::from_db;
 use crate::settings::Settings;
@@ -99,7 +99,7 @@ pub(super) async fn status(settings: &Settings, json: bool) -> anyhow::Result<()
     if json {
         print_json(&view)
     } else {
-        print_text(&render(&view))
+        print_text(&render(&view, settings.api.timezone))
     }
 }
 
@@ -152,8 +152,8 @@ pub(super) fn view(
     }
 }
 
-/// The screen, as text.
-pub(super) fn render(v: &StatusView) -> String {
+/// The screen, as text; deadlines also in `zone` (`api.timezone`).
+pub(super) fn render(v: &StatusView, zone: chrono_tz::Tz) -> String {
     let mut out = String::new();
     if !v.attention.is_empty() {
         let _ = writeln!(out, "ATTENTION");
@@ -243,9 +243,9 @@ pub(super) fn render(v: &StatusView) -> String {
         let _ = writeln!(out, "open flags            none");
     } else {
         let _ = writeln!(out, "open flags            {}", v.flags.len());
-        let _ = writeln!(out, "  {}", flag_header(8, "DEADLINE (UTC)"));
-        for f in &v.flags {
-            let _ = writeln!(out, "  {}", flag_line(f, 8));
+        let table = render_table(&FLAG_COLUMNS, v.flags.iter().map(|f| flag_cells(f, zone)));
+        for line in table.lines() {
+            let _ = writeln!(out, "  {line}");
         }
     }
     if v.webhooks.is_empty() {
@@ -263,6 +263,8 @@ pub(super) fn render(v: &StatusView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SEOUL: chrono_tz::Tz = chrono_tz::Asia::Seoul;
     use crate::store::LiveDaemon;
 
     fn facts(live: bool) -> StatusFacts {
@@ -315,13 +317,10 @@ mod tests {
     fn a_daemon_that_says_it_is_unhealthy_is_shown_so() {
         let mut facts = facts(true);
         facts.daemons.live[0].health = Some("468 of 469 poll results were dropped".into());
-        let text = render(&view(
-            "/var/lib/w.db".into(),
-            facts,
-            vec![],
-            no_sinks(),
-            now(),
-        ));
+        let text = render(
+            &view("/var/lib/w.db".into(), facts, vec![], no_sinks(), now()),
+            SEOUL,
+        );
         assert!(
             text.contains(
                 "alive (pid 4242, since 2026-12-02T08:00:00.000Z)\n                      UNHEALTHY (pid 4242): 468 of 469 poll results were dropped\n"
@@ -339,7 +338,7 @@ mod tests {
             no_sinks(),
             now(),
         );
-        let text = render(&v);
+        let text = render(&v, SEOUL);
         assert_eq!(
             text,
             "\
@@ -350,8 +349,8 @@ last successful poll  2026-12-02T09:59:18.000Z (42 s ago)
 errors (last hour)    2 active issuance(s) whose last poll failed:
       2  server error: HTTP 503 (last 2026-12-02T09:58:00.000Z)
 open flags            1
-  ID                   FLAG      STATUS   DEADLINE (UTC)           RAISED
-  1000001              DUE_SOON  READY    2026-12-02T14:59:59.000Z 2026-12-02T09:00:00.000Z
+  ID       FLAG      STATUS  DUE                      DUE (UTC)                 RAISED (UTC)
+  1000001  DUE_SOON  READY   2026-12-02 23:59:59 KST  2026-12-02T14:59:59.000Z  2026-12-02T09:00:00.000Z
 webhooks              none configured
 "
         );
@@ -389,7 +388,7 @@ webhooks              none configured
             given_up: 0,
         };
         let v = view("w.db".into(), f, vec![], (&configured, vec![shop]), now());
-        let text = render(&v);
+        let text = render(&v, SEOUL);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "ATTENTION", "{text}");
         assert!(
@@ -416,7 +415,7 @@ webhooks              none configured
         f.errors.clear();
         f.active_by_status.clear();
         f.last_success = None;
-        let text = render(&view("w.db".into(), f, vec![], no_sinks(), now()));
+        let text = render(&view("w.db".into(), f, vec![], no_sinks(), now()), SEOUL);
         assert!(text.contains("daemon                NOT RUNNING"), "{text}");
         assert!(
             text.contains("1 lock file(s) of daemons that died"),

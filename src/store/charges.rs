@@ -448,4 +448,6 @@ async fn finish_in(
 }
 
 #[cfg(test)]
+mod safety_tests;
+#[cfg(test)]
 mod tests;

@@ -174,7 +174,6 @@ async fn requests_are_served_first_come_first_served() {
     // Two rows in one statement, 100 then 200: the older goes.
     let sim = charge_sim().await;
     let s = setup(&sim.base_url());
-    common::daemon::migrate(&s.config);
     let pool = pool(&s.db).await;
     let daemon = Spawn::new(&s.config).spawn();
     sqlx::query("INSERT INTO charge_requests (amount) VALUES (100), (200)")
@@ -206,7 +205,6 @@ async fn requests_are_served_first_come_first_served() {
     let s = setup_with(&sim.base_url(), |settings| {
         settings.charge.max_amount = 1_000
     });
-    common::daemon::migrate(&s.config);
     let pool = common::charging::pool(&s.db).await;
     let daemon = Spawn::new(&s.config).spawn();
     sqlx::query("INSERT INTO charge_requests (amount) VALUES (500), (5000)")
@@ -258,7 +256,6 @@ async fn a_charge_answered_5xx_is_sent_once_and_stays_unknown() {
     // The daemon too: a row answered 5xx is sent once and never claimed again.
     let api = ScriptedCharge::start(500, r#"{"errorCode":"INTERNAL_ERROR"}"#).await;
     let s = setup(&api.base_url);
-    common::daemon::migrate(&s.config);
     let pool = pool(&s.db).await;
     let daemon = Spawn::new(&s.config).spawn();
     sqlx::query("INSERT INTO charge_requests (amount) VALUES (6000)")

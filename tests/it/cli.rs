@@ -147,3 +147,73 @@ async fn a_daemon_and_migrate_creating_the_same_new_database_both_succeed() {
         assert!(log.contains("started"), "round {round}: {log}");
     }
 }
+
+/// A finance user thinks in KST: `list`, `flags` and `show` give the deadline
+/// in `api.timezone` beside UTC and amounts grouped by thousands, and a table
+/// stays aligned whatever the length of an id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_are_shown_in_kst_beside_utc_and_long_ids_keep_the_columns_aligned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), "http://127.0.0.1:9");
+    common::daemon::migrate(&path);
+    let long_id = "an-issuance-id-of-forty-four-characters-long";
+    let pool = common::charging::pool(&dir.path().join("db").join("watcher.db")).await;
+    for id in ["7", long_id] {
+        // Settled rows are never polled; the flag is as the daemon writes it.
+        sqlx::query(
+            "INSERT INTO issuances (id, status, amount, vbank_due_at, watch) \
+             VALUES (?1, 'READY', 1234567, '2026-12-06T14:59:59.000Z', 'active')",
+        )
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO flags (issuance_id, kind, raised_at, lead_ms) \
+             VALUES (?1, 'DUE_SOON', '2026-12-06T12:00:00.000Z', 10800000)",
+        )
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    for command in [&["list"][..], &["flags"][..]] {
+        let out = cli(&path, command);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{command:?}: {text}");
+        for row in &lines[1..] {
+            assert!(
+                row.contains("2026-12-06 23:59:59 KST") && row.contains("2026-12-06T14:59:59.000Z"),
+                "{command:?}: {text}"
+            );
+        }
+        // Every column starts where its header does.
+        let column = |line: &str, what: &str| line.find(what).unwrap();
+        assert_eq!(
+            column(lines[0], "STATUS"),
+            column(lines[1], "READY"),
+            "{text}"
+        );
+        assert_eq!(
+            column(lines[1], "READY"),
+            column(lines[2], "READY"),
+            "{text}"
+        );
+        assert_eq!(
+            column(lines[0], "DUE (UTC)"),
+            column(lines[2], "2026-12-06T"),
+            "{text}"
+        );
+    }
+    assert!(stdout(&cli(&path, &["list"])).contains("1,234,567"));
+    let shown = stdout(&cli(&path, &["show", "7"]));
+    assert!(
+        shown.contains("amount                 1,234,567 KRW\n")
+            && shown.contains("vbank_due_local        2026-12-06 23:59:59 KST\n"),
+        "{shown}"
+    );
+}

@@ -97,6 +97,8 @@ async fn a_followed_3600x_clock_sees_every_charge_and_drops_no_results() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("watcher.db");
     let ids = sim.try_seed(5, None).unwrap();
+    let migrated = local(&base, &db).arg("migrate").output().unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
     let added = local(&base, &db).arg("add").args(&ids).output().unwrap();
     assert!(added.status.success(), "{added:?}");
     let log_path = dir.path().join("run.log");

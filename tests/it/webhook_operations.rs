@@ -384,6 +384,7 @@ async fn the_oldest_undelivered_age_grows_at_every_scrape_while_nothing_is_sent(
         .with(|s| s.http.listen = format!("127.0.0.1:{port}"))
         .webhook("patient", &receiver.url(), |_| {});
     let config = config_file(&settings, dir.path());
+    common::daemon::migrate(&config);
     let added = common::cli(&config, &["add", "e"]);
     assert!(added.status.success(), "{added:?}");
     let daemon = common::Daemon::start(&config);

@@ -149,6 +149,8 @@ pub fn setup_with(
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("watcher.db");
     let config = config_file(base_url, dir.path(), edit);
+    // Only `run` and `migrate` create a database: `charge` refuses a missing one.
+    super::daemon::migrate(&config);
     Setup { dir, db, config }
 }
 
