@@ -32,6 +32,8 @@ mod sections;
 #[cfg(test)]
 mod testing;
 mod userinfo;
+mod webhook_parse;
+mod webhook_secret;
 mod webhooks;
 
 pub use cadence::QuietHours;
@@ -44,4 +46,5 @@ pub use sections::{
     ApiSettings, DatabaseSettings, FlagSettings, HttpSettings, LogFormat, LogSettings,
     PollSettings, Settings,
 };
-pub use webhooks::{SinkFormat, WebhookSecret, WebhookSettings};
+pub use webhook_secret::WebhookSecret;
+pub use webhooks::{Signing, SinkKind, SinkSecret, WebhookSettings};
