@@ -199,6 +199,56 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_sink_and_a_broken_poll_key_are_one_list_with_origins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "[poll]\ninterval = \"soon\"\n[[webhooks]]\nurl = \"ftp://x/\"\nevents = [\"nope\"]\nsecret_file = \"/s\"\n",
+        );
+        let mut vars = with_credentials();
+        vars.push(("ISSUANCE_WATCHER__POLL__MAX_INTERVAL".into(), "0s".into()));
+        let Err(SettingsError::Problems(problems)) = Settings::load_with_env(Some(&path), vars)
+        else {
+            panic!("refused with problems");
+        };
+        let file = path.display().to_string();
+        let found: Vec<(&str, Option<&str>)> = problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.origin.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("poll.interval", Some(file.as_str())),
+                (
+                    "poll.max_interval",
+                    Some("the environment: ISSUANCE_WATCHER__POLL__MAX_INTERVAL")
+                ),
+                ("webhooks[0].url", Some(file.as_str())),
+                ("webhooks[0].events", Some(file.as_str())),
+            ],
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_sinks_secret_file_is_not_read_at_load() {
+        // Commands that do not deliver work without the sinks' secret files.
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "[[webhooks]]\nurl = \"https://x/\"\nsecret_file = \"/nonexistent/secret\"\n",
+        );
+        let s = Settings::load_with_env(Some(&path), with_credentials()).unwrap();
+        let problem = s.webhooks[0].signing(0, None).unwrap_err();
+        assert_eq!(problem.key, "webhooks[0].secret_file");
+        assert_eq!(
+            problem.origin.as_deref(),
+            Some(path.display().to_string().as_str())
+        );
+    }
+
+    #[test]
     fn an_explicit_missing_file_is_an_error() {
         let err =
             Settings::load_with_env(Some(Path::new("/nonexistent/x.toml")), with_credentials())

@@ -134,10 +134,11 @@ pub(in crate::settings) fn sink_url(value: &ValueKind) -> Result<reqwest::Url, S
         return Err(super::super::userinfo::REFUSED.into());
     }
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(format!(
+        return Err(
             "must be an http(s) URL with a host, such as \"https://shop.example/hooks\" \
              (the value is not shown)"
-        ));
+                .to_owned(),
+        );
     }
     Ok(url)
 }
