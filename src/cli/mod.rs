@@ -229,25 +229,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             crate::app::run_on(settings, clock, shutdown).await
         }
         Command::CheckConfig => {
-            let source = settings
-                .secret_source()
-                .context("while checking the credentials")?;
-            crate::deliver::Sinks::from_settings(&settings)
-                .context("while checking the webhook sinks")?;
+            // The credentials' and every sink's problems reported together.
+            let (source, sinks) = match (
+                settings.secret_source(),
+                crate::deliver::Sinks::from_settings(&settings),
+            ) {
+                (Ok(source), Ok(sinks)) => (source, sinks),
+                (Err(e), Ok(_)) => return Err(e).context("while checking the credentials"),
+                (Ok(_), Err(e)) => return Err(e).context("while checking the webhook sinks"),
+                (Err(a), Err(b)) => {
+                    return Err(a.and(b))
+                        .context("while checking the credentials and the webhook sinks");
+                }
+            };
             // TOML comments, so that the output stays a usable configuration file.
             let mut head =
                 format!("# The configuration is valid. Secret key: {source} (not shown).\n");
-            let credentials = settings.credentials_dir.as_deref();
-            for (i, sink) in settings.webhooks.iter().enumerate() {
-                if let Some(source) = sink
-                    .secret_source(i, credentials)
-                    .context("while checking the webhook sinks")?
-                {
-                    head.push_str(&format!(
-                        "# Webhook sink {}: secret from {source} (not shown).\n",
-                        sink.name()
-                    ));
-                }
+            for (name, source) in sinks.secret_sources() {
+                head.push_str(&format!(
+                    "# Webhook sink {name}: secret from {source} (not shown).\n"
+                ));
             }
             output::print_text(&format!("{head}{}", settings.to_redacted_toml()))
         }

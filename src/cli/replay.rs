@@ -26,7 +26,7 @@ use crate::store::Access;
 
 /// The names of the configured `[[webhooks]]` sinks.
 pub(super) fn configured(settings: &Settings) -> Vec<String> {
-    settings.webhooks.iter().map(|w| w.name()).collect()
+    settings.webhooks.iter().map(|w| w.name.clone()).collect()
 }
 
 /// The sinks a redelivery goes to: the one asked for, which must be

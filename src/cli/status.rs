@@ -87,7 +87,7 @@ pub(super) async fn status(settings: &Settings, json: bool) -> anyhow::Result<()
     let now = Utc::now();
     let facts = store.status_facts(now - ERRORS_WINDOW).await?;
     let flags = store.flags(None).await?;
-    let configured: Vec<String> = settings.webhooks.iter().map(|w| w.name()).collect();
+    let configured: Vec<String> = settings.webhooks.iter().map(|w| w.name.clone()).collect();
     let sinks = store.sink_backlogs(&configured).await?;
     let view = view(
         path.display().to_string(),

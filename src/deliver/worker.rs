@@ -22,13 +22,13 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use super::assess::{Assessment, AttemptFacts, SinkState, assess};
-use super::message::{Message, signed, slack, standard_body};
+use super::message::{Message, signed, slack};
 use super::schedule::{Answer, Backoff, Verdict};
 use super::sender::Sender;
 use crate::domain::EventType;
 use crate::domain::timefmt::{from_db, to_db};
 use crate::ops::progress::Progress;
-use crate::settings::{Settings, SettingsError, SinkFormat, WebhookSecret};
+use crate::settings::{Problem, Settings, SettingsError, Signing};
 use crate::store::{AttemptRow, DueDelivery, SinkVerdict, Store, StoreError};
 
 /// Longest wait for new events (others' writes have no wake-up).
@@ -46,8 +46,8 @@ pub struct Sink {
     pub name: String,
     /// The URL as logs may show it.
     shown_url: String,
-    format: SinkFormat,
-    secret: Option<WebhookSecret>,
+    /// Signed with its key, or Slack text.
+    signing: Signing,
     types: Vec<EventType>,
     backoff: Backoff,
     concurrency: usize,
@@ -62,25 +62,37 @@ pub struct Sink {
 pub struct Sinks(Vec<Arc<Sink>>);
 
 impl Sinks {
-    /// Builds the sinks of `[[webhooks]]`, reading their secrets; an error names the key.
+    /// Builds the sinks of `[[webhooks]]`, reading their secrets; every
+    /// problem (of every sink) is reported, each naming its key.
     pub fn from_settings(settings: &Settings) -> Result<Self, SettingsError> {
         let credentials = settings.credentials_dir.as_deref();
         let mut sinks = Vec::new();
+        let mut problems = Vec::new();
         for (i, w) in settings.webhooks.iter().enumerate() {
-            let secret = w.signing_secret(i, credentials)?;
-            let url = w.parsed_url()?;
-            let sender = Sender::new(url, w.timeout).map_err(|e| {
-                SettingsError::Invalid(format!(
-                    "`webhooks[{i}]`: cannot build an HTTP client: {}",
-                    e.without_url()
-                ))
-            })?;
+            let signing = match w.signing(i, credentials) {
+                Ok(signing) => signing,
+                Err(problem) => {
+                    problems.push(problem);
+                    continue;
+                }
+            };
+            let sender = match Sender::new(w.url.clone(), w.timeout) {
+                Ok(sender) => sender,
+                Err(e) => {
+                    let reason = format!("cannot build an HTTP client: {}", e.without_url());
+                    problems.push(Problem::new(
+                        format!("webhooks[{i}]"),
+                        reason,
+                        w.origin.as_deref(),
+                    ));
+                    continue;
+                }
+            };
             sinks.push(Arc::new(Sink {
-                name: w.name(),
+                name: w.name.clone(),
                 shown_url: w.shown_url(),
-                format: w.format,
-                secret,
-                types: w.event_types(),
+                signing,
+                types: w.events.clone(),
                 backoff: Backoff {
                     first: w.backoff_first,
                     max: w.backoff_max,
@@ -92,7 +104,21 @@ impl Sinks {
                 zone: settings.api.timezone,
             }));
         }
+        if !problems.is_empty() {
+            return Err(SettingsError::Problems(problems));
+        }
         Ok(Self(sinks))
+    }
+
+    /// Each signed sink's name and where its secret was found (for `check-config`).
+    pub fn secret_sources(&self) -> Vec<(&str, &str)> {
+        self.0
+            .iter()
+            .filter_map(|s| match &s.signing {
+                Signing::Standard { source, .. } => Some((s.name.as_str(), source.as_str())),
+                Signing::Slack => None,
+            })
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -390,13 +416,8 @@ impl Worker {
 }
 
 fn message_for(sink: &Sink, delivery: &DueDelivery, at: DateTime<Utc>) -> Message {
-    match (&sink.format, &sink.secret) {
-        (SinkFormat::Standard, Some(secret)) => signed(delivery, secret, at.timestamp()),
-        // Not reached: a standard sink without a secret is refused at load.
-        (SinkFormat::Standard, None) => Message {
-            body: standard_body(delivery),
-            headers: Vec::new(),
-        },
-        (SinkFormat::Slack, _) => slack(delivery, sink.zone),
+    match &sink.signing {
+        Signing::Standard { secret, .. } => signed(delivery, secret, at.timestamp()),
+        Signing::Slack => slack(delivery, sink.zone),
     }
 }

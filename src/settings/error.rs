@@ -17,6 +17,29 @@ pub enum SettingsError {
     Problems(Vec<Problem>),
 }
 
+impl SettingsError {
+    /// This error and `other` as one list of problems, when both are about
+    /// keys; else this one (which stops everything anyway).
+    pub fn and(self, other: SettingsError) -> SettingsError {
+        match (self.into_problems(), other.into_problems()) {
+            (Ok(mut first), Ok(second)) => {
+                first.extend(second);
+                SettingsError::Problems(first)
+            }
+            (Err(first), _) => first,
+            (Ok(first), Err(_)) => SettingsError::Problems(first),
+        }
+    }
+
+    fn into_problems(self) -> Result<Vec<Problem>, SettingsError> {
+        match self {
+            Self::Problems(problems) => Ok(problems),
+            Self::Key { key, reason } => Ok(vec![Problem::new(key.to_owned(), reason, None)]),
+            other => Err(other),
+        }
+    }
+}
+
 /// One problem with one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -28,7 +51,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub(super) fn new(key: String, reason: impl Into<String>, origin: Option<&str>) -> Self {
+    pub fn new(key: String, reason: impl Into<String>, origin: Option<&str>) -> Self {
         Self {
             key,
             reason: reason.into(),

@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{Problem, SettingsError};
-use super::schema::{self, human};
+use super::schema::{self, human, sink};
 use super::sections::Settings;
+use super::webhook_parse;
 
 /// The example configuration, which doubles as the built-in defaults.
 pub const DEFAULTS_TOML: &str = include_str!("../../config/issuance-watcher.toml");
@@ -56,31 +57,41 @@ impl Settings {
         let config = builder
             .build()
             .map_err(|e| SettingsError::Invalid(e.to_string()))?;
-        // Every key checked against the schema first, so that all problems are
-        // reported together, each with its key path and where it was set.
-        let root =
+        // Every key checked against the schema first, the `[[webhooks]]`
+        // entries parsed beside them, so that all problems are reported
+        // together, each with its key path and where it was set.
+        let mut root =
             config::Source::collect(&config).map_err(|e| SettingsError::Invalid(e.to_string()))?;
-        let problems = schema::check(&root, ENV_PREFIX);
+        let (webhooks, sink_problems) = webhook_parse::parse(root.get(sink::LIST), ENV_PREFIX);
+        let mut problems = schema::check(&root, ENV_PREFIX);
+        problems.extend(sink_problems);
         if !problems.is_empty() {
             return Err(SettingsError::Problems(problems));
         }
-        let mut settings: Settings = config
+        let secret_origin = schema::origin_of(&root, "api", "secret_key", ENV_PREFIX);
+        let origins = root.clone();
+        root.remove(sink::LIST);
+        let mut settings: Settings = config::Value::new(None, config::ValueKind::Table(root))
             .try_deserialize()
             .map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        settings.webhooks = webhooks;
         settings.credentials_dir = credentials_dir;
-        settings.secret_origin = schema::origin_of(&root, "api", "secret_key", ENV_PREFIX);
-        settings.validate()?;
+        settings.secret_origin = secret_origin;
+        settings.validate(&origins)?;
         Ok(settings)
     }
 
     /// What the schema cannot see: rules between keys, and the listen address.
-    /// Every broken rule is reported, not just the first.
-    fn validate(&self) -> Result<(), SettingsError> {
+    /// Every broken rule is reported, not just the first, with where the key
+    /// it names was set (`root`: the merged layers).
+    fn validate(&self, root: &config::Map<String, config::Value>) -> Result<(), SettingsError> {
         let (api, poll) = (&self.api, &self.poll);
         let mut problems = Vec::new();
         let mut rule = |broken: bool, key: &str, reason: String| {
             if broken {
-                problems.push(Problem::new(key.to_owned(), reason, None));
+                let (section, name) = key.split_once('.').unwrap_or((key, ""));
+                let origin = schema::origin_of(root, section, name, ENV_PREFIX);
+                problems.push(Problem::new(key.to_owned(), reason, origin.as_deref()));
             }
         };
         rule(
@@ -110,10 +121,11 @@ impl Settings {
         if let Err(SettingsError::Key { key, reason }) = self.http.listen_addr() {
             rule(true, key, reason);
         }
-        if !problems.is_empty() {
-            return Err(SettingsError::Problems(problems));
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsError::Problems(problems))
         }
-        super::webhooks::validate(&self.webhooks)
     }
 
     /// The effective settings as TOML, secret redacted (for `check-config`).
@@ -184,6 +196,56 @@ mod tests {
     fn an_unknown_key_is_refused() {
         let err = load_error("[poll]\nintreval = \"5s\"\n");
         assert!(err.contains("intreval"), "{err}");
+    }
+
+    #[test]
+    fn a_broken_sink_and_a_broken_poll_key_are_one_list_with_origins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "[poll]\ninterval = \"soon\"\n[[webhooks]]\nurl = \"ftp://x/\"\nevents = [\"nope\"]\nsecret_file = \"/s\"\n",
+        );
+        let mut vars = with_credentials();
+        vars.push(("ISSUANCE_WATCHER__POLL__MAX_INTERVAL".into(), "0s".into()));
+        let Err(SettingsError::Problems(problems)) = Settings::load_with_env(Some(&path), vars)
+        else {
+            panic!("refused with problems");
+        };
+        let file = path.display().to_string();
+        let found: Vec<(&str, Option<&str>)> = problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.origin.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("poll.interval", Some(file.as_str())),
+                (
+                    "poll.max_interval",
+                    Some("the environment: ISSUANCE_WATCHER__POLL__MAX_INTERVAL")
+                ),
+                ("webhooks[0].url", Some(file.as_str())),
+                ("webhooks[0].events", Some(file.as_str())),
+            ],
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_sinks_secret_file_is_not_read_at_load() {
+        // Commands that do not deliver work without the sinks' secret files.
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "[[webhooks]]\nurl = \"https://x/\"\nsecret_file = \"/nonexistent/secret\"\n",
+        );
+        let s = Settings::load_with_env(Some(&path), with_credentials()).unwrap();
+        let problem = s.webhooks[0].signing(0, None).unwrap_err();
+        assert_eq!(problem.key, "webhooks[0].secret_file");
+        assert_eq!(
+            problem.origin.as_deref(),
+            Some(path.display().to_string().as_str())
+        );
     }
 
     #[test]

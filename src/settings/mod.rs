@@ -6,18 +6,20 @@
 //! site assembles raw fields.
 //!
 //! The parts, each using only the ones before it: `error` (what a bad setting
-//! says), `schema` (what each key accepts and its range, checked on the merged
-//! layers so that every problem is reported at once), `sections` (the typed
+//! says), `schema` (every key, what it accepts and its range, in one table,
+//! and the parser of each kind; checked on the merged layers so that every
+//! problem is reported at once), `webhooks` (the typed `[[webhooks]]` sinks),
+//! `webhook_parse` (the sinks parsed from the merged layers by the schema's
+//! table and parsers, their problems in the same list), `sections` (the typed
 //! tree, one struct per TOML table), `load` (layering and validation) and
 //! `secret` (finding and decoding the signing key, which only the commands that
-//! talk to the API need). `ladder` (the due-soon lead ladder), `cadence` (the quiet hours of
-//! the READY cadence), `charge` (`[charge]`, `[balance]`) and `webhooks`
-//! (the `[[webhooks]]` sinks and their secrets) are leaves that `sections` and
-//! `load` use; `key_bytes` (a decoded, redacted key) is the leaf under both
-//! `secret` and `webhooks`, and so is `secret_file` (finding a secret file,
-//! also among systemd credentials, and reading it without hanging);
-//! `userinfo` (no `user:password@` in a URL setting) is the leaf under
-//! `schema` and `webhooks`.
+//! talk to the API need). `ladder` (the due-soon lead ladder), `cadence` (the
+//! quiet hours of the READY cadence) and `charge` (`[charge]`, `[balance]`) are
+//! leaves that `sections` uses; `key_bytes` (a decoded, redacted key) is the
+//! leaf under `secret` and `webhook_secret` (a sink's key), and `secret_file`
+//! (finding a secret file, also among systemd credentials, and reading it
+//! without hanging) the one under `secret` and `webhooks`; `userinfo` (no
+//! `user:password@` in a URL setting) is the leaf under `schema` and `webhooks`.
 
 mod cadence;
 mod charge;
@@ -32,6 +34,8 @@ mod sections;
 #[cfg(test)]
 mod testing;
 mod userinfo;
+mod webhook_parse;
+mod webhook_secret;
 mod webhooks;
 
 pub use cadence::QuietHours;
@@ -44,4 +48,5 @@ pub use sections::{
     ApiSettings, DatabaseSettings, FlagSettings, HttpSettings, LogFormat, LogSettings,
     PollSettings, Settings,
 };
-pub use webhooks::{SinkFormat, WebhookSecret, WebhookSettings};
+pub use webhook_secret::WebhookSecret;
+pub use webhooks::{Signing, SinkKind, SinkSecret, WebhookSettings};

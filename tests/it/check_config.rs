@@ -94,6 +94,55 @@ fn every_problem_is_reported_at_once_with_its_key_origin_and_expectation() {
     assert_no_secret("check-config's errors", &err);
 }
 
+/// One style for every section: a broken `[[webhooks]]` entry is reported in
+/// the same list as a broken `[poll]` key, each problem with its key path and
+/// where it was set, by `check-config` and by `run` alike.
+#[test]
+fn a_broken_webhook_entry_and_a_broken_poll_key_are_reported_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = common::WEBHOOK_SECRET;
+    let path = write(
+        &dir,
+        &format!(
+            "{CREDENTIALS}secret_key = \"{SECRET_B64}\"\n[poll]\ninterval = \"soon\"\n\
+             [[webhooks]]\nname = \"shop\"\nurl = \"https://shop.example/hooks\"\nsecret = {secret:?}\n\
+             [[webhooks]]\nurl = \"not a url\"\nevents = [\"issuance.paid\", \"issuance.due_soon\"]\n\
+             secret = {secret:?}\ntimout = \"5s\"\nconcurrency = 1000\n\
+             [[webhooks]]\nname = \"chat\"\nurl = \"https://hooks.slack.com/services/T/B/SLACKSECRET\"\n\
+             format = \"slack\"\nsecret = {secret:?}\n"
+        ),
+    );
+    let file = path.display().to_string();
+    for command in ["check-config", "run"] {
+        let out = exits_by_itself(
+            &path,
+            command,
+            &[("ISSUANCE_WATCHER__POLL__LEASE", "10000000000h")],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{command}: {err}"
+        );
+        for expected in [
+            "7 problems".to_owned(),
+            format!("`poll.interval` (in {file}): expected a duration such as \"5s\""),
+            "`poll.lease` (from the environment: ISSUANCE_WATCHER__POLL__LEASE): \"10000000000h\" is out of range".to_owned(),
+            format!("`webhooks[1].url` (in {file}): is not a URL"),
+            format!("`webhooks[1].events` (in {file}): unknown event type \"issuance.paid\": expected a list of event types"),
+            format!("`webhooks[1].timout` (in {file}): unknown key; did you mean `webhooks[1].timeout`?"),
+            format!("`webhooks[1].concurrency` (in {file}): 1000 is out of range: must be from 1 to 256"),
+            format!("`webhooks[2].secret` (in {file}): a format = \"slack\" sink is unsigned"),
+        ] {
+            assert!(err.contains(&expected), "{command}: missing {expected:?} in:\n{err}");
+        }
+        assert!(!err.contains("SLACKSECRET"), "{command}: {err}");
+        assert_no_secret(&format!("{command}'s errors"), &err);
+    }
+}
+
 #[test]
 fn each_duration_that_made_run_panic_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
@@ -271,7 +320,10 @@ fn a_webhook_url_with_a_user_and_password_is_refused_without_showing_them() {
         assert_eq!(out.status.code(), Some(1), "{command}: {err}");
         assert!(
             err.contains(
-                "`webhooks[0].url`: must not carry a user name or password (the value is not shown)"
+                &format!(
+                    "`webhooks[0].url` (in {}): must not carry a user name or password (the value is not shown)",
+                    path.display()
+                )
             ),
             "{command}: {err}"
         );
@@ -334,7 +386,10 @@ fn a_webhook_secret_file_is_read_from_the_systemd_credential_of_its_name() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("`webhooks[0].secret_file`: no_such_secret does not exist, nor"),
+        err.contains(&format!(
+            "`webhooks[0].secret_file` (in {}): no_such_secret does not exist, nor",
+            path.display()
+        )),
         "{err}"
     );
 }

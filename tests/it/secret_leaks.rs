@@ -19,7 +19,7 @@ use common::{
     Mode, Receiver, Reply, ScriptedApi, TestSettings, WEBHOOK_SECRET, assert_no_secret,
     assert_no_secret_bytes, eventually,
 };
-use issuance_watcher::settings::SinkFormat;
+use issuance_watcher::settings::{SinkKind, SinkSecret};
 
 fn text(out: &Output) -> String {
     format!(
@@ -64,8 +64,7 @@ async fn nothing_shows_a_secret_at(level: &str) {
             |_| {},
         )
         .webhook("chat", &slack_url(&format!("http://{}", slack.addr)), |w| {
-            w.format = SinkFormat::Slack;
-            w.secret = None;
+            w.kind = SinkKind::Slack;
         });
     let config = settings.write_toml(&dir.path().join("config.toml"));
     migrate(&config);
@@ -135,13 +134,17 @@ async fn nothing_shows_a_secret_at(level: &str) {
     // Errors about the sinks' settings, each naming a key next to a secret.
     let broken = [
         settings.clone().with(|s| {
-            s.webhooks[0].secret_file = Some(dir.path().join("also_a_file"));
+            s.webhooks[0].kind = SinkKind::Standard {
+                secret: SinkSecret::File(dir.path().join("also_a_file")),
+            };
         }),
         settings.clone().with(|s| {
-            s.webhooks[1].url = s.webhooks[1].url.replace("http://", "ftp://");
+            s.webhooks[1].url.set_scheme("ftp").unwrap();
         }),
         settings.clone().with(|s| {
-            s.webhooks[0].url = format!("http://user:{QUERY_TOKEN}@127.0.0.1:9/hooks");
+            s.webhooks[0].url = format!("http://user:{QUERY_TOKEN}@127.0.0.1:9/hooks")
+                .parse()
+                .unwrap();
         }),
     ];
     for (i, bad) in broken.iter().enumerate() {

@@ -396,9 +396,8 @@ async fn a_slack_sink_gets_unsigned_text_and_only_the_types_it_asked_for() {
         ],
     );
     let config = settings(&api, &dir).webhook("chat", &receiver.url(), |w| {
-        w.format = issuance_watcher::settings::SinkFormat::Slack;
-        w.secret = None;
-        w.events = Some(vec!["issuance.status_changed".into()]);
+        w.kind = issuance_watcher::settings::SinkKind::Slack;
+        w.events = vec![issuance_watcher::domain::EventType::StatusChanged];
     });
     let app = RunningApp::start(config.build()).await;
     app.insert(&["s"]).await;

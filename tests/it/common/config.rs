@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
-use issuance_watcher::settings::Settings;
+use issuance_watcher::settings::{Settings, SinkKind, SinkSecret};
 use secrecy::{ExposeSecret, SecretString};
 
 /// The test secret, as issued: Base64 text (its decoded bytes sign tokens).
@@ -107,9 +107,13 @@ impl TestSettings {
         if let Some(list) = value.get_mut("webhooks").and_then(|v| v.as_array_mut()) {
             for (entry, sink) in list.iter_mut().zip(&self.settings.webhooks) {
                 let table = entry.as_table_mut().expect("a [[webhooks]] table");
-                table.insert("url".into(), sink.url.clone().into());
-                if let Some(secret) = &sink.secret {
-                    table.insert("secret".into(), secret.expose_secret().into());
+                table.insert("url".into(), sink.url.to_string().into());
+                if let SinkKind::Standard {
+                    secret: SinkSecret::Inline(secret),
+                } = &sink.kind
+                {
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(secret.expose());
+                    table.insert("secret".into(), format!("whsec_{encoded}").into());
                 }
             }
         }
