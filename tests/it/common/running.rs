@@ -1,5 +1,6 @@
 //! The watcher loop in-process against a fresh database, and the reads tests
-//! make of that database.
+//! make of that database; with the one way tests wait (`wait_for`,
+//! `eventually` and their blocking twins, from [`super::wait`]).
 
 use std::sync::Arc;
 use std::time::Duration;
