@@ -53,8 +53,26 @@ async fn when_the_rate_binds_issuances_likely_to_change_soon_are_polled_first_an
     }
     let ids: Vec<&str> = calm.iter().chain(&fresh).map(String::as_str).collect();
     w.insert(&ids).await;
-    // Past the first round (every id's first poll), then a window of steady state.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Past the first round (every id's first poll, about 3.3 s at 20/s) ...
+    common::running::wait_for(
+        "every id's first poll",
+        Duration::from_secs(15),
+        async || {
+            let requests = api.requests();
+            let unpolled = ids
+                .iter()
+                .filter(|id| !requests.iter().any(|r| r.id == **id))
+                .count();
+            match unpolled {
+                0 => Ok(()),
+                n => Err(format!("{n} ids not polled yet")),
+            }
+        },
+    )
+    .await;
+    // ... and the backlog it leaves settling (time let pass on purpose), then
+    // a window of steady state, measured (time let pass on purpose).
+    tokio::time::sleep(Duration::from_millis(700)).await;
     let from = tokio::time::Instant::now().into_std();
     let window = Duration::from_secs(5);
     tokio::time::sleep(window).await;

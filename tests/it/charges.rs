@@ -136,7 +136,9 @@ async fn an_ambiguous_post_is_recorded_unknown_never_retried_and_fails_the_comma
     assert_eq!(rows[0].2, "unknown", "{rows:?}");
     assert_eq!(issuance_count(&pool).await, 0);
     // A daemon started afterwards does not send it again either.
-    let daemon = Spawn::new(&s.config).spawn();
+    let mut daemon = Spawn::new(&s.config).spawn();
+    daemon.started(Duration::from_secs(10)).await;
+    // A window in which nothing may be sent: time let pass on purpose.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(posts(&sim), 1);
     assert_eq!(requests(&pool).await[0].2, "unknown");
@@ -272,6 +274,7 @@ async fn a_kill_between_the_post_and_its_recording_leaves_the_request_unknown_ne
         requests(&pool).await[0].4.as_deref(),
         Some("PERFORMER_DIED")
     );
+    // A window in which nothing may be sent: time let pass on purpose.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(sim.charges_created(), 1, "never sent a second time");
     assert_eq!(requests(&pool).await[0].2, "unknown");
@@ -306,6 +309,8 @@ async fn cancel_racing_the_daemons_poll_records_one_transition() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert!(text(&out.stdout).contains("CANCELLED"));
     }
+    // A window for the polls in flight to land (and record nothing more):
+    // time let pass on purpose.
     tokio::time::sleep(Duration::from_millis(500)).await;
     for id in &ids {
         assert_eq!(

@@ -112,7 +112,11 @@ async fn run_watches_and_exits_zero_on_sigterm() {
     assert!(cli(&path, &["add", "555"]).status.success());
     let daemon = Daemon::start(&path);
     common::eventually("the poll", || async { api.requests_for("555") >= 1 }).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    common::eventually("the transition logged", || async {
+        let log = daemon.log();
+        log.contains("transition") && log.contains("555")
+    })
+    .await;
     let started = Instant::now();
     let log = daemon.stop().await;
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -140,11 +144,10 @@ async fn a_daemon_and_migrate_creating_the_same_new_database_both_succeed() {
             "round {round}: {}",
             stderr(&migrated)
         );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Both collide, if at all, before the daemon logs its start.
+        daemon.started(Duration::from_secs(10)).await;
         assert!(daemon.running(), "round {round}: the daemon exited");
         daemon.kill9();
-        let log = daemon.log();
-        assert!(log.contains("started"), "round {round}: {log}");
     }
 }
 

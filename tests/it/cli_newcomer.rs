@@ -7,10 +7,11 @@ use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::BIN;
-use common::daemon::first_line;
+use common::daemon::{finish_within, first_line};
+use common::running::{EVERY, poll_blocking};
 
 /// The binary with the database at `db`, a clean environment for logs, and no
 /// configuration file (the built-in defaults, then these variables).
@@ -54,7 +55,7 @@ fn list_into_a_reader_that_stops_early_ends_quietly_with_success() {
         // The reader is gone after the first line: `| head -1`.
         let (child, first) = first_line(watcher(&db).args(args), Stdio::piped());
         assert!(!first.is_empty());
-        let out = child.wait_with_output().unwrap();
+        let out = finish_within(child, "list", Duration::from_secs(10));
         let err = text(&out.stderr);
         assert!(
             out.status.success(),
@@ -190,13 +191,22 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
         .spawn()
         .unwrap();
     let path = dir.path().join("run.err");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&path).unwrap().contains("started") {
-        assert!(
-            Instant::now() < deadline,
-            "the daemon never logged its start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    let started = poll_blocking(
+        "the daemon to log its start",
+        Duration::from_secs(20),
+        EVERY,
+        || {
+            let log = std::fs::read_to_string(&path).unwrap();
+            match log.contains("started") {
+                true => Ok(()),
+                false => Err(log),
+            }
+        },
+    );
+    if let Err(e) = started {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{e}");
     }
     child.kill().unwrap();
     child.wait().unwrap();

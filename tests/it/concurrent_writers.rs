@@ -189,6 +189,8 @@ async fn run(plan: Plan) {
             writing.clone(),
             reads.clone(),
         );
+        // Load, not a wait: reads until the writers and the bounded wait
+        // below are done (or the set is dropped, aborting it).
         readers.spawn(async move {
             while writing.load(Ordering::Relaxed) {
                 for sql in README_QUERIES {
@@ -199,6 +201,7 @@ async fn run(plan: Plan) {
                         Err(e) => errors.add(&e),
                     }
                 }
+                // Pacing the reads, not a wait.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             pool.close().await;
@@ -207,7 +210,7 @@ async fn run(plan: Plan) {
     writers.join_all().await;
     let wrote_in = started.elapsed();
     let store = open_store(dir.path()).await;
-    let watched = wait_until(&store, Duration::from_secs(120)).await;
+    let watched = wait_polled(&store, Duration::from_secs(120)).await;
     writing.store(false, Ordering::Relaxed);
     readers.join_all().await;
     println!(
@@ -235,7 +238,9 @@ async fn run(plan: Plan) {
         scalar(&store, "SELECT count(*) FROM issuances").await,
         total as i64
     );
-    assert!(watched, "not every id was polled within 120 s");
+    if let Err(e) = watched {
+        panic!("{e}");
+    }
 
     // For the record: deferred read-then-write transactions against the running daemon.
     let deferred_ids = sim.seed(plan.deferred_batches * BATCH);
@@ -243,7 +248,8 @@ async fn run(plan: Plan) {
     let mut failed = Vec::new();
     let mut messages = Vec::new();
     for batch in deferred_ids.chunks(BATCH) {
-        // Let the daemon commit in between, as it does in real life.
+        // Let the daemon commit in between, as it does in real life: pacing,
+        // not a wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
         if let Err(e) = insert_batch(&pool, batch, false).await {
             messages.push(e.to_string());
@@ -261,7 +267,9 @@ async fn run(plan: Plan) {
     }
     pool.close().await;
     let all = total + deferred_ids.len();
-    assert!(wait_until(&store, Duration::from_secs(60)).await);
+    wait_polled(&store, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("after the deferred batches: {e}"));
     assert_eq!(
         scalar(&store, "SELECT count(*) FROM issuances").await,
         all as i64
@@ -287,22 +295,19 @@ async fn run(plan: Plan) {
     sim.shutdown().await;
 }
 
-/// Waits until every row has been polled at least once.
-async fn wait_until(store: &issuance_watcher::store::Store, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let unwatched = scalar(
-            store,
-            "SELECT count(*) FROM issuances WHERE polls = 0 AND status IS NULL",
-        )
-        .await;
-        if unwatched == 0 {
-            return true;
+/// Waits (up to `limit`, looking every 250 ms) until every row has been
+/// polled at least once; the error says how many were not.
+async fn wait_polled(
+    store: &issuance_watcher::store::Store,
+    limit: Duration,
+) -> Result<(), String> {
+    let every = Duration::from_millis(250);
+    reliability::common::wait::poll("every id to be polled", limit, every, async || {
+        let sql = "SELECT count(*) FROM issuances WHERE polls = 0 AND status IS NULL";
+        match scalar(store, sql).await {
+            0 => Ok(()),
+            unpolled => Err(format!("{unpolled} ids never polled")),
         }
-        if Instant::now() > deadline {
-            println!("{unwatched} ids never polled");
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await
 }

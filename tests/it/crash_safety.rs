@@ -165,6 +165,7 @@ async fn run(plan: Plan) {
                 let ids = sim.seed(n);
                 store.add_ids(&ids).await.unwrap();
                 created += n;
+                // Pacing the feed (a wave every 100 ms), not a wait.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
@@ -177,6 +178,8 @@ async fn run(plan: Plan) {
     let mut feeding_done_at: Option<Instant> = None;
     // (started, killed) of each incarnation, in real time.
     let mut lives: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    // Life after life until enough kills and the feed is done; its deadline
+    // is the assertion at the end of each turn, and the last one's wait.
     loop {
         incarnation += 1;
         let log = dir.path().join(format!("daemon-{incarnation:04}.log"));
@@ -198,12 +201,12 @@ async fn run(plan: Plan) {
                 "the last daemon exited by itself: {exited:?}\n{}",
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
-            assert!(
-                settled,
-                "not every issuance settled within {settle_deadline:?} after the last restart"
-            );
+            if let Err(e) = settled {
+                panic!("after the last restart: {e}");
+            }
             break;
         }
+        // A random life before the kill: time let pass on purpose.
         let alive_for = Duration::from_millis(rng.u64(30..=1_200));
         tokio::time::sleep(alive_for).await;
         if let Some(status) = child.try_wait().unwrap() {
@@ -337,6 +340,7 @@ async fn a_kill_storm_with_default_leases_observes_every_transition() {
     for kill in 0..25 {
         let log = dir.path().join(format!("daemon-{kill:04}.log"));
         let mut child = spawn_daemon(&config, &log);
+        // A random life before the kill: time let pass on purpose.
         tokio::time::sleep(Duration::from_millis(rng.u64(300..=1_060))).await;
         if let Some(status) = child.try_wait().unwrap() {
             panic!(
@@ -353,7 +357,9 @@ async fn a_kill_storm_with_default_leases_observes_every_transition() {
     let settled = wait_settled(&store, Duration::from_secs(60)).await;
     last.kill().ok();
     last.wait().ok();
-    assert!(settled, "not every issuance settled after the storm");
+    if let Err(e) = settled {
+        panic!("after the storm: {e}");
+    }
     let c = assert_history_matches(&store, &sim, 300).await;
     println!(
         "kill storm: 25 SIGKILLs in {storm:?}, {} of {} true transitions recorded",
@@ -415,6 +421,7 @@ async fn a_paused_daemon_never_writes_over_newer_results() {
         tokio::spawn(async move {
             for _ in 0..20 {
                 store.add_ids(&sim.seed(ids / 20)).await.unwrap();
+                // Pacing the feed (a wave every 300 ms), not a wait.
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         })
@@ -432,6 +439,7 @@ async fn a_paused_daemon_never_writes_over_newer_results() {
             format!("127.0.0.1:{port_a}"),
         )
         .spawn();
+    // A alone for a while, then beside B: times chosen on purpose, not waits.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let b = daemon("b").spawn();
     // poll.lease is 1.5 s here: each pause outlasts it.
@@ -451,7 +459,9 @@ async fn a_paused_daemon_never_writes_over_newer_results() {
         metrics::sample(&metrics_a, "issuance_watcher_stale_results_total", &[]).unwrap_or(0.0);
     let log_b = b.stop().await;
     let log_a = a.stop().await;
-    assert!(settled, "not every issuance settled");
+    if let Err(e) = settled {
+        panic!("{e}");
+    }
     let c = assert_history_matches(&store, &sim, ids).await;
     let reactivated: Vec<(String, String)> = sqlx::query_as("SELECT id, at FROM test_reactivated")
         .fetch_all(store.pool())

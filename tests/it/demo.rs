@@ -43,7 +43,7 @@ fn the_demo_ends_quietly_when_its_reader_goes_away() {
         .spawn()
         .unwrap();
     drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
+    let out = common::daemon::finish_within(child, "demo", std::time::Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");

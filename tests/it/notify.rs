@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::daemon::{Daemon, Spawn, cli};
+use common::running::wait_for_blocking;
 use common::{ScriptedApi, TestSettings, assert_no_secret};
 
 fn config(dir: &Path, base_url: &str, db: &Path) -> std::path::PathBuf {
@@ -20,18 +21,20 @@ fn config(dir: &Path, base_url: &str, db: &Path) -> std::path::PathBuf {
         .write_toml(&dir.join("config.toml"))
 }
 
-/// Binds a datagram socket in `dir` and forwards every message it receives.
-fn listen(dir: &Path) -> (std::path::PathBuf, mpsc::Receiver<String>) {
+/// A message as it arrived on the socket: when, and what.
+type Message = (Instant, String);
+
+/// Binds a datagram socket in `dir` and forwards every message it receives,
+/// stamped with its arrival, until the receiving end is gone.
+fn listen(dir: &Path) -> (std::path::PathBuf, mpsc::Receiver<Message>) {
     let path = dir.join("notify.sock");
     let socket = UnixDatagram::bind(&path).unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 4096];
         while let Ok(n) = socket.recv(&mut buf) {
-            if tx
-                .send(String::from_utf8_lossy(&buf[..n]).into_owned())
-                .is_err()
-            {
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if tx.send((Instant::now(), message)).is_err() {
                 break;
             }
         }
@@ -39,19 +42,29 @@ fn listen(dir: &Path) -> (std::path::PathBuf, mpsc::Receiver<String>) {
     (path, rx)
 }
 
-/// Collects messages until one line satisfies `want`, or panics after `within`.
-fn wait_for(rx: &mpsc::Receiver<String>, seen: &mut Vec<String>, what: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        if seen.iter().any(|m| m.lines().any(|l| l.starts_with(what))) {
-            return;
+/// Whether a line of a message in `seen` starts with `prefix`.
+fn has_line(seen: &[Message], prefix: &str) -> bool {
+    seen.iter()
+        .any(|(_, m)| m.lines().any(|l| l.starts_with(prefix)))
+}
+
+/// Collects messages until a line starts with `prefix`, or panics after `within`.
+fn wait_for_line(
+    rx: &mpsc::Receiver<Message>,
+    seen: &mut Vec<Message>,
+    prefix: &str,
+    within: Duration,
+) {
+    wait_for_blocking(&format!("a {prefix:?} line"), within, || {
+        seen.extend(rx.try_iter());
+        match has_line(seen, prefix) {
+            true => Ok(()),
+            false => Err(format!(
+                "{:#?}",
+                seen.iter().map(|(_, m)| m).collect::<Vec<_>>()
+            )),
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(message) => seen.push(message),
-            Err(_) => panic!("no {what:?} within {within:?}; got {seen:#?}"),
-        }
-    }
+    })
 }
 
 fn spawn(config: &Path, socket: &Path, watchdog_usec: Option<&str>) -> Daemon {
@@ -72,16 +85,15 @@ fn wait_exit(mut daemon: Daemon) -> (std::process::ExitStatus, String) {
     (status, daemon.log())
 }
 
-/// Lets the daemon run for `running`, stops it with SIGTERM, and returns how
-/// it exited and what it logged.
-async fn run_for(daemon: Daemon, running: Duration) -> (std::process::ExitStatus, String) {
-    tokio::task::spawn_blocking(move || {
-        std::thread::sleep(running);
-        sigterm(&daemon);
-        wait_exit(daemon)
-    })
-    .await
-    .unwrap()
+/// Waits for the daemon to start, lets it run for `running` more, stops it
+/// with SIGTERM, and returns how it exited and what it logged.
+async fn run_for(mut daemon: Daemon, running: Duration) -> (std::process::ExitStatus, String) {
+    daemon.started(Duration::from_secs(10)).await;
+    // What it does (and does not do) running idle: time let pass on purpose.
+    tokio::time::sleep(running).await;
+    sigterm(&daemon);
+    let status = daemon.wait(Duration::from_secs(15)).await;
+    (status, daemon.log())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,34 +111,30 @@ async fn ready_status_watchdog_and_stopping_reach_the_notify_socket() {
     let child = spawn(&config, &socket, Some("1000000"));
     let (seen, pings, status, stderr) = tokio::task::spawn_blocking(move || {
         let mut seen = Vec::new();
-        wait_for(&rx, &mut seen, "READY=1", Duration::from_secs(15));
-        wait_for(&rx, &mut seen, "WATCHDOG=1", Duration::from_secs(5));
-        // The status line refreshes every few seconds; wait for one showing the poll,
-        // timing the pings as they arrive (for two seconds at least).
-        let mut pings = Vec::new();
-        let timing_until = Instant::now() + Duration::from_secs(2);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < timing_until
-            || !seen.iter().any(|m| {
-                m.lines().any(|l| {
-                    l.starts_with("STATUS=1 active (READY 1), 1 due soon, last successful poll")
-                })
-            })
-        {
-            assert!(
-                Instant::now() < deadline,
-                "no status with counts: {seen:#?}"
-            );
-            if let Ok(m) = rx.recv_timeout(Duration::from_millis(50)) {
-                if m.lines().any(|l| l == "WATCHDOG=1") {
-                    pings.push(Instant::now());
-                }
-                seen.push(m);
+        wait_for_line(&rx, &mut seen, "READY=1", Duration::from_secs(15));
+        wait_for_line(&rx, &mut seen, "WATCHDOG=1", Duration::from_secs(5));
+        // The status line refreshes every few seconds; wait for one showing the
+        // poll, and for two seconds at least of pings (timed as they arrived).
+        let timing_from = Instant::now();
+        let counts = "STATUS=1 active (READY 1), 1 due soon, last successful poll";
+        wait_for_line(&rx, &mut seen, counts, Duration::from_secs(15));
+        let timed = timing_from + Duration::from_secs(2);
+        wait_for_blocking("two seconds of pings", Duration::from_secs(5), || {
+            seen.extend(rx.try_iter());
+            match seen.last() {
+                Some((at, _)) if *at >= timed => Ok(()),
+                last => Err(format!("last message {last:?}")),
             }
-        }
+        });
+        let pings: Vec<Instant> = seen
+            .iter()
+            .filter(|(at, m)| *at >= timing_from && m.lines().any(|l| l == "WATCHDOG=1"))
+            .map(|(at, _)| *at)
+            .collect();
         sigterm(&child);
-        wait_for(&rx, &mut seen, "STOPPING=1", Duration::from_secs(10));
+        wait_for_line(&rx, &mut seen, "STOPPING=1", Duration::from_secs(10));
         let (status, stderr) = wait_exit(child);
+        let seen: Vec<String> = seen.into_iter().map(|(_, m)| m).collect();
         (seen, pings, status, stderr)
     })
     .await
@@ -169,7 +177,7 @@ async fn no_ready_when_the_database_cannot_be_opened() {
         .unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("error:"), "{stderr}");
-    let messages: Vec<String> = rx.try_iter().collect();
+    let messages: Vec<String> = rx.try_iter().map(|(_, m)| m).collect();
     assert!(
         !messages.iter().any(|m| m.contains("READY=1")),
         "{messages:#?}"

@@ -156,6 +156,7 @@ async fn healthz_turns_503_when_the_loop_stalls() {
     progress.loop_turned();
     let (status, _) = get(&format!("{base}/healthz")).await.unwrap();
     assert_eq!(status, 200);
+    // A stall: no turn for longer than the 100 ms limit, time let pass on purpose.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, body) = get(&format!("{base}/healthz")).await.unwrap();
     assert_eq!(status, 503);

@@ -352,6 +352,7 @@ impl Drop for TmpFs {
 }
 
 /// Fills the file system holding `dir` until a write fails; returns the file.
+/// Bounded, not a wait: the file system is a small tmpfs of its own.
 fn fill(dir: &Path) -> PathBuf {
     use std::io::Write;
     let path = dir.join("filler");
@@ -387,6 +388,7 @@ async fn a_full_disk_is_reported_without_spinning_and_recording_resumes_when_spa
     .await;
     let lines_before = daemon.log().lines().count();
     let window = Duration::from_secs(4);
+    // A window whose log lines are counted: time let pass on purpose.
     tokio::time::sleep(window).await;
     let log = daemon.log();
     let logged: Vec<&str> = log.lines().skip(lines_before).collect();
@@ -576,7 +578,17 @@ async fn the_wall_clock_jumping_back_and_forth_loses_and_duplicates_nothing() {
     wait_status(&pool, "j1", "DONE").await;
     // One day forward again (and one more): leases and schedules all look overdue.
     std::fs::write(&offset, "+1d\n").unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let jumped_forward_at = Instant::now();
+    eventually("j2 and j3 polled twice after the forward jump", || async {
+        ["j2", "j3"].iter().all(|id| {
+            let requests = s.api.requests();
+            let since = requests
+                .iter()
+                .filter(|r| r.id == *id && r.at >= jumped_forward_at);
+            since.count() >= 2
+        })
+    })
+    .await;
     s.api.set("j2", Reply::issuance("j2", "DONE"));
     s.api.set("j3", Reply::issuance("j3", "CANCELLED"));
     wait_status(&pool, "j2", "DONE").await;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bunjang_sim::SimConfig;
 use common::daemon::command;
+use common::running::poll;
 use common::sim_client::start as start_sim;
 
 const LOCAL_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/local.toml");
@@ -49,7 +50,7 @@ async fn run_refuses_an_accelerated_simulator_unless_told_to_follow_its_clock() 
     assert!(added.status.success());
     // Half a real second is half a simulated hour: by the time the watcher
     // asks, the simulator's clock is well ahead of the wall clock, however
-    // fast the steps above ran.
+    // fast the steps above ran: time let pass on purpose.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
     let mut daemon = local(&base, &db)
@@ -58,23 +59,27 @@ async fn run_refuses_an_accelerated_simulator_unless_told_to_follow_its_clock() 
         .stderr(log)
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let polled_at = loop {
+    let every = Duration::from_millis(100);
+    let polled = poll("a first poll", Duration::from_secs(20), every, async || {
         let out = local(&base, &db)
             .args(["show", &ids[0], "--json"])
             .output()
             .unwrap();
         let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if let Some(at) = shown["issuance"]["last_polled_at"].as_str() {
-            break chrono::DateTime::parse_from_rfc3339(at).unwrap();
+        match shown["issuance"]["last_polled_at"].as_str() {
+            Some(at) => Ok(chrono::DateTime::parse_from_rfc3339(at).unwrap()),
+            None => Err(shown.to_string()),
         }
-        assert!(
-            Instant::now() < deadline,
-            "never polled: {}",
+    })
+    .await;
+    let polled_at = polled.unwrap_or_else(|e| {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        panic!(
+            "{e}; its log:\n{}",
             std::fs::read_to_string(dir.path().join("run.log")).unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        )
+    });
     let _ = daemon.kill();
     let _ = daemon.wait();
     let ahead = polled_at.with_timezone(&chrono::Utc) - chrono::Utc::now();
@@ -127,7 +132,8 @@ async fn a_followed_3600x_clock_sees_every_charge_and_drops_no_results() {
         listed.iter().all(|r| r["polls"].as_i64() > Some(0)),
         "{listed:?}"
     );
-    // Past one judging window of stale results, the daemon's own verdict.
+    // Past one judging window of stale results (time let pass on purpose),
+    // the daemon's own verdict.
     tokio::time::sleep(issuance_watcher::ops::stale::WINDOW + Duration::from_secs(1)).await;
     let status = local(&base, &db).arg("status").output().unwrap();
     let text = String::from_utf8_lossy(&status.stdout);

@@ -11,6 +11,7 @@ use bunjang_sim::SimConfig;
 use bunjang_sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use common::TestSettings;
 use common::daemon::{Daemon, cli};
+use common::running::poll;
 use common::sim_client::{self, Client};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -31,12 +32,19 @@ fn status_text(config: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Runs `status --json` every 100 ms until `done` holds of what it prints;
+/// fails after 20 s with the last one.
+async fn until(config: &Path, what: &str, done: impl Fn(&Value) -> bool) {
+    let every = Duration::from_millis(100);
+    let found = poll(what, Duration::from_secs(20), every, async || {
+        let status = status_json(config);
+        match done(&status) {
+            true => Ok(()),
+            false => Err(status.to_string()),
+        }
+    })
+    .await;
+    found.unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,9 +76,9 @@ async fn status_shows_a_live_daemon_its_work_and_its_errors_then_a_dead_one() {
 
     let mut daemon = Daemon::start(&config);
     until(
+        &config,
         "status sees the daemon alive with two answered issuances",
-        || {
-            let s = status_json(&config);
+        |s| {
             s["daemon"]["alive"] == true
                 && s["active"]["total"] == 2
                 && s["active"]["by_status"]
@@ -108,8 +116,8 @@ async fn status_shows_a_live_daemon_its_work_and_its_errors_then_a_dead_one() {
         )
         .await;
     assert_eq!(put.status, 200, "{}", put.text);
-    until("status shows both issuances' failed polls", || {
-        status_json(&config)["errors_last_hour"]["issuances"] == 2
+    until(&config, "status shows both issuances' failed polls", |s| {
+        s["errors_last_hour"]["issuances"] == 2
     })
     .await;
     let failing = status_json(&config);

@@ -8,9 +8,10 @@ use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::daemon::{BIN, Spawn, command, first_line};
+use common::running::poll_blocking;
 use common::sim_client::Client;
 use reqwest::Method;
 use serde_json::json;
@@ -61,7 +62,7 @@ fn show(base_url: &str, db: &Path, id: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// `show ID --json` again and again (off the runtime: it runs a process) until
+/// `show ID --json` every 100 ms (off the runtime: it runs a process) until
 /// `done` holds of what it prints, which is returned; fails after `seconds`.
 async fn show_until(
     base_url: &str,
@@ -73,18 +74,15 @@ async fn show_until(
 ) -> serde_json::Value {
     let (base_url, db, id) = (base_url.to_owned(), db.to_owned(), id.to_owned());
     tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        loop {
+        let every = Duration::from_millis(100);
+        let shown = poll_blocking(what, Duration::from_secs(seconds), every, || {
             let shown = show(&base_url, &db, &id);
-            if done(&shown) {
-                return shown;
+            match done(&shown) {
+                true => Ok(shown),
+                false => Err(shown.to_string()),
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {shown}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        });
+        shown.unwrap_or_else(|e| panic!("{e}"))
     })
     .await
     .unwrap()

@@ -41,6 +41,7 @@ async fn a_waited_ready_done_lifecycle_is_recorded_exactly_and_polling_stops() {
     );
     let polls = api.requests_for("1001");
     assert_eq!(polls, 5, "one poll per scripted answer, none after DONE");
+    // A window in which nothing may happen (no poll after DONE): time let pass on purpose.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
         api.requests_for("1001"),
@@ -102,6 +103,8 @@ async fn due_soon_and_overdue_are_raised_once_and_cleared_when_ready_ends() {
     eventually("DUE_SOON", || async { !w.flags("3001").await.is_empty() }).await;
     assert_eq!(w.flags("3001").await, [("DUE_SOON".to_owned(), false)]);
     eventually("OVERDUE", || async { w.flags("3001").await.len() == 2 }).await;
+    // A window in which nothing may happen (no flag raised twice or cleared
+    // while READY): time let pass on purpose.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         w.flags("3001").await,
@@ -158,6 +161,7 @@ async fn retry_after_pauses_all_polling(retry_after: impl Fn() -> String) {
     .await;
     assert_eq!(limited_at.id, "4001");
     let limited_at = limited_at.at;
+    // Past the Retry-After window, in which nothing may be sent: time let pass on purpose.
     tokio::time::sleep(Duration::from_millis(2600)).await;
     let inside: Vec<_> = api
         .requests()
@@ -213,6 +217,8 @@ async fn a_401_pauses_all_polling_and_polling_resumes_when_auth_works() {
         inserted_at < refused_at + Duration::from_millis(700),
         "the test needs the newcomer inserted well inside the pause"
     );
+    // A window of refusals in which only a handful of requests may be sent:
+    // time let pass on purpose.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let during = api.requests().len();
     // Unpaused, 4 issuances at 50 ms would send ~200 requests in 2.5 s; paused 1 s then 2 s: a handful.
@@ -300,7 +306,7 @@ async fn an_unknown_status_is_kept_as_the_last_error() {
 async fn an_id_inserted_by_plain_sql_while_running_is_watched() {
     let (api, w, dir) = setup(&[]).await;
     api.set("7001", Reply::issuance("7001", "DONE"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.turning().await;
     // Another program: its own connection, a plain INSERT.
     let other = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}",

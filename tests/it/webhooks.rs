@@ -201,7 +201,8 @@ async fn a_receiver_that_was_down_gets_everything_once_it_is_back() {
         app.events().await.len() == 20
     })
     .await;
-    // Down for a while: attempts fail (connection refused) and are recorded.
+    // Down for a while (time let pass on purpose, so that the backoff grows):
+    // attempts fail (connection refused) and are recorded.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let failing = number(
         app.store.pool(),
@@ -288,6 +289,8 @@ async fn a_410_disables_the_sink_and_it_stays_disabled_across_a_restart() {
     })
     .await;
     eventually("a 410", || async { !receiver.received().is_empty() }).await;
+    // A window in which only the attempts already under way may end: time let
+    // pass on purpose.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let answered_410 = receiver.received().len();
     assert!(answered_410 <= 8, "{answered_410} requests after a 410");
@@ -300,6 +303,8 @@ async fn a_410_disables_the_sink_and_it_stays_disabled_across_a_restart() {
     app.stop().await.unwrap();
     receiver.set_mode(Mode::Ok);
     let app = RunningApp::start(config.build()).await;
+    app.running().await;
+    // A window in which nothing may be sent: time let pass on purpose.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         receiver.received().len(),
@@ -452,11 +457,17 @@ async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_w
     }
     let mut kills = 0;
     while kills < 3 {
+        // Killed during deliveries: once six more have been answered.
         let before = receiver.delivered().len();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while receiver.delivered().len() < before + 6 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        common::running::wait_for(
+            "six more deliveries before a kill",
+            Duration::from_secs(10),
+            async || match receiver.delivered().len() - before {
+                6.. => Ok(()),
+                more => Err(format!("{more} more")),
+            },
+        )
+        .await;
         daemon.kill9();
         kills += 1;
         daemon = common::Daemon::start(&path);

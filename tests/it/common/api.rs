@@ -251,6 +251,7 @@ async fn generated(stream: Stream, counter: Arc<std::sync::atomic::AtomicU64>) -
     use std::sync::atomic::Ordering;
     use tokio::io::AsyncWriteExt;
     if stream == Stream::Hang {
+        // The fake's behaviour (an answer that never comes), not a wait.
         tokio::time::sleep(Duration::from_secs(3600)).await;
         return StatusCode::OK.into_response();
     }
@@ -265,8 +266,10 @@ async fn generated(stream: Stream, counter: Arc<std::sync::atomic::AtomicU64>) -
         if writer.write_all(b"{\"data\":\"").await.is_err() {
             return;
         }
+        // Ends at `limit` or when the client hangs up (an endless body).
         while sent < limit {
             let piece = if stream == Stream::Drip {
+                // The fake's behaviour (a dripping body), not a wait.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 &chunk[..1]
             } else {

@@ -10,7 +10,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::wait::{EVERY, poll, poll_blocking};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
 
@@ -22,19 +24,39 @@ pub fn command(config: &Path) -> Command {
 }
 
 /// Starts `command` with stdout piped and returns it with the first line it
-/// printed (an address it announces, the head of a listing). The rest of its
-/// stdout is never read: the pipe closes here, as `| head -1` would close it.
+/// printed (an address it announces, the head of a listing), failing the test
+/// (after killing it) if none came within 10 s. The rest of its stdout is
+/// never read: the pipe closes once the line is in, as `| head -1` would close it.
 pub fn first_line(command: &mut Command, stderr: Stdio) -> (Child, String) {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (child, line)
+    let stdout = child.stdout.take().unwrap();
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = BufReader::new(stdout).read_line(&mut line);
+        let _ = line_tx.send(read.map(|_| line));
+    });
+    let first = poll_blocking(
+        &format!("a first line from {command:?}"),
+        Duration::from_secs(10),
+        EVERY,
+        || match line_rx.try_recv() {
+            Ok(read) => Ok(read.unwrap()),
+            Err(_) => Err("no line yet".to_owned()),
+        },
+    );
+    match first {
+        Ok(line) => (child, line),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{e}");
+        }
+    }
 }
 
 /// Runs a one-shot command (`add`, `migrate`, `check-config`, ...) to completion.
@@ -46,23 +68,30 @@ pub fn cli(config: &Path, args: &[&str]) -> Output {
 /// killing it) if it has not exited by itself within `limit`: for commands that
 /// would hang if a check were broken (a FIFO read, a follower that opened).
 pub fn output_within(command: &mut Command, limit: Duration) -> Output {
-    let mut child = command
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{command:?} did not exit within {limit:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+    finish_within(child, &format!("{command:?}"), limit)
+}
+
+/// Waits for `child` (`what`) to exit by itself and returns its output,
+/// failing the test (after killing it, with what it wrote to stderr) if it has
+/// not within `limit`. Its output is read after it exits: for commands that
+/// print less than a pipe holds.
+pub fn finish_within(mut child: Child, what: &str, limit: Duration) -> Output {
+    let exited = poll_blocking(&format!("{what} to exit"), limit, EVERY, || {
+        match child.try_wait().unwrap() {
+            Some(status) => Ok(status),
+            None => Err("still running".to_owned()),
         }
-        std::thread::sleep(Duration::from_millis(20));
+    });
+    if let Err(e) = exited {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!("{e}; its stderr:\n{}", String::from_utf8_lossy(&out.stderr));
     }
     child.wait_with_output().unwrap()
 }
@@ -190,56 +219,44 @@ impl Daemon {
         child.wait().unwrap();
     }
 
-    /// The exit status if the daemon has exited; panics once `deadline` passed.
-    fn exited_by(&mut self, deadline: Instant) -> Option<ExitStatus> {
-        let status = self.child().try_wait().unwrap();
-        assert!(
-            status.is_some() || Instant::now() < deadline,
-            "the daemon did not exit in time: {}",
-            self.log()
-        );
-        status
+    /// The exit status if the daemon has exited; what a wait for its exit sees.
+    fn exited(&mut self) -> Result<ExitStatus, String> {
+        self.child()
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "still running".to_owned())
     }
 
-    /// Waits for the daemon to exit by itself, blocking the thread.
+    /// Waits for the daemon to exit by itself, blocking the thread; fails the
+    /// test with its log if it has not within `limit`.
     pub fn wait_blocking(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            match self.exited_by(deadline) {
-                Some(status) => return status,
-                None => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
+        let exited = poll_blocking("the daemon to exit", limit, EVERY, || self.exited());
+        exited.unwrap_or_else(|e| panic!("{e}; its log:\n{}", self.log()))
     }
 
-    /// Waits for the daemon to exit by itself without blocking the runtime.
+    /// Waits for the daemon to exit by itself without blocking the runtime;
+    /// fails the test with its log if it has not within `limit`.
     pub async fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            match self.exited_by(deadline) {
-                Some(status) => return status,
-                None => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
+        let exited = poll("the daemon to exit", limit, EVERY, async || self.exited()).await;
+        exited.unwrap_or_else(|e| panic!("{e}; its log:\n{}", self.log()))
     }
 
     /// Waits (up to `limit`) until the daemon has logged that it started: its
     /// database exists and is migrated from then on. Panics if it exits first.
     pub async fn started(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.log().contains("issuance-watcher started") {
+        let started = poll("the daemon to log its start", limit, EVERY, async || {
+            if self.log().contains("issuance-watcher started") {
+                return Ok(());
+            }
             assert!(
                 self.running(),
                 "the daemon exited before it started: {}",
                 self.log()
             );
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not start in time: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            Err("no start logged yet".to_owned())
+        })
+        .await;
+        started.unwrap_or_else(|e| panic!("{e}; its log:\n{}", self.log()));
     }
 
     /// Waits for the daemon to exit by itself; returns its exit code.

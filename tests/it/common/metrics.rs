@@ -29,16 +29,13 @@ pub fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 
 /// Fetches `url` until `done` holds for the body (15 s at most); returns that body.
 pub async fn until(url: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
+    super::wait::wait_for(what, Duration::from_secs(15), async || {
         let text = get(url).await.map(|(_, t)| t).unwrap_or_default();
         if done(&text) {
-            return text;
+            Ok(text)
+        } else {
+            Err(format!("\n{text}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}; last:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }

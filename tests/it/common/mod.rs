@@ -11,6 +11,9 @@
 //!   with the reference library and can fail, hang, throttle, refuse or go away;
 //! - [`secrets`]: the one check that no form of a secret or token leaked;
 //! - [`running`]: the watcher loop in-process, with database read helpers;
+//! - [`wait`]: the one way tests wait (`wait_for`, `eventually` and their
+//!   blocking twins): a deadline, and a failure saying what was awaited and
+//!   what was last seen;
 //! - [`sim_client`]: a client of the simulator that signs its requests;
 //! - [`charging`]: a simulator for charges, a scripted charge endpoint, request rows.
 //!
@@ -30,6 +33,9 @@ pub mod secrets;
 /// The simulator crate's own test client, shared rather than copied.
 #[path = "../../../crates/sim/tests/sim/client.rs"]
 pub mod sim_client;
+/// The simulator crate's waiting helpers, shared as the client is.
+#[path = "../../../crates/sim/tests/sim/wait.rs"]
+pub mod wait;
 
 pub use api::{Reply, Request, ScriptedApi, Stream};
 pub use config::{ACCESS_KEY, SECRET_B64, TestSettings, settings};

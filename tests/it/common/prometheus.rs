@@ -7,9 +7,11 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+
+use super::wait::poll;
 
 pub struct Prometheus {
     child: Child,
@@ -103,24 +105,21 @@ impl Prometheus {
             .unwrap_or_default()
     }
 
-    /// Waits (up to `limit`) until `check` returns `Some`, asking every 250 ms.
+    /// Waits (up to `limit`) until `check` returns `Some`, asking every 250 ms;
+    /// fails the test with Prometheus's log if it never does.
     pub async fn until<T, F, Fut>(&self, what: &str, limit: Duration, mut check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {limit:?} waiting for {what}; prometheus log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        let every = Duration::from_millis(250);
+        let found = poll(what, limit, every, async || {
+            check()
+                .await
+                .ok_or_else(|| "no answer that fits".to_owned())
+        })
+        .await;
+        found.unwrap_or_else(|e| panic!("{e}; prometheus log:\n{}", self.log()))
     }
 }
 

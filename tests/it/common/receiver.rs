@@ -16,6 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
+use super::wait::wait_for;
+
 /// A secret for test sinks: `whsec_` + Base64 of 32 bytes.
 pub const WEBHOOK_SECRET: &str = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0zMi1ieXRlcyEhIQ==";
 
@@ -85,6 +87,9 @@ pub struct Receiver {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
     server: Mutex<Option<JoinSet<()>>>,
+    /// Held by the listening task and by every connection's: one holder left
+    /// (this one) means the listener and every connection are closed.
+    open: Arc<()>,
 }
 
 impl Receiver {
@@ -100,6 +105,7 @@ impl Receiver {
             addr,
             state,
             server: Mutex::new(None),
+            open: Arc::new(()),
         };
         receiver.serve(listener);
         receiver
@@ -107,14 +113,19 @@ impl Receiver {
 
     fn serve(&self, listener: TcpListener) {
         let mut tasks = JoinSet::new();
-        let state = self.state.clone();
+        let (state, open) = (self.state.clone(), self.open.clone());
+        // Serves until aborted (`go_away`, drop): a server, not a wait.
         tasks.spawn(async move {
             let mut connections = JoinSet::new();
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                connections.spawn(connection(stream, state.clone()));
+                let (state, open) = (state.clone(), open.clone());
+                connections.spawn(async move {
+                    let _open = open;
+                    connection(stream, state).await;
+                });
                 while connections.try_join_next().is_some() {}
             }
         });
@@ -146,8 +157,16 @@ impl Receiver {
         if let Some(mut tasks) = self.server.lock().unwrap().take() {
             tasks.abort_all();
         }
-        // Let the aborted tasks drop their sockets.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The aborted tasks drop their sockets as the runtime gets to them.
+        wait_for(
+            "the receiver's listener and connections to close",
+            Duration::from_secs(5),
+            async || match Arc::strong_count(&self.open) - 1 {
+                0 => Ok(()),
+                open => Err(format!("{open} listener or connection tasks still open")),
+            },
+        )
+        .await;
     }
 
     /// Listens again on the same port.
@@ -157,6 +176,8 @@ impl Receiver {
     }
 }
 
+/// Serves one connection, request after request, until it closes (a server,
+/// not a wait: the receiver going away aborts it).
 async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
     let mut buffer = Vec::new();
     loop {
@@ -184,6 +205,7 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             Mode::Gone => (Some(410), String::new()),
             Mode::Redirect(code, to) => (Some(code), format!("location: http://{to}/hooks\r\n")),
             Mode::Slow(ms) => {
+                // The fake's behaviour (a slow answer), not a wait.
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 (Some(200), String::new())
             }
@@ -201,7 +223,8 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             s.received.len() - 1
         };
         let Some(status) = status else {
-            // Hang: hold the connection open, answer nothing.
+            // Hang: hold the connection open, answer nothing (the fake's
+            // behaviour, not a wait; ends when the receiver goes away).
             tokio::time::sleep(Duration::from_secs(3600)).await;
             return;
         };
@@ -214,7 +237,7 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
 }
 
 /// Reads one request (headers and a `Content-Length` body); `None` when the
-/// connection closes.
+/// connection closes. Each turn reads more or ends: no wait of its own.
 async fn read_request(
     stream: &mut TcpStream,
     buffer: &mut Vec<u8>,

@@ -1,9 +1,13 @@
 //! The watcher loop in-process against a fresh database, and the reads tests
-//! make of that database.
+//! make of that database; with the one way tests wait (`wait_for`,
+//! `eventually` and their blocking twins, from [`super::wait`]).
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+pub use super::wait::{EVERY, eventually, poll, poll_blocking, wait_for, wait_for_blocking};
 use issuance_watcher::domain::clock::Clock;
+use issuance_watcher::ops::progress::Progress;
 use issuance_watcher::settings::Settings;
 use issuance_watcher::store::Store;
 use issuance_watcher::watcher::Watcher;
@@ -12,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 /// A watcher running in the background until stopped.
 pub struct Running {
     pub store: Store,
+    progress: Arc<Progress>,
     token: CancellationToken,
     handle: tokio::task::JoinHandle<()>,
 }
@@ -20,11 +25,13 @@ impl Running {
     pub async fn start(settings: Settings) -> Self {
         let store = Store::open_migrated(&settings.database).await.unwrap();
         let watcher = Watcher::new(settings, store.clone(), Clock::real()).unwrap();
+        let progress = watcher.progress();
         let token = CancellationToken::new();
         let loop_token = token.clone();
         let handle = tokio::spawn(async move { watcher.run(loop_token).await.unwrap() });
         Self {
             store,
+            progress,
             token,
             handle,
         }
@@ -72,6 +79,15 @@ impl Running {
         .unwrap()
     }
 
+    /// Waits (up to 15 s) until the watcher's loop has turned: it is running,
+    /// past its start-up.
+    pub async fn turning(&self) {
+        eventually("the watcher's loop to turn", async || {
+            self.progress.last_loop().is_some()
+        })
+        .await;
+    }
+
     /// Waits (up to 15 s) until `id` is in watch state `watch`.
     pub async fn wait_watch(&self, id: &str, watch: &str) {
         eventually(&format!("{id} to be {watch}"), || async {
@@ -85,49 +101,12 @@ pub fn row(from: Option<&str>, to: &str) -> (Option<String>, String) {
     (from.map(str::to_owned), to.to_owned())
 }
 
-/// Polls `condition` every 25 ms until it holds; panics after 15 s.
-pub async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    wait_for(what, Duration::from_secs(15), || {
-        let holds = condition();
-        async move {
-            if holds.await {
-                Ok(())
-            } else {
-                Err("not yet".to_owned())
-            }
-        }
-    })
-    .await
-}
-
-/// Polls `check` every 25 ms until it gives a value, and returns it; panics
-/// after `limit` saying what was awaited and what `check` last saw (its `Err`).
-pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(seen) => assert!(
-                Instant::now() < deadline,
-                "timed out after {limit:?} waiting for {what}; last seen: {seen}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// The whole daemon in-process (`app::run`: watcher, delivery workers,
 /// background tasks), until stopped.
 pub struct RunningApp {
     pub store: Store,
+    /// The owner lock files beside the database before this daemon started.
+    owners_before: Vec<std::ffi::OsString>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::sync::oneshot::Receiver<anyhow::Result<()>>,
 }
@@ -135,6 +114,7 @@ pub struct RunningApp {
 impl RunningApp {
     pub async fn start(settings: Settings) -> Self {
         let store = Store::open_migrated(&settings.database).await.unwrap();
+        let owners_before = owner_locks(&store);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (finished, done) = tokio::sync::oneshot::channel();
         // Its own runtime on its own thread, as `main` gives it.
@@ -151,9 +131,30 @@ impl RunningApp {
         });
         Self {
             store,
+            owners_before,
             stop: Some(stop),
             done,
         }
+    }
+
+    /// Waits (up to 15 s) until the daemon holds an owner lock of its own
+    /// beside the database: its loop is running.
+    pub async fn running(&self) {
+        wait_for(
+            "the daemon's own owner lock (its loop runs)",
+            Duration::from_secs(15),
+            async || {
+                let now = owner_locks(&self.store);
+                match now.iter().any(|f| !self.owners_before.contains(f)) {
+                    true => Ok(()),
+                    false => Err(format!(
+                        "lock files {now:?}, {:?} before",
+                        self.owners_before
+                    )),
+                }
+            },
+        )
+        .await;
     }
 
     /// Stops the daemon (as SIGTERM would) and returns its result.
@@ -180,6 +181,15 @@ impl RunningApp {
             .await
             .unwrap()
     }
+}
+
+/// The owner lock files beside the store's database (`<database>.owners/`).
+fn owner_locks(store: &Store) -> Vec<std::ffi::OsString> {
+    let mut dir = store.path().as_os_str().to_owned();
+    dir.push(".owners");
+    std::fs::read_dir(dir)
+        .map(|files| files.filter_map(|f| Some(f.ok()?.file_name())).collect())
+        .unwrap_or_default()
 }
 
 /// The recorded (from, to) statuses of `id`, in order.

@@ -146,24 +146,26 @@ pub async fn scalar(store: &Store, sql: &'static str) -> i64 {
         .unwrap()
 }
 
-/// Waits until no issuance is being watched (or `timeout` passes); returns whether it happened.
-pub async fn wait_settled(store: &Store, timeout: Duration) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if scalar(
+/// Waits (up to `limit`, looking every 200 ms) until no issuance is being
+/// watched; the error says how many still were. The caller stops its daemons
+/// before it fails the test with it.
+pub async fn wait_settled(store: &Store, limit: Duration) -> Result<(), String> {
+    let every = Duration::from_millis(200);
+    common::wait::poll(
+        "every issuance to settle",
+        limit,
+        every,
+        async || match scalar(
             store,
             "SELECT count(*) FROM issuances WHERE watch = 'active'",
         )
         .await
-            == 0
         {
-            return true;
-        }
-        if std::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            0 => Ok(()),
+            active => Err(format!("{active} issuances still active")),
+        },
+    )
+    .await
 }
 
 /// Compares the database with the simulator and asserts the history is right:

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::client::{LOOKUP, started};
+use crate::wait::wait_for;
 use bunjang_sim::SimConfig;
 
 #[tokio::test]
@@ -41,7 +42,15 @@ async fn stats_count_requests_by_status_code_and_issuance() {
 async fn ground_truth_is_exported_over_http_in_utc_millis() {
     let (sim, client) = started(SimConfig::default().with_speed(1e6)).await;
     let ids = sim.seed(5);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_for(
+        "each one's creation and preparation",
+        Duration::from_secs(10),
+        async || match sim.ground_truth().len() {
+            10.. => Ok(()),
+            n => Err(format!("{n} events")),
+        },
+    )
+    .await;
     let truth = client
         .send(reqwest::Method::GET, "/_sim/ground-truth", None, None)
         .await

@@ -154,6 +154,7 @@ async fn fault_windows_are_real_time_from_start() {
     let client = Client::new(&sim);
     let inside = client.get(&format!("{LOOKUP}/{id}")).await;
     assert_eq!(inside.status_and_code(), (401, "EXPIRED_AUTH_TOKEN".into()));
+    // Past the window's end, real time: time let pass on purpose.
     tokio::time::sleep(Duration::from_millis(1500).saturating_sub(sim.uptime())).await;
     assert_eq!(client.get(&format!("{LOOKUP}/{id}")).await.status, 200);
     sim.shutdown().await;
@@ -207,6 +208,8 @@ async fn slow_answers_arrive_late_and_hangs_outlast_client_timeouts() {
                 .map(|r| r.status().as_u16())
         }
     });
+    // For the request to reach the simulator: nothing shows its arrival (it
+    // counts a request as it answers it), so time is let pass.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let stopping = std::time::Instant::now();
     sim.shutdown().await;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::client::{Client, LOOKUP, quick_lifecycle, start, started};
+use crate::wait::{poll, wait_for};
 use bunjang_sim::{SimConfig, Status};
 use serde_json::json;
 
@@ -39,7 +40,8 @@ async fn an_issuance_moves_waited_ready_done_in_accelerated_time() {
 
     let mut seen = vec!["WAITED".to_owned()];
     let mut ready = None;
-    for _ in 0..100 {
+    let every = Duration::from_millis(50);
+    let done = poll("DONE", Duration::from_secs(5), every, async || {
         let now = client.get(&path).await.json()["data"].clone();
         let status = now["status"].as_str().unwrap().to_owned();
         if status == "READY" {
@@ -48,11 +50,13 @@ async fn an_issuance_moves_waited_ready_done_in_accelerated_time() {
         if seen.last() != Some(&status) {
             seen.push(status.clone());
         }
-        if status == "DONE" {
-            break;
+        match status.as_str() {
+            "DONE" => Ok(()),
+            _ => Err(format!("{seen:?}")),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    done.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(seen, ["WAITED", "READY", "DONE"]);
     let ready = ready.unwrap();
     let info = &ready["preparedVbankInfo"];
@@ -90,7 +94,22 @@ async fn same_seed_same_lifecycles() {
         // Ten million times real time: two simulated days pass in under 20 ms.
         let sim = start(SimConfig::default().with_seed(seed).with_speed(1e7)).await;
         let ids = sim.seed(200);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        wait_for(
+            "every lifecycle to end",
+            Duration::from_secs(10),
+            async || {
+                let ended = |id: &String| {
+                    let truth = sim.ground_truth_of(id).unwrap();
+                    let last = truth.last().map(|e| &e.to);
+                    matches!(last, Some(Status::Done | Status::Cancelled | Status::Fail))
+                };
+                match ids.iter().filter(|id| !ended(id)).count() {
+                    0 => Ok(()),
+                    open => Err(format!("{open} of {} not ended", ids.len())),
+                }
+            },
+        )
+        .await;
         let out = ids
             .iter()
             .map(|id| {
