@@ -169,14 +169,25 @@ async fn an_unknown_charge_blocks_every_new_one_until_a_person_resolves_it() {
     daemon.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_are_served_first_come_first_served() {
-    // Two rows in one statement, 100 then 200: the older goes.
+/// A running daemon given two request rows inserted in one statement
+/// (`amounts`, oldest first), with `charge.max_amount` at `max`: the rows once
+/// both came to an outcome, the POSTs the simulator received, and the amount
+/// of the charge it created.
+async fn serve_two(
+    amounts: (i64, i64),
+    max: i64,
+) -> (
+    Vec<(i64, i64, String, Option<String>, Option<String>)>,
+    usize,
+    Option<i64>,
+) {
     let sim = charge_sim().await;
-    let s = setup(&sim.base_url());
+    let s = setup_with(&sim.base_url(), |settings| settings.charge.max_amount = max);
     let pool = pool(&s.db).await;
     let daemon = Spawn::new(&s.config).spawn();
-    sqlx::query("INSERT INTO charge_requests (amount) VALUES (100), (200)")
+    sqlx::query("INSERT INTO charge_requests (amount) VALUES (?1), (?2)")
+        .bind(amounts.0)
+        .bind(amounts.1)
         .execute(&pool)
         .await
         .unwrap();
@@ -185,44 +196,37 @@ async fn requests_are_served_first_come_first_served() {
     })
     .await;
     let rows = requests(&pool).await;
-    let created = rows[0]
-        .3
-        .clone()
-        .expect("the older request created a charge");
+    let created = rows
+        .iter()
+        .find_map(|r| r.3.as_deref())
+        .map(|id| sim.issuance(id).unwrap().amount);
+    let sent = posts(&sim);
+    daemon.stop().await;
+    (rows, sent, created)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_served_first_come_first_served() {
+    // 100 then 200: the older goes, the newer waits its turn and is refused
+    // while the first charge is open.
+    let (rows, sent, created) = serve_two((100, 200), 10_000_000).await;
     assert_eq!(
         (rows[0].1, rows[0].2.as_str(), rows[1].1, rows[1].2.as_str()),
         (100, "created", 200, "rejected"),
         "{rows:?}"
     );
     assert_eq!(rows[1].4.as_deref(), Some("LOCAL_CHARGE_OPEN"));
-    assert_eq!(posts(&sim), 1);
-    assert_eq!(sim.issuance(&created).unwrap().amount, 100);
-    daemon.stop().await;
+    assert_eq!((sent, created), (1, Some(100)));
 
     // A valid request, then one above charge.max_amount: the valid one goes,
     // the other is rejected unsent.
-    let sim = charge_sim().await;
-    let s = setup_with(&sim.base_url(), |settings| {
-        settings.charge.max_amount = 1_000
-    });
-    let pool = common::charging::pool(&s.db).await;
-    let daemon = Spawn::new(&s.config).spawn();
-    sqlx::query("INSERT INTO charge_requests (amount) VALUES (500), (5000)")
-        .execute(&pool)
-        .await
-        .unwrap();
-    eventually("both requests to come to an outcome", || {
-        all_finished(&pool, 2)
-    })
-    .await;
-    let rows = requests(&pool).await;
+    let (rows, sent, created) = serve_two((500, 5000), 1_000).await;
     assert_eq!(
         (rows[0].2.as_str(), rows[1].2.as_str(), rows[1].4.as_deref()),
         ("created", "rejected", Some("LOCAL_AMOUNT_TOO_LARGE")),
         "{rows:?}"
     );
-    assert_eq!(posts(&sim), 1);
-    daemon.stop().await;
+    assert_eq!((sent, created), (1, Some(500)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
