@@ -1,8 +1,9 @@
 //! Build-time facts for the library.
 //!
 //! - `sqlx::migrate!` embeds the migrations at compile time; without the
-//!   `rerun-if-changed=migrations` a new migration file would not trigger a
-//!   rebuild and would silently be missing.
+//!   `rerun-if-changed` on their folders (`migrations/sqlite`, and
+//!   `migrations/postgres` for the tests that embed it) a new migration file
+//!   would not trigger a rebuild and would silently be missing.
 //! - `ISSUANCE_WATCHER_GIT_COMMIT`: the short commit the binary was built from,
 //!   for `--version` (so an operator can tell which build a host runs). Taken
 //!   from `git rev-parse --short HEAD`; when that is not possible (a crate
@@ -15,7 +16,8 @@ use std::process::Command;
 const COMMIT_VAR: &str = "ISSUANCE_WATCHER_GIT_COMMIT";
 
 fn main() {
-    println!("cargo:rerun-if-changed=migrations");
+    println!("cargo:rerun-if-changed=migrations/sqlite");
+    println!("cargo:rerun-if-changed=migrations/postgres");
     println!("cargo:rerun-if-env-changed={COMMIT_VAR}");
     let commit = std::env::var(COMMIT_VAR)
         .ok()

@@ -59,7 +59,10 @@ const WRITER_CACHE: &str = "-16384";
 /// a longer WAL lets one checkpoint copy each page once for many commits.
 const WRITER_AUTOCHECKPOINT: &str = "8000";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The SQLite schema (`migrations/sqlite/`). `migrations/postgres/` holds the
+/// same migrations, by name, for PostgreSQL (tests/it/migrations.rs keeps the
+/// two folders from drifting apart; nothing in the daemon runs them yet).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// What a command may do to the database file. Only `run` and `migrate` create
 /// or upgrade one: a mistyped path must not leave an empty database behind, and

@@ -4,7 +4,7 @@
 //! so a migration added later is counted here with no change to this file. The
 //! database's is sqlx's own bookkeeping table, `_sqlx_migrations`. A schema is
 //! named by its newest migration's version (`20261202000005`), the number an
-//! operator finds in that table and in `migrations/`.
+//! operator finds in that table and in `migrations/sqlite/`.
 //!
 //! Only `run` and `migrate` change a schema. Every other command asks here
 //! first and refuses a database that is behind (an older daemon may still be
@@ -166,7 +166,7 @@ mod tests {
     #[test]
     fn the_embedded_list_is_the_migrations_directory() {
         let mut files: Vec<i64> =
-            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
                 .unwrap()
                 .filter_map(|e| {
                     let name = e.ok()?.file_name().into_string().ok()?;

@@ -5,7 +5,7 @@
 //! the commands that only read open it read-only, so they also read a WAL
 //! database in a directory the user cannot write.
 //!
-//! The schemas are built from the `migrations/` directory at test time, so
+//! The schemas are built from the `migrations/sqlite/` directory at test time, so
 //! these tests stay right when a migration is added.
 
 use crate::common;
@@ -63,9 +63,9 @@ fn refused(config: &Path, args: &[&str], says: &str) {
     assert!(errors[0].contains(says), "{args:?}: {says:?} not in {err}");
 }
 
-/// The migrations in `migrations/`, oldest first.
+/// The migrations in `migrations/sqlite/`, oldest first.
 async fn migrations() -> Vec<sqlx::migrate::Migration> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
     let all = Migrator::new(dir).await.unwrap();
     all.iter()
         .filter(|m| !m.migration_type.is_down_migration())
