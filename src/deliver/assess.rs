@@ -1,14 +1,23 @@
-//! What a batch of attempts comes to, decided without I/O: each attempt's
-//! verdict and the row to write for it, and the sink's next state (failing
-//! or not, until when it pauses, whether it has come back, whether a 410
-//! disables it). The worker applies an [`Assessment`]: it writes the rows and
-//! logs, counts and reports what it says.
+//! What attempts come to, decided without I/O: each attempt's verdict and
+//! the row to write for it, and the sink's next state (failing or not, until
+//! when it pauses, whether it has come back, whether a 410 disables it). The
+//! worker assesses each attempt as it ends (a slice of one) and applies the
+//! [`Assessment`]: it writes the row and logs, counts and reports what it says.
+//!
+//! The sink's state is about its endpoint, not one issuance: a `Retry-After`
+//! on any answer (a 429, a 503, whatever the other attempts came to) pauses
+//! the whole sink until then; [`PROBE_AFTER`] failed attempts in a row with
+//! no 2xx between them make it *probing* (one attempt at a time, and the
+//! earliest pending delivery tried every [`probe_pause`] whatever its own
+//! schedule); any 2xx ends that, and a 2xx that ends it makes everything
+//! pending due at once (`back`). One issuance whose events fail among others
+//! that succeed never makes the sink probe: the others' 2xx reset the count.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::schedule::{Answer, Backoff, Verdict, judge, probe_pause};
+use super::schedule::{Answer, Backoff, RETRY_AFTER_CAP, Verdict, judge, probe_pause};
 use crate::domain::time::after;
 use crate::domain::timefmt::to_db;
 use crate::store::AttemptRow;
@@ -26,15 +35,35 @@ pub struct AttemptFacts<'a> {
     pub at: DateTime<Utc>,
 }
 
-/// A sink's delivery state, carried from one batch to the next.
+/// Failed attempts in a row (no 2xx between them) that make a sink probing.
+pub const PROBE_AFTER: u32 = 3;
+
+/// A sink's delivery state, carried from one attempt to the next.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SinkState {
-    /// Failed batches in a row (0: healthy).
+    /// Failed attempts in a row since the last 2xx (0: healthy).
     pub failures: u32,
-    /// No attempt starts before this.
+    /// No new attempt starts before this (a `Retry-After`).
     pub paused_until: Option<DateTime<Utc>>,
-    /// The last `Retry-After` asked for, while failing.
-    pub retry_after: Option<Duration>,
+    /// While probing: the next probe (of a delivery not due yet) is not
+    /// before this (`None`: at once).
+    pub probe_at: Option<DateTime<Utc>>,
+}
+
+impl SinkState {
+    /// The state of a sink recorded as failing (`sinks.failing_since`) when
+    /// its worker starts: probing, the first probe at once.
+    pub fn failing() -> Self {
+        Self {
+            failures: PROBE_AFTER,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the endpoint fails (not one issuance): one attempt at a time.
+    pub fn probing(&self) -> bool {
+        self.failures >= PROBE_AFTER
+    }
 }
 
 /// One attempt's verdict and the row that records it.
@@ -117,19 +146,27 @@ pub fn assess(
             problem,
         });
     }
-    let back = delivered > 0 && before.failures > 0;
+    let back = delivered > 0 && before.probing();
     let mut next = before;
     let mut failing = None;
     if delivered > 0 {
-        next = SinkState::default();
-        // A partly successful batch that was asked to wait still waits.
-        next.paused_until = retry_after.map(|wait| after(now, wait));
+        next = SinkState {
+            paused_until: before.paused_until,
+            ..SinkState::default()
+        };
     } else if let Some(problem) = last_problem {
-        next.failures = before.failures.saturating_add(1);
-        next.retry_after = retry_after;
+        let failed = u32::try_from(judged.len()).unwrap_or(u32::MAX);
+        next.failures = before.failures.saturating_add(failed);
         let pause = probe_pause(next.failures, backoff, retry_after);
-        next.paused_until = Some(after(now, pause));
+        next.probe_at = Some(after(now, pause));
         failing = Some(problem);
+    }
+    // "Too many requests" is about the endpoint: whatever the other attempts
+    // came to, nothing new starts before the time asked (the longest pause
+    // asked so far wins).
+    if let Some(wait) = retry_after {
+        let until = after(now, wait.min(RETRY_AFTER_CAP));
+        next.paused_until = Some(before.paused_until.map_or(until, |p| p.max(until)));
     }
     Assessment {
         judged,
@@ -179,8 +216,8 @@ mod tests {
         let ok = status(204, None);
         let failing = SinkState {
             failures: 3,
-            paused_until: Some(now()),
-            retry_after: Some(Duration::from_secs(9)),
+            paused_until: None,
+            probe_at: Some(now()),
         };
         let a = assess(&[facts(1, &ok)], failing, now(), &BACKOFF, || 0.5);
         assert_eq!((a.delivered, a.back, a.failing.clone()), (1, true, None));
@@ -208,8 +245,13 @@ mod tests {
         );
         assert_eq!(a.delivered, 0);
         assert_eq!(a.failing.as_deref(), Some("refused"), "the last problem");
-        assert_eq!(a.next.failures, 1);
-        assert_eq!(a.next.paused_until, Some(after(now(), BACKOFF.first)));
+        assert_eq!(a.next.failures, 2);
+        assert!(!a.next.probing(), "one more failure before the sink probes");
+        assert_eq!(a.next.paused_until, None, "no Retry-After, no pause");
+        assert_eq!(
+            a.next.probe_at,
+            Some(after(now(), probe_pause(2, &BACKOFF, None)))
+        );
         assert!(
             a.judged
                 .iter()
@@ -232,6 +274,36 @@ mod tests {
         assert_eq!(
             a.judged[0].row.next_attempt_at.as_deref(),
             Some("2026-12-05T10:00:00.000Z")
+        );
+    }
+
+    #[test]
+    fn a_retry_after_pauses_the_sink_even_among_successes_and_never_shortens_a_pause() {
+        let (ok, slow_down) = (status(204, None), status(503, Some(2)));
+        let paused = SinkState {
+            paused_until: Some(after(now(), Duration::from_secs(10))),
+            ..SinkState::default()
+        };
+        let a = assess(&[facts(1, &ok)], paused, now(), &BACKOFF, || 0.5);
+        assert_eq!(
+            a.next.paused_until, paused.paused_until,
+            "a 2xx keeps a pause"
+        );
+        let a = assess(&[facts(1, &slow_down)], paused, now(), &BACKOFF, || 0.5);
+        assert_eq!(
+            a.next.paused_until, paused.paused_until,
+            "the longer one wins"
+        );
+        let a = assess(
+            &[facts(1, &slow_down)],
+            SinkState::default(),
+            now(),
+            &BACKOFF,
+            || 0.5,
+        );
+        assert_eq!(
+            a.next.paused_until,
+            Some(after(now(), Duration::from_secs(2)))
         );
     }
 
@@ -265,9 +337,9 @@ mod tests {
 
     proptest! {
         /// Whatever the batch, one row per attempt in order; a 2xx anywhere
-        /// keeps the sink healthy; nothing delivered and a problem means one
-        /// more failure and a pause in the future, at least as long as any
-        /// `Retry-After` asked (capped).
+        /// keeps the sink healthy; nothing delivered means one more failure
+        /// per attempt and a probe in the future; any `Retry-After` (capped)
+        /// pauses the sink at least that long, whatever else came.
         #[test]
         fn a_batch_is_assessed_consistently(
             answers in prop::collection::vec(any_answer(), 1..20),
@@ -284,15 +356,18 @@ mod tests {
             prop_assert_eq!(a.delivered > 0, any_2xx);
             if any_2xx {
                 prop_assert_eq!(a.next.failures, 0);
-                prop_assert_eq!(a.back, failures > 0);
+                prop_assert_eq!(a.back, failures >= PROBE_AFTER);
                 prop_assert!(a.failing.is_none());
             } else {
-                prop_assert_eq!(a.next.failures, failures + 1);
-                let until = a.next.paused_until.unwrap();
-                prop_assert!(until > now());
-                let asked = answers.iter().filter_map(Answer::retry_after).max().unwrap_or_default();
-                let asked = asked.min(super::super::schedule::RETRY_AFTER_CAP);
-                prop_assert!(until >= after(now(), asked));
+                prop_assert_eq!(a.next.failures, failures + answers.len() as u32);
+                prop_assert!(a.next.probe_at.unwrap() > now());
+            }
+            match answers.iter().filter_map(Answer::retry_after).max() {
+                Some(asked) => {
+                    let asked = asked.min(RETRY_AFTER_CAP);
+                    prop_assert_eq!(a.next.paused_until, Some(after(now(), asked)));
+                }
+                None => prop_assert_eq!(a.next.paused_until, None),
             }
         }
     }

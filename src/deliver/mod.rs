@@ -3,10 +3,9 @@
 //! another sink.
 //!
 //! The parts: `schedule` (pure: what an answer means, when to retry),
-//! `assess` (pure: what a batch of attempts comes to for its rows and its
-//! sink), `message` (pure: the body, the signature, the Slack text), `sender`
+//! `assess` (pure: what an attempt comes to for its row and its sink), `message` (pure: the body, the signature, the Slack text), `sender`
 //! (one HTTP POST, classified) and `worker` (a sink's loop: admit events,
-//! send the due ones, apply the assessment).
+//! keep up to its concurrency of attempts in flight, record each as it ends).
 //!
 //! Guarantees, and where they come from:
 //! - at least once: a delivery is marked delivered only after a 2xx, in the
@@ -14,8 +13,13 @@
 //!   `webhook-id` (the event's id, stored);
 //! - per issuance in order: a delivery is only read while no earlier open
 //!   delivery of its issuance exists for the sink (see `store::events`);
-//! - retried with backoff and jitter for the sink's `retry_horizon`, honouring
-//!   `Retry-After`; a `410 Gone` disables the sink until an operator clears it.
+//! - no head-of-line blocking: only an issuance's own later events wait for
+//!   its slow or failing delivery;
+//! - retried with backoff and jitter for the sink's `retry_horizon`; a
+//!   `Retry-After` pauses the whole sink until then; a `410 Gone` disables
+//!   the sink until an operator clears it;
+//! - a receiver that is back gets its backlog at its first 2xx, also after a
+//!   restart (the failing state is `sinks.failing_since`).
 
 mod assess;
 mod message;

@@ -8,9 +8,11 @@
 //!   `backoff_first * 4^(n-1)`, at most `backoff_max`, +-25 % jitter, and at
 //!   least as long as a `Retry-After` asks, until `retry_horizon` has passed
 //!   since the delivery was created; then it is given up (`events --failed`).
-//! - While a sink fails, its worker probes it with one delivery at a time,
-//!   `backoff_first * 2^(n-1)` apart (at most a minute, or as long as a
-//!   `Retry-After` asks); the first 2xx makes everything pending due at once.
+//! - While a sink's endpoint fails (see `assess`), its worker sends one
+//!   delivery at a time, and probes it with the earliest pending one
+//!   `backoff_first * 2^(n-1)` apart (at most 10 s, or `backoff_first` if
+//!   longer, or as long as a `Retry-After` asks); the first 2xx makes
+//!   everything pending due at once.
 
 use std::time::Duration;
 
@@ -82,7 +84,7 @@ pub struct Backoff {
 /// The longest `Retry-After` honoured.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(24 * 3600);
 /// The longest pause between probes of a failing sink.
-pub const PROBE_CAP: Duration = Duration::from_secs(60);
+pub const PROBE_CAP: Duration = Duration::from_secs(10);
 
 /// The wait before retry number `retry` (1 = the first), with `jitter` in [0, 1).
 pub fn retry_delay(retry: u32, backoff: &Backoff, jitter: f64) -> Duration {
@@ -234,11 +236,11 @@ mod tests {
     }
 
     #[test]
-    fn probes_of_a_failing_sink_double_up_to_a_minute_or_retry_after() {
+    fn probes_of_a_failing_sink_double_up_to_ten_seconds_or_retry_after() {
         let pauses: Vec<u64> = (1..=6)
             .map(|n| probe_pause(n, &SPEC, None).as_secs())
             .collect();
-        assert_eq!(pauses, [5, 10, 20, 40, 60, 60]);
+        assert_eq!(pauses, [5, 10, 10, 10, 10, 10]);
         assert_eq!(
             probe_pause(1, &SPEC, Some(Duration::from_secs(300))),
             Duration::from_secs(300)

@@ -1,17 +1,26 @@
-//! A sink's loop: admit new events, send the due deliveries (up to the sink's
-//! concurrency at once, never two of one issuance), write what each attempt
-//! came to, and wait for more.
+//! A sink's loop: admit new events, keep up to the sink's concurrency of
+//! attempts in flight (a `JoinSet`, refilled as each ends; never two of one
+//! issuance: an issuance with an attempt under way gets no other), and
+//! record each attempt when it ends, in a short transaction of its own, so a
+//! slow or failing issuance holds back only its own later events.
 //!
-//! While a sink fails, one delivery at a time probes it (spaced by
-//! [`probe_pause`]); the first 2xx after failures makes every pending
-//! delivery due at once, so a receiver that was down gets its backlog as
-//! soon as it is back rather than on each delivery's own retry schedule.
+//! A `Retry-After` on any answer pauses the whole sink: no new attempt starts
+//! before the time asked (those in flight may finish), then it resumes at
+//! once. A sink whose endpoint fails (see `assess`: failed attempts in a row
+//! with no 2xx) sends one delivery at a time, the due ones as they fall due
+//! and a probe of the earliest pending one every [`probe_pause`]; the first
+//! 2xx after that makes every pending delivery due at once. That state is
+//! recorded (`sinks.failing_since`) and restored at start, so after a restart
+//! the sink probes at once and its backlog follows the first 2xx.
 //! Nothing here holds a transaction across an HTTP request.
+//!
+//! [`probe_pause`]: super::schedule::probe_pause
 //!
 //! The backlog gauges are not refreshed here: a worker sleeps through a long
 //! `Retry-After` or while its sink is disabled, which is exactly when the
 //! oldest undelivered age must keep growing (see `ops::tasks`).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,6 +149,12 @@ impl Sinks {
                 error!(sink = %sink.name, reason, "webhook sink is disabled: nothing is sent to it until `disabled_at` is cleared in the `sinks` table");
                 progress.sinks.set_disabled(&sink.name, Some(reason));
             }
+            // Failing before a restart is failing now (`/healthz`, metrics),
+            // since the recorded time, until a 2xx.
+            if let Some(since) = row.failing_since.as_deref().and_then(from_db) {
+                let problem = row.last_problem.as_deref().unwrap_or("failing");
+                progress.sinks.failed(&sink.name, since, problem);
+            }
             info!(sink = %sink.name, url = %sink.shown_url, after_seq = row.admitted_seq, "delivering events to webhook sink");
         }
         Ok(())
@@ -160,6 +175,8 @@ impl Sinks {
                 progress: progress.clone(),
                 token: token.clone(),
                 state: SinkState::default(),
+                in_flight: JoinSet::new(),
+                busy: HashSet::new(),
             };
             tracker.spawn(worker.run());
         }
@@ -177,8 +194,12 @@ struct Worker {
     store: Store,
     progress: Arc<Progress>,
     token: CancellationToken,
-    /// Failing or not, and until when it pauses (see `assess`).
+    /// Probing or not, until when it pauses (see `assess`).
     state: SinkState,
+    /// The attempts under way, at most the sink's concurrency (one while probing).
+    in_flight: JoinSet<Attempted>,
+    /// The issuances of the attempts under way: none of them gets another.
+    busy: HashSet<String>,
 }
 
 /// One attempt's result.
@@ -193,45 +214,145 @@ impl Worker {
     async fn run(mut self) {
         let name = self.sink.name.clone();
         let types: Vec<&'static str> = self.sink.types.iter().map(|t| t.as_str()).collect();
+        self.restore().await;
         while !self.token.is_cancelled() {
-            if self.disabled().await {
-                self.sleep(DISABLED_RECHECK).await;
-                continue;
+            // Each attempt that ended is recorded before anything else starts.
+            while let Some(joined) = self.in_flight.try_join_next() {
+                self.finished(joined).await;
             }
-            if let Err(e) = self.admit(&types).await {
+            let wait = if self.disabled().await {
+                DISABLED_RECHECK
+            } else if let Err(e) = self.admit(&types).await {
                 error!(sink = %name, error = %e, "cannot admit events for delivery; retrying");
-                self.sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            let now = Utc::now();
-            if let Some(until) = self.state.paused_until.filter(|u| *u > now) {
-                self.sleep((until - now).to_std().unwrap_or_default()).await;
-                continue;
-            }
-            // Failing: one probe, whatever its own schedule says.
-            let (limit, due_by) = if self.state.failures > 0 {
-                (1, now + chrono::Duration::days(3650))
+                Duration::from_secs(1)
             } else {
-                (4 * self.sink.concurrency as i64, now)
-            };
-            let due = match self.store.due_deliveries(&name, due_by, limit).await {
-                Ok(due) => due,
-                Err(e) => {
-                    error!(sink = %name, error = %e, "cannot read due deliveries; retrying");
-                    self.sleep(Duration::from_secs(1)).await;
-                    continue;
+                match self.start_due().await {
+                    // A long pause (`Retry-After`) is slept through: commits
+                    // do wake the loop, but nothing starts before its end.
+                    Ok(wake) => wake.map_or(RECHECK, |at| {
+                        (at - Utc::now()).to_std().unwrap_or_default().min(RECHECK)
+                    }),
+                    Err(e) => {
+                        error!(sink = %name, error = %e, "cannot read due deliveries; retrying");
+                        Duration::from_secs(1)
+                    }
                 }
             };
-            if due.is_empty() {
-                self.wait_for_work().await;
-                continue;
+            let busy = !self.in_flight.is_empty();
+            tokio::select! {
+                () = self.token.cancelled() => {}
+                Some(joined) = self.in_flight.join_next(), if busy => self.finished(joined).await,
+                () = self.progress.next_commit() => {}
+                () = tokio::time::sleep(wait) => {}
             }
-            let Some(attempted) = self.send(due).await else {
-                break; // shut down while sending: the rest goes out next time
-            };
-            self.judge_and_record(attempted).await;
         }
+        self.drain().await;
         debug!(sink = %name, "delivery worker stopped");
+    }
+
+    /// A sink recorded as failing (`sinks.failing_since`, e.g. before a
+    /// restart) starts probing at once, so that its first 2xx makes the
+    /// backlog due rather than each delivery's own retry.
+    async fn restore(&mut self) {
+        match self.store.sink(&self.sink.name).await {
+            Ok(Some(row)) if row.failing_since.is_some() => self.state = SinkState::failing(),
+            Ok(_) => {}
+            Err(e) => debug!(sink = %self.sink.name, error = %e, "cannot read the sink"),
+        }
+    }
+
+    /// Starts what may start now: due deliveries (a probe of the earliest
+    /// pending one while probing), up to the sink's concurrency (one while
+    /// probing), none of an issuance with an attempt under way, none while
+    /// a `Retry-After` pauses the sink. Returns when to look again, if known
+    /// before the next event or recheck.
+    async fn start_due(&mut self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let now = Utc::now();
+        if let Some(until) = self.state.paused_until.filter(|u| *u > now) {
+            return Ok(Some(until));
+        }
+        let probing = self.state.probing();
+        let limit = if probing { 1 } else { self.sink.concurrency };
+        let free = limit.saturating_sub(self.in_flight.len());
+        if free == 0 {
+            return Ok(None);
+        }
+        let probe_now = probing && self.state.probe_at.is_none_or(|at| at <= now);
+        let due_by = if probe_now {
+            now + chrono::Duration::days(3650)
+        } else {
+            now
+        };
+        // Due deliveries are one per issuance: those under way come back too.
+        let want = i64::try_from(free + self.busy.len()).unwrap_or(i64::MAX);
+        let due = self
+            .store
+            .due_deliveries(&self.sink.name, due_by, want)
+            .await?;
+        let mut started = 0;
+        for delivery in due {
+            if started == free {
+                break;
+            }
+            if self.busy.insert(delivery.issuance_id.clone()) {
+                self.spawn(delivery);
+                started += 1;
+            }
+        }
+        if started > 0 || !self.in_flight.is_empty() {
+            return Ok(None);
+        }
+        let next = self.store.next_delivery_due(&self.sink.name).await?;
+        Ok(match (next, self.state.probe_at.filter(|_| probing)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    fn spawn(&mut self, delivery: DueDelivery) {
+        let sink = self.sink.clone();
+        self.in_flight.spawn(async move {
+            let at = Utc::now();
+            let message = message_for(&sink, &delivery, at);
+            let started = std::time::Instant::now();
+            let answer = sink.sender.post(&message).await;
+            Attempted {
+                delivery,
+                answer,
+                took: started.elapsed(),
+                at,
+            }
+        });
+    }
+
+    async fn finished(&mut self, joined: Result<Attempted, tokio::task::JoinError>) {
+        match joined {
+            Ok(attempted) => {
+                self.busy.remove(&attempted.delivery.issuance_id);
+                self.judge_and_record(attempted).await;
+            }
+            Err(e) => {
+                // Which issuance is unknown: start afresh (the delivery is
+                // still open and is read again).
+                error!(sink = %self.sink.name, error = %e, "a delivery task failed");
+                if self.in_flight.is_empty() {
+                    self.busy.clear();
+                }
+            }
+        }
+    }
+
+    /// At shutdown: attempts under way may finish (and are recorded) within
+    /// [`SHUTDOWN_GRACE`]; the rest are dropped and sent again next time.
+    async fn drain(&mut self) {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while !self.in_flight.is_empty() {
+            match tokio::time::timeout_at(deadline, self.in_flight.join_next()).await {
+                Ok(Some(joined)) => self.finished(joined).await,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.in_flight.abort_all();
     }
 
     /// Whether the sink is disabled (re-read from the database while it is).
@@ -271,85 +392,22 @@ impl Worker {
         }
     }
 
-    /// Until new events are committed, the next delivery falls due, a short
-    /// recheck (events written by other programs) or shutdown.
-    async fn wait_for_work(&self) {
-        let next = match self.store.next_delivery_due(&self.sink.name).await {
-            Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default(),
-            _ => RECHECK,
-        };
-        tokio::select! {
-            () = self.token.cancelled() => {}
-            () = self.progress.next_commit() => {}
-            () = tokio::time::sleep(next.min(RECHECK)) => {}
-        }
-    }
-
-    async fn sleep(&self, wait: Duration) {
-        tokio::select! {
-            () = self.token.cancelled() => {}
-            () = tokio::time::sleep(wait) => {}
-        }
-    }
-
-    /// Sends `due`, up to the sink's concurrency at once. `None` if shutdown
-    /// came and the attempts did not finish within [`SHUTDOWN_GRACE`].
-    async fn send(&self, due: Vec<DueDelivery>) -> Option<Vec<Attempted>> {
-        let permits = Arc::new(tokio::sync::Semaphore::new(self.sink.concurrency));
-        let mut attempts = JoinSet::new();
-        for delivery in due {
-            let sink = self.sink.clone();
-            let permits = permits.clone();
-            attempts.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let at = Utc::now();
-                let message = message_for(&sink, &delivery, at);
-                let started = std::time::Instant::now();
-                let answer = sink.sender.post(&message).await;
-                Attempted {
-                    delivery,
-                    answer,
-                    took: started.elapsed(),
-                    at,
-                }
-            });
-        }
-        let all = async {
-            let mut done = Vec::new();
-            while let Some(joined) = attempts.join_next().await {
-                match joined {
-                    Ok(attempted) => done.push(attempted),
-                    Err(e) => error!(error = %e, "a delivery task failed"),
-                }
-            }
-            done
-        };
-        let grace = async {
-            self.token.cancelled().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        tokio::select! {
-            done = all => Some(done),
-            () = grace => None,
-        }
-    }
-
-    /// Assesses the batch (`assess`, pure), then applies what it says: the
-    /// rows in one transaction, the sink's state and health, logs and metrics.
-    async fn judge_and_record(&mut self, attempted: Vec<Attempted>) {
+    /// Assesses one attempt (`assess`, pure), then applies what it says: its
+    /// row in a short transaction of its own, the sink's state and health,
+    /// logs and metrics.
+    async fn judge_and_record(&mut self, attempted: Attempted) {
         let now = Utc::now();
-        let facts: Vec<AttemptFacts<'_>> = attempted
-            .iter()
-            .map(|a| AttemptFacts {
-                seq: a.delivery.seq,
-                created_at: from_db(&a.delivery.created_at).unwrap_or(a.at),
-                attempts_before: u32::try_from(a.delivery.attempts).unwrap_or(u32::MAX),
-                answer: &a.answer,
-                at: a.at,
-            })
-            .collect();
+        let a = &attempted;
+        let facts = [AttemptFacts {
+            seq: a.delivery.seq,
+            created_at: from_db(&a.delivery.created_at).unwrap_or(a.at),
+            attempts_before: u32::try_from(a.delivery.attempts).unwrap_or(u32::MAX),
+            answer: &a.answer,
+            at: a.at,
+        }];
         let assessment = assess(&facts, self.state, now, &self.sink.backoff, fastrand::f64);
-        self.apply(&attempted, assessment, now).await;
+        self.apply(std::slice::from_ref(&attempted), assessment, now)
+            .await;
     }
 
     /// Writes, logs, counts and reports what `assessment` says of `attempted`.

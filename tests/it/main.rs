@@ -40,4 +40,5 @@ mod try_it_locally;
 mod upstream_faults;
 mod watcher;
 mod webhook_operations;
+mod webhook_scheduling;
 mod webhooks;

@@ -45,7 +45,10 @@ pub enum Mode {
 /// One request as it arrived.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// When the answer was decided (after a slow answer's wait).
     pub at: Instant,
+    /// When the request had arrived (before any wait).
+    pub arrived: Instant,
     pub headers: http::HeaderMap,
     pub body: Vec<u8>,
     /// Whether the signature verified (with the reference library).
@@ -76,8 +79,15 @@ impl Received {
     }
 }
 
+/// Decides the answer to one request from its event and the number of
+/// requests before it (`None`: the receiver's mode).
+pub type Rule = Arc<dyn Fn(&serde_json::Value, usize) -> Option<Mode> + Send + Sync>;
+
 struct State {
     mode: Mode,
+    rule: Option<Rule>,
+    /// Requests that arrived and are not in `received` yet (slow answers).
+    pending: usize,
     received: Vec<Received>,
     secret: String,
 }
@@ -98,6 +108,8 @@ impl Receiver {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State {
             mode: Mode::Ok,
+            rule: None,
+            pending: 0,
             received: Vec::new(),
             secret: secret.to_owned(),
         }));
@@ -140,8 +152,22 @@ impl Receiver {
         self.state.lock().unwrap().mode = mode;
     }
 
+    /// Answers each request as `rule` says (its mode where it says nothing).
+    pub fn answer_with(
+        &self,
+        rule: impl Fn(&serde_json::Value, usize) -> Option<Mode> + Send + Sync + 'static,
+    ) {
+        self.state.lock().unwrap().rule = Some(Arc::new(rule));
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.state.lock().unwrap().received.clone()
+    }
+
+    /// Requests that arrived, answered or not yet (a slow answer).
+    pub fn arrived(&self) -> usize {
+        let s = self.state.lock().unwrap();
+        s.received.len() + s.pending
     }
 
     /// Requests answered with a 2xx.
@@ -184,9 +210,14 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
         let Some((headers, body)) = read_request(&mut stream, &mut buffer).await else {
             return;
         };
+        let arrived = Instant::now();
         let (mode, secret) = {
-            let s = state.lock().unwrap();
-            (s.mode, s.secret.clone())
+            let mut s = state.lock().unwrap();
+            let event = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            let index = s.received.len() + s.pending;
+            s.pending += 1;
+            let ruled = s.rule.as_ref().and_then(|rule| rule(&event, index));
+            (ruled.unwrap_or(s.mode), s.secret.clone())
         };
         let verified = standardwebhooks::Webhook::new(&secret)
             .map_err(|e| e.to_string())
@@ -213,8 +244,10 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
         };
         let index = {
             let mut s = state.lock().unwrap();
+            s.pending -= 1;
             s.received.push(Received {
                 at: Instant::now(),
+                arrived,
                 headers,
                 body,
                 verified,
