@@ -111,6 +111,13 @@ impl SimulateArgs {
             config.static_token = Some(v.clone());
         }
         config.record_requests |= self.record_requests;
+        // The file's `speed` too: the clock would silently fall back to real
+        // time while the start-up line announced the number given.
+        anyhow::ensure!(
+            config.speed.is_finite() && config.speed > 0.0,
+            "speed must be a positive number (simulated seconds per real second), not {}",
+            config.speed
+        );
         Ok(config)
     }
 }
@@ -213,6 +220,16 @@ mod tests {
     #[test]
     fn nonsense_speed_is_refused() {
         assert!(parse(&["--speed", "0"]).to_config().is_err());
+        for speed in ["0.0", "-5.0", "nan", "inf"] {
+            let mut file = tempfile::NamedTempFile::new().unwrap();
+            std::io::Write::write_all(&mut file, format!("speed = {speed}\n").as_bytes()).unwrap();
+            let refused = parse(&["--config", file.path().to_str().unwrap()]).to_config();
+            let error = format!("{:#}", refused.unwrap_err());
+            assert!(
+                error.contains("speed must be a positive number"),
+                "{speed}: {error}"
+            );
+        }
     }
 
     #[tokio::test]
