@@ -1,14 +1,18 @@
 //! `events`: the outbox for scripts and operators. Prints events after a
 //! cursor (and follows new ones) and lists the deliveries that need a person,
 //! each saying what it really waits for (retrying, given up, sink disabled,
-//! sink removed); `redeliver` and `discard` act on them (`replay.rs`).
+//! sink removed); `redeliver` and `discard` act on them (`replay.rs`);
+//! `ping` sends a `webhook.test` message to the sinks, outside the outbox.
 
 use std::io::Write;
 use std::time::Duration;
 
-use super::output::{left, print_table, print_text, right};
+use anyhow::{Context as _, bail};
+
+use super::output::{left, print_table, print_text, render_table, right};
 use super::replay;
 use crate::app::open_store;
+use crate::deliver::{self, Answer, Sinks};
 use crate::domain::DeliveryState;
 use crate::settings::Settings;
 use crate::store::{Access, EventRow, FailedDelivery};
@@ -65,6 +69,16 @@ pub enum EventsAction {
         #[arg(value_name = "SEQ")]
         seqs: Vec<i64>,
     },
+    /// Send a `webhook.test` message once to every configured sink, or to one,
+    /// signed as any event is (Slack sinks: a sentence), and print each
+    /// receiver's answer and how long it took. Outside the outbox: nothing is
+    /// written, no daemon or database needed. Exit code 1 if any sink did not
+    /// answer with a 2xx.
+    Ping {
+        /// Only this sink (a configured `name`; default: every `[[webhooks]]` sink).
+        #[arg(long)]
+        sink: Option<String>,
+    },
 }
 
 pub(super) async fn run(
@@ -79,6 +93,7 @@ pub(super) async fn run(
         Some(EventsAction::Discard { sink, seqs }) => {
             return replay::discard(settings, &sink, &seqs).await;
         }
+        Some(EventsAction::Ping { sink }) => return ping(settings, sink.as_deref()).await,
         None => {}
     }
     let access = if args.follow {
@@ -141,6 +156,45 @@ pub(super) async fn run(
             () = &mut shutdown => return Ok(()),
             () = tokio::time::sleep(FOLLOW_EVERY) => {}
         }
+    }
+}
+
+/// `events ping`: the sinks built as the daemon builds them (secret files
+/// read), the test message sent, one line per sink.
+async fn ping(settings: &Settings, only: Option<&str>) -> anyhow::Result<()> {
+    let sinks = Sinks::from_settings(settings).context("while building the webhook sinks")?;
+    let pinged = deliver::ping(&sinks, only)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let columns = [left("SINK"), left("URL"), left("ANSWER"), right("TIME")];
+    let rows = pinged.iter().map(|p| {
+        vec![
+            p.sink.clone(),
+            p.shown_url.clone(),
+            answer_text(&p.answer),
+            format!("{} ms", p.took.as_millis()),
+        ]
+    });
+    print_text(&render_table(&columns, rows))?;
+    let failed: Vec<&str> = pinged
+        .iter()
+        .filter(|p| !p.ok())
+        .map(|p| p.sink.as_str())
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "the test message was not accepted (no 2xx) by {}",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// A ping's answer in a few words: `HTTP 204`, or why there was none.
+fn answer_text(answer: &Answer) -> String {
+    match answer {
+        Answer::Status { code, .. } if (200..300).contains(code) => format!("HTTP {code}"),
+        other => other.problem().unwrap_or_default(),
     }
 }
 

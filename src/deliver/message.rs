@@ -129,6 +129,13 @@ pub fn slack_text(event: &DueDelivery, zone: Tz) -> String {
             krw("threshold").unwrap_or_else(|| field("threshold")),
             krw("expiring_30d").unwrap_or_else(|| field("expiring_30d"))
         ),
+        "webhook.test" => format!(
+            "webhook.test: a test message from issuance-watcher to sink {}, sent {}: this sink works",
+            field("sink"),
+            data["sent_at"]
+                .as_str()
+                .map_or_else(|| "-".to_owned(), |at| timefmt::db_local(at, zone))
+        ),
         other => format!("Issuance {id}: {other}"),
     }
 }
@@ -229,6 +236,11 @@ mod tests {
         );
         let body: Value = serde_json::from_slice(&slack(&e, seoul).body).unwrap();
         assert!(body["text"].as_str().unwrap().contains("DONE"));
+        let ping = super::super::ping::test_event("ops", "2026-12-05T10:00:00Z".parse().unwrap());
+        assert_eq!(
+            slack_text(&ping, seoul),
+            "webhook.test: a test message from issuance-watcher to sink ops, sent 2026-12-05 19:00:00 KST: this sink works"
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! The parts: `schedule` (pure: what an answer means, when to retry),
 //! `assess` (pure: what an attempt comes to for its row and its sink), `message` (pure: the body, the signature, the Slack text), `sender`
-//! (one HTTP POST, classified) and `worker` (a sink's loop: admit events,
+//! (one HTTP POST, classified), `ping` (`events ping`: a `webhook.test`
+//! message sent once, outside the outbox) and `worker` (a sink's loop: admit events,
 //! keep up to its concurrency of attempts in flight, record each as it ends).
 //!
 //! Guarantees, and where they come from:
@@ -23,10 +24,12 @@
 
 mod assess;
 mod message;
+mod ping;
 mod schedule;
 mod sender;
 mod worker;
 
 pub use message::{signature, slack_text, standard_body};
+pub use ping::{Pinged, TEST_EVENT_TYPE, ping, test_event};
 pub use schedule::{Answer, Backoff, Verdict, judge, probe_pause, retry_delay};
 pub use worker::{Sink, Sinks};

@@ -66,6 +66,22 @@ pub struct Sink {
     zone: chrono_tz::Tz,
 }
 
+impl Sink {
+    /// The URL as logs may show it (a Slack URL redacted, a query hidden).
+    pub fn shown_url(&self) -> &str {
+        &self.shown_url
+    }
+
+    /// One attempt at `delivery` at time `at`: its message (signed with the
+    /// sink's secret, or Slack text) posted once; the answer and the time taken.
+    pub async fn send(&self, delivery: &DueDelivery, at: DateTime<Utc>) -> (Answer, Duration) {
+        let message = message_for(self, delivery, at);
+        let started = std::time::Instant::now();
+        let answer = self.sender.post(&message).await;
+        (answer, started.elapsed())
+    }
+}
+
 /// Every configured sink.
 #[derive(Debug, Default)]
 pub struct Sinks(Vec<Arc<Sink>>);
@@ -136,6 +152,11 @@ impl Sinks {
 
     pub fn names(&self) -> Vec<String> {
         self.0.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Every sink, in the order of the configuration.
+    pub fn iter(&self) -> impl Iterator<Item = &Sink> {
+        self.0.iter().map(|s| s.as_ref())
     }
 
     /// Registers each sink in the database (a new one starts after the newest
@@ -313,13 +334,11 @@ impl Worker {
         let sink = self.sink.clone();
         self.in_flight.spawn(async move {
             let at = Utc::now();
-            let message = message_for(&sink, &delivery, at);
-            let started = std::time::Instant::now();
-            let answer = sink.sender.post(&message).await;
+            let (answer, took) = sink.send(&delivery, at).await;
             Attempted {
                 delivery,
                 answer,
-                took: started.elapsed(),
+                took,
                 at,
             }
         });

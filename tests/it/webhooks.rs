@@ -639,3 +639,166 @@ async fn a_receivers_redirect_is_a_failed_attempt_and_its_target_gets_nothing() 
     assert!(elsewhere.received().is_empty());
     app.stop().await.unwrap();
 }
+
+/// `events ping [--sink NAME]`, the real binary, on `config`: its output
+/// (bounded in time, run off the runtime so the receivers keep answering).
+async fn ping(config: &std::path::Path, sink: Option<&str>) -> std::process::Output {
+    let mut args = vec!["events".to_owned(), "ping".to_owned()];
+    if let Some(sink) = sink {
+        args.extend(["--sink".to_owned(), sink.to_owned()]);
+    }
+    let config = config.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        common::daemon::cli_within(&config, &args)
+    })
+    .await
+    .unwrap()
+}
+
+/// The one request `receiver` got, once it has: it verified with the sink's
+/// secret (the reference library) and is a `webhook.test` for `sink`.
+async fn the_test_message(receiver: &Receiver, sink: &str) -> common::receiver::Received {
+    eventually("the test message", || async {
+        !receiver.received().is_empty()
+    })
+    .await;
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "one request per ping");
+    let r = received[0].clone();
+    assert_eq!(r.verified, Ok(()), "{}", String::from_utf8_lossy(&r.body));
+    let event = r.event();
+    assert_eq!(event["type"], "webhook.test");
+    assert_eq!(event["data"]["sink"], sink);
+    assert!(event["timestamp"].is_string() && event["data"]["sent_at"].is_string());
+    assert!(r.webhook_id().starts_with("evt_"), "{}", r.webhook_id());
+    r
+}
+
+/// What an integrator does first: `events ping` sends a signed `webhook.test`
+/// through the normal path, with no daemon and no database, and says what the
+/// receiver answered and how fast; a receiver that fails makes it exit 1.
+/// `--sink` picks one sink, an unknown name is refused naming the known ones,
+/// and nothing is written to the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_ping_sends_a_verified_test_message_and_reports_each_receivers_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop_receiver = Receiver::start(WEBHOOK_SECRET).await;
+    let ops_receiver = Receiver::start(WEBHOOK_SECRET).await;
+    let db = dir.path().join("watcher.db");
+    let config = TestSettings::new("http://127.0.0.1:9", &db)
+        .webhook("shop", &shop_receiver.url(), |_| {})
+        .webhook("ops", &ops_receiver.url(), |_| {})
+        .write_toml(&dir.path().join("config.toml"));
+
+    // No database, no daemon: both sinks get one verified test message.
+    let out = ping(&config, None).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}{stderr}");
+    the_test_message(&shop_receiver, "shop").await;
+    the_test_message(&ops_receiver, "ops").await;
+    for (name, receiver) in [("shop", &shop_receiver), ("ops", &ops_receiver)] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no line for {name}: {stdout}"));
+        assert!(
+            line.contains(&receiver.url()) && line.contains("HTTP 204") && line.ends_with(" ms"),
+            "{line}"
+        );
+    }
+    common::assert_no_secret("ping's output", &format!("{stdout}{stderr}"));
+    assert!(!db.exists(), "ping created the database");
+
+    // `--sink ops`: only ops; and with a database, nothing is written to it.
+    common::daemon::migrate(&config);
+    let out = ping(&config, Some("ops")).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("the second test message to ops", || async {
+        ops_receiver.received().len() == 2
+    })
+    .await;
+    assert_eq!(shop_receiver.received().len(), 1, "--sink ops reached shop");
+    let ops = ops_receiver.received();
+    assert_eq!(ops[1].verified, Ok(()));
+    assert_ne!(
+        ops[0].webhook_id(),
+        ops[1].webhook_id(),
+        "a fresh id each time"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!stdout.contains("shop"), "{stdout}");
+    let pool = common::charging::pool(&db).await;
+    assert_eq!(number(&pool, "SELECT count(*) FROM events").await, 0);
+    assert_eq!(number(&pool, "SELECT count(*) FROM deliveries").await, 0);
+    pool.close().await;
+
+    // A receiver answering 500: exit 1, saying which and what it answered.
+    shop_receiver.set_mode(Mode::Fail(500));
+    let out = ping(&config, Some("shop")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("HTTP 500"), "{stdout}");
+    assert!(
+        stderr.contains("not accepted") && stderr.contains("shop"),
+        "{stderr}"
+    );
+    eventually("the test message answered 500", || async {
+        shop_receiver.received().len() == 2
+    })
+    .await;
+    assert_eq!(shop_receiver.received()[1].answered, Some(500));
+
+    // An unknown sink is refused, naming the configured ones; nothing is sent.
+    let out = ping(&config, Some("nope")).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("\"nope\"") && stderr.contains("shop, ops"),
+        "{stderr}"
+    );
+    assert_eq!(shop_receiver.received().len(), 2);
+    assert_eq!(ops_receiver.received().len(), 2);
+}
+
+/// A Slack sink gets a `webhook.test` sentence (unsigned), and its URL, the
+/// credential, is never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_ping_to_a_slack_sink_sends_a_sentence_and_never_shows_its_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(WEBHOOK_SECRET).await;
+    let config = TestSettings::new("http://127.0.0.1:9", &dir.path().join("watcher.db"))
+        .webhook("chat", &receiver.url(), |w| {
+            w.kind = issuance_watcher::settings::SinkKind::Slack;
+        })
+        .write_toml(&dir.path().join("config.toml"));
+    let out = ping(&config, None).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("the Slack test message", || async {
+        receiver.delivered().len() == 1
+    })
+    .await;
+    let text = receiver.delivered()[0].event()["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.starts_with("webhook.test: ") && text.contains("chat"),
+        "{text}"
+    );
+    assert!(
+        stdout.contains("[REDACTED]") && !stdout.contains(&receiver.addr.to_string()),
+        "{stdout}"
+    );
+}
