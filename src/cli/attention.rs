@@ -147,10 +147,11 @@ pub(super) fn attention(
                 s.name
             )),
             SinkHealth::Disabled { since, reason } => Some(format!(
-                "webhook sink `{}` is DISABLED since {since}{} ({reason}): {}; clear `sinks.disabled_at` to resume",
+                "webhook sink `{}` is DISABLED since {since}{} ({reason}): {}; `sinks enable {}` resumes",
                 s.name,
                 ago(&Some(since.clone())),
-                waiting(s)
+                waiting(s),
+                s.name
             )),
             SinkHealth::Failing { since } => Some(format!(
                 "webhook sink `{}` is FAILING since {since}{}: {}; {}",

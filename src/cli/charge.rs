@@ -378,15 +378,5 @@ async fn resolve(settings: &Settings, request: i64, issuance: Option<&str>) -> a
 
 /// Who resolves, for `resolved_by`: `cli:USER@HOST`.
 fn resolver() -> String {
-    let user = ["USER", "LOGNAME"]
-        .iter()
-        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "unknown".to_owned());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned());
-    format!("cli:{user}@{host}")
+    format!("cli:{}", super::output::user_at_host())
 }

@@ -20,6 +20,7 @@ mod events;
 mod generate;
 mod output;
 mod replay;
+mod sinks;
 mod status;
 
 /// `--version`: the package version and the commit it was built from (build.rs).
@@ -110,6 +111,9 @@ pub enum Command {
     /// Events of the outbox (`--after SEQ`, `--follow`, `--json`), deliveries
     /// that need a person (`--failed`), `redeliver SEQ...` and `discard --sink NAME`.
     Events(events::EventsArgs),
+    /// Webhook sinks with their health and backlog; `disable NAME` / `enable NAME`
+    /// stop and resume sending to one (a running daemon follows within seconds).
+    Sinks(sinks::SinksArgs),
     /// Ask Bunjang for a charge of AMOUNT KRW and print the account to pay into.
     Charge {
         /// A positive whole number of KRW, at most charge.max_amount.
@@ -284,6 +288,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Flags { json } => commands::flags(&settings, json).await,
         Command::Status { json } => status::status(&settings, json).await,
         Command::Events(args) => events::run(&settings, args, shutdown_signal()).await,
+        Command::Sinks(args) => sinks::run(&settings, args).await,
         Command::Charge {
             amount,
             force,

@@ -135,6 +135,22 @@ pub(super) fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+/// `USER@HOST` of the person running the command (`unknown` for what cannot
+/// be told), for what records who did something by hand.
+pub(super) fn user_at_host() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned());
+    format!("{user}@{host}")
+}
+
 /// `42 s`, `3 min`, `2 h 5 min`, `3 d 4 h`: how long ago, for a person.
 pub(super) fn ago_text(seconds: i64) -> String {
     let s = seconds.max(0);

@@ -122,7 +122,7 @@ pub(super) async fn redeliver(
             && let Some(at) = row.disabled_at
         {
             eprintln!(
-                "note: sink {name:?} is disabled since {at} ({}); the events wait until `disabled_at` is cleared",
+                "note: sink {name:?} is disabled since {at} ({}); the events wait until `sinks enable {name}`",
                 row.disabled_reason.as_deref().unwrap_or("disabled")
             );
         }

@@ -167,7 +167,7 @@ impl Sinks {
             progress.sinks.register(&sink.name, sink.unhealthy_after);
             if let Some(at) = &row.disabled_at {
                 let reason = disabled_reason(&row.disabled_reason, at);
-                error!(sink = %sink.name, reason, "webhook sink is disabled: nothing is sent to it until `disabled_at` is cleared in the `sinks` table");
+                error!(sink = %sink.name, reason, "webhook sink is disabled: nothing is sent to it until `issuance-watcher sinks enable NAME`");
                 progress.sinks.set_disabled(&sink.name, Some(reason));
             }
             // Failing before a restart is failing now (`/healthz`, metrics),
@@ -474,7 +474,7 @@ impl Worker {
         }
         if let Some(at) = assessment.disable_at {
             let reason = "the receiver answered 410 Gone";
-            error!(sink = %name, url = %self.sink.shown_url, "webhook sink disabled: {reason}; nothing more is sent to it until `disabled_at` is cleared in the `sinks` table");
+            error!(sink = %name, url = %self.sink.shown_url, "webhook sink disabled: {reason}; nothing more is sent to it until `issuance-watcher sinks enable NAME`");
             if let Err(e) = self.store.disable_sink(&name, at, reason).await {
                 error!(sink = %name, error = %e, "cannot record the disabled sink");
             }

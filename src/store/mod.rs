@@ -40,8 +40,8 @@ pub use charges::{
 };
 pub use claim::{Claimed, Lease};
 pub use events::{
-    AttemptRow, Backlog, DueDelivery, EventRow, FailedDelivery, NamedSinkRow, SinkBacklog, SinkRow,
-    SinkVerdict,
+    AttemptRow, Backlog, DueDelivery, EventRow, FailedDelivery, NamedSinkRow, SinkActivity,
+    SinkBacklog, SinkRow, SinkVerdict,
 };
 pub use owners::{Ownership, TakenOver};
 pub use query::{FlagRow, IssuanceRow, StatusCount, TransitionRow};

@@ -385,14 +385,27 @@ pub(super) const DELIVERIES_DUE_NOW: &str =
 pub(super) const DISABLE_SINK: &str =
     "UPDATE sinks SET disabled_at = ?2, disabled_reason = ?3 WHERE name = ?1";
 
-/// Sink ?1's backlog: open deliveries, the oldest one's event time, and
-/// events not yet admitted (any type).
+/// Enables sink ?1 again (a person's `sinks enable`).
+pub(super) const ENABLE_SINK: &str =
+    "UPDATE sinks SET disabled_at = NULL, disabled_reason = NULL WHERE name = ?1";
+
+/// Sink ?1's last delivery (`delivered_at`) and the attempts made so far at
+/// its open deliveries.
+pub(super) const SINK_ACTIVITY: &str = "SELECT
+       (SELECT max(delivered_at) FROM deliveries WHERE sink = ?1),
+       (SELECT coalesce(sum(attempts), 0) FROM deliveries INDEXED BY deliveries_open
+        WHERE sink = ?1 AND delivered_at IS NULL AND failed_at IS NULL)";
+
+/// Sink ?1's backlog: open deliveries, the oldest one's event time,
+/// events not yet admitted (any type), and the oldest of those's time.
 pub(super) const SINK_BACKLOG: &str = "SELECT
        (SELECT count(*) FROM deliveries INDEXED BY deliveries_open
         WHERE sink = ?1 AND delivered_at IS NULL AND failed_at IS NULL),
        (SELECT min(e.occurred_at) FROM deliveries d INDEXED BY deliveries_open JOIN events e ON e.seq = d.seq
         WHERE d.sink = ?1 AND d.delivered_at IS NULL AND d.failed_at IS NULL),
-       (SELECT count(*) FROM events WHERE seq > (SELECT admitted_seq FROM sinks WHERE name = ?1))";
+       (SELECT count(*) FROM events WHERE seq > (SELECT admitted_seq FROM sinks WHERE name = ?1)),
+       (SELECT occurred_at FROM events WHERE seq > (SELECT admitted_seq FROM sinks WHERE name = ?1)
+        ORDER BY seq LIMIT 1)";
 
 /// Undelivered, undiscarded deliveries that failed at least once, or whose
 /// sink is not in the JSON array ?2 of configured sinks (never to be

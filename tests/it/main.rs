@@ -34,6 +34,7 @@ mod prometheus;
 mod redirects;
 mod secret_leaks;
 mod simulator_clock;
+mod sinks;
 mod status;
 mod systemd_unit;
 mod try_it_locally;
