@@ -25,6 +25,7 @@ mod query;
 mod record;
 mod rows;
 mod schema;
+mod sinks;
 mod sql;
 mod status;
 mod watch;
@@ -40,13 +41,13 @@ pub use charges::{
 };
 pub use claim::{Claimed, Lease};
 pub use events::{
-    AttemptRow, Backlog, DueDelivery, EventRow, FailedDelivery, NamedSinkRow, SinkActivity,
-    SinkBacklog, SinkRow, SinkVerdict,
+    AttemptRow, DueDelivery, EventRow, FailedDelivery, NamedSinkRow, SinkRow, SinkVerdict,
 };
 pub use owners::{Ownership, TakenOver};
 pub use query::{FlagRow, IssuanceRow, StatusCount, TransitionRow};
 pub use record::{FlagRaised, PollRecord, RecordKind, Recorded, TransitionRecorded};
 pub use schema::SchemaState;
+pub use sinks::{Backlog, SinkActivity, SinkBacklog};
 pub use status::{Daemons, ErrorCount, LiveDaemon, StatusFacts, UnknownCharge, UnknownCharges};
 pub use watch::Watch;
 
