@@ -30,6 +30,11 @@ use super::{Store, StoreError};
 
 const LOCK_SUFFIX: &str = ".lock";
 
+/// The lock file of `owner` in the owners' directory `dir`: `<owner>.lock`.
+fn lock_path(dir: &Path, owner: &str) -> PathBuf {
+    dir.join(format!("{owner}{LOCK_SUFFIX}"))
+}
+
 /// The directory of lock files for the database at `db`: `<db>.owners`.
 pub fn owners_dir(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
@@ -113,7 +118,7 @@ impl Store {
     /// none. Does nothing when the file is not there (no ownership held, or
     /// retired): it is never created here.
     pub fn note_health(&self, problem: Option<&str>) -> std::io::Result<()> {
-        let path = owners_dir(self.path()).join(format!("{}{LOCK_SUFFIX}", self.owner()));
+        let path = lock_path(&owners_dir(self.path()), self.owner());
         let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -194,7 +199,7 @@ enum Liveness {
 }
 
 fn liveness(dir: &Path, owner: &str) -> Liveness {
-    let Ok(file) = File::open(dir.join(format!("{owner}{LOCK_SUFFIX}"))) else {
+    let Ok(file) = File::open(lock_path(dir, owner)) else {
         return Liveness::Unknown;
     };
     match file.try_lock() {
@@ -252,7 +257,7 @@ fn lock_text(started: &str, health: Option<&str>) -> String {
 fn lock_owner_file(dir: &Path, owner: &str, started: &str) -> std::io::Result<(PathBuf, File)> {
     std::fs::create_dir_all(dir)?;
     let staging = dir.join(format!(".{owner}.tmp"));
-    let path = dir.join(format!("{owner}{LOCK_SUFFIX}"));
+    let path = lock_path(dir, owner);
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
