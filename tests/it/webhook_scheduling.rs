@@ -9,35 +9,9 @@ use crate::common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use common::receiver::World;
 use common::running::{RunningApp, number, wait_for};
-use common::{Mode, Receiver, ScriptedApi, TestSettings, WEBHOOK_SECRET};
-
-struct World {
-    api: ScriptedApi,
-    receiver: Receiver,
-    dir: tempfile::TempDir,
-}
-
-impl World {
-    async fn new() -> Self {
-        Self {
-            api: ScriptedApi::start().await,
-            receiver: Receiver::start(WEBHOOK_SECRET).await,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn shop(
-        &self,
-        edit: impl FnOnce(&mut issuance_watcher::settings::WebhookSettings),
-    ) -> TestSettings {
-        TestSettings::new(&self.api.base_url(), &self.dir.path().join("watcher.db")).webhook(
-            "shop",
-            &self.receiver.url(),
-            edit,
-        )
-    }
-}
+use common::{Mode, Receiver};
 
 /// Writes one `issuance.status_changed` event about `id` (an issuance not
 /// watched, so the daemon writes nothing of its own about it), as the

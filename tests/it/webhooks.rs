@@ -7,29 +7,12 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::receiver::World;
 use common::running::{RunningApp, number};
 use common::{Mode, Receiver, Reply, ScriptedApi, TestSettings, WEBHOOK_SECRET, eventually};
 
 fn settings(api: &ScriptedApi, dir: &tempfile::TempDir) -> TestSettings {
     TestSettings::new(&api.base_url(), &dir.path().join("watcher.db"))
-}
-
-/// What most tests here start with: a scripted API, one receiver that
-/// verifies signatures, and a directory for the database.
-struct World {
-    api: ScriptedApi,
-    receiver: Receiver,
-    dir: tempfile::TempDir,
-}
-
-impl World {
-    async fn new() -> Self {
-        Self {
-            api: ScriptedApi::start().await,
-            receiver: Receiver::start(WEBHOOK_SECRET).await,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
 }
 
 /// The daemon's settings with one standard sink, `shop`, at `receiver`.

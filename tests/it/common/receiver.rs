@@ -311,3 +311,34 @@ async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<()> {
         }
     }
 }
+
+/// What the webhook suites start with: a scripted API, one receiver that
+/// verifies signatures, and a directory for the database.
+pub struct World {
+    pub api: super::ScriptedApi,
+    pub receiver: Receiver,
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        Self {
+            api: super::ScriptedApi::start().await,
+            receiver: Receiver::start(WEBHOOK_SECRET).await,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The daemon's settings with one standard sink, `shop`, at the receiver,
+    /// edited by `edit`.
+    pub fn shop(
+        &self,
+        edit: impl FnOnce(&mut issuance_watcher::settings::WebhookSettings),
+    ) -> super::TestSettings {
+        super::TestSettings::new(&self.api.base_url(), &self.dir.path().join("watcher.db")).webhook(
+            "shop",
+            &self.receiver.url(),
+            edit,
+        )
+    }
+}
