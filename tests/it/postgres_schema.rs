@@ -505,26 +505,27 @@ async fn events_commit_in_seq_order() {
             tx.commit().await.unwrap();
             seq
         });
-        // Seen waiting on the lock (within a deadline), not merely slow.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_locks
-                 WHERE locktype = 'advisory' AND NOT granted
-                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            )
-            .fetch_one(&e.pg)
-            .await
-            .unwrap();
-            if waiting == 1 {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the second writer never waited for the first"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // Seen waiting on the lock, not merely slow.
+        crate::common::running::wait_for(
+            "the second writer to wait for the first's advisory lock",
+            Duration::from_secs(10),
+            async || {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_locks
+                     WHERE locktype = 'advisory' AND NOT granted
+                       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                )
+                .fetch_one(&e.pg)
+                .await
+                .unwrap();
+                if waiting == 1 {
+                    Ok(())
+                } else {
+                    Err(format!("{waiting} waiting on the advisory lock"))
+                }
+            },
+        )
+        .await;
         // The first writes another event, then commits: the second one's
         // number, drawn after, is larger than every number the first committed.
         sqlx::query("INSERT INTO transitions (issuance_id, to_status, observed_at) VALUES ('a', 'READY', now())")
