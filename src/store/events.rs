@@ -24,14 +24,11 @@
 //! and `''` as their deliveries' issuance, so they are ordered among
 //! themselves like one issuance's events.
 
+use super::query::RawId;
+use super::{Store, StoreError, engine};
+use crate::domain::DeliveryState;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-
-use super::query::RawId;
-use super::rows::encode_rows;
-use super::{Context, Store, StoreError, sql};
-use crate::domain::DeliveryState;
-use crate::domain::timefmt::{from_db, to_db};
 
 /// One event of the outbox.
 #[derive(Debug, Clone, Serialize)]
@@ -46,37 +43,6 @@ pub struct EventRow {
     /// The body's `timestamp`: when the fact happened.
     pub occurred_at: String,
     pub data: serde_json::Value,
-}
-
-#[derive(sqlx::FromRow)]
-struct RawEvent {
-    seq: i64,
-    id: String,
-    #[sqlx(rename = "type")]
-    event_type: String,
-    /// Selected as `CAST(issuance_id AS BLOB)` (see [`RawId`]); NULL stays NULL.
-    issuance_id: Option<Vec<u8>>,
-    occurred_at: String,
-    data: String,
-}
-
-/// An id read as bytes, shown lossily; NULL stays `None`.
-fn lossy_id(raw: Option<Vec<u8>>) -> Option<String> {
-    raw.map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-}
-
-impl From<RawEvent> for EventRow {
-    fn from(raw: RawEvent) -> Self {
-        Self {
-            seq: raw.seq,
-            id: raw.id,
-            event_type: raw.event_type,
-            issuance_id: lossy_id(raw.issuance_id),
-            occurred_at: raw.occurred_at,
-            // `events.data` is checked to be valid JSON.
-            data: serde_json::from_str(&raw.data).unwrap_or(serde_json::Value::Null),
-        }
-    }
 }
 
 /// A sink's row.
@@ -165,79 +131,20 @@ pub struct FailedDelivery {
     pub sink_disabled_at: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
-struct RawFailedDelivery {
-    sink: String,
-    seq: i64,
-    id: String,
-    #[sqlx(rename = "type")]
-    event_type: String,
-    issuance_id: Option<Vec<u8>>,
-    occurred_at: String,
-    attempts: i64,
-    last_status: Option<i64>,
-    last_error: Option<String>,
-    last_attempt_at: Option<String>,
-    next_attempt_at: String,
-    failed_at: Option<String>,
-    sink_disabled_at: Option<String>,
-    sink_configured: bool,
-}
-
-impl From<RawFailedDelivery> for FailedDelivery {
-    fn from(raw: RawFailedDelivery) -> Self {
-        let state = DeliveryState::judge(
-            raw.sink_configured,
-            raw.sink_disabled_at.is_some(),
-            raw.failed_at.is_some(),
-        );
-        Self {
-            sink: raw.sink,
-            seq: raw.seq,
-            id: raw.id,
-            event_type: raw.event_type,
-            issuance_id: lossy_id(raw.issuance_id),
-            occurred_at: raw.occurred_at,
-            state,
-            attempts: raw.attempts,
-            last_status: raw.last_status,
-            last_error: raw.last_error,
-            last_attempt_at: raw.last_attempt_at,
-            next_attempt_at: (state == DeliveryState::Retrying).then_some(raw.next_attempt_at),
-            failed_at: raw.failed_at,
-            sink_disabled_at: raw.sink_disabled_at,
-        }
-    }
-}
-
 impl Store {
     /// Events after the cursor `after`, oldest first, `limit` at most.
     pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
-        let rows: Vec<RawEvent> = sqlx::query_as(sql::EVENTS_AFTER)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .context("reading events")?;
-        Ok(rows.into_iter().map(EventRow::from).collect())
+        engine!(self, db => db.events_after(after, limit).await)
     }
 
     /// The events of one issuance, oldest first.
     pub async fn events_of(&self, id: &str) -> Result<Vec<EventRow>, StoreError> {
-        let rows: Vec<RawEvent> = sqlx::query_as(sql::EVENTS_OF)
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await
-            .context("reading events")?;
-        Ok(rows.into_iter().map(EventRow::from).collect())
+        engine!(self, db => db.events_of(id).await)
     }
 
     /// The newest event's seq (0 when there is none).
     pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar(sql::LAST_EVENT_SEQ)
-            .fetch_one(&self.pool)
-            .await
-            .context("reading the newest event")
+        engine!(self, db => db.last_event_seq().await)
     }
 
     /// Events after `after` by type, with the newest seq among them.
@@ -245,46 +152,23 @@ impl Store {
         &self,
         after: i64,
     ) -> Result<Vec<(String, i64, i64)>, StoreError> {
-        sqlx::query_as(sql::EVENT_COUNTS_AFTER)
-            .bind(after)
-            .fetch_all(&self.pool)
-            .await
-            .context("counting new events")
+        engine!(self, db => db.event_counts_after(after).await)
     }
 
     /// Registers sink `name` if new (it then starts after the newest event)
     /// and returns its row.
     pub async fn register_sink(&self, name: &str) -> Result<SinkRow, StoreError> {
-        self.write("committing a sink", async |tx| {
-            sqlx::query(sql::REGISTER_SINK)
-                .bind(name)
-                .execute(&mut **tx)
-                .await
-                .context("registering a sink")?;
-            sqlx::query_as(sql::SINK)
-                .bind(name)
-                .fetch_one(&mut **tx)
-                .await
-                .context("reading a sink")
-        })
-        .await
+        engine!(self, db => db.register_sink(name).await)
     }
 
     /// Sink `name`'s row, if registered.
     pub async fn sink(&self, name: &str) -> Result<Option<SinkRow>, StoreError> {
-        sqlx::query_as(sql::SINK)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .context("reading a sink")
+        engine!(self, db => db.sink(name).await)
     }
 
     /// Every sink the database knows (configured now or not), by name.
     pub async fn sinks(&self) -> Result<Vec<NamedSinkRow>, StoreError> {
-        sqlx::query_as(sql::SINKS)
-            .fetch_all(&self.pool)
-            .await
-            .context("reading the sinks")
+        engine!(self, db => db.sinks().await)
     }
 
     /// Creates deliveries for up to `limit` events after sink `name`'s cursor
@@ -297,42 +181,7 @@ impl Store {
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<i64, StoreError> {
-        let types = encode_rows(&types)?;
-        let now = to_db(now);
-        self.write("committing admitted events", async |tx| {
-            let SinkRow {
-                admitted_seq: admitted,
-                ..
-            } = sqlx::query_as(sql::SINK)
-                .bind(name)
-                .fetch_one(&mut **tx)
-                .await
-                .context("reading a sink")?;
-            let newest: i64 = sqlx::query_scalar(sql::LAST_EVENT_SEQ)
-                .fetch_one(&mut **tx)
-                .await
-                .context("reading the newest event")?;
-            let upto = newest.min(admitted.saturating_add(limit));
-            if upto <= admitted {
-                return Ok(0);
-            }
-            sqlx::query(sql::ADMIT_EVENTS)
-                .bind(name)
-                .bind(upto)
-                .bind(&types)
-                .bind(&now)
-                .execute(&mut **tx)
-                .await
-                .context("admitting events")?;
-            sqlx::query(sql::SET_ADMITTED)
-                .bind(name)
-                .bind(upto)
-                .execute(&mut **tx)
-                .await
-                .context("moving a sink's cursor")?;
-            Ok(upto - admitted)
-        })
-        .await
+        engine!(self, db => db.admit_events(name, types, now, limit).await)
     }
 
     /// Up to `limit` deliveries of sink `name` due at `now`, never two of one issuance.
@@ -342,23 +191,12 @@ impl Store {
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<DueDelivery>, StoreError> {
-        sqlx::query_as(sql::DUE_DELIVERIES)
-            .bind(name)
-            .bind(to_db(now))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .context("reading due deliveries")
+        engine!(self, db => db.due_deliveries(name, now, limit).await)
     }
 
     /// When sink `name`'s next open delivery is due.
     pub async fn next_delivery_due(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let at: Option<String> = sqlx::query_scalar(sql::NEXT_DELIVERY_DUE)
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await
-            .context("reading the next delivery")?;
-        Ok(at.as_deref().and_then(from_db))
+        engine!(self, db => db.next_delivery_due(name).await)
     }
 
     /// Writes what attempts came to (one primary-key update each: a batch is
@@ -373,51 +211,7 @@ impl Store {
         verdict: Option<SinkVerdict<'_>>,
         due_now: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        self.write("committing delivery attempts", async |tx| {
-            for a in attempts {
-                sqlx::query(sql::RECORD_ATTEMPT)
-                    .bind(name)
-                    .bind(a.seq)
-                    .bind(&a.attempted_at)
-                    .bind(a.status.map(i64::from))
-                    .bind(&a.error)
-                    .bind(&a.next_attempt_at)
-                    .bind(&a.delivered_at)
-                    .bind(&a.failed_at)
-                    .execute(&mut **tx)
-                    .await
-                    .context("recording a delivery attempt")?;
-            }
-            match verdict {
-                Some(SinkVerdict::Answered) => {
-                    sqlx::query(sql::SINK_ANSWERED)
-                        .bind(name)
-                        .execute(&mut **tx)
-                        .await
-                        .context("recording a sink that answers")?;
-                }
-                Some(SinkVerdict::Failing { at, problem }) => {
-                    sqlx::query(sql::SINK_FAILING)
-                        .bind(name)
-                        .bind(to_db(at))
-                        .bind(problem)
-                        .execute(&mut **tx)
-                        .await
-                        .context("recording a failing sink")?;
-                }
-                None => {}
-            }
-            if let Some(now) = due_now {
-                sqlx::query(sql::DELIVERIES_DUE_NOW)
-                    .bind(name)
-                    .bind(to_db(now))
-                    .execute(&mut **tx)
-                    .await
-                    .context("rescheduling deliveries")?;
-            }
-            Ok(())
-        })
-        .await
+        engine!(self, db => db.record_attempts(name, attempts, verdict, due_now).await)
     }
 
     /// Undelivered deliveries that failed at least once or whose sink is not
@@ -427,13 +221,7 @@ impl Store {
         configured: &[String],
         limit: i64,
     ) -> Result<Vec<FailedDelivery>, StoreError> {
-        let rows: Vec<RawFailedDelivery> = sqlx::query_as(sql::FAILED_DELIVERIES)
-            .bind(limit)
-            .bind(encode_rows(&configured)?)
-            .fetch_all(&self.pool)
-            .await
-            .context("reading failed deliveries")?;
-        Ok(rows.into_iter().map(FailedDelivery::from).collect())
+        engine!(self, db => db.failed_deliveries(configured, limit).await)
     }
 
     /// Schedules event `seq` again for each of `sinks` (registering them if
@@ -446,27 +234,7 @@ impl Store {
         seq: i64,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let now = to_db(now);
-        self.write("committing a redelivery", async |tx| {
-            let mut exists = false;
-            for name in sinks {
-                sqlx::query(sql::REGISTER_SINK)
-                    .bind(name)
-                    .execute(&mut **tx)
-                    .await
-                    .context("registering a sink")?;
-                let done = sqlx::query(sql::REDELIVER)
-                    .bind(name)
-                    .bind(seq)
-                    .bind(&now)
-                    .execute(&mut **tx)
-                    .await
-                    .context("scheduling a redelivery")?;
-                exists |= done.rows_affected() > 0;
-            }
-            Ok(exists)
-        })
-        .await
+        engine!(self, db => db.redeliver(sinks, seq, now).await)
     }
 
     /// Discards sink `name`'s undelivered deliveries (only those of `seqs`,
@@ -478,23 +246,6 @@ impl Store {
         seqs: Option<&[i64]>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let seqs = seqs.map(|s| encode_rows(&s)).transpose()?;
-        let now = to_db(now);
-        self.write("committing discarded deliveries", async |tx| {
-            let done = sqlx::query(sql::DISCARD)
-                .bind(name)
-                .bind(&now)
-                .bind(&seqs)
-                .execute(&mut **tx)
-                .await
-                .context("discarding deliveries")?;
-            Ok(done.rows_affected())
-        })
-        .await
+        engine!(self, db => db.discard(name, seqs, now).await)
     }
 }
-
-#[cfg(test)]
-mod operator_tests;
-#[cfg(test)]
-mod tests;

@@ -1,21 +1,29 @@
-//! The SQLite database: opening it (WAL, busy timeout), migrating it, and the
-//! statements the watcher and the CLI run. SQL lives here and nowhere else
-//! (every statement is a constant in `sql.rs`), and database errors are
-//! translated here, once.
+//! The store: everything issuance-watcher knows, behind one interface that the
+//! watcher, the delivery workers, the charge sender and the CLI use. Two
+//! engines implement it, each in its own module with its own SQL and its own
+//! migrations: [`sqlite`] (one file on one host, the default) and, selected
+//! by `database.url`, PostgreSQL. Nothing outside this module names an engine;
+//! [`Store`] picks the one the settings choose and hands every call to it.
 //!
-//! Other programs read and write the same file, so every writing transaction
-//! starts with `BEGIN IMMEDIATE` (a deferred one that reads then writes fails with
-//! "database is locked" under contention), and no transaction is held across an
-//! HTTP call.
+//! Invariants both engines keep (the contract suite in `tests/it/store_contract`
+//! checks them on each):
+//! - Leases fence. Each `Store` has an owner id (random, one per open); a claim
+//!   records it and bumps the row's fence, and a result is written only by the
+//!   statement that also checks the row still has that owner and fence. So a
+//!   result polled under a lease that has since ended (expired and re-claimed,
+//!   handed back, taken over, or revoked by another program's edit of `status`
+//!   or `watch`) is dropped, never recorded.
+//! - Exactly once: a transition is written in the same transaction as the
+//!   status it moves to, and only over the status it was observed from.
+//! - The outbox is exact: an event exists if and only if its fact does (the
+//!   schema's triggers write events in the fact's transaction).
+//! - Money: a charge request is `sending` before its POST leaves and is never
+//!   sent twice; a dead sender's requests become `unknown`.
+//! - A running daemon's liveness is something the engine ends when the
+//!   process dies (an advisory lock); a daemon that finds another owner dead
+//!   makes its claims due at once.
 //!
-//! Leases fence. Each `Store` has an owner id (random, one per open); a claim
-//! records it and bumps the row's fence, and a result is written only by the
-//! statement that also checks the row still has that owner and fence. So a
-//! result polled under a lease that has since ended (expired and re-claimed,
-//! handed back, taken over, or revoked by another program's edit of `status`
-//! or `watch`) is dropped, never recorded. A running daemon holds an advisory
-//! lock for its owner id (`owners.rs`); a daemon that can take another owner's
-//! lock knows that owner is dead and makes its claims due at once.
+//! Database errors are translated here, once, into [`StoreError`].
 
 mod charges;
 mod claim;
@@ -23,15 +31,10 @@ mod events;
 mod owners;
 mod query;
 mod record;
-mod rows;
-mod schema;
 mod sinks;
-mod sql;
+mod sqlite;
 mod status;
 mod watch;
-
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection as _, Sqlite, SqlitePool, Transaction};
 
 use crate::settings::DatabaseSettings;
 
@@ -43,27 +46,13 @@ pub use claim::{Claimed, Lease};
 pub use events::{
     AttemptRow, DueDelivery, EventRow, FailedDelivery, NamedSinkRow, SinkRow, SinkVerdict,
 };
-pub use owners::{Ownership, TakenOver};
+pub use owners::TakenOver;
 pub use query::{FlagRow, IssuanceRow, StatusCount, TransitionRow};
 pub use record::{FlagRaised, PollRecord, RecordKind, Recorded, TransitionRecorded};
-pub use schema::SchemaState;
 pub use sinks::{Backlog, SinkActivity, SinkBacklog};
+pub use sqlite::{Ownership, SchemaState};
 pub use status::{Daemons, ErrorCount, LiveDaemon, StatusFacts, UnknownCharge, UnknownCharges};
 pub use watch::Watch;
-
-/// The writer's page cache, in KiB (negative: a size, not a page count):
-/// enough for the hot rows and index pages of 100,000 active issuances.
-const WRITER_CACHE: &str = "-16384";
-
-/// Pages the WAL may hold before the writer folds it back into the database
-/// (SQLite's default is 1,000). A busy watcher rewrites the same pages often;
-/// a longer WAL lets one checkpoint copy each page once for many commits.
-const WRITER_AUTOCHECKPOINT: &str = "8000";
-
-/// The SQLite schema (`migrations/sqlite/`). `migrations/postgres/` holds the
-/// same migrations, by name, for PostgreSQL (tests/it/migrations.rs keeps the
-/// two folders from drifting apart; nothing in the daemon runs them yet).
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// What a command may do to the database file. Only `run` and `migrate` create
 /// or upgrade one: a mistyped path must not leave an empty database behind, and
@@ -157,384 +146,101 @@ pub struct Migrated {
     pub to: i64,
 }
 
-/// A handle on the database; cheap to clone.
+/// A handle on the database, whichever engine holds it; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    /// Readers, and writers outside the watcher's loop (CLI, tests).
-    pool: SqlitePool,
-    /// The one connection the watcher's claims and records go through. SQLite
-    /// drops a connection's page cache whenever another connection has written
-    /// since its last transaction, so alternating writers over a pool re-read
-    /// every page from the file; one writer keeps its cache warm.
-    writer: SqlitePool,
-    path: std::path::PathBuf,
-    /// (device, inode) of the file as opened, to notice it being deleted or
-    /// replaced under us (`None` where it is unknown).
-    identity: Option<(u64, u64)>,
-    /// The same for its `-wal` and `-shm` files, once open.
-    companions: [Option<(u64, u64)>; 2],
-    /// This handle's id as a lease owner (random; see the module doc).
-    owner: std::sync::Arc<str>,
+    engine: Engine,
 }
 
-/// SQLite's file beside the database: `-wal` or `-shm`.
-fn companion(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    name.into()
+#[derive(Debug, Clone)]
+enum Engine {
+    Sqlite(sqlite::SqliteStore),
 }
 
-/// (device, inode) of the file at `path`, if it exists.
-fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        None
-    }
+/// Hands a call to the engine behind a [`Store`]: `engine!(self, db => db.m(x).await)`.
+/// Every engine has a method of the same name and signature for each of the
+/// store's, so the facade is one line per method.
+macro_rules! engine {
+    ($store:expr, $db:ident => $call:expr) => {
+        match &$store.engine {
+            $crate::store::Engine::Sqlite($db) => $call,
+        }
+    };
 }
+pub(crate) use engine;
 
 impl Store {
     /// Opens the database for `access` (see [`Access`]): what every command does
-    /// first. Refuses a missing file unless `access` is [`Access::Migrate`], and
+    /// first. Refuses a missing database unless `access` is [`Access::Migrate`], and
     /// a schema other than this binary's (saying what to do) unless it migrates.
     pub async fn open_for(settings: &DatabaseSettings, access: Access) -> Result<Self, StoreError> {
-        let shown = settings.path.display().to_string();
-        if access != Access::Migrate && !settings.path.try_exists().unwrap_or(true) {
-            return Err(StoreError::Missing { path: shown });
-        }
-        let store = match access {
-            Access::Migrate => return Self::open_migrated(settings).await,
-            Access::Write => Self::open_file(settings, false).await?,
-            Access::Read => Self::open_read_only(settings, true).await?,
-            Access::ReadLive => Self::open_read_only(settings, false).await?,
-        };
-        schema::require_current(schema::state(&store.pool).await?, &shown)?;
-        Ok(store)
+        let engine = Engine::Sqlite(sqlite::SqliteStore::open_for(settings, access).await?);
+        Ok(Self { engine })
     }
 
-    /// Opens (creating it and its directory if missing) the database in WAL mode.
+    /// Opens (creating it if missing) the database, without migrating it.
     pub async fn open(settings: &DatabaseSettings) -> Result<Self, StoreError> {
-        Self::open_file(settings, true).await
-    }
-
-    /// Opens the database read-write in WAL mode; `create`: with its directory
-    /// if missing.
-    async fn open_file(settings: &DatabaseSettings, create: bool) -> Result<Self, StoreError> {
-        let path = &settings.path;
-        let shown = path.display().to_string();
-        if let Some(dir) = path
-            .parent()
-            .filter(|d| create && !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|cause| StoreError::CreateDir {
-                path: dir.display().to_string(),
-                cause,
-            })?;
-        }
-        // SQLite creates a new database file with mode 0644 minus the umask, so
-        // under the unit's UMask=0007 the group could only read it (and its -wal
-        // and -shm files, which copy its mode). Created here first, as any file
-        // is (0666 minus the umask: 0660 under the unit), the group the README
-        // lets share the database can write it. An empty file is a new database
-        // to SQLite; should this fail, or another program create it first,
-        // SQLite goes on as before and reports any real problem.
-        if create {
-            let _ = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path);
-        }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(create)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a committed transition survives power loss, not only a crash.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(settings.busy_timeout)
-            .foreign_keys(true)
-            .pragma("journal_size_limit", "67108864")
-            .pragma("temp_store", "memory");
-        // Switching a new database to WAL needs an exclusive lock that SQLite's
-        // busy timeout does not wait for: when another program is creating the
-        // same file at this moment, retry for up to the busy timeout.
-        let deadline = std::time::Instant::now() + settings.busy_timeout;
-        let pool = loop {
-            let attempt = SqlitePoolOptions::new()
-                .max_connections(4)
-                .min_connections(1)
-                .connect_with(options.clone())
-                .await;
-            match attempt {
-                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
-                    tokio::time::sleep(std::time::Duration::from_millis(20 + fastrand::u64(..80)))
-                        .await;
-                }
-                other => {
-                    break other.map_err(|cause| StoreError::Open {
-                        path: shown.clone(),
-                        cause,
-                    })?;
-                }
-            }
-        };
-        // Opened after the pool: by now the file exists and is in WAL mode.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .connect_with(
-                options
-                    .pragma("cache_size", WRITER_CACHE)
-                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT),
-            )
-            .await
-            .map_err(|cause| StoreError::Open {
-                path: shown.clone(),
-                cause,
-            })?;
-        Ok(Self {
-            pool,
-            writer,
-            path: path.clone(),
-            identity: file_identity(path),
-            // Both exist while a connection is open in WAL mode.
-            companions: ["-wal", "-shm"].map(|suffix| file_identity(&companion(path, suffix))),
-            owner: uuid::Uuid::new_v4().simple().to_string().into(),
-        })
-    }
-
-    /// Opens an existing database read-only. SQLite reads a WAL database
-    /// through its `-shm` file: while a daemon has the file open that exists and
-    /// a read-only reader may use it even without write permission; when none
-    /// does, SQLite must create it, which needs write access to the directory.
-    /// Without that, and only when there is no `-wal` file either (so the
-    /// database file alone holds every committed transaction) and `snapshot`
-    /// (a one-off read, which a writer starting meanwhile could at worst leave
-    /// a moment stale), the file is read as immutable, the one way SQLite
-    /// reads it then; otherwise the error says what is needed.
-    async fn open_read_only(
-        settings: &DatabaseSettings,
-        snapshot: bool,
-    ) -> Result<Self, StoreError> {
-        let path = &settings.path;
-        let shown = path.display().to_string();
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .read_only(true)
-            .busy_timeout(settings.busy_timeout)
-            .foreign_keys(true)
-            .pragma("temp_store", "memory");
-        let pool = match read_only_pool(options.clone()).await {
-            Err(e) if snapshot && is_unwritable_shm(&e) && !companion(path, "-wal").exists() => {
-                read_only_pool(options.immutable(true)).await
-            }
-            other => other,
-        }
-        .map_err(|cause| {
-            if is_unwritable_shm(&cause) && path.exists() {
-                StoreError::ReadOnly {
-                    path: shown.clone(),
-                    shm: companion(path, "-shm").display().to_string(),
-                    dir: path
-                        .parent()
-                        .filter(|d| !d.as_os_str().is_empty())
-                        .unwrap_or(std::path::Path::new("."))
-                        .display()
-                        .to_string(),
-                    cause,
-                }
-            } else {
-                StoreError::Open {
-                    path: shown.clone(),
-                    cause,
-                }
-            }
-        })?;
-        Ok(Self {
-            // One pool for both: every write through it fails, as it should.
-            writer: pool.clone(),
-            pool,
-            path: path.clone(),
-            identity: file_identity(path),
-            companions: ["-wal", "-shm"].map(|suffix| file_identity(&companion(path, suffix))),
-            owner: uuid::Uuid::new_v4().simple().to_string().into(),
-        })
-    }
-
-    /// Fails when the file at `database.path` has been deleted or replaced since
-    /// it was opened: our connections would keep writing into the old, detached
-    /// file, and every transition recorded from then on would be lost.
-    pub fn check_file(&self) -> Result<(), StoreError> {
-        let Some(opened) = self.identity else {
-            return Ok(());
-        };
-        let what = match file_identity(&self.path) {
-            Some(now) if now == opened => return Ok(()),
-            Some(_) => {
-                self.drop_stale_companions();
-                "replaced"
-            }
-            // Unreadable metadata of a file that is there proves nothing.
-            None if self.path.exists() => return Ok(()),
-            None => "deleted",
-        };
-        Err(StoreError::FileChanged {
-            path: self.path.display().to_string(),
-            what,
-        })
-    }
-
-    /// After the file was replaced, its `-wal` and `-shm` at the path are still
-    /// the old file's (SQLite will not remove them, the file having moved), and
-    /// a restart would replay the old log over the new file. Removes them if
-    /// they are still the ones this process has used.
-    fn drop_stale_companions(&self) {
-        for (suffix, opened) in ["-wal", "-shm"].into_iter().zip(self.companions) {
-            let path = companion(&self.path, suffix);
-            if opened.is_some() && file_identity(&path) == opened {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {
-                        tracing::warn!(file = %path.display(), "removed the replaced database's stale log")
-                    }
-                    Err(e) => {
-                        tracing::warn!(file = %path.display(), error = %e, "cannot remove the replaced database's stale log; delete it before restarting")
-                    }
-                }
-            }
-        }
-    }
-
-    /// Applies the embedded migrations that have not run yet. They run inside
-    /// one `BEGIN IMMEDIATE` transaction (each migration a savepoint in it), so
-    /// programs migrating the same new file at once take turns instead of
-    /// colliding on "table already exists".
-    /// A database a newer binary upgraded is refused, named as such. Returns
-    /// the schema before and after.
-    pub async fn migrate(&self) -> Result<Migrated, StoreError> {
-        let applied = schema::applied(&self.pool).await?;
-        let state = schema::compare(&applied, &schema::embedded());
-        if let SchemaState::Ahead { .. } = state {
-            return Err(schema::ahead_error(state, &self.path.display().to_string()));
-        }
-        self.write("committing migrations", async |tx| {
-            MIGRATOR
-                .run(&mut **tx)
-                .await
-                .map_err(|e| StoreError::Migrate(e.to_string()))
-        })
-        .await?;
-        Ok(Migrated {
-            from: applied.last().copied().unwrap_or(0),
-            to: schema::embedded().last().copied().unwrap_or(0),
-        })
+        let engine = Engine::Sqlite(sqlite::SqliteStore::open(settings).await?);
+        Ok(Self { engine })
     }
 
     /// Opens and migrates: what `run` and `migrate` do first ([`Access::Migrate`]).
     pub async fn open_migrated(settings: &DatabaseSettings) -> Result<Self, StoreError> {
-        let store = Self::open(settings).await?;
-        store.migrate().await?;
-        Ok(store)
+        Self::open_for(settings, Access::Migrate).await
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// Applies the embedded migrations that have not run yet; refuses a
+    /// database a newer binary upgraded. Returns the schema before and after.
+    pub async fn migrate(&self) -> Result<Migrated, StoreError> {
+        engine!(self, db => db.migrate().await)
+    }
+
+    /// The SQLite pool, for the demo, the tools and tests written in SQLite's
+    /// dialect. Panics on another engine: nothing in the daemon calls it.
+    pub fn pool(&self) -> &sqlx::SqlitePool {
+        match &self.engine {
+            Engine::Sqlite(db) => db.pool(),
+        }
     }
 
     /// This handle's id as the owner of the leases it claims.
     pub fn owner(&self) -> &str {
-        &self.owner
+        engine!(self, db => db.owner())
     }
 
-    /// The database file's path.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
+    /// Where the database is, as shown to people (a file's path, a URL without
+    /// its password).
+    pub fn shown(&self) -> String {
+        engine!(self, db => db.shown())
     }
 
-    /// Runs `work` in one `BEGIN IMMEDIATE` transaction and commits it.
-    ///
-    /// On any failure the connection is closed rather than returned to the pool:
-    /// SQLite rolls a transaction back by itself on some errors (disk full, I/O),
-    /// while sqlx still counts it as open and would refuse every later `BEGIN`
-    /// on that connection.
-    async fn write<T>(
-        &self,
-        commit_context: &'static str,
-        work: impl AsyncFnOnce(&mut Transaction<'_, Sqlite>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self
-            .writer
-            .acquire()
-            .await
-            .context("acquiring a connection")?;
-        let result = async {
-            let mut tx = conn
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .context("starting a write transaction")?;
-            let value = work(&mut tx).await?;
-            tx.commit().await.context(commit_context)?;
-            Ok(value)
+    /// The SQLite file's path (`None` on another engine).
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match &self.engine {
+            Engine::Sqlite(db) => Some(db.path()),
         }
-        .await;
-        if result.is_err() {
-            conn.close_on_drop();
-        }
-        result
     }
 
-    /// Folds the WAL back into the database file; called when idle so the WAL stays small.
+    /// Fails when the database the daemon opened is no longer the one its
+    /// settings name (a SQLite file deleted or replaced): writing on would be lost.
+    pub fn check_file(&self) -> Result<(), StoreError> {
+        engine!(self, db => db.check_file())
+    }
+
+    /// Engine housekeeping when idle (SQLite folds its WAL back into the file).
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        sqlx::query(sql::CHECKPOINT)
-            .execute(&self.pool)
-            .await
-            .context("checkpointing the WAL")?;
-        Ok(())
+        engine!(self, db => db.checkpoint().await)
     }
 
     pub async fn close(&self) {
-        self.writer.close().await;
-        self.pool.close().await;
+        engine!(self, db => db.close().await)
     }
 
-    /// Size of the write-ahead log, which readers holding old snapshots can make grow.
+    /// Size of SQLite's write-ahead log (`None` where there is none).
     pub fn wal_bytes(&self) -> Option<u64> {
-        std::fs::metadata(companion(&self.path, "-wal"))
-            .ok()
-            .map(|m| m.len())
+        engine!(self, db => db.wal_bytes())
     }
-}
-
-fn is_busy(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "517")))
-}
-
-/// A read-only pool whose first connection has read the schema (SQLite opens
-/// the WAL index lazily: a missing `-shm` shows on the first read, not at open).
-async fn read_only_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(2)
-        .min_connections(1)
-        .connect_with(options)
-        .await?;
-    sqlx::query(sql::HAS_MIGRATIONS_TABLE)
-        .fetch_one(&pool)
-        .await?;
-    Ok(pool)
-}
-
-/// SQLITE_READONLY or SQLITE_CANTOPEN (any extended code): what a read-only
-/// open of a WAL database reports when it can neither use nor create `-shm`.
-fn is_unwritable_shm(e: &sqlx::Error) -> bool {
-    let sqlx::Error::Database(db) = e else {
-        return false;
-    };
-    let code = db.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
-    matches!(code & 0xff, 8 | 14)
 }
 
 #[cfg(test)]
-pub(crate) mod testing;
+pub(crate) use sqlite::testing;

@@ -7,12 +7,10 @@
 //! worker re-reads the row, so enabling takes effect without a restart, and
 //! enabling makes its open deliveries due at once.
 
+use super::events::{NamedSinkRow, SinkRow};
+use super::{Store, StoreError, engine};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-
-use super::events::{NamedSinkRow, SinkRow};
-use super::{Context, Store, StoreError, sql};
-use crate::domain::timefmt::{from_db, to_db};
 
 /// What a sink has done lately ([`Store::sink_activity`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -49,17 +47,7 @@ impl Store {
         at: DateTime<Utc>,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.write("committing a disabled sink", async |tx| {
-            sqlx::query(sql::DISABLE_SINK)
-                .bind(name)
-                .bind(to_db(at))
-                .bind(reason)
-                .execute(&mut **tx)
-                .await
-                .context("disabling a sink")?;
-            Ok(())
-        })
-        .await
+        engine!(self, db => db.disable_sink(name, at, reason).await)
     }
 
     /// Disables sink `name` by a person's hand (`sinks disable`), registering
@@ -72,29 +60,7 @@ impl Store {
         at: DateTime<Utc>,
         reason: &str,
     ) -> Result<SinkRow, StoreError> {
-        self.write("committing a disabled sink", async |tx| {
-            sqlx::query(sql::REGISTER_SINK)
-                .bind(name)
-                .execute(&mut **tx)
-                .await
-                .context("registering a sink")?;
-            let before: SinkRow = sqlx::query_as(sql::SINK)
-                .bind(name)
-                .fetch_one(&mut **tx)
-                .await
-                .context("reading a sink")?;
-            if before.disabled_at.is_none() {
-                sqlx::query(sql::DISABLE_SINK)
-                    .bind(name)
-                    .bind(to_db(at))
-                    .bind(reason)
-                    .execute(&mut **tx)
-                    .await
-                    .context("disabling a sink")?;
-            }
-            Ok(before)
-        })
-        .await
+        engine!(self, db => db.disable_sink_by_hand(name, at, reason).await)
     }
 
     /// Enables sink `name` again (`sinks enable`): clears `disabled_at` and
@@ -107,57 +73,18 @@ impl Store {
         name: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<SinkRow>, StoreError> {
-        self.write("committing an enabled sink", async |tx| {
-            let before: Option<SinkRow> = sqlx::query_as(sql::SINK)
-                .bind(name)
-                .fetch_optional(&mut **tx)
-                .await
-                .context("reading a sink")?;
-            if before.as_ref().is_some_and(|r| r.disabled_at.is_some()) {
-                sqlx::query(sql::ENABLE_SINK)
-                    .bind(name)
-                    .execute(&mut **tx)
-                    .await
-                    .context("enabling a sink")?;
-                sqlx::query(sql::DELIVERIES_DUE_NOW)
-                    .bind(name)
-                    .bind(to_db(now))
-                    .execute(&mut **tx)
-                    .await
-                    .context("making a sink's deliveries due")?;
-            }
-            Ok(before)
-        })
-        .await
+        engine!(self, db => db.enable_sink(name, now).await)
     }
 
     /// Sink `name`'s last successful delivery and the attempts made so far
     /// at its open deliveries.
     pub async fn sink_activity(&self, name: &str) -> Result<SinkActivity, StoreError> {
-        let (last_delivered_at, open_attempts): (Option<String>, i64) =
-            sqlx::query_as(sql::SINK_ACTIVITY)
-                .bind(name)
-                .fetch_one(&self.pool)
-                .await
-                .context("reading a sink's activity")?;
-        Ok(SinkActivity {
-            last_delivered_at,
-            open_attempts,
-        })
+        engine!(self, db => db.sink_activity(name).await)
     }
 
     /// Sink `name`'s backlog.
     pub async fn sink_backlog(&self, name: &str) -> Result<Backlog, StoreError> {
-        let (open, oldest, unadmitted, _): (i64, Option<String>, Option<i64>, Option<String>) =
-            sqlx::query_as(sql::SINK_BACKLOG)
-                .bind(name)
-                .fetch_one(&self.pool)
-                .await
-                .context("reading a sink's backlog")?;
-        Ok(Backlog {
-            pending: open + unadmitted.unwrap_or(0),
-            oldest: oldest.as_deref().and_then(from_db),
-        })
+        engine!(self, db => db.sink_backlog(name).await)
     }
 
     /// Every sink the database knows, with its backlog and given-up
@@ -168,50 +95,6 @@ impl Store {
         &self,
         configured: &[String],
     ) -> Result<Vec<SinkBacklog>, StoreError> {
-        let mut out = Vec::new();
-        for sink in self.sinks().await? {
-            let (open, oldest, unadmitted, oldest_unadmitted): (
-                i64,
-                Option<String>,
-                Option<i64>,
-                Option<String>,
-            ) = sqlx::query_as(sql::SINK_BACKLOG)
-                .bind(&sink.name)
-                .fetch_one(&self.pool)
-                .await
-                .context("reading a sink's backlog")?;
-            let given_up: i64 = sqlx::query_scalar(sql::SINK_GIVEN_UP)
-                .bind(&sink.name)
-                .fetch_one(&self.pool)
-                .await
-                .context("counting given-up deliveries")?;
-            let admitting = configured.contains(&sink.name);
-            // A disabled sink admits nothing: its waiting events are not
-            // deliveries yet, and the oldest of them may be the oldest of all.
-            let oldest = [
-                oldest.as_deref().and_then(from_db),
-                oldest_unadmitted
-                    .as_deref()
-                    .and_then(from_db)
-                    .filter(|_| admitting),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            out.push(SinkBacklog {
-                backlog: Backlog {
-                    pending: open
-                        + if admitting {
-                            unadmitted.unwrap_or(0)
-                        } else {
-                            0
-                        },
-                    oldest,
-                },
-                given_up,
-                sink,
-            });
-        }
-        Ok(out)
+        engine!(self, db => db.sink_backlogs(configured).await)
     }
 }

@@ -30,7 +30,7 @@ macro_rules! watch_text {
         "rejected"
     };
 }
-pub(super) use watch_text;
+pub(crate) use watch_text;
 
 /// The value of `issuances.watch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -26,13 +26,7 @@
 //!
 //! Each file uses only the ones listed after it.
 
-mod batch;
-mod deferred;
-
-pub(super) use batch::record_answer_in;
-mod observe;
-#[cfg(test)]
-mod tests;
+mod facade;
 
 use chrono::{DateTime, Utc};
 
@@ -95,7 +89,7 @@ pub struct FlagRaised {
 }
 
 impl Recorded {
-    fn merge(&mut self, other: Recorded) {
+    pub(crate) fn merge(&mut self, other: Recorded) {
         self.transitions.extend(other.transitions);
         self.flags_raised.extend(other.flags_raised);
         self.flags_cleared += other.flags_cleared;

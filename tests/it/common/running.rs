@@ -185,7 +185,7 @@ impl RunningApp {
 
 /// The owner lock files beside the store's database (`<database>.owners/`).
 fn owner_locks(store: &Store) -> Vec<std::ffi::OsString> {
-    let mut dir = store.path().as_os_str().to_owned();
+    let mut dir = store.path().expect("a SQLite store").as_os_str().to_owned();
     dir.push(".owners");
     std::fs::read_dir(dir)
         .map(|files| files.filter_map(|f| Some(f.ok()?.file_name())).collect())

@@ -3,8 +3,9 @@
 //! settled id is never adopted by a new charge.
 
 use super::super::testing::{assert_plan, temp_store};
-use super::resolve::Resolution;
 use super::*;
+use crate::domain::{Decision, Observation};
+use crate::store::{Resolution, Store, resolution_refused};
 
 #[test]
 fn only_an_id_stored_as_settled_is_refused_adoption() {

@@ -2,6 +2,8 @@
 
 use super::super::testing::{assert_plan, temp_store};
 use super::*;
+use crate::domain::{Decision, Observation};
+use crate::store::Store;
 
 #[tokio::test]
 async fn a_pending_request_is_claimed_once_and_never_pending_again() {
@@ -38,7 +40,7 @@ async fn a_pending_request_is_claimed_once_and_never_pending_again() {
     );
     // Another handle cannot write this handle's request.
     let other = Store::open(&crate::settings::DatabaseSettings {
-        path: store.path().to_owned(),
+        path: store.path().unwrap().to_owned(),
         busy_timeout: std::time::Duration::from_secs(5),
         wal_warn_bytes: 0,
     })

@@ -11,12 +11,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
-use super::{FlagRaised, Recorded, TransitionRecorded};
 use crate::domain::Flag;
 use crate::domain::status::Status;
 use crate::domain::timefmt::to_db;
-use crate::store::rows::encode_rows;
-use crate::store::{Context, StoreError, sql};
+use crate::store::sqlite::rows::encode_rows;
+use crate::store::sqlite::sql;
+use crate::store::{Context, StoreError};
+use crate::store::{FlagRaised, Recorded, TransitionRecorded};
 
 /// The writes of a batch that go in one statement each at its end instead of
 /// one per record: every statement is a round trip to sqlx's SQLite worker

@@ -13,12 +13,13 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
-use super::{PollRecord, RecordKind, TransitionRecorded};
 use crate::domain::status::Status;
 use crate::domain::timefmt::to_db;
 use crate::domain::{Decision, Observation};
-use crate::store::rows::encode_rows;
-use crate::store::{Context, StoreError, Watch, sql};
+use crate::store::sqlite::rows::encode_rows;
+use crate::store::sqlite::sql;
+use crate::store::{Context, StoreError, Watch};
+use crate::store::{PollRecord, RecordKind, TransitionRecorded};
 
 /// A record that observed its issuance, with what it observed.
 #[derive(Debug, Clone, Copy)]

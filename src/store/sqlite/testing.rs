@@ -3,10 +3,10 @@
 
 use chrono::Utc;
 
-use super::{Claimed, PollRecord, RecordKind, Recorded, Store};
 use crate::domain::status::Status;
 use crate::domain::{Decision, Flag, Observation, Vbank};
 use crate::settings::DatabaseSettings;
+use crate::store::{Claimed, PollRecord, RecordKind, Recorded, Store};
 
 /// The database settings of a test database in `dir`.
 fn settings_in(dir: &std::path::Path) -> DatabaseSettings {

@@ -8,8 +8,9 @@ use chrono::Utc;
 
 use crate::domain::Flag;
 use crate::domain::status::Status;
+use crate::store::sqlite::sql;
 use crate::store::testing::{self, assert_plan, exec, observed, temp_store};
-use crate::store::{AttemptRow, PollRecord, Store, sql};
+use crate::store::{AttemptRow, PollRecord, Store};
 
 async fn claim_all(store: &Store) -> Vec<crate::store::Claimed> {
     testing::claim_all(store, Utc::now() + chrono::Duration::days(1)).await

@@ -1,20 +1,19 @@
-//! The transaction around a batch of poll results, and the order of the writes
-//! in it: the bulk observation writes first, then each record in order, then
-//! the deferred rows. Everything a batch writes commits together.
+//! SQLite: batch.
 
+use super::deferred::{Deferred, raise_flags};
+use super::observe::{self, ObservedRecord, Written};
+use crate::domain::timefmt::to_db;
+use crate::domain::{Decision, Observation};
+use crate::store::Lease;
+use crate::store::sqlite::claim::{claim_in, claim_one_in};
+use crate::store::sqlite::{SqliteStore, sql};
+use crate::store::{Claimed, Context, StoreError, Watch};
+use crate::store::{PollRecord, RecordKind, Recorded};
 use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Sqlite, Transaction};
 
-use super::deferred::{Deferred, raise_flags};
-use super::observe::{self, ObservedRecord, Written};
-use super::{PollRecord, RecordKind, Recorded};
-use crate::domain::timefmt::to_db;
-use crate::domain::{Decision, Observation};
-use crate::store::claim::{Lease, claim_in, claim_one_in};
-use crate::store::{Claimed, Context, Store, StoreError, Watch, sql};
-
-impl Store {
+impl SqliteStore {
     /// Writes a batch in one transaction. Should the batch fail for a reason other
     /// than contention, each record is retried alone, so one bad record cannot
     /// hold the others back; a record that still fails is dropped (its lease
@@ -79,7 +78,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Records an answer the API gave outside a poll (a cancel's, a created
     /// charge's) through the same path as a poll's: see `record_answer_in`.
     pub async fn record_answer(

@@ -6,8 +6,9 @@
 use chrono::Utc;
 
 use crate::domain::DeliveryState;
+use crate::store::sqlite::sql;
 use crate::store::testing::{assert_plan, temp_store};
-use crate::store::{AttemptRow, SinkVerdict, Store, sql};
+use crate::store::{AttemptRow, SinkVerdict, Store};
 
 /// A failed attempt at `seq` (given up if `given_up`).
 fn failed(seq: i64, given_up: bool) -> AttemptRow {

@@ -6,14 +6,15 @@ use chrono::Utc;
 // Every record here is written under a real claim (`claim`): writes check the
 // lease's owner and fence, so a made-up claim would write nothing.
 
-use super::{PollRecord, RecordKind};
 use crate::domain::status::Status;
 use crate::domain::{Decision, Flag};
+use crate::store::sqlite::sql;
 use crate::store::testing::{
     BY_ID, assert_plan, claim, claim_all, exec, observed, of, poll_once, second_store, temp_store,
     temp_store_with,
 };
-use crate::store::{Claimed, Lease, Store, sql};
+use crate::store::{Claimed, Lease, Store};
+use crate::store::{PollRecord, RecordKind};
 
 fn failed(claimed: Claimed) -> PollRecord {
     let now = Utc::now();

@@ -17,7 +17,7 @@
 //! One list of every statement, so that a reader (or a plan test) finds any of
 //! them as `sql::X`; the outbox's and sinks' statements are in `sql/outbox.rs`.
 
-use super::watch::watch_text;
+use crate::store::watch::watch_text;
 
 mod outbox;
 pub(super) use outbox::*;
