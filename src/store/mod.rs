@@ -29,8 +29,10 @@ mod charges;
 mod claim;
 mod events;
 mod owners;
+mod postgres;
 mod query;
 mod record;
+mod schema;
 mod sinks;
 mod sqlite;
 mod status;
@@ -46,11 +48,12 @@ pub use claim::{Claimed, Lease};
 pub use events::{
     AttemptRow, DueDelivery, EventRow, FailedDelivery, NamedSinkRow, SinkRow, SinkVerdict,
 };
+pub use owners::Ownership;
 pub use owners::TakenOver;
 pub use query::{FlagRow, IssuanceRow, StatusCount, TransitionRow};
 pub use record::{FlagRaised, PollRecord, RecordKind, Recorded, TransitionRecorded};
+pub use schema::SchemaState;
 pub use sinks::{Backlog, SinkActivity, SinkBacklog};
-pub use sqlite::{Ownership, SchemaState};
 pub use status::{Daemons, ErrorCount, LiveDaemon, StatusFacts, UnknownCharge, UnknownCharges};
 pub use watch::Watch;
 
@@ -155,6 +158,7 @@ pub struct Store {
 #[derive(Debug, Clone)]
 enum Engine {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
 }
 
 /// Hands a call to the engine behind a [`Store`]: `engine!(self, db => db.m(x).await)`.
@@ -164,6 +168,7 @@ macro_rules! engine {
     ($store:expr, $db:ident => $call:expr) => {
         match &$store.engine {
             $crate::store::Engine::Sqlite($db) => $call,
+            $crate::store::Engine::Postgres($db) => $call,
         }
     };
 }
@@ -176,6 +181,30 @@ impl Store {
     pub async fn open_for(settings: &DatabaseSettings, access: Access) -> Result<Self, StoreError> {
         let engine = Engine::Sqlite(sqlite::SqliteStore::open_for(settings, access).await?);
         Ok(Self { engine })
+    }
+
+    /// Opens the PostgreSQL database at `url` (a `postgres://` URL, which
+    /// may carry its password: for tests and tools; the daemon and the CLI go
+    /// through [`Store::open_for`] and the settings).
+    pub async fn open_postgres(url: &str, access: Access) -> Result<Self, StoreError> {
+        let options: sqlx::postgres::PgConnectOptions =
+            url.parse().map_err(|cause| StoreError::Open {
+                path: "database.url".to_owned(),
+                cause,
+            })?;
+        let shown = format!(
+            "postgres://{}@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        );
+        let db =
+            postgres::PgStore::open_for(options, shown, access, std::time::Duration::from_secs(10))
+                .await?;
+        Ok(Self {
+            engine: Engine::Postgres(db),
+        })
     }
 
     /// Opens (creating it if missing) the database, without migrating it.
@@ -200,6 +229,15 @@ impl Store {
     pub fn pool(&self) -> &sqlx::SqlitePool {
         match &self.engine {
             Engine::Sqlite(db) => db.pool(),
+            Engine::Postgres(_) => panic!("Store::pool is SQLite's; this store is PostgreSQL"),
+        }
+    }
+
+    /// The PostgreSQL pool (`None` on SQLite), for tests written in its dialect.
+    pub fn pg_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.engine {
+            Engine::Postgres(db) => Some(db.pool()),
+            Engine::Sqlite(_) => None,
         }
     }
 
@@ -218,6 +256,7 @@ impl Store {
     pub fn path(&self) -> Option<&std::path::Path> {
         match &self.engine {
             Engine::Sqlite(db) => Some(db.path()),
+            Engine::Postgres(_) => None,
         }
     }
 

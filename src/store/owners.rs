@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Ownership, Store, StoreError, engine};
+use super::{Engine, Store, StoreError, engine, postgres, sqlite};
 
 /// What a look for dead owners found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -28,12 +28,55 @@ pub struct TakenOver {
     pub undecided: Vec<String>,
 }
 
+/// A daemon's claim to be alive, held until dropped (or retired).
+#[derive(Debug)]
+pub struct Ownership(Held);
+
+#[derive(Debug)]
+enum Held {
+    Sqlite(sqlite::Ownership),
+    Postgres(postgres::Ownership),
+}
+
+impl Ownership {
+    /// Whether the lock is held (otherwise this daemon's claims, should it die,
+    /// wait out their lease).
+    pub fn is_held(&self) -> bool {
+        match &self.0 {
+            Held::Sqlite(held) => held.is_held(),
+            Held::Postgres(held) => held.is_held(),
+        }
+    }
+
+    /// Ends the ownership after a clean stop whose claims were all written or
+    /// handed back. After an unclean stop, drop it instead: the next daemon
+    /// then takes over what is left.
+    /// Releases the lock as a killed process would (SQLite: the lock file stays).
+    #[cfg(test)]
+    pub(crate) fn die(self) {
+        match self.0 {
+            Held::Sqlite(held) => held.die(),
+            Held::Postgres(held) => drop(held),
+        }
+    }
+
+    pub fn retire(self) {
+        match self.0 {
+            Held::Sqlite(held) => held.retire(),
+            Held::Postgres(held) => held.retire(),
+        }
+    }
+}
+
 impl Store {
     /// Takes this handle's owner lock, for as long as the returned guard lives.
     /// When that fails, logs one warning and carries on: this daemon's claims
     /// then wait out `poll.lease` if it dies.
     pub fn hold_ownership(&self) -> Ownership {
-        engine!(self, db => db.hold_ownership())
+        Ownership(match &self.engine {
+            Engine::Sqlite(db) => Held::Sqlite(db.hold_ownership()),
+            Engine::Postgres(db) => Held::Postgres(db.hold_ownership()),
+        })
     }
 
     /// Notes this daemon's own verdict on its health (`None`: healthy) where

@@ -36,6 +36,7 @@ mod secret_leaks;
 mod simulator_clock;
 mod sinks;
 mod status;
+mod store_contract;
 mod systemd_unit;
 mod try_it_locally;
 mod upstream_faults;

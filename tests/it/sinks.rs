@@ -115,11 +115,22 @@ async fn disable_stops_deliveries_and_enable_sends_the_backlog_without_a_restart
         "the first event",
     )
     .await;
-    let json = sinks_json(&config);
+    // The receiver has the event; the daemon records the delivery once the
+    // answer is back, a moment later.
+    let json = wait_for(
+        "sinks --json to show the first event delivered",
+        Duration::from_secs(15),
+        async || {
+            let json = sinks_json(&config);
+            match json[0]["backlog"] == 0 && json[0]["last_success"].is_string() {
+                true => Ok(json),
+                false => Err(json.to_string()),
+            }
+        },
+    )
+    .await;
     assert_eq!(json[0]["name"], "shop", "{json}");
     assert_eq!(json[0]["health"], "ok", "{json}");
-    assert_eq!(json[0]["backlog"], 0, "{json}");
-    assert!(json[0]["last_success"].is_string(), "{json}");
 
     let (ok, out, err) = run(
         &config,

@@ -25,11 +25,11 @@ pub(crate) mod testing;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, Sqlite, SqlitePool, Transaction};
 
+use super::schema::{SchemaState, ahead_error, compare, embedded};
 use super::{Access, Context, Migrated, StoreError};
 use crate::settings::DatabaseSettings;
 
 pub use owners::Ownership;
-pub use schema::SchemaState;
 
 /// The writer's page cache, in KiB (negative: a size, not a page count):
 /// enough for the hot rows and index pages of 100,000 active issuances.
@@ -43,7 +43,7 @@ const WRITER_AUTOCHECKPOINT: &str = "8000";
 /// The SQLite schema (`migrations/sqlite/`). `migrations/postgres/` holds the
 /// same migrations, by name, for PostgreSQL (tests/it/migrations.rs keeps the
 /// two folders from drifting apart; nothing in the daemon runs them yet).
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The SQLite engine: a handle on one database file; cheap to clone.
 #[derive(Debug, Clone)]
@@ -101,7 +101,7 @@ impl SqliteStore {
             Access::Read => Self::open_read_only(settings, true).await?,
             Access::ReadLive => Self::open_read_only(settings, false).await?,
         };
-        schema::require_current(schema::state(&store.pool).await?, &shown)?;
+        crate::store::schema::require_current(schema::state(&store.pool).await?, &shown)?;
         Ok(store)
     }
 
@@ -304,9 +304,10 @@ impl SqliteStore {
     /// the schema before and after.
     pub async fn migrate(&self) -> Result<Migrated, StoreError> {
         let applied = schema::applied(&self.pool).await?;
-        let state = schema::compare(&applied, &schema::embedded());
+        let known = embedded(&MIGRATOR);
+        let state = compare(&applied, &known);
         if let SchemaState::Ahead { .. } = state {
-            return Err(schema::ahead_error(state, &self.path.display().to_string()));
+            return Err(ahead_error(state, &self.shown()));
         }
         self.write("committing migrations", async |tx| {
             MIGRATOR
@@ -317,7 +318,7 @@ impl SqliteStore {
         .await?;
         Ok(Migrated {
             from: applied.last().copied().unwrap_or(0),
-            to: schema::embedded().last().copied().unwrap_or(0),
+            to: known.last().copied().unwrap_or(0),
         })
     }
 

@@ -26,6 +26,7 @@ pub mod charging;
 pub mod config;
 pub mod daemon;
 pub mod metrics;
+pub mod postgres;
 pub mod prometheus;
 pub mod receiver;
 pub mod running;

@@ -1,0 +1,200 @@
+//! The store's contract, run against both engines: every test here takes a
+//! fresh, migrated database on SQLite and on PostgreSQL and checks, through
+//! the store's own interface and plain SQL as another program would write
+//! it, that the engine keeps what `src/store/mod.rs` promises: claiming,
+//! fencing, recording each transition once, flags, the outbox, external
+//! writers, charges and deliveries.
+//!
+//! Each test is written once, as an `async` function of an [`Engine`]; the
+//! `contract!` macro runs it on both. PostgreSQL comes from
+//! `ISSUANCE_WATCHER_TEST_PG` (see `common::postgres`); without it the
+//! PostgreSQL half fails under CI and says SKIPPED elsewhere.
+
+use std::time::Duration;
+
+use issuance_watcher::settings::DatabaseSettings;
+use issuance_watcher::store::{Access, Store};
+
+use crate::common::postgres::{FreshDatabase, require_server};
+
+/// Each engine's whole run of one test, setup included.
+const TEST_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A fresh, migrated store on one engine, and plain SQL on its database.
+pub struct Engine {
+    /// `"SQLite"` or `"PostgreSQL"`, for messages.
+    pub name: &'static str,
+    pub store: Store,
+    /// The database's own handle, for a second store on the same database.
+    pub target: Target,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Where an [`Engine`]'s database is, to open another store on it.
+#[derive(Clone)]
+pub enum Target {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Engine {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("watcher.db");
+        let target = Target::Sqlite(path);
+        Self {
+            name: "SQLite",
+            store: open(&target, Access::Migrate).await,
+            target,
+            _dir: Some(dir),
+        }
+    }
+
+    fn postgres(url: String, store: Store) -> Self {
+        Self {
+            name: "PostgreSQL",
+            store,
+            target: Target::Postgres(url),
+            _dir: None,
+        }
+    }
+
+    /// Another store on the same database (another daemon, or the CLI).
+    pub async fn another(&self, access: Access) -> Store {
+        open(&self.target, access).await
+    }
+
+    /// Runs `sql` (one or more statements, in a dialect both engines share)
+    /// as another program would.
+    pub async fn exec(&self, sql: &'static str) {
+        let outcome = match self.store.pg_pool() {
+            Some(pg) => sqlx::raw_sql(sql).execute(pg).await.map(|_| ()),
+            None => sqlx::raw_sql(sql)
+                .execute(self.store.pool())
+                .await
+                .map(|_| ()),
+        };
+        if let Err(e) = outcome {
+            panic!("{} refused {sql}: {e}", self.name);
+        }
+    }
+
+    /// The rows of `sql` (each column cast to text by the statement itself,
+    /// in a dialect both engines share), every value text or NULL.
+    pub async fn rows(&self, sql: &'static str) -> Vec<Vec<Option<String>>> {
+        use sqlx::Row as _;
+        match self.store.pg_pool() {
+            Some(pg) => sqlx::raw_sql(sql)
+                .fetch_all(pg)
+                .await
+                .unwrap_or_else(|e| panic!("{} refused {sql}: {e}", self.name))
+                .iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| r.get::<Option<String>, _>(i))
+                        .collect()
+                })
+                .collect(),
+            None => sqlx::raw_sql(sql)
+                .fetch_all(self.store.pool())
+                .await
+                .unwrap_or_else(|e| panic!("{} refused {sql}: {e}", self.name))
+                .iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| r.get::<Option<String>, _>(i))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+}
+
+async fn open(target: &Target, access: Access) -> Store {
+    match target {
+        Target::Sqlite(path) => Store::open_for(
+            &DatabaseSettings {
+                path: path.clone(),
+                busy_timeout: Duration::from_secs(5),
+                wal_warn_bytes: 0,
+            },
+            access,
+        )
+        .await
+        .expect("a SQLite store opens"),
+        Target::Postgres(url) => Store::open_postgres(url, access)
+            .await
+            .expect("a PostgreSQL store opens"),
+    }
+}
+
+/// Runs `test` on a fresh SQLite store, then on a fresh PostgreSQL one (when
+/// there is a server; see the module doc), each within [`TEST_DEADLINE`].
+pub async fn on_each_engine<F>(test: impl Fn(Engine) -> F)
+where
+    F: Future<Output = ()>,
+{
+    tokio::time::timeout(TEST_DEADLINE, async { test(Engine::sqlite().await).await })
+        .await
+        .expect("the test did not finish on SQLite within its deadline");
+    let Some(server) = require_server() else {
+        return;
+    };
+    let database = FreshDatabase::create(&server, "iw_contract").await;
+    let store = Store::open_postgres(&database.url, Access::Migrate)
+        .await
+        .expect("a PostgreSQL store opens and migrates");
+    tokio::time::timeout(
+        TEST_DEADLINE,
+        test(Engine::postgres(database.url.clone(), store.clone())),
+    )
+    .await
+    .expect("the test did not finish on PostgreSQL within its deadline");
+    store.close().await;
+    database.drop_database().await;
+}
+
+/// Declares `#[tokio::test]`s that each run an `async fn(Engine)` of this
+/// suite on both engines: `contract!(claims::a_plain_insert_is_claimable, ...)`.
+macro_rules! contract {
+    ($($module:ident :: $test:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                $crate::store_contract::on_each_engine($module::$test).await;
+            }
+        )*
+    };
+}
+pub(crate) use contract;
+
+mod smoke {
+    use super::Engine;
+    use issuance_watcher::store::Access;
+
+    /// Opening, migrating and reading back an id added through the store.
+    pub async fn an_added_id_is_listed(e: Engine) {
+        assert_eq!(
+            e.store.add_ids(&["s1".to_owned()]).await.unwrap(),
+            1,
+            "{}",
+            e.name
+        );
+        let other = e.another(Access::Read).await;
+        let row = other.issuance("s1").await.unwrap().expect("listed");
+        assert_eq!(
+            (row.id.as_str(), row.watch.as_str()),
+            ("s1", "active"),
+            "{}",
+            e.name
+        );
+        assert_eq!(
+            e.rows("SELECT id FROM issuances").await,
+            [[Some("s1".to_owned())]],
+            "{}",
+            e.name
+        );
+    }
+}
+
+contract!(smoke::an_added_id_is_listed);
