@@ -6,8 +6,14 @@
 //! `v1,<base64>`. `webhook-id` is the event's stored id (the same on every
 //! attempt, so receivers deduplicate on it); `webhook-timestamp` is this
 //! attempt's Unix time (receivers refuse stale attempts).
+//!
+//! During a secret rotation the header carries one signature per key in
+//! effect, space-separated (`v1,<new> v1,<previous>`), as the specification
+//! allows: a receiver holding either key verifies. Which keys are in effect is
+//! decided per attempt, at its time ([`keys_in_effect`]).
 
 use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use hmac::{KeyInit, Mac};
 use serde_json::Value;
@@ -54,15 +60,40 @@ pub fn signature(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) 
     )
 }
 
-/// The signed Standard Webhooks message for an attempt at Unix time `timestamp`.
-pub fn signed(event: &DueDelivery, secret: &WebhookSecret, timestamp: i64) -> Message {
+/// The keys an attempt at `at` is signed with: the current one, then the
+/// previous one of a rotation (`(key, until)`) while `at` is before `until`.
+pub fn keys_in_effect<'a>(
+    current: &'a WebhookSecret,
+    previous: Option<(&'a WebhookSecret, DateTime<Utc>)>,
+    at: DateTime<Utc>,
+) -> Vec<&'a WebhookSecret> {
+    let mut keys = vec![current];
+    keys.extend(
+        previous
+            .filter(|(_, until)| at < *until)
+            .map(|(key, _)| key),
+    );
+    keys
+}
+
+/// The `webhook-signature` value: one `v1,<base64>` per key, space-separated.
+pub fn signature_header(keys: &[&WebhookSecret], id: &str, timestamp: i64, body: &[u8]) -> String {
+    keys.iter()
+        .map(|key| signature(key, id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The signed Standard Webhooks message for an attempt at Unix time
+/// `timestamp`, with a signature for each of `keys` (see [`keys_in_effect`]).
+pub fn signed(event: &DueDelivery, keys: &[&WebhookSecret], timestamp: i64) -> Message {
     let body = standard_body(event);
     let headers = vec![
         ("webhook-id", event.id.clone()),
         ("webhook-timestamp", timestamp.to_string()),
         (
             "webhook-signature",
-            signature(secret, &event.id, timestamp, &body),
+            signature_header(keys, &event.id, timestamp, &body),
         ),
     ];
     Message { body, headers }
@@ -206,7 +237,7 @@ mod tests {
         );
         let secret =
             WebhookSecret::from_text("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", "t").unwrap();
-        let m = signed(&e, &secret, 1_700_000_000);
+        let m = signed(&e, &[&secret], 1_700_000_000);
         let names: Vec<&str> = m.headers.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             names,
