@@ -246,6 +246,87 @@ mod tests {
         assert_eq!(m.headers[0].1, e.id);
     }
 
+    fn key(bytes: &[u8]) -> WebhookSecret {
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        WebhookSecret::from_text(&text, "test").unwrap()
+    }
+
+    #[test]
+    fn the_previous_key_signs_until_its_deadline_and_not_from_it() {
+        let (new, old) = (key(&[1; 32]), key(&[2; 32]));
+        let until: DateTime<Utc> = "2026-12-06T00:00:00Z".parse().unwrap();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let exposed = |keys: Vec<&WebhookSecret>| -> Vec<Vec<u8>> {
+            keys.iter().map(|k| k.expose().to_vec()).collect()
+        };
+        let both = vec![vec![1u8; 32], vec![2u8; 32]];
+        assert_eq!(
+            exposed(keys_in_effect(&new, Some((&old, until)), at("2026-12-05T23:59:59.999Z"))),
+            both
+        );
+        assert_eq!(
+            exposed(keys_in_effect(&new, Some((&old, until)), until)),
+            [vec![1u8; 32]]
+        );
+        assert_eq!(
+            exposed(keys_in_effect(&new, None, at("2026-01-01T00:00:00Z"))),
+            [vec![1u8; 32]]
+        );
+        // Two signatures, the new one first, space-separated.
+        let header = signature_header(&[&new, &old], "evt_1", 1, b"{}");
+        assert_eq!(
+            header,
+            format!(
+                "{} {}",
+                signature(&new, "evt_1", 1, b"{}"),
+                signature(&old, "evt_1", 1, b"{}")
+            )
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the keys, the attempt's time and the deadline: the header
+        /// verifies (with the reference library) with the current key always,
+        /// with the previous one exactly while the attempt is before the
+        /// deadline, and never with a key that is neither.
+        #[test]
+        fn every_header_verifies_with_each_key_in_effect_and_no_other(
+            current in proptest::collection::vec(proptest::num::u8::ANY, 16..64),
+            previous in proptest::collection::vec(proptest::num::u8::ANY, 16..64),
+            stranger in proptest::collection::vec(proptest::num::u8::ANY, 16..64),
+            at_ms in 1_600_000_000_000i64..1_900_000_000_000,
+            until_offset_ms in -10_000_000i64..10_000_000,
+            rotating in proptest::bool::ANY,
+            data in "[a-z0-9 ]{0,40}",
+        ) {
+            proptest::prop_assume!(current != previous && current != stranger && previous != stranger);
+            let (new, old) = (key(&current), key(&previous));
+            let at = DateTime::<Utc>::from_timestamp_millis(at_ms).unwrap();
+            let until = at + chrono::Duration::milliseconds(until_offset_ms);
+            let keys = keys_in_effect(&new, rotating.then_some((&old, until)), at);
+            let e = event("issuance.status_changed", &serde_json::json!({ "note": data }).to_string());
+            // The reference library checks the timestamp against its clock.
+            let now = Utc::now().timestamp();
+            let m = signed(&e, &keys, now);
+            let mut headers = http::HeaderMap::new();
+            for (name, value) in &m.headers {
+                headers.insert(*name, value.parse().unwrap());
+            }
+            let verifies = |bytes: &[u8]| {
+                standardwebhooks::Webhook::from_bytes(bytes.to_vec())
+                    .unwrap()
+                    .verify(&m.body, &headers)
+                    .is_ok()
+            };
+            let previous_in_effect = rotating && at < until;
+            proptest::prop_assert!(verifies(&current));
+            proptest::prop_assert_eq!(verifies(&previous), previous_in_effect);
+            proptest::prop_assert!(!verifies(&stranger));
+            let count = m.headers[2].1.split(' ').count();
+            proptest::prop_assert_eq!(count, 1 + usize::from(previous_in_effect));
+        }
+    }
+
     #[test]
     fn slack_lines_say_what_happened() {
         let seoul = chrono_tz::Asia::Seoul;
