@@ -153,7 +153,7 @@ impl Sinks {
                                 p.source
                             ),
                             false => format!(
-                                "; previous secret from {} no longer used since {until}: \
+                                "; previous secret from {} (not shown) no longer used since {until}: \
                                  remove it and previous_until",
                                 p.source
                             ),
