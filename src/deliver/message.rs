@@ -261,7 +261,11 @@ mod tests {
         };
         let both = vec![vec![1u8; 32], vec![2u8; 32]];
         assert_eq!(
-            exposed(keys_in_effect(&new, Some((&old, until)), at("2026-12-05T23:59:59.999Z"))),
+            exposed(keys_in_effect(
+                &new,
+                Some((&old, until)),
+                at("2026-12-05T23:59:59.999Z")
+            )),
             both
         );
         assert_eq!(

@@ -203,8 +203,12 @@ impl Sinks {
             {
                 let until = local(p.until, sink.zone);
                 match Utc::now() < p.until {
-                    true => info!(sink = %sink.name, previous_until = %until, "secret rotation: signing with the current and the previous secret until previous_until, then with the current one only"),
-                    false => warn!(sink = %sink.name, previous_until = %until, "secret rotation over: the previous secret is no longer used; remove previous_secret(_file) and previous_until"),
+                    true => {
+                        info!(sink = %sink.name, previous_until = %until, "secret rotation: signing with the current and the previous secret until previous_until, then with the current one only")
+                    }
+                    false => {
+                        warn!(sink = %sink.name, previous_until = %until, "secret rotation over: the previous secret is no longer used; remove previous_secret(_file) and previous_until")
+                    }
                 }
             }
         }

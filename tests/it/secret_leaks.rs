@@ -14,8 +14,8 @@ use std::process::Output;
 
 use common::daemon::{Spawn, cli, migrate};
 use common::metrics::{free_port, get};
-use common::secrets::{QUERY_TOKEN, slack_url};
 use common::receiver::rotating;
+use common::secrets::{QUERY_TOKEN, slack_url};
 use common::{
     Mode, PREVIOUS_WEBHOOK_SECRET, Receiver, Reply, ScriptedApi, TestSettings, WEBHOOK_SECRET,
     assert_no_secret, assert_no_secret_bytes, eventually,

@@ -12,8 +12,7 @@ use chrono::{DateTime, Utc};
 use common::receiver::{Received, rotating};
 use common::running::RunningApp;
 use common::{
-    PREVIOUS_WEBHOOK_SECRET, Receiver, Reply, ScriptedApi, TestSettings, WEBHOOK_SECRET,
-    eventually,
+    PREVIOUS_WEBHOOK_SECRET, Receiver, Reply, ScriptedApi, TestSettings, WEBHOOK_SECRET, eventually,
 };
 
 /// Two sinks with the same rotation (new [`WEBHOOK_SECRET`], previous
