@@ -249,10 +249,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             // TOML comments, so that the output stays a usable configuration file.
             let mut head =
                 format!("# The configuration is valid. Secret key: {source} (not shown).\n");
-            for (name, source) in sinks.secret_sources() {
-                head.push_str(&format!(
-                    "# Webhook sink {name}: secret from {source} (not shown).\n"
-                ));
+            for (name, note) in sinks.secret_sources(chrono::Utc::now()) {
+                head.push_str(&format!("# Webhook sink {name}: {note}.\n"));
             }
             output::print_text(&format!("{head}{}", settings.to_redacted_toml()))
         }

@@ -6,8 +6,14 @@
 //! `v1,<base64>`. `webhook-id` is the event's stored id (the same on every
 //! attempt, so receivers deduplicate on it); `webhook-timestamp` is this
 //! attempt's Unix time (receivers refuse stale attempts).
+//!
+//! During a secret rotation the header carries one signature per key in
+//! effect, space-separated (`v1,<new> v1,<previous>`), as the specification
+//! allows: a receiver holding either key verifies. Which keys are in effect is
+//! decided per attempt, at its time ([`keys_in_effect`]).
 
 use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use hmac::{KeyInit, Mac};
 use serde_json::Value;
@@ -54,15 +60,40 @@ pub fn signature(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) 
     )
 }
 
-/// The signed Standard Webhooks message for an attempt at Unix time `timestamp`.
-pub fn signed(event: &DueDelivery, secret: &WebhookSecret, timestamp: i64) -> Message {
+/// The keys an attempt at `at` is signed with: the current one, then the
+/// previous one of a rotation (`(key, until)`) while `at` is before `until`.
+pub fn keys_in_effect<'a>(
+    current: &'a WebhookSecret,
+    previous: Option<(&'a WebhookSecret, DateTime<Utc>)>,
+    at: DateTime<Utc>,
+) -> Vec<&'a WebhookSecret> {
+    let mut keys = vec![current];
+    keys.extend(
+        previous
+            .filter(|(_, until)| at < *until)
+            .map(|(key, _)| key),
+    );
+    keys
+}
+
+/// The `webhook-signature` value: one `v1,<base64>` per key, space-separated.
+pub fn signature_header(keys: &[&WebhookSecret], id: &str, timestamp: i64, body: &[u8]) -> String {
+    keys.iter()
+        .map(|key| signature(key, id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The signed Standard Webhooks message for an attempt at Unix time
+/// `timestamp`, with a signature for each of `keys` (see [`keys_in_effect`]).
+pub fn signed(event: &DueDelivery, keys: &[&WebhookSecret], timestamp: i64) -> Message {
     let body = standard_body(event);
     let headers = vec![
         ("webhook-id", event.id.clone()),
         ("webhook-timestamp", timestamp.to_string()),
         (
             "webhook-signature",
-            signature(secret, &event.id, timestamp, &body),
+            signature_header(keys, &event.id, timestamp, &body),
         ),
     ];
     Message { body, headers }
@@ -206,13 +237,98 @@ mod tests {
         );
         let secret =
             WebhookSecret::from_text("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", "t").unwrap();
-        let m = signed(&e, &secret, 1_700_000_000);
+        let m = signed(&e, &[&secret], 1_700_000_000);
         let names: Vec<&str> = m.headers.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             names,
             ["webhook-id", "webhook-timestamp", "webhook-signature"]
         );
         assert_eq!(m.headers[0].1, e.id);
+    }
+
+    fn key(bytes: &[u8]) -> WebhookSecret {
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        WebhookSecret::from_text(&text, "test").unwrap()
+    }
+
+    #[test]
+    fn the_previous_key_signs_until_its_deadline_and_not_from_it() {
+        let (new, old) = (key(&[1; 32]), key(&[2; 32]));
+        let until: DateTime<Utc> = "2026-12-06T00:00:00Z".parse().unwrap();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let exposed = |keys: Vec<&WebhookSecret>| -> Vec<Vec<u8>> {
+            keys.iter().map(|k| k.expose().to_vec()).collect()
+        };
+        let both = vec![vec![1u8; 32], vec![2u8; 32]];
+        assert_eq!(
+            exposed(keys_in_effect(
+                &new,
+                Some((&old, until)),
+                at("2026-12-05T23:59:59.999Z")
+            )),
+            both
+        );
+        assert_eq!(
+            exposed(keys_in_effect(&new, Some((&old, until)), until)),
+            [vec![1u8; 32]]
+        );
+        assert_eq!(
+            exposed(keys_in_effect(&new, None, at("2026-01-01T00:00:00Z"))),
+            [vec![1u8; 32]]
+        );
+        // Two signatures, the new one first, space-separated.
+        let header = signature_header(&[&new, &old], "evt_1", 1, b"{}");
+        assert_eq!(
+            header,
+            format!(
+                "{} {}",
+                signature(&new, "evt_1", 1, b"{}"),
+                signature(&old, "evt_1", 1, b"{}")
+            )
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the keys, the attempt's time and the deadline: the header
+        /// verifies (with the reference library) with the current key always,
+        /// with the previous one exactly while the attempt is before the
+        /// deadline, and never with a key that is neither.
+        #[test]
+        fn every_header_verifies_with_each_key_in_effect_and_no_other(
+            current in proptest::collection::vec(proptest::num::u8::ANY, 16..64),
+            previous in proptest::collection::vec(proptest::num::u8::ANY, 16..64),
+            stranger in proptest::collection::vec(proptest::num::u8::ANY, 16..64),
+            at_ms in 1_600_000_000_000i64..1_900_000_000_000,
+            until_offset_ms in -10_000_000i64..10_000_000,
+            rotating in proptest::bool::ANY,
+            data in "[a-z0-9 ]{0,40}",
+        ) {
+            proptest::prop_assume!(current != previous && current != stranger && previous != stranger);
+            let (new, old) = (key(&current), key(&previous));
+            let at = DateTime::<Utc>::from_timestamp_millis(at_ms).unwrap();
+            let until = at + chrono::Duration::milliseconds(until_offset_ms);
+            let keys = keys_in_effect(&new, rotating.then_some((&old, until)), at);
+            let e = event("issuance.status_changed", &serde_json::json!({ "note": data }).to_string());
+            // The reference library checks the timestamp against its clock.
+            let now = Utc::now().timestamp();
+            let m = signed(&e, &keys, now);
+            let mut headers = http::HeaderMap::new();
+            for (name, value) in &m.headers {
+                headers.insert(*name, value.parse().unwrap());
+            }
+            let verifies = |bytes: &[u8]| {
+                standardwebhooks::Webhook::from_bytes(bytes.to_vec())
+                    .unwrap()
+                    .verify(&m.body, &headers)
+                    .is_ok()
+            };
+            let previous_in_effect = rotating && at < until;
+            proptest::prop_assert!(verifies(&current));
+            proptest::prop_assert_eq!(verifies(&previous), previous_in_effect);
+            proptest::prop_assert!(!verifies(&stranger));
+            let count = m.headers[2].1.split(' ').count();
+            proptest::prop_assert_eq!(count, 1 + usize::from(previous_in_effect));
+        }
     }
 
     #[test]

@@ -121,7 +121,7 @@ mod tests {
         // Signed as any event is.
         let secret =
             WebhookSecret::from_text("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", "t").unwrap();
-        let m = crate::deliver::message::signed(&a, &secret, 1_700_000_000);
+        let m = crate::deliver::message::signed(&a, &[&secret], 1_700_000_000);
         assert_eq!(m.headers[0], ("webhook-id", a.id.clone()));
         assert_eq!(
             m.headers[2].1,

@@ -31,11 +31,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use super::assess::{Assessment, AttemptFacts, SinkState, assess};
-use super::message::{Message, signed, slack};
+use super::message::{Message, keys_in_effect, signed, slack};
 use super::schedule::{Answer, Backoff, Verdict};
 use super::sender::Sender;
 use crate::domain::EventType;
-use crate::domain::timefmt::{from_db, to_db};
+use crate::domain::timefmt::{from_db, local, to_db};
 use crate::ops::progress::Progress;
 use crate::settings::{Problem, Settings, SettingsError, Signing};
 use crate::store::{AttemptRow, DueDelivery, SinkVerdict, Store, StoreError};
@@ -135,12 +135,32 @@ impl Sinks {
         Ok(Self(sinks))
     }
 
-    /// Each signed sink's name and where its secret was found (for `check-config`).
-    pub fn secret_sources(&self) -> Vec<(&str, &str)> {
+    /// Each signed sink's name and where its secret was found, with its
+    /// rotation if it has one, as of `now` (for `check-config`; never a secret).
+    pub fn secret_sources(&self, now: DateTime<Utc>) -> Vec<(&str, String)> {
         self.0
             .iter()
             .filter_map(|s| match &s.signing {
-                Signing::Standard { source, .. } => Some((s.name.as_str(), source.as_str())),
+                Signing::Standard {
+                    source, previous, ..
+                } => {
+                    let mut note = format!("secret from {source} (not shown)");
+                    if let Some(p) = previous {
+                        let until = local(p.until, s.zone);
+                        note.push_str(&match now < p.until {
+                            true => format!(
+                                "; previous secret from {} (not shown) accepted until {until}",
+                                p.source
+                            ),
+                            false => format!(
+                                "; previous secret from {} (not shown) no longer used since {until}: \
+                                 remove it and previous_until",
+                                p.source
+                            ),
+                        });
+                    }
+                    Some((s.name.as_str(), note))
+                }
                 Signing::Slack => None,
             })
             .collect()
@@ -177,6 +197,20 @@ impl Sinks {
                 progress.sinks.failed(&sink.name, since, problem);
             }
             info!(sink = %sink.name, url = %sink.shown_url, after_seq = row.admitted_seq, "delivering events to webhook sink");
+            if let Signing::Standard {
+                previous: Some(p), ..
+            } = &sink.signing
+            {
+                let until = local(p.until, sink.zone);
+                match Utc::now() < p.until {
+                    true => {
+                        info!(sink = %sink.name, previous_until = %until, "secret rotation: signing with the current and the previous secret until previous_until, then with the current one only")
+                    }
+                    false => {
+                        warn!(sink = %sink.name, previous_until = %until, "secret rotation over: the previous secret is no longer used; remove previous_secret(_file) and previous_until")
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -494,7 +528,13 @@ impl Worker {
 
 fn message_for(sink: &Sink, delivery: &DueDelivery, at: DateTime<Utc>) -> Message {
     match &sink.signing {
-        Signing::Standard { secret, .. } => signed(delivery, secret, at.timestamp()),
+        Signing::Standard {
+            secret, previous, ..
+        } => {
+            let previous = previous.as_ref().map(|p| (p.secret.as_ref(), p.until));
+            let keys = keys_in_effect(secret, previous, at);
+            signed(delivery, &keys, at.timestamp())
+        }
         Signing::Slack => slack(delivery, sink.zone),
     }
 }

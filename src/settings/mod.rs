@@ -49,4 +49,4 @@ pub use sections::{
     PollSettings, Settings,
 };
 pub use webhook_secret::WebhookSecret;
-pub use webhooks::{Signing, SinkKind, SinkSecret, WebhookSettings};
+pub use webhooks::{Previous, PreviousSecret, Signing, SinkKind, SinkSecret, WebhookSettings};

@@ -18,7 +18,7 @@ use sha2::Digest as _;
 use super::error::Problem;
 use super::schema::{self, Key, sink};
 use super::webhook_secret::WebhookSecret;
-use super::webhooks::{SinkKind, SinkSecret, WebhookSettings};
+use super::webhooks::{PreviousSecret, SinkKind, SinkSecret, WebhookSettings};
 use crate::domain::EventType;
 
 /// The value of each optional key left out, as the example file states them.
@@ -209,42 +209,99 @@ impl<'a> Entry<'a> {
         self.rule(key, reason);
     }
 
-    /// Signed with `secret` or `secret_file` (exactly one), or a Slack sink
-    /// with neither.
+    /// Signed with `secret` or `secret_file` (exactly one), and during a
+    /// rotation `previous_secret` or `previous_secret_file` (at most one) with
+    /// `previous_until`; or a Slack sink with none of them.
     fn kind(&mut self, slack: bool) -> Option<SinkKind> {
-        let has_secret = self.value(sink::SECRET).is_some();
-        let has_file = self.value(sink::SECRET_FILE).is_some();
         if slack {
-            for key in [sink::SECRET, sink::SECRET_FILE] {
+            for key in [
+                sink::SECRET,
+                sink::SECRET_FILE,
+                sink::PREVIOUS_SECRET,
+                sink::PREVIOUS_SECRET_FILE,
+                sink::PREVIOUS_UNTIL,
+            ] {
                 if self.value(key).is_some() {
-                    let reason =
-                        "a format = \"slack\" sink is unsigned: remove secret and secret_file";
+                    let reason = format!(
+                        "a format = \"slack\" sink is unsigned: remove {}",
+                        match key.name {
+                            "secret" | "secret_file" => "secret and secret_file",
+                            _ => "previous_secret, previous_secret_file and previous_until",
+                        }
+                    );
                     self.rule(key, reason);
                 }
             }
             return Some(SinkKind::Slack);
         }
+        let current = self.secret(sink::SECRET, sink::SECRET_FILE, true);
+        let previous = self.previous();
+        Some(SinkKind::Standard {
+            secret: current?,
+            previous: previous?,
+        })
+    }
+
+    /// The previous secret of a rotation: `Some(None)` when there is none,
+    /// `None` after a problem.
+    fn previous(&mut self) -> Option<Option<PreviousSecret>> {
+        let has_secret = self.value(sink::PREVIOUS_SECRET).is_some()
+            || self.value(sink::PREVIOUS_SECRET_FILE).is_some();
+        let has_until = self.value(sink::PREVIOUS_UNTIL).is_some();
+        let until = self.read(sink::PREVIOUS_UNTIL, schema::instant);
+        if !has_secret {
+            if has_until {
+                self.rule(
+                    sink::PREVIOUS_UNTIL,
+                    "is set without previous_secret or previous_secret_file: \
+                     nothing to accept until then (remove it once a rotation is over)",
+                );
+                return None;
+            }
+            return Some(None);
+        }
+        let secret = self.secret(sink::PREVIOUS_SECRET, sink::PREVIOUS_SECRET_FILE, false);
+        if !has_until {
+            self.missing(
+                sink::PREVIOUS_UNTIL,
+                "is required with previous_secret or previous_secret_file: \
+                 the RFC 3339 instant the previous secret stops signing",
+            );
+        }
+        Some(Some(PreviousSecret {
+            secret: secret?,
+            until: until?,
+        }))
+    }
+
+    /// The secret of `inline` or `file` (exactly one; `required` says whether
+    /// neither is a problem), decoded if inline.
+    fn secret(&mut self, inline: Key, file: Key, required: bool) -> Option<SinkSecret> {
+        let has_secret = self.value(inline).is_some();
+        let has_file = self.value(file).is_some();
         if has_secret && has_file {
-            self.rule(sink::SECRET_FILE, "set secret or secret_file, not both");
+            let reason = format!("set {} or {}, not both", inline.name, file.name);
+            self.rule(file, reason);
             return None;
         }
         if !has_secret && !has_file {
-            self.missing(
-                sink::SECRET,
-                "is required for a signed sink (or secret_file; format = \"slack\" is unsigned)",
-            );
+            if required {
+                self.missing(
+                    inline,
+                    "is required for a signed sink (or secret_file; format = \"slack\" is unsigned)",
+                );
+            }
             return None;
         }
-        let secret = match has_secret {
-            true => SinkSecret::Inline(Arc::new(self.read(sink::SECRET, |v| {
-                let text = schema::text(sink::SECRET.kind, v)?;
+        Some(match has_secret {
+            true => SinkSecret::Inline(Arc::new(self.read(inline, |v| {
+                let text = schema::text(inline.kind, v)?;
                 WebhookSecret::parse(&text).map_err(str::to_owned)
             })?)),
-            false => SinkSecret::File(PathBuf::from(self.read(sink::SECRET_FILE, |v| {
-                schema::text(sink::SECRET_FILE.kind, v)
-            })?)),
-        };
-        Some(SinkKind::Standard { secret })
+            false => SinkSecret::File(PathBuf::from(
+                self.read(file, |v| schema::text(file.kind, v))?,
+            )),
+        })
     }
 
     /// Keys no entry has, each with the nearest known one.
@@ -318,7 +375,7 @@ mod tests {
         assert_eq!(sink.timeout, defaults::TIMEOUT);
         assert_eq!(sink.concurrency, 8);
         assert!(sink.name.starts_with("shop.example-"), "{}", sink.name);
-        let Signing::Standard { secret, source } = sink.signing(0, None).unwrap() else {
+        let Signing::Standard { secret, source, .. } = sink.signing(0, None).unwrap() else {
             panic!("a signed sink");
         };
         assert_eq!(secret.expose(), (0u8..32).collect::<Vec<_>>());
@@ -446,6 +503,107 @@ mod tests {
             (again.events, again.timeout, again.concurrency),
             (vec![EventType::BalanceLow], Duration::from_secs(2), 3)
         );
+    }
+
+    /// Base64 of 32 bytes `32..64`: another key.
+    const OLD: &str = "whsec_ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+    #[test]
+    fn a_rotation_holds_the_previous_secret_until_its_instant_and_never_shows_it() {
+        let sink = one(&format!(
+            "url = \"https://x/\"\nsecret = \"{WHSEC}\"\nprevious_secret = \"{OLD}\"\n\
+             previous_until = \"2026-12-06T09:00:00+09:00\""
+        ))
+        .unwrap();
+        let Signing::Standard {
+            secret,
+            previous: Some(previous),
+            ..
+        } = sink.signing(2, None).unwrap()
+        else {
+            panic!("a rotating sink");
+        };
+        assert_eq!(secret.expose(), (0u8..32).collect::<Vec<_>>());
+        assert_eq!(previous.secret.expose(), (32u8..64).collect::<Vec<_>>());
+        assert_eq!(previous.source, "webhooks[2].previous_secret");
+        assert_eq!(previous.until.to_rfc3339(), "2026-12-06T00:00:00+00:00");
+        let shown = format!("{sink:?} {}", toml::to_string(&sink).unwrap());
+        assert!(!shown.contains(OLD) && !shown.contains(WHSEC), "{shown}");
+        assert!(
+            shown.contains("previous_secret = \"[REDACTED]\"")
+                && shown.contains("previous_until = \"2026-12-06T00:00:00+00:00\""),
+            "{shown}"
+        );
+
+        // A file, unquoted TOML date-time, found among the credentials.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("old_secret"), format!("{OLD}\n")).unwrap();
+        let filed = one(&format!(
+            "url = \"https://x/\"\nsecret = \"{WHSEC}\"\n\
+             previous_secret_file = \"/etc/issuance-watcher/old_secret\"\n\
+             previous_until = 2026-12-06T09:00:00+09:00"
+        ))
+        .unwrap();
+        let err = filed.signing(1, None).unwrap_err().to_string();
+        assert!(err.contains("`webhooks[1].previous_secret_file`"), "{err}");
+        let Ok(Signing::Standard {
+            previous: Some(previous),
+            ..
+        }) = filed.signing(1, Some(dir.path()))
+        else {
+            panic!("found among the credentials");
+        };
+        assert!(
+            previous.source.contains("systemd credential")
+                && previous.source.contains("webhooks[1].previous_secret_file"),
+            "{}",
+            previous.source
+        );
+        let shown = toml::to_string(&filed).unwrap();
+        assert!(
+            shown.contains("previous_secret_file = \"/etc/issuance-watcher/old_secret\""),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_previous_secret_equal_to_the_current_one_is_refused_unshown() {
+        let sink = one(&format!(
+            "url = \"https://x/\"\nsecret = \"{WHSEC}\"\nprevious_secret = \"{WHSEC}\"\n\
+             previous_until = \"2026-12-06T09:00:00+09:00\""
+        ))
+        .unwrap();
+        let err = sink.signing(0, None).unwrap_err().to_string();
+        assert!(
+            err.contains("`webhooks[0].previous_secret`: is the same secret as the current one"),
+            "{err}"
+        );
+        assert!(!err.contains(WHSEC), "{err}");
+    }
+
+    #[test]
+    fn a_previous_secret_needs_its_instant_and_a_signed_sink() {
+        let until = "previous_until = \"2026-12-06T09:00:00+09:00\"";
+        let err = parse_toml(&format!(
+            "[[webhooks]]\nurl = \"https://a/\"\nsecret = \"{WHSEC}\"\nprevious_secret = \"{OLD}\"\n\
+             [[webhooks]]\nurl = \"https://b/\"\nsecret = \"{WHSEC}\"\n{until}\n\
+             [[webhooks]]\nurl = \"https://c/\"\nsecret = \"{WHSEC}\"\nprevious_secret = \"{OLD}\"\nprevious_secret_file = \"/s\"\n{until}\n\
+             [[webhooks]]\nurl = \"https://hooks.slack.com/services/T/B/X\"\nformat = \"slack\"\nprevious_secret = \"{OLD}\"\n{until}\n\
+             [[webhooks]]\nurl = \"https://e/\"\nsecret = \"{WHSEC}\"\nprevious_secret = \"{OLD}\"\nprevious_until = \"2026-12-06 09:00\"\n"
+        ))
+        .unwrap_err();
+        for expected in [
+            "`webhooks[0].previous_until`: is required with previous_secret or previous_secret_file",
+            "`webhooks[1].previous_until`: is set without previous_secret or previous_secret_file",
+            "`webhooks[2].previous_secret_file`: set previous_secret or previous_secret_file, not both",
+            "`webhooks[3].previous_secret`: a format = \"slack\" sink is unsigned",
+            "`webhooks[3].previous_until`: a format = \"slack\" sink is unsigned",
+            "`webhooks[4].previous_until`: expected an RFC 3339 instant with its offset",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+        }
+        assert_eq!(err.lines().count(), 6, "{err}");
+        assert!(!err.contains(OLD), "{err}");
     }
 
     /// The example file shows an entry with the defaults of the optional keys

@@ -9,11 +9,17 @@
 //! (`secret_file`) is found and read by the same code as `api.secret_key_file`
 //! (a systemd credential of that name first, never a FIFO). A Slack-format
 //! sink is unsigned and its URL is the secret: it is redacted too.
+//!
+//! During a secret rotation a signed sink also holds the previous secret
+//! (`previous_secret` or `previous_secret_file`, read by the same rules) and
+//! the instant it stops being used (`previous_until`): until then each message
+//! carries a signature with each (see `deliver::message::keys_in_effect`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
 use super::error::Problem;
@@ -55,10 +61,24 @@ pub struct WebhookSettings {
 #[derive(Clone)]
 pub enum SinkKind {
     /// Standard Webhooks: the event as JSON, signed (`webhook-id`,
-    /// `webhook-timestamp`, `webhook-signature`) with `secret`.
-    Standard { secret: SinkSecret },
+    /// `webhook-timestamp`, `webhook-signature`) with `secret`, and with
+    /// `previous` too while it is in effect.
+    Standard {
+        secret: SinkSecret,
+        previous: Option<PreviousSecret>,
+    },
     /// `{"text": "..."}` for Slack-compatible incoming webhooks; unsigned.
     Slack,
+}
+
+/// The secret a standard sink used before a rotation, still signed with
+/// until `until` (exclusive), so receivers can switch at their own pace.
+#[derive(Clone)]
+pub struct PreviousSecret {
+    /// `previous_secret` or `previous_secret_file`.
+    pub secret: SinkSecret,
+    /// `previous_until`: from this instant on, only the current secret signs.
+    pub until: DateTime<Utc>,
 }
 
 /// Where a standard sink's signing key is.
@@ -79,8 +99,20 @@ pub enum Signing {
     Standard {
         secret: Arc<WebhookSecret>,
         source: String,
+        /// The previous key during a rotation.
+        previous: Option<Previous>,
     },
     Slack,
+}
+
+/// The previous key of a rotation, read.
+#[derive(Debug, Clone)]
+pub struct Previous {
+    pub secret: Arc<WebhookSecret>,
+    /// Where it was found, like [`Signing::Standard`]'s `source`.
+    pub source: String,
+    /// Signed with until this instant (exclusive).
+    pub until: DateTime<Utc>,
 }
 
 impl SinkKind {
@@ -111,26 +143,67 @@ impl WebhookSettings {
     }
 
     /// The signing key, read (a `secret_file`: the credential of that file
-    /// name in `$CREDENTIALS_DIRECTORY` first, see `secret_file`). `index` is
-    /// the entry's place in the list; a problem names `webhooks[N].secret_file`
-    /// and where the entry was written, never the secret.
+    /// name in `$CREDENTIALS_DIRECTORY` first, see `secret_file`), and the
+    /// previous one of a rotation, read the same way. `index` is the entry's
+    /// place in the list; a problem names `webhooks[N].secret_file` (or
+    /// `previous_secret_file`, ...) and where the entry was written, never
+    /// the secret. A previous secret equal to the current one is refused: it
+    /// would double every signature for nothing.
     pub fn signing(
         &self,
         index: usize,
         credentials_dir: Option<&Path>,
     ) -> Result<Signing, Problem> {
-        let key = |field: &str| format!("webhooks[{index}].{field}");
-        let secret = match &self.kind {
+        let (secret, previous) = match &self.kind {
             SinkKind::Slack => return Ok(Signing::Slack),
-            SinkKind::Standard { secret } => secret,
+            SinkKind::Standard { secret, previous } => (secret, previous),
         };
-        let path = match secret {
-            SinkSecret::Inline(secret) => {
-                return Ok(Signing::Standard {
-                    secret: secret.clone(),
-                    source: key("secret"),
-                });
+        let (secret, source) = self.read_secret(index, secret, "", credentials_dir)?;
+        let previous = match previous {
+            None => None,
+            Some(p) => {
+                let (previous, previous_source) =
+                    self.read_secret(index, &p.secret, "previous_", credentials_dir)?;
+                if previous.expose() == secret.expose() {
+                    let field = match p.secret {
+                        SinkSecret::Inline(_) => "previous_secret",
+                        SinkSecret::File(_) => "previous_secret_file",
+                    };
+                    return Err(Problem::new(
+                        format!("webhooks[{index}].{field}"),
+                        format!(
+                            "is the same secret as the current one ({source}): a rotation needs \
+                             a new secret; remove the previous one, or make a new current one"
+                        ),
+                        self.origin.as_deref(),
+                    ));
+                }
+                Some(Previous {
+                    secret: previous,
+                    source: previous_source,
+                    until: p.until,
+                })
             }
+        };
+        Ok(Signing::Standard {
+            secret,
+            source,
+            previous,
+        })
+    }
+
+    /// One secret (the current one with `prefix` "", the previous one with
+    /// "previous_"), read, and where it was found.
+    fn read_secret(
+        &self,
+        index: usize,
+        secret: &SinkSecret,
+        prefix: &str,
+        credentials_dir: Option<&Path>,
+    ) -> Result<(Arc<WebhookSecret>, String), Problem> {
+        let key = |field: &str| format!("webhooks[{index}].{prefix}{field}");
+        let path = match secret {
+            SinkSecret::Inline(secret) => return Ok((secret.clone(), key("secret"))),
             SinkSecret::File(path) => path,
         };
         let problem =
@@ -139,10 +212,10 @@ impl WebhookSettings {
         let text = secret_file::read(&located).map_err(problem)?;
         let secret = WebhookSecret::parse(&text)
             .map_err(|reason| problem(format!("{}: {reason}", located.path().display())))?;
-        Ok(Signing::Standard {
-            secret: Arc::new(secret),
-            source: format!("{located} ({})", key("secret_file")),
-        })
+        Ok((
+            Arc::new(secret),
+            format!("{located} ({})", key("secret_file")),
+        ))
     }
 }
 
@@ -157,15 +230,25 @@ impl std::fmt::Debug for WebhookSettings {
     }
 }
 
+impl std::fmt::Debug for SinkSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inline(_) => f.write_str("[REDACTED]"),
+            Self::File(path) => write!(f, "file {path:?}"),
+        }
+    }
+}
+
 impl std::fmt::Debug for SinkKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Standard {
-                secret: SinkSecret::Inline(_),
-            } => f.write_str("Standard { secret: [REDACTED] }"),
-            Self::Standard {
-                secret: SinkSecret::File(path),
-            } => write!(f, "Standard {{ secret_file: {path:?} }}"),
+            Self::Standard { secret, previous } => {
+                write!(f, "Standard {{ secret: {secret:?}")?;
+                if let Some(p) = previous {
+                    write!(f, ", previous: {:?} until {}", p.secret, p.until)?;
+                }
+                f.write_str(" }")
+            }
             Self::Slack => f.write_str("Slack"),
         }
     }
@@ -181,6 +264,12 @@ struct Shown<'a> {
     secret: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     secret_file: Option<&'a Path>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_file: Option<&'a Path>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_until: Option<String>,
     events: Vec<&'static str>,
     format: &'static str,
     #[serde(with = "humantime_serde")]
@@ -198,20 +287,21 @@ struct Shown<'a> {
 
 impl Serialize for WebhookSettings {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let (secret, secret_file) = match &self.kind {
-            SinkKind::Standard {
-                secret: SinkSecret::Inline(_),
-            } => (Some("[REDACTED]"), None),
-            SinkKind::Standard {
-                secret: SinkSecret::File(path),
-            } => (None, Some(path.as_path())),
-            SinkKind::Slack => (None, None),
+        let ((secret, secret_file), previous) = match &self.kind {
+            SinkKind::Standard { secret, previous } => (shown(secret), previous.as_ref()),
+            SinkKind::Slack => ((None, None), None),
         };
+        let (previous_secret, previous_secret_file) =
+            previous.map_or((None, None), |p| shown(&p.secret));
+        let previous_until = previous.map(|p| p.until.to_rfc3339());
         Shown {
             name: &self.name,
             url: self.shown_url(),
             secret,
             secret_file,
+            previous_secret,
+            previous_secret_file,
+            previous_until,
             events: self.events.iter().map(|t| t.as_str()).collect(),
             format: self.kind.format(),
             timeout: self.timeout,
@@ -222,5 +312,13 @@ impl Serialize for WebhookSettings {
             backoff_max: self.backoff_max,
         }
         .serialize(s)
+    }
+}
+
+/// `secret` as shown: `[REDACTED]` for an inline one, the path of a file.
+fn shown(secret: &SinkSecret) -> (Option<&'static str>, Option<&Path>) {
+    match secret {
+        SinkSecret::Inline(_) => (Some("[REDACTED]"), None),
+        SinkSecret::File(path) => (None, Some(path.as_path())),
     }
 }

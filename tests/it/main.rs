@@ -42,5 +42,6 @@ mod try_it_locally;
 mod upstream_faults;
 mod watcher;
 mod webhook_operations;
+mod webhook_rotation;
 mod webhook_scheduling;
 mod webhooks;

@@ -1,7 +1,7 @@
 //! No secret anywhere a person or a program can see it, at the most verbose
 //! log levels, with every kind of secret configured at once: the API's signing
-//! key, a signed webhook sink's `whsec_` key (and a token in its URL's query),
-//! and a Slack sink, whose URL is its only credential. Looked for (in every
+//! key, a signed webhook sink's `whsec_` key and, as it is rotating, its
+//! previous one (and a token in its URL's query), and a Slack sink, whose URL is its only credential. Looked for (in every
 //! encoding, see `common::secrets`) in the daemon's log, `/metrics`, the
 //! database file and its WAL, what the commands print, and the errors a bad
 //! configuration produces; while polls succeed and fail (401), deliveries
@@ -14,10 +14,11 @@ use std::process::Output;
 
 use common::daemon::{Spawn, cli, migrate};
 use common::metrics::{free_port, get};
+use common::receiver::rotating;
 use common::secrets::{QUERY_TOKEN, slack_url};
 use common::{
-    Mode, Receiver, Reply, ScriptedApi, TestSettings, WEBHOOK_SECRET, assert_no_secret,
-    assert_no_secret_bytes, eventually,
+    Mode, PREVIOUS_WEBHOOK_SECRET, Receiver, Reply, ScriptedApi, TestSettings, WEBHOOK_SECRET,
+    assert_no_secret, assert_no_secret_bytes, eventually,
 };
 use issuance_watcher::settings::{SinkKind, SinkSecret};
 
@@ -61,7 +62,7 @@ async fn nothing_shows_a_secret_at(level: &str) {
         .webhook(
             "shop",
             &format!("{}?token={QUERY_TOKEN}", signed.url()),
-            |_| {},
+            |w| w.kind = rotating(chrono::Utc::now() + chrono::Duration::days(1)),
         )
         .webhook("chat", &slack_url(&format!("http://{}", slack.addr)), |w| {
             w.kind = SinkKind::Slack;
@@ -113,6 +114,11 @@ async fn nothing_shows_a_secret_at(level: &str) {
         metrics.contains("shop") && metrics.contains("chat"),
         "{metrics}"
     );
+    let check = text(&cli(&config, &["check-config"]));
+    assert!(
+        check.contains("# Webhook sink shop: secret from webhooks[0].secret (not shown); previous secret from webhooks[0].previous_secret (not shown) accepted until "),
+        "check-config mentions the rotation: {check}"
+    );
     let mut shown = vec![("/metrics".to_owned(), metrics)];
     for args in [
         &["check-config"][..],
@@ -136,7 +142,22 @@ async fn nothing_shows_a_secret_at(level: &str) {
         settings.clone().with(|s| {
             s.webhooks[0].kind = SinkKind::Standard {
                 secret: SinkSecret::File(dir.path().join("also_a_file")),
+                previous: None,
             };
+        }),
+        // The previous secret the same as the current one, then not found.
+        settings.clone().with(|s| {
+            let SinkKind::Standard { secret, previous } = &mut s.webhooks[0].kind else {
+                panic!("a signed sink");
+            };
+            previous.as_mut().unwrap().secret = secret.clone();
+        }),
+        settings.clone().with(|s| {
+            let SinkKind::Standard { previous, .. } = &mut s.webhooks[0].kind else {
+                panic!("a signed sink");
+            };
+            previous.as_mut().unwrap().secret =
+                SinkSecret::File(dir.path().join("no_previous_file"));
         }),
         settings.clone().with(|s| {
             s.webhooks[1].url.set_scheme("ftp").unwrap();
@@ -186,6 +207,7 @@ fn the_search_finds_every_kind_of_secret() {
     let hex: String = webhook_key.iter().map(|b| format!("{b:02x}")).collect();
     for leaked in [
         WEBHOOK_SECRET.to_owned(),
+        PREVIOUS_WEBHOOK_SECRET.to_owned(),
         String::from_utf8(webhook_key.clone()).unwrap(),
         hex,
         format!("{:?}", &webhook_key[..8]),

@@ -39,6 +39,8 @@ pub(in crate::settings) enum Kind {
     Events,
     /// A sink's name: 1 to 64 letters, digits, `-`, `_` or `.`.
     Name,
+    /// An RFC 3339 instant with its offset (`2026-12-06T09:00:00+09:00`).
+    Instant,
 }
 
 /// One key: its section (`webhooks` for a key of each `[[webhooks]]` entry),
@@ -169,6 +171,9 @@ pub(in crate::settings) mod sink {
     pub const URL: Key = sink("url", Kind::SinkUrl);
     pub const SECRET: Key = sink("secret", Kind::Text);
     pub const SECRET_FILE: Key = sink("secret_file", Kind::Path);
+    pub const PREVIOUS_SECRET: Key = sink("previous_secret", Kind::Text);
+    pub const PREVIOUS_SECRET_FILE: Key = sink("previous_secret_file", Kind::Path);
+    pub const PREVIOUS_UNTIL: Key = sink("previous_until", Kind::Instant);
     pub const NAME: Key = sink("name", Kind::Name);
     pub const EVENTS: Key = sink("events", Kind::Events);
     pub const FORMAT: Key = sink("format", Kind::Choice(&["standard", "slack"]));
@@ -184,6 +189,9 @@ pub(in crate::settings) mod sink {
         URL,
         SECRET,
         SECRET_FILE,
+        PREVIOUS_SECRET,
+        PREVIOUS_SECRET_FILE,
+        PREVIOUS_UNTIL,
         NAME,
         EVENTS,
         FORMAT,

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use config::ValueKind;
 
 use super::keys::Kind;
@@ -58,6 +59,19 @@ pub(in crate::settings) fn check(kind: Kind, value: &ValueKind) -> Result<(), St
         Kind::Choice(_) => choice(kind, value).map(drop),
         Kind::Events => events(value).map(drop),
         Kind::Name => name(value).map(drop),
+        Kind::Instant => instant(value).map(drop),
+    }
+}
+
+/// A [`Kind::Instant`]: RFC 3339 with an offset (TOML's offset date-times
+/// arrive as this text too); a date or time without an offset is refused, as
+/// its instant depends on the host's zone.
+pub(in crate::settings) fn instant(value: &ValueKind) -> Result<DateTime<Utc>, String> {
+    match value {
+        ValueKind::String(text) => DateTime::parse_from_rfc3339(text.trim())
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|_| wrong(Kind::Instant, value)),
+        _ => Err(wrong(Kind::Instant, value)),
     }
 }
 
@@ -215,6 +229,9 @@ pub(in crate::settings) fn expected(kind: Kind) -> String {
             format!("a list of event types, each one of {}", one_of(&names))
         }
         Kind::Name => "a name of 1 to 64 letters, digits, '-', '_' or '.'".to_owned(),
+        Kind::Instant => {
+            "an RFC 3339 instant with its offset, such as \"2026-12-06T09:00:00+09:00\"".to_owned()
+        }
     }
 }
 

@@ -108,12 +108,18 @@ impl TestSettings {
             for (entry, sink) in list.iter_mut().zip(&self.settings.webhooks) {
                 let table = entry.as_table_mut().expect("a [[webhooks]] table");
                 table.insert("url".into(), sink.url.to_string().into());
-                if let SinkKind::Standard {
-                    secret: SinkSecret::Inline(secret),
-                } = &sink.kind
-                {
+                let whsec = |secret: &issuance_watcher::settings::WebhookSecret| {
                     let encoded = base64::engine::general_purpose::STANDARD.encode(secret.expose());
-                    table.insert("secret".into(), format!("whsec_{encoded}").into());
+                    toml::Value::from(format!("whsec_{encoded}"))
+                };
+                if let SinkKind::Standard { secret, previous } = &sink.kind {
+                    if let SinkSecret::Inline(secret) = secret {
+                        table.insert("secret".into(), whsec(secret));
+                    }
+                    if let Some(SinkSecret::Inline(previous)) = previous.as_ref().map(|p| &p.secret)
+                    {
+                        table.insert("previous_secret".into(), whsec(previous));
+                    }
                 }
             }
         }

@@ -41,6 +41,6 @@ pub mod wait;
 pub use api::{Reply, Request, ScriptedApi, Stream};
 pub use config::{ACCESS_KEY, SECRET_B64, TestSettings, settings};
 pub use daemon::{BIN, Daemon, cli};
-pub use receiver::{Mode, Receiver, WEBHOOK_SECRET};
+pub use receiver::{Mode, PREVIOUS_WEBHOOK_SECRET, Receiver, WEBHOOK_SECRET};
 pub use running::{Running, eventually, row};
 pub use secrets::{assert_no_secret, assert_no_secret_bytes};

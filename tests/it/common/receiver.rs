@@ -20,6 +20,27 @@ use super::wait::wait_for;
 
 /// A secret for test sinks: `whsec_` + Base64 of 32 bytes.
 pub const WEBHOOK_SECRET: &str = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0zMi1ieXRlcyEhIQ==";
+/// The secret a rotating test sink held before [`WEBHOOK_SECRET`]
+/// (`previous_secret`): another 32 bytes.
+pub const PREVIOUS_WEBHOOK_SECRET: &str = "whsec_cHJldmlvdXMtd2ViaG9vay1zZWNyZXQtMzItYnl0ZXM=";
+
+/// A standard sink's kind in the middle of a rotation: signed with
+/// [`WEBHOOK_SECRET`], and with [`PREVIOUS_WEBHOOK_SECRET`] too until `until`.
+pub fn rotating(until: chrono::DateTime<chrono::Utc>) -> issuance_watcher::settings::SinkKind {
+    use issuance_watcher::settings::{PreviousSecret, SinkKind, SinkSecret, WebhookSecret};
+    let inline = |text: &str| {
+        SinkSecret::Inline(std::sync::Arc::new(
+            WebhookSecret::from_text(text, "test").unwrap(),
+        ))
+    };
+    SinkKind::Standard {
+        secret: inline(WEBHOOK_SECRET),
+        previous: Some(PreviousSecret {
+            secret: inline(PREVIOUS_WEBHOOK_SECRET),
+            until,
+        }),
+    }
+}
 
 /// How the receiver answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //! a database file) carries a secret or a token, in any encoding.
 //!
 //! Searched for, for every key the tests configure (the scripted API's secret,
-//! the simulator's demo secret, the webhook sinks' `whsec_` secret): the Base64
+//! the simulator's demo secret, the webhook sinks' `whsec_` secrets, current
+//! and previous): the Base64
 //! text (padded, unpadded, URL-safe), the decoded bytes themselves, their hex
 //! and their `Debug` rendering (`[105, 115, …]`); for every secret that is
 //! plain text (the secret part of the Slack URL tests configure, the token in a
@@ -13,7 +14,7 @@ use base64::Engine as _;
 use bunjang_sim::cli::DEMO_SECRET_KEY;
 
 use super::config::{SECRET_B64, decoded_secret};
-use super::receiver::WEBHOOK_SECRET;
+use super::receiver::{PREVIOUS_WEBHOOK_SECRET, WEBHOOK_SECRET};
 
 /// The secret part of a Slack incoming-webhook URL (`.../services/T/B/<this>`):
 /// the URL is the only credential of a Slack sink.
@@ -34,6 +35,7 @@ fn keys() -> Vec<&'static str> {
         SECRET_B64,
         DEMO_SECRET_KEY,
         WEBHOOK_SECRET.trim_start_matches("whsec_"),
+        PREVIOUS_WEBHOOK_SECRET.trim_start_matches("whsec_"),
     ]
 }
 
