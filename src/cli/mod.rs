@@ -247,8 +247,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             // TOML comments, so that the output stays a usable configuration file.
-            let mut head =
-                format!("# The configuration is valid. Secret key: {source} (not shown).\n");
+            let mut head = format!(
+                "# The configuration is valid. Secret key: {source} (not shown).\n\
+                 # Database: {}.\n",
+                settings.database.engine_shown()
+            );
             for (name, source) in sinks.secret_sources() {
                 head.push_str(&format!(
                     "# Webhook sink {name}: secret from {source} (not shown).\n"

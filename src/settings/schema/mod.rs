@@ -22,7 +22,9 @@ use super::error::Problem;
 
 pub(super) use keys::{KEYS, Key, sink};
 pub(super) use values::human;
-pub(super) use values::{choice, duration, events, integer, name, sink_url, text, valid_name};
+pub(super) use values::{
+    choice, database_url, duration, events, integer, name, sink_url, text, valid_name,
+};
 
 /// The sections, in order.
 pub(super) fn sections() -> Vec<&'static str> {
