@@ -77,8 +77,14 @@ impl PostgresTarget {
     /// Where the password comes from, for `check-config` (never the password).
     pub fn password_source(&self) -> String {
         match &self.password {
-            Some((_, located)) => format!("{located} (database.password_file)"),
-            None => "libpq's PGPASSWORD, PGPASSFILE or ~/.pgpass, if any".to_owned(),
+            Some((_, Located::Path(path))) => {
+                format!("the file {} (database.password_file)", path.display())
+            }
+            Some((_, Located::Credential(path))) => format!(
+                "the systemd credential {} ($CREDENTIALS_DIRECTORY, database.password_file)",
+                path.display()
+            ),
+            None => "PGPASSWORD, PGPASSFILE or ~/.pgpass if any".to_owned(),
         }
     }
 }
@@ -136,7 +142,7 @@ impl DatabaseSettings {
     pub fn engine_shown(&self) -> String {
         match &self.postgres {
             Some(pg) => format!(
-                "PostgreSQL at {} (password from {}, not shown)",
+                "PostgreSQL at {}, password from {} (not shown)",
                 pg.shown(),
                 pg.password_source()
             ),
@@ -285,7 +291,7 @@ mod tests {
         assert!(matches!(options.get_ssl_mode(), PgSslMode::Require));
         assert!(
             s.database.engine_shown().starts_with(&format!(
-                "PostgreSQL at {url} (password from libpq's PGPASSWORD"
+                "PostgreSQL at {url}, password from PGPASSWORD, PGPASSFILE or ~/.pgpass"
             )),
             "{}",
             s.database.engine_shown()

@@ -7,8 +7,6 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use bunjang_sim::{FaultConfig, FaultRule, ID_BASE};
 use chrono::Utc;
 use common::charging::{
