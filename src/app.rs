@@ -21,6 +21,7 @@ use crate::watcher::Watcher;
 /// create or upgrade it ([`Access`]). No default on purpose: a new command
 /// must say what it does to the file.
 pub async fn open_store(settings: &Settings, access: Access) -> anyhow::Result<Store> {
+    sqlite_until_postgres_is_supported(settings)?;
     Store::open_for(&settings.database, access)
         .await
         .with_context(|| {
@@ -29,6 +30,20 @@ pub async fn open_store(settings: &Settings, access: Access) -> anyhow::Result<S
                 settings.database.path.display()
             )
         })
+}
+
+/// Refuses `database.url` until the store has a PostgreSQL engine: opening
+/// the SQLite default instead would watch, record and charge in a database
+/// the operator did not choose. (Goes when the store opens PostgreSQL.)
+pub fn sqlite_until_postgres_is_supported(settings: &Settings) -> anyhow::Result<()> {
+    match settings.database.postgres() {
+        Some(pg) => anyhow::bail!(
+            "database.url selects PostgreSQL ({}), which this build cannot open yet: \
+             remove database.url to use SQLite at database.path",
+            pg.shown()
+        ),
+        None => Ok(()),
+    }
 }
 
 /// Runs the daemon on the wall clock until `shutdown` resolves.

@@ -260,6 +260,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             output::print_text(&format!("{head}{}", settings.to_redacted_toml()))
         }
         Command::Migrate => {
+            crate::app::sqlite_until_postgres_is_supported(&settings)?;
             // Said apart, so that a typo in `database.path` does not pass for an upgrade.
             let existed = settings.database.path.exists();
             let path = settings.database.path.display();

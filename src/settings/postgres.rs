@@ -384,14 +384,19 @@ mod tests {
             assert!(err.contains("`database.url`"), "{err}");
             assert!(!err.contains(PASSWORD), "{bad}: {err}");
         }
-        let err = error(
-            None,
-            &[(
-                URL_VAR,
-                &format!("postgres://watcher:{PASSWORD}@db.example/watch"),
-            )],
-        );
-        assert!(err.contains("must not carry a password"), "{err}");
+        for (bad, where_) in [
+            (
+                format!("postgres://watcher:{PASSWORD}@db.example/watch"),
+                "user",
+            ),
+            (
+                format!("postgres://db.example/w?sslmode=require&password={PASSWORD}"),
+                "query",
+            ),
+        ] {
+            let err = error(None, &[(URL_VAR, &bad)]);
+            assert!(err.contains("must not carry a password"), "{where_}: {err}");
+        }
         assert!(DatabaseSettings::postgres_at(&format!("postgres://u:{PASSWORD}@h/d")).is_err());
     }
 

@@ -537,3 +537,29 @@ fn check_config_names_the_database_engine_and_never_its_password() {
         );
     }
 }
+
+/// Until the store opens PostgreSQL, `database.url` is refused where a
+/// database is opened, never replaced by the SQLite default in silence.
+#[test]
+fn a_postgres_url_is_not_served_by_sqlite_in_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, CREDENTIALS);
+    for command in ["migrate", "list"] {
+        let out = Command::new(BIN)
+            .env_clear()
+            .env("ISSUANCE_WATCHER__API__SECRET_KEY", SECRET_B64)
+            .env(
+                "ISSUANCE_WATCHER__DATABASE__URL",
+                "postgres://w@127.0.0.1:9/w",
+            )
+            .arg("--config")
+            .arg(&path)
+            .arg(command)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+        assert!(err.contains("cannot open yet"), "{command}: {err}");
+    }
+}

@@ -201,8 +201,8 @@ pub(in crate::settings) fn database_url(value: &ValueKind) -> Result<reqwest::Ur
         .query_pairs()
         .map(|(k, _)| k.into_owned())
         .filter(|k| {
-            !POSTGRES_PARAMETERS.contains(&k.as_str())
-                && !(k.starts_with("options[") && k.ends_with(']'))
+            let options_key = k.starts_with("options[") && k.ends_with(']');
+            !(options_key || POSTGRES_PARAMETERS.contains(&k.as_str()))
         })
         .map(|k| format!("{:?}", crate::domain::names::shown(&k)))
         .collect();
