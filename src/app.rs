@@ -23,12 +23,7 @@ use crate::watcher::Watcher;
 pub async fn open_store(settings: &Settings, access: Access) -> anyhow::Result<Store> {
     Store::open_for(&settings.database, access)
         .await
-        .with_context(|| {
-            format!(
-                "while opening the database {}",
-                settings.database.path.display()
-            )
-        })
+        .with_context(|| format!("while opening the database {}", settings.database.shown()))
 }
 
 /// Runs the daemon on the wall clock until `shutdown` resolves.

@@ -218,12 +218,9 @@ pub(crate) fn finish(dir: tempfile::TempDir) {
 }
 
 pub(crate) async fn open_store(path: &Path) -> anyhow::Result<Store> {
-    Ok(Store::open_migrated(&DatabaseSettings {
-        path: path.to_owned(),
-        busy_timeout: Duration::from_secs(30),
-        wal_warn_bytes: 0,
-    })
-    .await?)
+    let mut settings = DatabaseSettings::sqlite(path);
+    settings.busy_timeout = Duration::from_secs(30);
+    Ok(Store::open_migrated(&settings).await?)
 }
 
 /// Inserts the simulator's ids `FIRST_SIM_ID..+count` as active READY rows, due now.

@@ -247,8 +247,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             // TOML comments, so that the output stays a usable configuration file.
-            let mut head =
-                format!("# The configuration is valid. Secret key: {source} (not shown).\n");
+            let mut head = format!(
+                "# The configuration is valid. Secret key: {source} (not shown).\n\
+                 # Database: {}.\n",
+                settings.database.engine_shown()
+            );
             for (name, note) in sinks.secret_sources(chrono::Utc::now()) {
                 head.push_str(&format!("# Webhook sink {name}: {note}.\n"));
             }
@@ -256,16 +259,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             // Said apart, so that a typo in `database.path` does not pass for an upgrade.
-            let existed = settings.database.path.exists();
-            let path = settings.database.path.display();
+            let existed = crate::store::Store::exists(&settings.database);
+            let path = settings.database.shown();
             let migrated = async {
-                let store = crate::store::Store::open(&settings.database).await?;
+                let store = crate::store::Store::open_to_migrate(&settings.database).await?;
                 store.migrate().await
             }
             .await
             .with_context(|| format!("while migrating the database {path}"))?;
             let to = migrated.to;
-            output::print_text(&if !existed {
+            output::print_text(&if !existed || migrated.from == 0 {
                 format!("database {path} created with the current schema ({to})\n")
             } else if migrated.from == to {
                 format!("database {path} is up to date (schema {to})\n")

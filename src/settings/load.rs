@@ -77,7 +77,16 @@ impl Settings {
         settings.webhooks = webhooks;
         settings.credentials_dir = credentials_dir;
         settings.secret_origin = secret_origin;
-        settings.validate(&origins)?;
+        let engine = settings.database.resolve_engine(
+            &origins,
+            settings.credentials_dir.as_deref(),
+            ENV_PREFIX,
+        );
+        match (engine.is_empty(), settings.validate(&origins)) {
+            (true, rules) => rules?,
+            (false, Ok(())) => return Err(SettingsError::Problems(engine)),
+            (false, Err(rules)) => return Err(SettingsError::Problems(engine).and(rules)),
+        }
         Ok(settings)
     }
 

@@ -13,7 +13,8 @@
 //! table and parsers, their problems in the same list), `sections` (the typed
 //! tree, one struct per TOML table), `load` (layering and validation) and
 //! `secret` (finding and decoding the signing key, which only the commands that
-//! talk to the API need). `ladder` (the due-soon lead ladder), `cadence` (the
+//! talk to the API need), `postgres` (the database engine: SQLite at
+//! `database.path` or PostgreSQL at `database.url`, its password file read). `ladder` (the due-soon lead ladder), `cadence` (the
 //! quiet hours of the READY cadence) and `charge` (`[charge]`, `[balance]`) are
 //! leaves that `sections` uses; `key_bytes` (a decoded, redacted key) is the
 //! leaf under `secret` and `webhook_secret` (a sink's key), and `secret_file`
@@ -27,6 +28,7 @@ mod error;
 mod key_bytes;
 mod ladder;
 mod load;
+mod postgres;
 mod schema;
 mod secret;
 mod secret_file;
@@ -43,6 +45,7 @@ pub use charge::{BalanceSettings, ChargeSettings};
 pub use error::{Problem, SettingsError};
 pub use ladder::LeadLadder;
 pub use load::{DEFAULT_CONFIG_PATH, DEFAULTS_TOML, ENV_PREFIX};
+pub use postgres::PostgresTarget;
 pub use secret::{CREDENTIAL_NAME, SecretSource, SigningSecret};
 pub use sections::{
     ApiSettings, DatabaseSettings, FlagSettings, HttpSettings, LogFormat, LogSettings,

@@ -12,6 +12,7 @@ use super::cadence::QuietHours;
 use super::charge::{BalanceSettings, ChargeSettings};
 use super::error::{SettingsError, key_error};
 use super::ladder::LeadLadder;
+use super::postgres::PostgresTarget;
 use super::webhooks::WebhookSettings;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -60,14 +61,52 @@ pub struct ApiSettings {
     pub concurrency: usize,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// `[database]`: SQLite at `path`, or PostgreSQL when `url` is set
+/// ([`DatabaseSettings::postgres`]; the engine is chosen in `postgres`).
+/// Built by loading, or by [`DatabaseSettings::sqlite`] and
+/// [`DatabaseSettings::postgres_at`].
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
+    /// SQLite's file. With PostgreSQL it holds the built-in default, unused.
     pub path: PathBuf,
+    /// SQLite only: how long a statement waits for another program's lock.
     #[serde(with = "humantime_serde")]
     pub busy_timeout: Duration,
-    /// Warn once when the write-ahead log grows past this many bytes (0: never).
+    /// SQLite only: warn once when the write-ahead log grows past this many bytes (0: never).
     pub wal_warn_bytes: u64,
+    /// `database.url` as set (no password: the schema refuses one).
+    #[serde(default)]
+    pub(super) url: Option<String>,
+    /// `database.password_file` as set.
+    #[serde(default)]
+    pub(super) password_file: Option<PathBuf>,
+    /// The engine, resolved from `url` and `password_file` at load.
+    #[serde(skip)]
+    pub(super) postgres: Option<PostgresTarget>,
+}
+
+/// The keys of the engine in use, so that `check-config`'s output, read
+/// back as a configuration file, chooses the same engine (`path` and `url`
+/// together would be refused).
+impl Serialize for DatabaseSettings {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut t = s.serialize_struct("DatabaseSettings", 4)?;
+        match &self.postgres {
+            Some(pg) => {
+                t.serialize_field("url", &pg.shown())?;
+                if let Some(file) = &self.password_file {
+                    t.serialize_field("password_file", file)?;
+                }
+            }
+            None => t.serialize_field("path", &self.path)?,
+        }
+        let busy_timeout = humantime::format_duration(self.busy_timeout).to_string();
+        t.serialize_field("busy_timeout", &busy_timeout)?;
+        t.serialize_field("wal_warn_bytes", &self.wal_warn_bytes)?;
+        t.end()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

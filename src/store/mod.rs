@@ -179,37 +179,61 @@ impl Store {
     /// first. Refuses a missing database unless `access` is [`Access::Migrate`], and
     /// a schema other than this binary's (saying what to do) unless it migrates.
     pub async fn open_for(settings: &DatabaseSettings, access: Access) -> Result<Self, StoreError> {
-        let engine = Engine::Sqlite(sqlite::SqliteStore::open_for(settings, access).await?);
+        let engine = match settings.postgres() {
+            Some(target) => Engine::Postgres(
+                postgres::PgStore::open_for(
+                    target.connect_options(),
+                    target.shown(),
+                    access,
+                    settings.busy_timeout,
+                )
+                .await?,
+            ),
+            None => Engine::Sqlite(sqlite::SqliteStore::open_for(settings, access).await?),
+        };
         Ok(Self { engine })
+    }
+
+    /// Whether the database behind `settings` exists already (before
+    /// `migrate`, which creates a SQLite file but never a server's database).
+    pub fn exists(settings: &DatabaseSettings) -> bool {
+        settings.postgres().is_some() || settings.path.exists()
     }
 
     /// Opens the PostgreSQL database at `url` (a `postgres://` URL, which
     /// may carry its password: for tests and tools; the daemon and the CLI go
     /// through [`Store::open_for`] and the settings).
     pub async fn open_postgres(url: &str, access: Access) -> Result<Self, StoreError> {
-        let options: sqlx::postgres::PgConnectOptions =
-            url.parse().map_err(|cause| StoreError::Open {
-                path: "database.url".to_owned(),
-                cause,
-            })?;
-        let shown = format!(
-            "postgres://{}@{}:{}/{}",
-            options.get_username(),
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or_default()
-        );
-        let db =
-            postgres::PgStore::open_for(options, shown, access, std::time::Duration::from_secs(10))
-                .await?;
-        Ok(Self {
-            engine: Engine::Postgres(db),
-        })
+        let settings = DatabaseSettings::postgres_at(url).map_err(|e| StoreError::Open {
+            path: "database.url".to_owned(),
+            cause: sqlx::Error::Configuration(e.to_string().into()),
+        })?;
+        Self::open_for(&settings, access).await
     }
 
-    /// Opens (creating it if missing) the database, without migrating it.
+    /// Opens a SQLite database (creating the file if missing) without
+    /// migrating it: for tests and tools that make one.
     pub async fn open(settings: &DatabaseSettings) -> Result<Self, StoreError> {
         let engine = Engine::Sqlite(sqlite::SqliteStore::open(settings).await?);
+        Ok(Self { engine })
+    }
+
+    /// Opens the database for `migrate` to report on: a SQLite file is
+    /// created if missing, and no schema is required (nothing is migrated
+    /// until [`Store::migrate`]).
+    pub async fn open_to_migrate(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let engine = match settings.postgres() {
+            Some(target) => Engine::Postgres(
+                postgres::PgStore::connect(
+                    target.connect_options(),
+                    target.shown(),
+                    false,
+                    settings.busy_timeout,
+                )
+                .await?,
+            ),
+            None => Engine::Sqlite(sqlite::SqliteStore::open(settings).await?),
+        };
         Ok(Self { engine })
     }
 

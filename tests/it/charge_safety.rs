@@ -7,8 +7,6 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use bunjang_sim::{FaultConfig, FaultRule, ID_BASE};
 use chrono::Utc;
 use common::charging::{
@@ -317,13 +315,9 @@ async fn cancel_takes_the_lease_so_a_poll_in_flight_writes_nothing() {
     sim.force(&id, "READY").unwrap();
     let s = setup(&sim.base_url());
     // The daemon's side, driven step by step: its store, its claims, its writes.
-    let daemon = Store::open_migrated(&DatabaseSettings {
-        path: s.db.clone(),
-        busy_timeout: Duration::from_secs(5),
-        wal_warn_bytes: 0,
-    })
-    .await
-    .unwrap();
+    let daemon = Store::open_migrated(&DatabaseSettings::sqlite(&s.db))
+        .await
+        .unwrap();
     daemon.add_ids(std::slice::from_ref(&id)).await.unwrap();
     let claim = || async {
         let now = Utc::now() + chrono::Duration::milliseconds(1);

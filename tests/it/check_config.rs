@@ -454,3 +454,119 @@ fn the_service_user_reads_roots_webhook_secret_only_as_a_credential() {
         .unwrap();
     assert!(handed_over.status.success(), "{}", stderr(&handed_over));
 }
+
+/// `check-config` says which engine and where: SQLite at its file by default;
+/// PostgreSQL at `database.url` (from the environment here), its password
+/// from `database.password_file` found among the systemd credentials, never
+/// shown; the rendered settings choose the same engine.
+#[test]
+fn check_config_names_the_database_engine_and_never_its_password() {
+    let (dir, sqlite_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let secret = [("ISSUANCE_WATCHER__API__SECRET_KEY", SECRET_B64)];
+    let sqlite = write(
+        &sqlite_dir,
+        &format!("{CREDENTIALS}[database]\npath = \"/srv/w.db\"\n"),
+    );
+    let out = check(&sqlite, &secret);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("\n# Database: SQLite at /srv/w.db.\n"),
+        "{text}"
+    );
+
+    let credentials = tempfile::tempdir().unwrap();
+    let password = credentials.path().join("db-password");
+    std::fs::write(&password, format!("{}\n", common::DB_PASSWORD)).unwrap();
+    let path = write(
+        &dir,
+        &format!(
+            "{CREDENTIALS}[database]\npassword_file = \"/etc/issuance-watcher/db-password\"\n"
+        ),
+    );
+    let url = "postgres://watcher@db.example:5432/watch?sslmode=require";
+    let out = check(
+        &path,
+        &[
+            secret[0],
+            ("ISSUANCE_WATCHER__DATABASE__URL", url),
+            (
+                "CREDENTIALS_DIRECTORY",
+                credentials.path().to_str().unwrap(),
+            ),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = format!(
+        "\n# Database: PostgreSQL at {url}, password from the systemd credential {} \
+         ($CREDENTIALS_DIRECTORY, database.password_file) (not shown).\n",
+        password.display()
+    );
+    assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+    assert!(
+        text.contains(&format!("url = \"{url}\"")) && !text.contains("path = "),
+        "{text}"
+    );
+    assert_no_secret("check-config", &format!("{text}{}", stderr(&out)));
+
+    // A password in the URL, or both engines: refused by name, nothing shown.
+    let with_password = format!(
+        "postgres://watcher:{}@db.example/watch",
+        common::DB_PASSWORD
+    );
+    for (file, url, expected) in [
+        (&path, with_password.as_str(), "must not carry a password"),
+        (
+            &sqlite,
+            "postgres://watcher@db.example/watch",
+            "are both set",
+        ),
+    ] {
+        let out = check(file, &[secret[0], ("ISSUANCE_WATCHER__DATABASE__URL", url)]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("`database.url` (from the environment: ISSUANCE_WATCHER__DATABASE__URL)")
+                && err.contains(expected),
+            "{err}"
+        );
+        assert_no_secret(
+            "check-config",
+            &format!("{err}{}", String::from_utf8_lossy(&out.stdout)),
+        );
+    }
+}
+
+/// `database.url` is the database: a server that cannot be reached is an
+/// error naming it, never replaced by the SQLite default in silence.
+#[test]
+fn a_postgres_url_is_not_served_by_sqlite_in_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, CREDENTIALS);
+    for command in ["migrate", "list"] {
+        let out = Command::new(BIN)
+            .env_clear()
+            .env("ISSUANCE_WATCHER__API__SECRET_KEY", SECRET_B64)
+            .env(
+                "ISSUANCE_WATCHER__DATABASE__URL",
+                "postgres://w@127.0.0.1:9/w",
+            )
+            .arg("--config")
+            .arg(&path)
+            .arg(command)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+        assert!(
+            err.contains("postgres://w@127.0.0.1:9/w"),
+            "{command} names the server it could not reach: {err}"
+        );
+        assert!(
+            !err.contains("watcher.db"),
+            "{command} never opens the SQLite default: {err}"
+        );
+    }
+}

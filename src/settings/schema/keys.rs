@@ -27,6 +27,9 @@ pub(in crate::settings) enum Kind {
     SinkUrl,
     /// A file path; `:memory:` and other SQLite special names are refused.
     DatabasePath,
+    /// A `postgres://` URL that sqlx connects with: no password, only the
+    /// connect parameters sqlx knows. Never shown in an error.
+    DatabaseUrl,
     /// A path (checked when used).
     Path,
     /// An IANA time-zone name.
@@ -112,6 +115,8 @@ pub(in crate::settings) const KEYS: &[Key] = &[
             max: 1 << 40,
         },
     ),
+    key("database", "url", Kind::DatabaseUrl),
+    key("database", "password_file", Kind::Path),
     key("poll", "interval", duration(ms(1), secs(HOUR))),
     key("poll", "max_interval", duration(ms(1), secs(7 * DAY))),
     key("poll", "ready_divisor", Kind::Integer { min: 1, max: 1000 }),

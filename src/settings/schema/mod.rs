@@ -23,7 +23,7 @@ use super::error::Problem;
 pub(super) use keys::{KEYS, Key, sink};
 pub(super) use values::human;
 pub(super) use values::{
-    choice, duration, events, instant, integer, name, sink_url, text, valid_name,
+    choice, database_url, duration, events, instant, integer, name, sink_url, text, valid_name,
 };
 
 /// The sections, in order.

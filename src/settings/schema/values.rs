@@ -47,6 +47,7 @@ pub(in crate::settings) fn check(kind: Kind, value: &ValueKind) -> Result<(), St
             _ => Err(wrong(kind, value)),
         },
         Kind::SinkUrl => sink_url(value).map(drop),
+        Kind::DatabaseUrl => database_url(value).map(drop),
         Kind::Zone => match value {
             ValueKind::String(name) if name.parse::<chrono_tz::Tz>().is_ok() => Ok(()),
             ValueKind::String(_) => Err(format!(
@@ -157,6 +158,82 @@ pub(in crate::settings) fn sink_url(value: &ValueKind) -> Result<reqwest::Url, S
     Ok(url)
 }
 
+/// The query parameters of a PostgreSQL URL that sqlx understands (its
+/// `PgConnectOptions` parser), but `password`. Any other is refused: sqlx
+/// would ignore it and log its value, which could be a password misspelled.
+const POSTGRES_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "application_name",
+    "options",
+];
+
+/// A [`Kind::DatabaseUrl`]: `postgres://USER@HOST:PORT/DB?sslmode=...`, as
+/// sqlx parses it, with no password anywhere in it (the password comes from
+/// `database.password_file` or libpq's environment). Errors never echo the
+/// text: it may hold the password this refuses.
+pub(in crate::settings) fn database_url(value: &ValueKind) -> Result<reqwest::Url, String> {
+    let ValueKind::String(text) = value else {
+        return Err(format!("expected {}", expected(Kind::DatabaseUrl)));
+    };
+    let url = reqwest::Url::parse(text.trim()).map_err(|e| {
+        format!(
+            "is not a URL: {e}; expected {} (the value is not shown)",
+            expected(Kind::DatabaseUrl)
+        )
+    })?;
+    let password_parameter = url.query_pairs().any(|(k, _)| k == "password");
+    if url.password().is_some() || password_parameter {
+        return Err(
+            "must not carry a password (the value is not shown): put it in a file \
+                    named by database.password_file, or use PGPASSWORD / PGPASSFILE"
+                .to_owned(),
+        );
+    }
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(format!(
+            "{:?} is not PostgreSQL's scheme: expected {} (the value is not shown); for \
+             SQLite, set database.path instead",
+            clip(url.scheme()),
+            expected(Kind::DatabaseUrl)
+        ));
+    }
+    let mut unknown: Vec<String> = url
+        .query_pairs()
+        .map(|(k, _)| k.into_owned())
+        .filter(|k| {
+            let options_key = k.starts_with("options[") && k.ends_with(']');
+            !(options_key || POSTGRES_PARAMETERS.contains(&k.as_str()))
+        })
+        .map(|k| format!("{:?}", crate::domain::names::shown(&k)))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.dedup();
+        return Err(format!(
+            "has unknown connect parameter {}: expected {} (the value is not shown)",
+            unknown.join(", "),
+            one_of(POSTGRES_PARAMETERS)
+        ));
+    }
+    url.as_str()
+        .parse::<sqlx::postgres::PgConnectOptions>()
+        .map_err(|e| format!("is not a URL sqlx can connect with: {e}"))?;
+    Ok(url)
+}
+
 /// A [`Kind::Events`] list: every name a known event type, at least one.
 pub(in crate::settings) fn events(value: &ValueKind) -> Result<Vec<EventType>, String> {
     let ValueKind::Array(items) = value else {
@@ -217,6 +294,9 @@ pub(in crate::settings) fn expected(kind: Kind) -> String {
         Kind::Text | Kind::Path | Kind::DatabasePath => "text in quotes".to_owned(),
         Kind::Url => "an http(s) URL such as \"https://openapi.bunjang.co.kr\"".to_owned(),
         Kind::SinkUrl => "an http(s) URL such as \"https://shop.example/hooks\"".to_owned(),
+        Kind::DatabaseUrl => {
+            "a PostgreSQL URL such as \"postgres://watcher@db.example:5432/watch\"".to_owned()
+        }
         Kind::Zone => "a time-zone name such as \"Asia/Seoul\"".to_owned(),
         Kind::Choice(words) => one_of(words),
         Kind::Ladder { min, max } => format!(

@@ -69,6 +69,24 @@ impl PgStore {
         acquire_timeout: std::time::Duration,
     ) -> Result<Self, StoreError> {
         let read_only = matches!(access, Access::Read | Access::ReadLive);
+        let store = Self::connect(options, shown, read_only, acquire_timeout).await?;
+        match access {
+            Access::Migrate => {
+                store.migrate().await?;
+            }
+            _ => require_current(store.schema_state().await?, &store.shown)?,
+        }
+        Ok(store)
+    }
+
+    /// Connects without looking at the schema (`read_only`: every transaction
+    /// read-only); waits at most `acquire_timeout` for a connection.
+    pub async fn connect(
+        options: PgConnectOptions,
+        shown: String,
+        read_only: bool,
+        acquire_timeout: std::time::Duration,
+    ) -> Result<Self, StoreError> {
         let options = if read_only {
             options.options([("default_transaction_read_only", "on")])
         } else {
@@ -84,19 +102,12 @@ impl PgStore {
                 path: shown.clone(),
                 cause,
             })?;
-        let store = Self {
+        Ok(Self {
             pool,
             options,
             shown: shown.into(),
             owner: uuid::Uuid::new_v4().simple().to_string().into(),
-        };
-        match access {
-            Access::Migrate => {
-                store.migrate().await?;
-            }
-            _ => require_current(store.schema_state().await?, &store.shown)?,
-        }
-        Ok(store)
+        })
     }
 
     /// The migrations applied to this database (none before the first).

@@ -286,11 +286,9 @@ mod tests {
     }
 
     async fn second_handle(store: &Store) -> Store {
-        Store::open(&crate::settings::DatabaseSettings {
-            path: store.path().unwrap().to_owned(),
-            busy_timeout: std::time::Duration::from_secs(5),
-            wal_warn_bytes: 0,
-        })
+        Store::open(&crate::settings::DatabaseSettings::sqlite(
+            store.path().unwrap().to_owned(),
+        ))
         .await
         .unwrap()
     }

@@ -10,11 +10,7 @@ use crate::store::{Claimed, PollRecord, RecordKind, Recorded, Store};
 
 /// The database settings of a test database in `dir`.
 fn settings_in(dir: &std::path::Path) -> DatabaseSettings {
-    DatabaseSettings {
-        path: dir.join("nested").join("watcher.db"),
-        busy_timeout: std::time::Duration::from_secs(5),
-        wal_warn_bytes: 0,
-    }
+    DatabaseSettings::sqlite(dir.join("nested").join("watcher.db"))
 }
 
 /// A migrated database in a fresh temporary directory (kept alive by the returned guard).

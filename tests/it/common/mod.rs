@@ -43,4 +43,4 @@ pub use config::{ACCESS_KEY, SECRET_B64, TestSettings, settings};
 pub use daemon::{BIN, Daemon, cli};
 pub use receiver::{Mode, PREVIOUS_WEBHOOK_SECRET, Receiver, WEBHOOK_SECRET};
 pub use running::{Running, eventually, row};
-pub use secrets::{assert_no_secret, assert_no_secret_bytes};
+pub use secrets::{DB_PASSWORD, assert_no_secret, assert_no_secret_bytes};

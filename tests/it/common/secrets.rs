@@ -39,10 +39,12 @@ fn keys() -> Vec<&'static str> {
     ]
 }
 
-/// Secrets that are plain text: searched for as they are. The database
-/// password goes here once the database has one (SQLite has none today).
+/// The PostgreSQL password tests configure (`database.password_file`).
+pub const DB_PASSWORD: &str = "dbPasswordSecret3e8b";
+
+/// Secrets that are plain text: searched for as they are.
 fn texts() -> Vec<&'static str> {
-    vec![SLACK_SECRET_PART, QUERY_TOKEN]
+    vec![SLACK_SECRET_PART, QUERY_TOKEN, DB_PASSWORD]
 }
 
 /// What a leak of `secret_base64` could look like, as byte strings.

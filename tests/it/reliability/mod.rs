@@ -122,11 +122,7 @@ pub async fn other_program(dir: &Path) -> sqlx::SqlitePool {
 
 /// A test-side handle on the database: its own pool, as another program would have.
 pub async fn open_store(dir: &Path) -> Store {
-    let settings = issuance_watcher::settings::DatabaseSettings {
-        path: db_path(dir),
-        busy_timeout: Duration::from_secs(5),
-        wal_warn_bytes: 0,
-    };
+    let settings = issuance_watcher::settings::DatabaseSettings::sqlite(db_path(dir));
     Store::open(&settings).await.unwrap()
 }
 

@@ -112,16 +112,9 @@ impl Engine {
 
 async fn open(target: &Target, access: Access) -> Store {
     match target {
-        Target::Sqlite(path) => Store::open_for(
-            &DatabaseSettings {
-                path: path.clone(),
-                busy_timeout: Duration::from_secs(5),
-                wal_warn_bytes: 0,
-            },
-            access,
-        )
-        .await
-        .expect("a SQLite store opens"),
+        Target::Sqlite(path) => Store::open_for(&DatabaseSettings::sqlite(path.clone()), access)
+            .await
+            .expect("a SQLite store opens"),
         Target::Postgres(url) => Store::open_postgres(url, access)
             .await
             .expect("a PostgreSQL store opens"),

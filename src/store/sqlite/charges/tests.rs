@@ -39,11 +39,9 @@ async fn a_pending_request_is_claimed_once_and_never_pending_again() {
         ("refused", Some("BAD_REQUEST"))
     );
     // Another handle cannot write this handle's request.
-    let other = Store::open(&crate::settings::DatabaseSettings {
-        path: store.path().unwrap().to_owned(),
-        busy_timeout: std::time::Duration::from_secs(5),
-        wal_warn_bytes: 0,
-    })
+    let other = Store::open(&crate::settings::DatabaseSettings::sqlite(
+        store.path().unwrap().to_owned(),
+    ))
     .await
     .unwrap();
     let written = other
@@ -175,11 +173,9 @@ async fn balance_low_events_belong_to_no_issuance_and_reach_sinks() {
 #[tokio::test]
 async fn upgrading_keeps_events_deliveries_and_the_event_cursor() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&crate::settings::DatabaseSettings {
-        path: dir.path().join("old.db"),
-        busy_timeout: std::time::Duration::from_secs(5),
-        wal_warn_bytes: 0,
-    })
+    let store = Store::open(&crate::settings::DatabaseSettings::sqlite(
+        dir.path().join("old.db"),
+    ))
     .await
     .unwrap();
     {
