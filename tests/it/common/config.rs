@@ -41,7 +41,11 @@ impl TestSettings {
         let mut settings =
             Settings::load_with_env(None, Vec::new()).expect("the shipped defaults load");
         settings.api.base_url = base_url.to_owned();
-        settings.database.path = db.to_owned();
+        settings.database = match super::engine::postgres_url() {
+            Some(url) => issuance_watcher::settings::DatabaseSettings::postgres_at(&url)
+                .expect("the test database's URL is valid"),
+            None => issuance_watcher::settings::DatabaseSettings::sqlite(db.to_owned()),
+        };
         Self { settings }.credentials(ACCESS_KEY, SECRET_B64)
     }
 

@@ -25,6 +25,8 @@ pub mod cadence;
 pub mod charging;
 pub mod config;
 pub mod daemon;
+pub mod db;
+pub mod engine;
 pub mod metrics;
 pub mod postgres;
 pub mod prometheus;

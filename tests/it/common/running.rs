@@ -11,6 +11,8 @@ use issuance_watcher::ops::progress::Progress;
 use issuance_watcher::settings::Settings;
 use issuance_watcher::store::Store;
 use issuance_watcher::watcher::Watcher;
+
+use super::db::Db;
 use tokio_util::sync::CancellationToken;
 
 /// A watcher running in the background until stopped.
@@ -46,37 +48,43 @@ impl Running {
         self.store.close().await;
     }
 
+    /// Plain SQL on this watcher's database.
+    pub fn db(&self) -> Db {
+        Db::from(&self.store)
+    }
+
     pub async fn insert(&self, ids: &[&str]) {
-        insert_ids(self.store.pool(), ids).await;
+        self.db().insert_ids(ids).await;
     }
 
     pub async fn transitions(&self, id: &str) -> Vec<(Option<String>, String)> {
-        transitions(self.store.pool(), id).await
+        self.db().transitions(id).await
     }
 
     pub async fn column(&self, id: &str, column: &'static str) -> Option<String> {
         let sql = match column {
-            "watch" => "SELECT watch FROM issuances WHERE id = ?",
-            "status" => "SELECT status FROM issuances WHERE id = ?",
-            "last_error" => "SELECT last_error FROM issuances WHERE id = ?",
+            "watch" => "SELECT watch FROM issuances WHERE id = $1",
+            "status" => "SELECT status FROM issuances WHERE id = $1",
+            "last_error" => "SELECT last_error FROM issuances WHERE id = $1",
             other => panic!("no helper for column {other}"),
         };
-        sqlx::query_scalar(sql)
-            .bind(id)
-            .fetch_optional(self.store.pool())
-            .await
-            .unwrap()
-            .flatten()
+        self.db().rows(sql, &[id]).await.pop()?.pop().flatten()
     }
 
     pub async fn flags(&self, id: &str) -> Vec<(String, bool)> {
-        sqlx::query_as(
-            "SELECT kind, cleared_at IS NOT NULL FROM flags WHERE issuance_id = ? ORDER BY kind",
-        )
-        .bind(id)
-        .fetch_all(self.store.pool())
-        .await
-        .unwrap()
+        self.db()
+            .rows(
+                "SELECT kind, CASE WHEN cleared_at IS NULL THEN 'open' ELSE 'cleared' END
+                 FROM flags WHERE issuance_id = $1 ORDER BY kind",
+                &[id],
+            )
+            .await
+            .into_iter()
+            .map(|r| {
+                let kind = r[0].clone().expect("kind is NOT NULL");
+                (kind, r[1].as_deref() == Some("cleared"))
+            })
+            .collect()
     }
 
     /// Waits (up to 15 s) until the watcher's loop has turned: it is running,
@@ -171,15 +179,23 @@ impl RunningApp {
     }
 
     pub async fn insert(&self, ids: &[&str]) {
-        insert_ids(self.store.pool(), ids).await;
+        insert_ids(&self.store, ids).await;
     }
 
     /// The events of the outbox: (seq, webhook-id, type, issuance id).
     pub async fn events(&self) -> Vec<(i64, String, String, String)> {
-        sqlx::query_as("SELECT seq, id, type, issuance_id FROM events ORDER BY seq")
-            .fetch_all(self.store.pool())
+        Db::from(&self.store)
+            .rows(
+                "SELECT CAST(seq AS TEXT), id, type, issuance_id FROM events ORDER BY seq",
+                &[],
+            )
             .await
-            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let text = |i: usize| r[i].clone().unwrap_or_default();
+                (text(0).parse().expect("seq"), text(1), text(2), text(3))
+            })
+            .collect()
     }
 }
 
@@ -193,31 +209,16 @@ fn owner_locks(store: &Store) -> Vec<std::ffi::OsString> {
 }
 
 /// The recorded (from, to) statuses of `id`, in order.
-pub async fn transitions(pool: &sqlx::SqlitePool, id: &str) -> Vec<(Option<String>, String)> {
-    sqlx::query_as(
-        "SELECT from_status, to_status FROM transitions WHERE issuance_id = ? ORDER BY seq",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .unwrap()
+pub async fn transitions(db: impl Into<Db>, id: &str) -> Vec<(Option<String>, String)> {
+    db.into().transitions(id).await
 }
 
 /// The one integer `sql` answers (a count, a column of one row).
-pub async fn number(pool: &sqlx::SqlitePool, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+pub async fn number(db: impl Into<Db>, sql: &'static str) -> i64 {
+    db.into().number(sql).await
 }
 
 /// Inserts ids as another program would: a plain `INSERT` into the public table.
-pub async fn insert_ids(pool: &sqlx::SqlitePool, ids: &[&str]) {
-    for id in ids {
-        sqlx::query("INSERT INTO issuances (id) VALUES (?)")
-            .bind(id)
-            .execute(pool)
-            .await
-            .unwrap();
-    }
+pub async fn insert_ids(db: impl Into<Db>, ids: &[&str]) {
+    db.into().insert_ids(ids).await
 }
