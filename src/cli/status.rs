@@ -169,8 +169,13 @@ pub(super) fn render(v: &StatusView, zone: chrono_tz::Tz) -> String {
             .live
             .iter()
             .map(|l| {
-                let host = l.host.as_deref().map_or_else(String::new, |h| format!(" on {h}"));
-                let pid = l.pid.map_or_else(String::new, |p| format!("pid {p}{host}, "));
+                let host = l
+                    .host
+                    .as_deref()
+                    .map_or_else(String::new, |h| format!(" on {h}"));
+                let pid = l
+                    .pid
+                    .map_or_else(String::new, |p| format!("pid {p}{host}, "));
                 let since = l.since.as_deref().unwrap_or("-");
                 format!("{pid}since {since}")
             })

@@ -212,8 +212,9 @@ impl PgStore {
                 continue;
             }
             swept += self
-                .write("committing charge requests made unknown", async |tx| {
-                    match probe(tx, &performer).await? {
+                .write(
+                    "committing charge requests made unknown",
+                    async |tx| match probe(tx, &performer).await? {
                         Liveness::Alive => Ok(0),
                         Liveness::Dead => abandon_charge_requests_of(tx, &performer, now).await,
                         Liveness::Unknown => {
@@ -226,8 +227,8 @@ impl PgStore {
                                 .context("marking stale charge requests unknown")?;
                             Ok(done.rows_affected())
                         }
-                    }
-                })
+                    },
+                )
                 .await?;
         }
         Ok(swept)
@@ -307,7 +308,8 @@ pub(super) mod sql {
     pub(crate) use owner_key;
 
     /// Takes owner $1's lock for the session, without waiting: true if taken.
-    pub(super) const LOCK_OWNER: &str = concat!("SELECT pg_try_advisory_lock(", owner_key!("$1"), ")");
+    pub(super) const LOCK_OWNER: &str =
+        concat!("SELECT pg_try_advisory_lock(", owner_key!("$1"), ")");
 
     /// Takes owner $1's lock until the transaction ends, without waiting:
     /// true if it was free (its daemon is not running).
@@ -329,8 +331,7 @@ pub(super) mod sql {
         "UPDATE daemons SET health = $2, noted_at = $3 WHERE owner = $1";
 
     /// Whether daemon $1 is registered.
-    pub(super) const IS_REGISTERED: &str =
-        "SELECT EXISTS (SELECT 1 FROM daemons WHERE owner = $1)";
+    pub(super) const IS_REGISTERED: &str = "SELECT EXISTS (SELECT 1 FROM daemons WHERE owner = $1)";
 
     /// The registered daemons other than $1.
     pub(super) const REGISTERED_OTHERS: &str =

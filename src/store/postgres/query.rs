@@ -125,7 +125,8 @@ mod sql {
 
     /// The flags of issuance $1, or ($1 NULL) every open flag, soonest due
     /// first (no due date first, as on SQLite).
-    pub(super) const FLAGS: &str = "SELECT convert_to(f.issuance_id, 'UTF8') AS issuance_id, f.kind,
+    pub(super) const FLAGS: &str =
+        "SELECT convert_to(f.issuance_id, 'UTF8') AS issuance_id, f.kind,
             utc_text(f.raised_at) AS raised_at, utc_text(f.cleared_at) AS cleared_at,
             utc_text(i.vbank_due_at) AS vbank_due_at, i.status
          FROM flags f JOIN issuances i ON i.id = f.issuance_id

@@ -7,9 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::store::Context as _;
-use crate::store::{
-    Daemons, LiveDaemon, StatusFacts, StoreError, UnknownCharge, UnknownCharges,
-};
+use crate::store::{Daemons, LiveDaemon, StatusFacts, StoreError, UnknownCharge, UnknownCharges};
 
 impl super::PgStore {
     /// Reads everything `status` shows; `errors_since` bounds the recent errors.
@@ -107,7 +105,8 @@ mod sql {
             (SELECT max(observed_at) FROM transitions)))";
 
     /// Active issuances whose last poll failed at or after $1, by error text, most first.
-    pub(super) const STATUS_RECENT_ERRORS: &str = "SELECT last_error AS error, count(*) AS issuances,
+    pub(super) const STATUS_RECENT_ERRORS: &str =
+        "SELECT last_error AS error, count(*) AS issuances,
             utc_text(max(last_polled_at)) AS last_at
          FROM issuances
          WHERE watch = 'active' AND last_error IS NOT NULL AND last_polled_at >= $1
@@ -115,7 +114,8 @@ mod sql {
 
     /// Charge requests whose outcome is unknown and that no person has
     /// resolved yet: how many, and the newest ten.
-    pub(super) const STATUS_UNKNOWN_CHARGES: &str = "SELECT id, amount, utc_text(requested_at) AS requested_at, error_code,
+    pub(super) const STATUS_UNKNOWN_CHARGES: &str =
+        "SELECT id, amount, utc_text(requested_at) AS requested_at, error_code,
             count(*) OVER () AS total
          FROM charge_requests WHERE state = 'unknown' AND resolved_at IS NULL
          ORDER BY id DESC LIMIT 10";

@@ -82,7 +82,11 @@ pub async fn a_dead_owners_claims_are_due_at_once_and_a_live_ones_are_not(e: Eng
     let leased = vec![
         ("x1".to_owned(), a.owner().to_owned(), far.clone()),
         ("x2".to_owned(), a.owner().to_owned(), far),
-        ("y1".to_owned(), "-".to_owned(), "2026-12-06T09:00:00.000Z".to_owned()),
+        (
+            "y1".to_owned(),
+            "-".to_owned(),
+            "2026-12-06T09:00:00.000Z".to_owned(),
+        ),
     ];
 
     // A is alive: its claims are left to it, however often B looks.
@@ -103,7 +107,11 @@ pub async fn a_dead_owners_claims_are_due_at_once_and_a_live_ones_are_not(e: Eng
     drop(ownership);
     let found = take_over_the_dead_one(&e.store).await;
     assert_eq!(
-        (found.issuances, found.charge_requests, found.undecided.len()),
+        (
+            found.issuances,
+            found.charge_requests,
+            found.undecided.len()
+        ),
         (2, 0, 0),
         "{}",
         e.name
@@ -113,7 +121,11 @@ pub async fn a_dead_owners_claims_are_due_at_once_and_a_live_ones_are_not(e: Eng
         [
             ("x1".to_owned(), "-".to_owned(), NOW.to_owned()),
             ("x2".to_owned(), "-".to_owned(), NOW.to_owned()),
-            ("y1".to_owned(), "-".to_owned(), "2026-12-06T09:00:00.000Z".to_owned()),
+            (
+                "y1".to_owned(),
+                "-".to_owned(),
+                "2026-12-06T09:00:00.000Z".to_owned()
+            ),
         ],
         "{}",
         e.name

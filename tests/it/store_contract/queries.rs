@@ -13,7 +13,14 @@ fn ids(rows: &[IssuanceRow]) -> Vec<&str> {
     rows.iter().map(|r| r.id.as_str()).collect()
 }
 
-type Flag = (String, String, String, Option<String>, Option<String>, Option<String>);
+type Flag = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 fn flags(rows: Vec<FlagRow>) -> Vec<Flag> {
     rows.into_iter()
@@ -30,7 +37,14 @@ fn flags(rows: Vec<FlagRow>) -> Vec<Flag> {
         .collect()
 }
 
-fn flag(id: &str, kind: &str, raised: &str, cleared: Option<&str>, due: Option<&str>, status: &str) -> Flag {
+fn flag(
+    id: &str,
+    kind: &str,
+    raised: &str,
+    cleared: Option<&str>,
+    due: Option<&str>,
+    status: &str,
+) -> Flag {
     (
         id.into(),
         kind.into(),
@@ -89,12 +103,21 @@ pub async fn list_show_flags_and_counts_read_the_same_rows(e: Engine) {
         e.name
     );
     assert_eq!(all[0].watch, "settled", "{}", e.name);
-    assert_eq!(ids(&s.list(None, 2).await.unwrap()), ["z", "B"], "{}", e.name);
+    assert_eq!(
+        ids(&s.list(None, 2).await.unwrap()),
+        ["z", "B"],
+        "{}",
+        e.name
+    );
     let ready = s.list(Some("READY"), 10).await.unwrap();
     assert_eq!(ids(&ready), ["B", "b"], "{}", e.name);
     let unseen = s.list(Some("UNSEEN"), 10).await.unwrap();
     assert_eq!(ids(&unseen), ["é"], "{}", e.name);
-    assert!(s.list(Some("FAIL"), 10).await.unwrap().is_empty(), "{}", e.name);
+    assert!(
+        s.list(Some("FAIL"), 10).await.unwrap().is_empty(),
+        "{}",
+        e.name
+    );
 
     let transitions: Vec<TransitionRow> = s.transitions_of("b").await.unwrap();
     assert!(transitions[0].seq < transitions[1].seq, "{}", e.name);
@@ -127,15 +150,33 @@ pub async fn list_show_flags_and_counts_read_the_same_rows(e: Engine) {
         "{}",
         e.name
     );
-    assert!(s.transitions_of("a").await.unwrap().is_empty(), "{}", e.name);
+    assert!(
+        s.transitions_of("a").await.unwrap().is_empty(),
+        "{}",
+        e.name
+    );
 
     // Open flags, soonest due first; one issuance's flags, cleared ones too.
     let noon = Some("2026-12-06T12:00:00.000Z");
     assert_eq!(
         flags(s.flags(None).await.unwrap()),
         [
-            flag("B", "DUE_SOON", "2026-12-06T00:00:00.000Z", None, noon, "READY"),
-            flag("B", "OVERDUE", "2026-12-06T12:00:00.000Z", None, noon, "READY"),
+            flag(
+                "B",
+                "DUE_SOON",
+                "2026-12-06T00:00:00.000Z",
+                None,
+                noon,
+                "READY"
+            ),
+            flag(
+                "B",
+                "OVERDUE",
+                "2026-12-06T12:00:00.000Z",
+                None,
+                noon,
+                "READY"
+            ),
             flag(
                 "b",
                 "DUE_SOON",
@@ -167,9 +208,16 @@ pub async fn list_show_flags_and_counts_read_the_same_rows(e: Engine) {
         .await
         .unwrap()
         .into_iter()
-        .map(|StatusCount { watch, status, count }| (watch, status, count))
+        .map(
+            |StatusCount {
+                 watch,
+                 status,
+                 count,
+             }| (watch, status, count),
+        )
         .collect();
-    let count = |watch: &str, status: Option<&str>, n| (watch.to_owned(), status.map(Into::into), n);
+    let count =
+        |watch: &str, status: Option<&str>, n| (watch.to_owned(), status.map(Into::into), n);
     assert_eq!(
         counts,
         [
@@ -183,7 +231,11 @@ pub async fn list_show_flags_and_counts_read_the_same_rows(e: Engine) {
     );
     assert_eq!(
         s.active_counts().await.unwrap(),
-        [(None, 1), (Some("READY".into()), 2), (Some("WAITED".into()), 1)],
+        [
+            (None, 1),
+            (Some("READY".into()), 2),
+            (Some("WAITED".into()), 1)
+        ],
         "{}",
         e.name
     );
@@ -211,7 +263,11 @@ pub async fn status_facts_read_the_same_facts(e: Engine) {
     let facts = e.store.status_facts(since).await.unwrap();
     assert_eq!(
         facts.active_by_status,
-        [(None, 1), (Some("READY".to_owned()), 2), (Some("WAITED".to_owned()), 1)],
+        [
+            (None, 1),
+            (Some("READY".to_owned()), 2),
+            (Some("WAITED".to_owned()), 1)
+        ],
         "{}",
         e.name
     );
@@ -246,10 +302,16 @@ pub async fn status_facts_read_the_same_facts(e: Engine) {
         "{}",
         e.name
     );
-    assert_eq!(e.store.unknown_charges().await.unwrap(), *unknown, "{}", e.name);
+    assert_eq!(
+        e.store.unknown_charges().await.unwrap(),
+        *unknown,
+        "{}",
+        e.name
+    );
 
     // Nothing seen yet anywhere: no last success.
-    e.exec("DELETE FROM transitions; DELETE FROM issuances;").await;
+    e.exec("DELETE FROM transitions; DELETE FROM issuances;")
+        .await;
     let facts = e.store.status_facts(since).await.unwrap();
     assert_eq!(facts.last_success, None, "{}", e.name);
 }
