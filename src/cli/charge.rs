@@ -36,7 +36,7 @@ pub(super) async fn charge(
     let store = open_store(settings, Access::Write).await?;
     // Held while the POST is in flight: a daemon that finds it free knows
     // this process died and makes the request `unknown`.
-    let ownership = store.hold_ownership();
+    let ownership = store.hold_ownership().await;
     let charger = Charger {
         store: &store,
         client: &client,
@@ -45,7 +45,7 @@ pub(super) async fn charge(
         pacer: None,
     };
     let charged = charge_with(&charger, amount, force, true).await;
-    ownership.retire();
+    ownership.retire().await;
     let (request_id, attempt) =
         charged.context("while recording the charge request (nothing was sent)")?;
     if let Some(past) = &attempt.forced_past {

@@ -169,7 +169,13 @@ pub(super) fn render(v: &StatusView, zone: chrono_tz::Tz) -> String {
             .live
             .iter()
             .map(|l| {
-                let pid = l.pid.map_or_else(String::new, |p| format!("pid {p}, "));
+                let host = l
+                    .host
+                    .as_deref()
+                    .map_or_else(String::new, |h| format!(" on {h}"));
+                let pid = l
+                    .pid
+                    .map_or_else(String::new, |p| format!("pid {p}{host}, "));
                 let since = l.since.as_deref().unwrap_or("-");
                 format!("{pid}since {since}")
             })
@@ -273,6 +279,7 @@ mod tests {
                 live: if live {
                     vec![LiveDaemon {
                         owner: "o1".into(),
+                        host: None,
                         pid: Some(4242),
                         since: Some("2026-12-02T08:00:00.000Z".into()),
                         health: Some("ok".into()),

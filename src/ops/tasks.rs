@@ -80,7 +80,7 @@ async fn note_health(store: Store, liveness: Liveness, token: CancellationToken)
     loop {
         let problem = liveness.health_problem(Utc::now());
         if noted.as_ref() != Some(&problem) {
-            match store.note_health(problem.as_deref()) {
+            match store.note_health(problem.as_deref()).await {
                 Ok(()) => noted = Some(problem),
                 Err(e) => debug!(error = %e, "cannot write the health into the owner lock file"),
             }

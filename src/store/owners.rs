@@ -60,10 +60,10 @@ impl Ownership {
         }
     }
 
-    pub fn retire(self) {
+    pub async fn retire(self) {
         match self.0 {
             Held::Sqlite(held) => held.retire(),
-            Held::Postgres(held) => held.retire(),
+            Held::Postgres(held) => held.retire().await,
         }
     }
 }
@@ -72,17 +72,17 @@ impl Store {
     /// Takes this handle's owner lock, for as long as the returned guard lives.
     /// When that fails, logs one warning and carries on: this daemon's claims
     /// then wait out `poll.lease` if it dies.
-    pub fn hold_ownership(&self) -> Ownership {
+    pub async fn hold_ownership(&self) -> Ownership {
         Ownership(match &self.engine {
             Engine::Sqlite(db) => Held::Sqlite(db.hold_ownership()),
-            Engine::Postgres(db) => Held::Postgres(db.hold_ownership()),
+            Engine::Postgres(db) => Held::Postgres(db.hold_ownership().await),
         })
     }
 
     /// Notes this daemon's own verdict on its health (`None`: healthy) where
     /// `status` reads it, so that `status` shows what `/healthz` would say.
-    pub fn note_health(&self, problem: Option<&str>) -> std::io::Result<()> {
-        engine!(self, db => db.note_health(problem))
+    pub async fn note_health(&self, problem: Option<&str>) -> std::io::Result<()> {
+        engine!(self, db => db.note_health(problem).await)
     }
 
     /// Ends the leases of every owner found dead: their claims are due at

@@ -22,6 +22,10 @@ use serde::Serialize;
 pub struct LiveDaemon {
     /// Its owner id (as in `issuances.lease_owner`).
     pub owner: String,
+    /// The host it runs on (PostgreSQL, where daemons of several hosts share
+    /// one database; absent on SQLite, which is one host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// Its process id, as it wrote it into its lock file (absent if unreadable).
     pub pid: Option<u32>,
     /// When it took the lock (as its lock file says; else the file's modification time).
@@ -100,7 +104,7 @@ impl Store {
     }
 
     /// Which daemons hold their owner lock on this database now.
-    pub fn daemons(&self) -> Daemons {
-        engine!(self, db => db.daemons())
+    pub async fn daemons(&self) -> Daemons {
+        engine!(self, db => db.daemons().await)
     }
 }

@@ -104,7 +104,7 @@ impl Watcher {
     /// claims. Issuances that fell due while no daemon ran are claimed in due
     /// order and polled as the global rate allows; nothing is respread.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
-        let ownership = self.store.hold_ownership();
+        let ownership = self.store.hold_ownership().await;
         let mut state = LoopState::new(self.ctx.settings.api.concurrency);
         self.take_over_dead_owners(&mut state.undecided).await;
         loop {
@@ -144,7 +144,7 @@ impl Watcher {
         }
         let released = tokio::time::timeout(SHUTDOWN_FINAL_WRITE, self.release(state.ready)).await;
         if state.clean && matches!(released, Ok(true)) {
-            ownership.retire();
+            ownership.retire().await;
         } else {
             // Left for the next daemon, which ends whatever leases remain at once.
             drop(ownership);

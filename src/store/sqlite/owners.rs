@@ -104,7 +104,7 @@ impl SqliteStore {
     /// second handle: the lock belongs to the ownership's, and writing needs
     /// none. Does nothing when the file is not there (no ownership held, or
     /// retired): it is never created here.
-    pub fn note_health(&self, problem: Option<&str>) -> std::io::Result<()> {
+    pub async fn note_health(&self, problem: Option<&str>) -> std::io::Result<()> {
         let path = lock_path(&owners_dir(self.path()), self.owner());
         let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
             Ok(file) => file,
@@ -300,7 +300,7 @@ mod tests {
         insert_due(&a, &["1", "2", "3"]).await;
         let now = Utc::now();
         let until = now + chrono::Duration::minutes(2);
-        let a_lock = a.hold_ownership();
+        let a_lock = a.hold_ownership().await;
         assert!(a_lock.is_held());
         assert_eq!(a.claim_due(now, until, 2).await.unwrap().len(), 2);
 
@@ -335,7 +335,7 @@ mod tests {
         let b = second_handle(&a).await;
         insert_due(&a, &["1"]).await;
         let now = Utc::now();
-        a.hold_ownership().retire();
+        a.hold_ownership().await.retire().await;
         let dir = owners_dir(a.path().unwrap());
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 
@@ -360,7 +360,7 @@ mod tests {
         let (a, _dir) = temp_store().await;
         // A file where the directory should be: it cannot be created.
         std::fs::write(owners_dir(a.path().unwrap()), b"not a directory").unwrap();
-        let ownership = a.hold_ownership();
+        let ownership = a.hold_ownership().await;
         assert!(!ownership.is_held());
         let found = a.take_over_dead_owners(Utc::now()).await.unwrap();
         assert_eq!(found, TakenOver::default());

@@ -31,7 +31,7 @@ impl SqliteStore {
             .await
             .context("reading recent errors")?;
         Ok(StatusFacts {
-            daemons: self.daemons(),
+            daemons: self.daemons().await,
             active_by_status,
             last_success: newest(last_seen, last_transition),
             errors,
@@ -58,7 +58,7 @@ impl SqliteStore {
     }
 
     /// Which daemons hold their owner lock on this database now.
-    pub fn daemons(&self) -> Daemons {
+    pub async fn daemons(&self) -> Daemons {
         let mut found = Daemons::default();
         let dir = owners_dir(self.path());
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -102,6 +102,7 @@ impl SqliteStore {
                     });
                     found.live.push(LiveDaemon {
                         owner: owner.to_owned(),
+                        host: None,
                         pid,
                         since,
                         health,
@@ -214,9 +215,9 @@ mod tests {
     #[tokio::test]
     async fn a_held_owner_lock_is_a_live_daemon_and_a_released_one_is_dead() {
         let (store, _dir) = temp_store().await;
-        let held = store.hold_ownership();
+        let held = store.hold_ownership().await;
         assert!(held.is_held());
-        let daemons = store.daemons();
+        let daemons = store.daemons().await;
         assert_eq!(daemons.live.len(), 1, "{daemons:?}");
         assert_eq!(daemons.live[0].owner, store.owner());
         assert_eq!(daemons.live[0].pid, Some(std::process::id()));
@@ -228,18 +229,19 @@ mod tests {
         // the start it wrote with the lock is kept.
         store
             .note_health(Some("468 of 469 poll results dropped"))
+            .await
             .unwrap();
-        let daemons = store.daemons();
+        let daemons = store.daemons().await;
         assert_eq!(
             daemons.live[0].health.as_deref(),
             Some("468 of 469 poll results dropped")
         );
         assert_eq!(daemons.live[0].since, since);
-        store.note_health(None).unwrap();
-        assert_eq!(store.daemons().live[0].health.as_deref(), Some("ok"));
+        store.note_health(None).await.unwrap();
+        assert_eq!(store.daemons().await.live[0].health.as_deref(), Some("ok"));
         // Released as a killed process's would be: the file stays, unlocked.
         held.die();
-        let daemons = store.daemons();
+        let daemons = store.daemons().await;
         assert!(daemons.live.is_empty(), "{daemons:?}");
         assert_eq!(daemons.dead, 1);
     }
@@ -247,8 +249,8 @@ mod tests {
     #[tokio::test]
     async fn a_health_note_never_creates_a_lock_file() {
         let (store, _dir) = temp_store().await;
-        store.note_health(Some("a problem")).unwrap();
-        assert_eq!(store.daemons(), Daemons::default());
+        store.note_health(Some("a problem")).await.unwrap();
+        assert_eq!(store.daemons().await, Daemons::default());
     }
 
     #[tokio::test]

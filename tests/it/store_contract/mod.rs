@@ -191,3 +191,17 @@ mod smoke {
 }
 
 contract!(smoke::an_added_id_is_listed);
+
+mod owners;
+contract!(
+    owners::a_dead_owners_claims_are_due_at_once_and_a_live_ones_are_not,
+    owners::a_retired_owner_leaves_nothing_to_take_over,
+    owners::a_dead_performers_charge_requests_become_unknown_and_a_live_ones_do_not,
+    owners::status_shows_a_live_daemon_and_its_health_and_not_a_dead_one,
+);
+
+mod queries;
+contract!(
+    queries::list_show_flags_and_counts_read_the_same_rows,
+    queries::status_facts_read_the_same_facts,
+);
