@@ -158,7 +158,8 @@ pub struct Store {
 #[derive(Debug, Clone)]
 enum Engine {
     Sqlite(sqlite::SqliteStore),
-    Postgres(postgres::PgStore),
+    /// Boxed: a pool and its connect options are larger than SQLite's handle.
+    Postgres(Box<postgres::PgStore>),
 }
 
 /// Hands a call to the engine behind a [`Store`]: `engine!(self, db => db.m(x).await)`.
@@ -180,7 +181,7 @@ impl Store {
     /// a schema other than this binary's (saying what to do) unless it migrates.
     pub async fn open_for(settings: &DatabaseSettings, access: Access) -> Result<Self, StoreError> {
         let engine = match settings.postgres() {
-            Some(target) => Engine::Postgres(
+            Some(target) => Engine::Postgres(Box::new(
                 postgres::PgStore::open_for(
                     target.connect_options(),
                     target.shown(),
@@ -188,7 +189,7 @@ impl Store {
                     settings.busy_timeout,
                 )
                 .await?,
-            ),
+            )),
             None => Engine::Sqlite(sqlite::SqliteStore::open_for(settings, access).await?),
         };
         Ok(Self { engine })
@@ -223,7 +224,7 @@ impl Store {
     /// until [`Store::migrate`]).
     pub async fn open_to_migrate(settings: &DatabaseSettings) -> Result<Self, StoreError> {
         let engine = match settings.postgres() {
-            Some(target) => Engine::Postgres(
+            Some(target) => Engine::Postgres(Box::new(
                 postgres::PgStore::connect(
                     target.connect_options(),
                     target.shown(),
@@ -231,7 +232,7 @@ impl Store {
                     settings.busy_timeout,
                 )
                 .await?,
-            ),
+            )),
             None => Engine::Sqlite(sqlite::SqliteStore::open(settings).await?),
         };
         Ok(Self { engine })

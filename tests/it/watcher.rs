@@ -5,6 +5,8 @@ use crate::common;
 use std::time::Duration;
 
 use chrono::Duration as Span;
+use common::db::Db;
+use common::engine::on_both_engines;
 use common::running::number;
 use common::{Reply, Running, ScriptedApi, eventually, row, settings};
 
@@ -15,7 +17,6 @@ async fn setup(overrides: &[(&str, &str)]) -> (ScriptedApi, Running, tempfile::T
     (api, running, dir)
 }
 
-#[tokio::test]
 async fn a_waited_ready_done_lifecycle_is_recorded_exactly_and_polling_stops() {
     let (api, w, _dir) = setup(&[]).await;
     let far = Span::hours(30);
@@ -55,7 +56,6 @@ async fn a_waited_ready_done_lifecycle_is_recorded_exactly_and_polling_stops() {
     w.stop().await;
 }
 
-#[tokio::test]
 async fn cancelled_and_failed_lifecycles_end_their_watch() {
     let (api, w, _dir) = setup(&[]).await;
     api.script(
@@ -86,7 +86,6 @@ async fn cancelled_and_failed_lifecycles_end_their_watch() {
     w.stop().await;
 }
 
-#[tokio::test]
 async fn due_soon_and_overdue_are_raised_once_and_cleared_when_ready_ends() {
     let (api, w, _dir) = setup(&[("ISSUANCE_WATCHER__FLAGS__DUE_SOON_LEAD", "2s")]).await;
     // Due in 4 s (to the second, as the API writes it); DUE_SOON applies from 2 s before.
@@ -185,12 +184,10 @@ async fn retry_after_pauses_all_polling(retry_after: impl Fn() -> String) {
     w.stop().await;
 }
 
-#[tokio::test]
 async fn retry_after_in_seconds_pauses_all_polling_until_the_time_it_names() {
     retry_after_pauses_all_polling(|| "2".to_owned()).await;
 }
 
-#[tokio::test]
 async fn retry_after_as_an_http_date_pauses_all_polling_until_the_time_it_names() {
     // An HTTP date has whole seconds: 3 s ahead is at least 2 s ahead.
     retry_after_pauses_all_polling(|| {
@@ -199,7 +196,6 @@ async fn retry_after_as_an_http_date_pauses_all_polling_until_the_time_it_names(
     .await;
 }
 
-#[tokio::test]
 async fn a_401_pauses_all_polling_and_polling_resumes_when_auth_works() {
     let (api, w, _dir) = setup(&[]).await;
     for id in ["5001", "5002", "5003", "5004"] {
@@ -251,7 +247,6 @@ async fn a_401_pauses_all_polling_and_polling_resumes_when_auth_works() {
     w.stop().await;
 }
 
-#[tokio::test]
 async fn garbage_and_server_errors_leave_no_transition_and_are_recorded_as_errors() {
     let (api, w, _dir) = setup(&[]).await;
     api.script(
@@ -284,7 +279,6 @@ async fn garbage_and_server_errors_leave_no_transition_and_are_recorded_as_error
     w.stop().await;
 }
 
-#[tokio::test]
 async fn an_unknown_status_is_kept_as_the_last_error() {
     let (api, w, _dir) = setup(&[]).await;
     api.set(
@@ -302,29 +296,24 @@ async fn an_unknown_status_is_kept_as_the_last_error() {
     w.stop().await;
 }
 
-#[tokio::test]
 async fn an_id_inserted_by_plain_sql_while_running_is_watched() {
-    let (api, w, dir) = setup(&[]).await;
+    let api = ScriptedApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(&api.base_url(), dir.path(), &[]);
+    let w = Running::start(settings.clone()).await;
     api.set("7001", Reply::issuance("7001", "DONE"));
     w.turning().await;
     // Another program: its own connection, a plain INSERT.
-    let other = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("watcher.db").display()
-    ))
-    .await
-    .unwrap();
-    sqlx::query("INSERT INTO issuances (id) VALUES ('7001')")
-        .execute(&other)
-        .await
-        .unwrap();
+    let other = Db::connect(&settings.database).await;
+    other
+        .exec("INSERT INTO issuances (id) VALUES ('7001')", &[])
+        .await;
     w.wait_watch("7001", "settled").await;
     assert_eq!(w.transitions("7001").await, [row(None, "DONE")]);
     other.close().await;
     w.stop().await;
 }
 
-#[tokio::test]
 async fn a_restart_records_nothing_twice() {
     let api = ScriptedApi::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -351,7 +340,6 @@ async fn a_restart_records_nothing_twice() {
     second.stop().await;
 }
 
-#[tokio::test]
 async fn not_found_is_retried_for_the_grace_period_then_the_watch_ends() {
     let (api, w, _dir) = setup(&[]).await;
     w.insert(&["9001"]).await;
@@ -375,7 +363,6 @@ async fn not_found_is_retried_for_the_grace_period_then_the_watch_ends() {
     w.stop().await;
 }
 
-#[tokio::test]
 async fn hostile_ids_never_leave_their_path_segment_and_unusable_ones_are_rejected() {
     let (api, w, _dir) = setup(&[]).await;
     let hostile = [
@@ -390,11 +377,12 @@ async fn hostile_ids_never_leave_their_path_segment_and_unusable_ones_are_reject
     }
     w.insert(&hostile).await;
     w.insert(&["", "   "]).await;
-    sqlx::query("INSERT INTO issuances (id) VALUES (?)")
-        .bind("9".repeat(10_000))
-        .execute(w.store.pool())
-        .await
-        .unwrap();
+    w.db()
+        .exec(
+            "INSERT INTO issuances (id) VALUES ($1)",
+            &[&"9".repeat(10_000)],
+        )
+        .await;
     for id in hostile {
         w.wait_watch(id, "settled").await;
         assert_eq!(w.transitions(id).await, [row(None, "DONE")], "{id}");
@@ -410,15 +398,15 @@ async fn hostile_ids_never_leave_their_path_segment_and_unusable_ones_are_reject
     w.stop().await;
 }
 
-#[tokio::test]
 async fn issuances_claimed_ahead_but_never_polled_are_handed_back_at_shutdown() {
     // Slow enough that claimed issuances queue for a slot when the stop comes,
     // fast enough that the two polls in flight finish within the shutdown drain.
-    let (api, w, dir) = setup(&[
+    let (api, w, _dir) = setup(&[
         ("ISSUANCE_WATCHER__API__REQUESTS_PER_SECOND", "10"),
         ("ISSUANCE_WATCHER__API__CONCURRENCY", "2"),
     ])
     .await;
+    let database = w.database.clone();
     let ids: Vec<String> = (9101..9121).map(|n| n.to_string()).collect();
     for id in &ids {
         api.set(id, Reply::ready_due_in(id, "READY", Span::hours(30)));
@@ -427,17 +415,12 @@ async fn issuances_claimed_ahead_but_never_polled_are_handed_back_at_shutdown() 
     w.insert(&ids).await;
     eventually("the first polls", || async { api.requests().len() >= 2 }).await;
     w.stop().await;
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("watcher.db").display()
-    ))
-    .await
-    .unwrap();
-    // The lease is 5 s: an unpolled issuance still holding one would wait that long.
+    let db = Db::connect(&database).await;
+    // A lease is handed back by clearing its owner and making the row due:
+    // an unpolled issuance still holding one would wait out the 5 s lease.
     let held = number(
         &db,
-        "SELECT count(*) FROM issuances WHERE polls = 0
-         AND next_poll_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+2 seconds')",
+        "SELECT count(*) FROM issuances WHERE polls = 0 AND lease_owner IS NOT NULL",
     )
     .await;
     let unpolled = number(&db, "SELECT count(*) FROM issuances WHERE polls = 0").await;
@@ -448,3 +431,19 @@ async fn issuances_claimed_ahead_but_never_polled_are_handed_back_at_shutdown() 
     assert_eq!(held, 0, "unpolled issuances keep no lease after shutdown");
     db.close().await;
 }
+
+on_both_engines!(
+    a_waited_ready_done_lifecycle_is_recorded_exactly_and_polling_stops,
+    cancelled_and_failed_lifecycles_end_their_watch,
+    due_soon_and_overdue_are_raised_once_and_cleared_when_ready_ends,
+    retry_after_in_seconds_pauses_all_polling_until_the_time_it_names,
+    retry_after_as_an_http_date_pauses_all_polling_until_the_time_it_names,
+    a_401_pauses_all_polling_and_polling_resumes_when_auth_works,
+    garbage_and_server_errors_leave_no_transition_and_are_recorded_as_errors,
+    an_unknown_status_is_kept_as_the_last_error,
+    an_id_inserted_by_plain_sql_while_running_is_watched,
+    a_restart_records_nothing_twice,
+    not_found_is_retried_for_the_grace_period_then_the_watch_ends,
+    hostile_ids_never_leave_their_path_segment_and_unusable_ones_are_rejected,
+    issuances_claimed_ahead_but_never_polled_are_handed_back_at_shutdown,
+);

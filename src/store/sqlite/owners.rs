@@ -57,11 +57,6 @@ impl Ownership {
         self.held.is_some()
     }
 
-    /// The lock file, while held.
-    pub fn path(&self) -> Option<&Path> {
-        self.held.as_ref().map(|(path, _)| path.as_path())
-    }
-
     /// Ends the ownership after a clean stop whose claims were all written or
     /// handed back: the lock file is removed, then the lock released. After an
     /// unclean stop, drop the `Ownership` instead: the file stays, unlocked, and

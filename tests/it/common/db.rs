@@ -3,6 +3,7 @@
 //! engines share: `$1`-style parameters (sqlx-sqlite binds them too), and
 //! columns cast to text in the statement where a row is read as text.
 
+use issuance_watcher::settings::DatabaseSettings;
 use issuance_watcher::store::Store;
 use sqlx::Row as _;
 use sqlx::{PgPool, SqlitePool};
@@ -47,11 +48,40 @@ macro_rules! bound {
 }
 
 impl Db {
+    /// A pool of its own on the database `settings` name: another program.
+    pub async fn connect(settings: &DatabaseSettings) -> Self {
+        match settings.postgres() {
+            Some(target) => Db::Postgres(
+                PgPool::connect_with(target.connect_options())
+                    .await
+                    .expect("the test's PostgreSQL database accepts a connection"),
+            ),
+            None => Db::Sqlite(
+                SqlitePool::connect(&format!("sqlite://{}", settings.path.display()))
+                    .await
+                    .expect("the test's SQLite file opens"),
+            ),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(pool) => pool.close().await,
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+
     /// Runs one statement with text parameters; returns the rows it changed.
     pub async fn exec(&self, sql: &'static str, binds: &[&str]) -> u64 {
         match self {
-            Db::Sqlite(pool) => bound!(sql, binds).execute(pool).await.map(|r| r.rows_affected()),
-            Db::Postgres(pool) => bound!(sql, binds).execute(pool).await.map(|r| r.rows_affected()),
+            Db::Sqlite(pool) => bound!(sql, binds)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+            Db::Postgres(pool) => bound!(sql, binds)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
@@ -62,12 +92,20 @@ impl Db {
         match self {
             Db::Sqlite(pool) => bound!(sql, binds).fetch_all(pool).await.map(|rows| {
                 rows.iter()
-                    .map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i)).collect())
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| r.get::<Option<String>, _>(i))
+                            .collect()
+                    })
                     .collect()
             }),
             Db::Postgres(pool) => bound!(sql, binds).fetch_all(pool).await.map(|rows| {
                 rows.iter()
-                    .map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i)).collect())
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| r.get::<Option<String>, _>(i))
+                            .collect()
+                    })
                     .collect()
             }),
         }
@@ -101,7 +139,8 @@ impl Db {
     /// Inserts ids as another program would: a plain `INSERT` into the public table.
     pub async fn insert_ids(&self, ids: &[&str]) {
         for id in ids {
-            self.exec("INSERT INTO issuances (id) VALUES ($1)", &[id]).await;
+            self.exec("INSERT INTO issuances (id) VALUES ($1)", &[id])
+                .await;
         }
     }
 }

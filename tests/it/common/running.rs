@@ -8,7 +8,7 @@ use std::time::Duration;
 pub use super::wait::{EVERY, eventually, poll, poll_blocking, wait_for, wait_for_blocking};
 use issuance_watcher::domain::clock::Clock;
 use issuance_watcher::ops::progress::Progress;
-use issuance_watcher::settings::Settings;
+use issuance_watcher::settings::{DatabaseSettings, Settings};
 use issuance_watcher::store::Store;
 use issuance_watcher::watcher::Watcher;
 
@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 /// A watcher running in the background until stopped.
 pub struct Running {
     pub store: Store,
+    /// The database it runs on, for another program's connection.
+    pub database: DatabaseSettings,
     progress: Arc<Progress>,
     token: CancellationToken,
     handle: tokio::task::JoinHandle<()>,
@@ -26,6 +28,7 @@ pub struct Running {
 impl Running {
     pub async fn start(settings: Settings) -> Self {
         let store = Store::open_migrated(&settings.database).await.unwrap();
+        let database = settings.database.clone();
         let watcher = Watcher::new(settings, store.clone(), Clock::real()).unwrap();
         let progress = watcher.progress();
         let token = CancellationToken::new();
@@ -33,6 +36,7 @@ impl Running {
         let handle = tokio::spawn(async move { watcher.run(loop_token).await.unwrap() });
         Self {
             store,
+            database,
             progress,
             token,
             handle,
@@ -113,8 +117,8 @@ pub fn row(from: Option<&str>, to: &str) -> (Option<String>, String) {
 /// background tasks), until stopped.
 pub struct RunningApp {
     pub store: Store,
-    /// The owner lock files beside the database before this daemon started.
-    owners_before: Vec<std::ffi::OsString>,
+    /// The daemons alive on the database before this one started.
+    owners_before: Vec<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::sync::oneshot::Receiver<anyhow::Result<()>>,
 }
@@ -122,7 +126,7 @@ pub struct RunningApp {
 impl RunningApp {
     pub async fn start(settings: Settings) -> Self {
         let store = Store::open_migrated(&settings.database).await.unwrap();
-        let owners_before = owner_locks(&store);
+        let owners_before = live_owners(&store).await;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (finished, done) = tokio::sync::oneshot::channel();
         // Its own runtime on its own thread, as `main` gives it.
@@ -145,18 +149,19 @@ impl RunningApp {
         }
     }
 
-    /// Waits (up to 15 s) until the daemon holds an owner lock of its own
-    /// beside the database: its loop is running.
+    /// Waits (up to 15 s) until the daemon holds an ownership of its own on
+    /// the database (a lock file beside SQLite's, a registered advisory lock
+    /// on PostgreSQL): its loop is running.
     pub async fn running(&self) {
         wait_for(
-            "the daemon's own owner lock (its loop runs)",
+            "the daemon's own ownership (its loop runs)",
             Duration::from_secs(15),
             async || {
-                let now = owner_locks(&self.store);
-                match now.iter().any(|f| !self.owners_before.contains(f)) {
+                let live = live_owners(&self.store).await;
+                match live.iter().any(|o| !self.owners_before.contains(o)) {
                     true => Ok(()),
                     false => Err(format!(
-                        "lock files {now:?}, {:?} before",
+                        "live owners {live:?}, {:?} before",
                         self.owners_before
                     )),
                 }
@@ -199,13 +204,15 @@ impl RunningApp {
     }
 }
 
-/// The owner lock files beside the store's database (`<database>.owners/`).
-fn owner_locks(store: &Store) -> Vec<std::ffi::OsString> {
-    let mut dir = store.path().expect("a SQLite store").as_os_str().to_owned();
-    dir.push(".owners");
-    std::fs::read_dir(dir)
-        .map(|files| files.filter_map(|f| Some(f.ok()?.file_name())).collect())
-        .unwrap_or_default()
+/// The owner ids of the daemons alive on the store's database.
+async fn live_owners(store: &Store) -> Vec<String> {
+    store
+        .daemons()
+        .await
+        .live
+        .into_iter()
+        .map(|d| d.owner)
+        .collect()
 }
 
 /// The recorded (from, to) statuses of `id`, in order.
