@@ -283,11 +283,15 @@ pub async fn a_sink_is_disabled_and_enabled_with_its_backlog_due_at_once(e: Engi
         .unwrap();
     assert_eq!(before, row, "{n}: the row as it was");
     let row = e.store.sink("shop").await.unwrap().unwrap();
-    assert_eq!((row.disabled_at, row.disabled_reason), (None, None), "{n}");
+    assert_eq!(
+        (&row.disabled_at, &row.disabled_reason),
+        (&None, &None),
+        "{n}"
+    );
     assert_eq!(
         due(&e.store, "shop", LATER).await,
-        [("a".to_owned(), 2), ("b".to_owned(), 4)],
-        "{n}"
+        [("b".to_owned(), 4), ("a".to_owned(), 2)],
+        "{n}: a's retry due now, after b's (due since admitted)"
     );
     // Enabling a sink that is not disabled leaves it, and its deliveries, alone.
     e.store
