@@ -1,6 +1,6 @@
 //! PostgreSQL: sinks as an operator sees and switches them (see
 //! `store/sinks.rs` for what each call must do). A switch reads the sink's
-//! row `FOR UPDATE`, so it and a daemon's admission of events take turns.
+//! row locked (see `events.rs`), so it and a daemon's writes take turns.
 
 use chrono::{DateTime, Utc};
 
