@@ -161,6 +161,22 @@ macro_rules! contract {
 }
 pub(crate) use contract;
 
+mod events;
+mod sinks;
+
+contract!(
+    events::events_are_read_after_a_cursor_by_issuance_and_counted,
+    events::a_sink_admits_only_its_types_from_its_cursor_once,
+    events::two_daemons_admitting_at_once_admit_each_event_once,
+    events::each_issuances_deliveries_go_out_in_order,
+    events::a_failing_sink_answering_again_makes_its_backlog_due_at_once,
+    sinks::each_undelivered_delivery_says_what_it_waits_for,
+    sinks::a_removed_sinks_deliveries_are_discarded_for_good_but_can_be_redelivered,
+    sinks::any_event_is_redelivered_as_new_in_its_issuances_order,
+    sinks::a_sink_is_disabled_and_enabled_with_its_backlog_due_at_once,
+    sinks::a_sinks_backlog_counts_open_deliveries_and_events_not_admitted,
+);
+
 mod smoke {
     use super::Engine;
     use issuance_watcher::store::Access;
