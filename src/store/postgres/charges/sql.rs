@@ -14,11 +14,13 @@ pub(super) const ANY_PENDING_CHARGE_REQUEST: &str =
 /// Claims the oldest pending request for performer $1 at $2 (pending ->
 /// sending, before anything is sent). Returns (id, amount, force).
 ///
-/// The row is locked in the CTE and rows another claim holds are skipped, so
-/// concurrent claims take different rows, each at most once. A row claimed
-/// and committed by another daemon since this statement's snapshot fails the
-/// re-check of `state = 'pending'` when locked: this claim then finds nothing
-/// this time (the caller looks again), never that row.
+/// Two guards, each enough on its own that a row is claimed once (the
+/// contract test `a_pending_request_is_claimed_exactly_once` fails only
+/// without both): the CTE locks its row and skips rows another claim holds,
+/// so concurrent claims take different rows instead of queueing on one; and
+/// `r.state = 'pending'` is re-checked on the row's newest version, so a row
+/// another daemon claimed since this statement's snapshot is never taken
+/// again (this claim then finds nothing this time; the caller looks again).
 pub(super) const CLAIM_CHARGE_REQUEST: &str = "WITH c AS (
          SELECT id FROM charge_requests WHERE state = 'pending'
          ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
