@@ -159,8 +159,8 @@ macro_rules! contract {
         )*
     };
 }
-pub(crate) use contract;
 
+mod charges;
 mod events;
 mod sinks;
 
@@ -220,4 +220,19 @@ mod queries;
 contract!(
     queries::list_show_flags_and_counts_read_the_same_rows,
     queries::status_facts_read_the_same_facts,
+);
+
+contract!(
+    charges::a_pending_request_is_claimed_exactly_once,
+    charges::an_outcome_is_written_only_by_its_performer_over_sending,
+    charges::what_a_forced_request_is_sent_past_is_recorded,
+    charges::a_created_charge_is_recorded_with_its_issuance,
+    charges::a_refused_charge_creates_nothing,
+    charges::a_created_charge_under_a_settled_id_is_not_merged,
+    charges::an_unknown_request_blocks_new_charges_until_resolved,
+    charges::a_request_is_resolved_once,
+    charges::concurrent_resolutions_are_written_once,
+    charges::a_balance_is_recorded_and_low_only_when_said,
+    charges::a_gone_performers_requests_in_flight_become_unknown,
+    charges::a_live_performers_requests_are_left_alone,
 );
