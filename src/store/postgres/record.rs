@@ -271,8 +271,15 @@ async fn write_observation(
         .context("re-reading a status changed by another writer")?;
     match current {
         Some(current)
-            if update_observation(conn, owner, record, observation, decision, current.as_deref())
-                .await? =>
+            if update_observation(
+                conn,
+                owner,
+                record,
+                observation,
+                decision,
+                current.as_deref(),
+            )
+            .await? =>
         {
             Ok(Written::Over(current))
         }
