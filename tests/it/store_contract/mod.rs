@@ -220,4 +220,5 @@ contract!(
     records::flags_are_raised_once_and_cleared_when_ready_ends,
     records::a_terminal_status_written_by_another_program_settles_the_row,
     records::a_batch_records_each_change_once,
+    records::a_status_changed_under_a_live_lease_is_the_one_the_transition_leaves,
 );

@@ -440,3 +440,40 @@ pub async fn a_batch_records_each_change_once(e: Engine) {
         e.name
     );
 }
+
+pub async fn a_status_changed_under_a_live_lease_is_the_one_the_transition_leaves(e: Engine) {
+    // Should a writer change the status without ending the lease (here: with
+    // the trigger that ends it gone), the observation is still written over
+    // the status actually stored, and the transition starts from it, not
+    // from the status the claim saw.
+    e.exec("INSERT INTO issuances (id, status) VALUES ('42', 'WAITED')")
+        .await;
+    let claimed = claim(&e.store, "42").await;
+    assert_eq!(claimed.status.as_deref(), Some("WAITED"), "{}", e.name);
+    if e.name == "PostgreSQL" {
+        e.exec("DROP TRIGGER issuances_external_edit_ends_lease ON issuances")
+            .await;
+    } else {
+        e.exec("DROP TRIGGER issuances_external_edit_ends_lease")
+            .await;
+    }
+    e.exec("UPDATE issuances SET status = 'READY' WHERE id = '42'")
+        .await;
+    let recorded = e
+        .store
+        .record(&[observed(Status::Done, claimed, vec![])])
+        .await
+        .unwrap();
+    assert_eq!(
+        (recorded.stale, recorded.transitions.len()),
+        (0, 1),
+        "{}",
+        e.name
+    );
+    assert_eq!(
+        transitions(&e).await,
+        [transition(Some("READY"), "DONE", None)],
+        "{}",
+        e.name
+    );
+}
