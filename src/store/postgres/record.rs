@@ -164,7 +164,8 @@ async fn write_record(
             let Written::Over(previous) =
                 write_observation(conn, owner, record, observation, *decision).await?
             else {
-                return Ok(stale(recorded, &id));
+                stale(recorded, &id);
+                return Ok(());
             };
             if let Some(transition) = transition(&id, previous, observation.status) {
                 sqlx::query(sql::INSERT_TRANSITION)
@@ -213,7 +214,8 @@ async fn write_record(
                 .await
                 .context("recording a failed poll")?;
             if !held(&failed) {
-                return Ok(stale(recorded, &id));
+                stale(recorded, &id);
+                return Ok(());
             }
             raise_flags(conn, &id, flags, now, recorded).await
         }
