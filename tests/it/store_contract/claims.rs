@@ -393,3 +393,33 @@ pub async fn two_stores_claiming_at_once_never_get_the_same_row(e: Engine) {
     eprintln!("{}: claims split {} / {}", e.name, a.len(), b.len());
     other.close().await;
 }
+
+/// A claim passes over rows another transaction holds locked (another
+/// daemon's claim or write in flight) instead of waiting for it.
+pub async fn a_claim_passes_over_rows_another_transaction_holds(e: Engine) {
+    // SQLite has one writer at a time: no other transaction can hold a row
+    // while a claim runs, so there is nothing to pass over.
+    let Some(pg) = e.store.pg_pool() else {
+        return;
+    };
+    e.exec(
+        "INSERT INTO issuances (id, next_poll_at) VALUES
+             ('held', '2026-01-01T00:00:00.000Z'), ('free', '2026-01-01T00:00:01.000Z')",
+    )
+    .await;
+    let mut holder = pg.begin().await.unwrap();
+    sqlx::query("SELECT id FROM issuances WHERE id = 'held' FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let until = now + chrono::Duration::minutes(2);
+    let claimed = tokio::time::timeout(Duration::from_secs(5), e.store.claim_due(now, until, 10))
+        .await
+        .expect("the claim does not wait for the locked row")
+        .unwrap();
+    assert_eq!(ids(&claimed), ["free"], "{}", e.name);
+    holder.rollback().await.unwrap();
+    let later = e.store.claim_due(now, until, 10).await.unwrap();
+    assert_eq!(ids(&later), ["held"], "{}: taken once it is free", e.name);
+}

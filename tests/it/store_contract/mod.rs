@@ -211,6 +211,7 @@ contract!(
     claims::a_dead_owners_claims_are_taken_over,
     claims::rows_scheduled_beyond_any_legitimate_wait_are_pulled_back,
     claims::two_stores_claiming_at_once_never_get_the_same_row,
+    claims::a_claim_passes_over_rows_another_transaction_holds,
     records::a_batch_and_the_claim_for_its_freed_slots_commit_together,
     records::an_external_edit_of_the_watch_or_status_during_a_poll_wins,
     records::the_same_observation_recorded_twice_is_one_transition,

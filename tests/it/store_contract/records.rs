@@ -477,3 +477,76 @@ pub async fn a_status_changed_under_a_live_lease_is_the_one_the_transition_leave
         e.name
     );
 }
+
+/// A rough rate of the record path, printed, not asserted (the same shape
+/// as `cargo bench --bench watcher -- throughput`'s "database alone" line:
+/// claim → record cycles of unchanged READY answers, 64 at a time, over
+/// 100,000 active rows; then transitions WAITED → READY in batches of 256).
+/// `cargo test --release --test it -- --ignored --nocapture record_rate`.
+#[tokio::test]
+#[ignore = "a measurement, not a test"]
+async fn record_rate() {
+    super::on_each_engine(measure_record_rate).await;
+}
+
+async fn measure_record_rate(e: Engine) {
+    use std::time::{Duration, Instant};
+    const ACTIVE: usize = 100_000;
+    let ids: Vec<String> = (0..ACTIVE).map(|i| format!("{}", 1_000_001 + i)).collect();
+    for chunk in ids.chunks(10_000) {
+        e.store.add_ids(chunk).await.unwrap();
+    }
+    e.exec("UPDATE issuances SET status = 'READY', next_poll_at = '2000-01-01T00:00:00.000Z'")
+        .await;
+    let window = Duration::from_secs(5);
+    let started = Instant::now();
+    let mut polled = 0;
+    let mut claimed = e.store.claim_due(Utc::now(), Utc::now(), 64).await.unwrap();
+    while started.elapsed() < window {
+        let now = Utc::now();
+        let records: Vec<PollRecord> = claimed
+            .iter()
+            .map(|c| {
+                let mut record = observed(Status::Ready, c.clone(), vec![]);
+                record.now = now;
+                record
+            })
+            .collect();
+        polled += records.len();
+        let lease = Lease {
+            now,
+            until: now + chrono::Duration::minutes(2),
+            limit: 64,
+        };
+        let (recorded, next) = e.store.record_and_claim(&records, lease).await.unwrap();
+        assert_eq!(recorded.stale, 0);
+        claimed = next.unwrap();
+    }
+    let steady = polled as f64 / started.elapsed().as_secs_f64();
+    // Transitions: 12,800 rows WAITED, due before all others, claimed
+    // (untimed), then recorded READY.
+    e.exec("UPDATE issuances SET status = 'WAITED', next_poll_at = '1999-01-01T00:00:00.000Z' WHERE CAST(id AS INTEGER) < 1012801")
+        .await;
+    let now = Utc::now();
+    let claims = e
+        .store
+        .claim_due(now, now + chrono::Duration::minutes(2), 12_800)
+        .await
+        .unwrap();
+    let records: Vec<PollRecord> = claims
+        .into_iter()
+        .filter(|c| c.status.as_deref() == Some("WAITED"))
+        .map(|c| observed(Status::Ready, c, vec![]))
+        .collect();
+    let started = Instant::now();
+    let mut transitions = 0;
+    for chunk in records.chunks(256) {
+        transitions += e.store.record(chunk).await.unwrap().transitions.len();
+    }
+    let moving = transitions as f64 / started.elapsed().as_secs_f64();
+    eprintln!(
+        "{}: claim → record cycles {steady:.0} polls/s (batches of 64, {ACTIVE} active); \
+         transitions {moving:.0}/s ({transitions} in batches of 256)",
+        e.name
+    );
+}
