@@ -14,6 +14,15 @@
 //! The statement that checks the lease and the status is the one that
 //! writes, so no other writer can come between the check and the write; the
 //! transition is derived from exactly the status that was replaced.
+//!
+//! Waits: a fenced `UPDATE` of a row another transaction has locked waits for
+//! it, then re-checks the fence on the row as committed. Every transaction
+//! that writes an event holds the outbox's advisory lock until it commits, so
+//! two batches can wait on each other only when one holds a row the other
+//! writes: a stale result for another daemon's row, or an answer outside a
+//! poll (`record_answer_in`) on a row being recorded. PostgreSQL ends such a
+//! deadlock after `deadlock_timeout` by failing one transaction; `record`
+//! then writes that batch one record at a time.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
