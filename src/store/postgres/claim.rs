@@ -196,7 +196,6 @@ mod sql {
     /// one array: joined to the CTEs instead, whose `LIMIT` the planner
     /// cannot estimate, it chose a hash join over the whole table (58 ms
     /// against 1.3 ms a claim of 64 at 200,000 rows).
-
     pub(super) const CLAIM_DUE: &str = "WITH reserved AS (
              SELECT id FROM issuances
              WHERE watch = 'active' AND status IS NULL AND next_poll_at <= $2
