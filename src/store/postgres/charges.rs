@@ -11,9 +11,12 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
-use crate::domain::{Decision, Observation};
+use super::record::record_answer_in;
 use crate::store::Context as _;
-use crate::store::*;
+use crate::store::{
+    ChargeRequest, ChargeRequestRow, ChargeResult, Finished, ID_REUSED, OpenCharge, Recorded,
+    StoreError, adoption_refused,
+};
 
 mod resolve;
 mod sql;
@@ -265,53 +268,5 @@ async fn finish_in(
         written,
         recorded,
         reused: None,
-    })
-}
-
-// STAND-IN: replaced by postgres::record::record_answer_in at merge.
-// Only what this file's tests need: the id added, the observed status and
-// amount written, the first transition (and so its event) inserted. The real
-// one claims the row, writes every observed column, flags and the decision.
-async fn record_answer_in(
-    tx: &mut Transaction<'_, Postgres>,
-    owner: &str,
-    id: &str,
-    observation: &Observation,
-    decision: Decision,
-    now: DateTime<Utc>,
-) -> Result<Recorded, StoreError> {
-    let _ = (owner, decision);
-    sqlx::query(sql::ADD_ID)
-        .bind(id)
-        .execute(&mut **tx)
-        .await
-        .context("adding an answered issuance")?;
-    let before: Option<String> = sqlx::query_scalar(sql::STAND_IN_OBSERVE)
-        .bind(id)
-        .bind(observation.status.as_str())
-        .bind(observation.amount)
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await
-        .context("writing an answered issuance")?;
-    if before.as_deref() == Some(observation.status.as_str()) {
-        return Ok(Recorded::default());
-    }
-    sqlx::query(sql::STAND_IN_TRANSITION)
-        .bind(id)
-        .bind(before.as_deref())
-        .bind(observation.status.as_str())
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .context("recording an answered issuance's transition")?;
-    Ok(Recorded {
-        transitions: vec![TransitionRecorded {
-            issuance_id: id.to_owned(),
-            from: before,
-            to: observation.status,
-            anomaly: None,
-        }],
-        ..Recorded::default()
     })
 }

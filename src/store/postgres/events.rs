@@ -24,7 +24,10 @@ use chrono::{DateTime, Utc};
 use crate::domain::DeliveryState;
 use crate::domain::timefmt::from_db;
 use crate::store::Context as _;
-use crate::store::*;
+use crate::store::{
+    AttemptRow, DueDelivery, EventRow, FailedDelivery, NamedSinkRow, SinkRow, SinkVerdict,
+    StoreError,
+};
 
 /// An event as selected (`data` as jsonb text).
 #[derive(sqlx::FromRow)]

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::events::sql as outbox;
 use crate::store::Context as _;
-use crate::store::*;
+use crate::store::{Backlog, SinkActivity, SinkBacklog, SinkRow, StoreError};
 
 /// A sink's backlog as `SINK_BACKLOG` reads it: open deliveries, the oldest
 /// one's event time, events not admitted yet, the oldest of those's time.

@@ -26,6 +26,7 @@
 //!
 //! Each file uses only the ones listed after it.
 
+pub(super) mod decide;
 mod facade;
 
 use chrono::{DateTime, Utc};

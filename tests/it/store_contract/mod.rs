@@ -236,3 +236,28 @@ contract!(
     charges::a_gone_performers_requests_in_flight_become_unknown,
     charges::a_live_performers_requests_are_left_alone,
 );
+
+mod claims;
+mod records;
+
+contract!(
+    claims::a_plain_insert_is_claimable_and_the_claim_is_a_lease,
+    claims::claims_take_the_most_overdue_first_and_respect_the_limit,
+    claims::settled_and_future_rows_are_not_claimed,
+    claims::a_backlog_of_new_rows_gets_its_share_and_no_more,
+    claims::released_claims_are_due_at_once_unless_someone_rescheduled_them,
+    claims::a_dead_owners_claims_are_taken_over,
+    claims::rows_scheduled_beyond_any_legitimate_wait_are_pulled_back,
+    claims::two_stores_claiming_at_once_never_get_the_same_row,
+    claims::a_claim_passes_over_rows_another_transaction_holds,
+    records::a_batch_and_the_claim_for_its_freed_slots_commit_together,
+    records::an_external_edit_of_the_watch_or_status_during_a_poll_wins,
+    records::the_same_observation_recorded_twice_is_one_transition,
+    records::a_result_polled_under_an_expired_and_reclaimed_lease_is_dropped,
+    records::the_one_by_one_fallback_is_fenced_too,
+    records::a_backward_move_is_recorded_as_an_anomaly,
+    records::flags_are_raised_once_and_cleared_when_ready_ends,
+    records::a_terminal_status_written_by_another_program_settles_the_row,
+    records::a_batch_records_each_change_once,
+    records::a_status_changed_under_a_live_lease_is_the_one_the_transition_leaves,
+);

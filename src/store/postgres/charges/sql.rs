@@ -127,16 +127,3 @@ pub(super) const INSERT_BALANCE_LOW: &str =
      VALUES ('balance.low', NULL, $1,
              jsonb_build_object('balance', $2::bigint, 'threshold', $3::bigint,
                                 'expiring_30d', $4::bigint, 'observed_at', utc_text($1)))";
-
-// STAND-IN: replaced by postgres::record::record_answer_in at merge (with
-// the two statements below, which only it uses).
-
-/// Writes answered status $2 and amount $3 (if any) of issuance $1, seen at
-/// $4; returns the status it had before.
-pub(super) const STAND_IN_OBSERVE: &str =
-    "WITH old AS (SELECT id, status FROM issuances WHERE id = $1 FOR UPDATE)
-     UPDATE issuances i SET status = $2, amount = coalesce($3, i.amount), last_seen_at = $4
-     FROM old WHERE i.id = old.id RETURNING old.status";
-
-/// Issuance $1's transition from $2 to $3, observed at $4.
-pub(super) const STAND_IN_TRANSITION: &str = "INSERT INTO transitions (issuance_id, from_status, to_status, observed_at) VALUES ($1, $2, $3, $4)";
