@@ -7,7 +7,7 @@
 //! The server is `ISSUANCE_WATCHER_TEST_PG` (`postgres://USER@HOST:PORT/DB`, a
 //! user who may create databases). `.ci/run` starts a throwaway one
 //! (`.ci/pg-cluster`); without it these tests fail under CI and say SKIPPED
-//! elsewhere. The daemon itself does not run on PostgreSQL yet (issue 27).
+//! elsewhere. The store's own contract on both engines is `store_contract`.
 
 mod engines;
 
@@ -545,6 +545,51 @@ async fn events_commit_in_seq_order() {
             second_seq > first_max,
             "the second transaction's event ({second_seq}) commits after the first's ({first_max}) with a smaller number"
         );
+    })
+    .await;
+}
+
+/// The README's example queries (`sqlite3 watcher.db "..."` and
+/// `psql "$URL" -c "..."`) run on the engine each is given for, as many for
+/// one as for the other.
+#[tokio::test]
+async fn the_readmes_example_queries_run_on_their_engine() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("the README");
+    let quoted = |prefix: &str| -> Vec<String> {
+        readme
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix)?.strip_suffix('"'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let lite = quoted("sqlite3 watcher.db \"");
+    let pg = quoted("psql \"$URL\" -c \"");
+    assert!(lite.len() >= 5, "the README's SQLite queries: {lite:?}");
+    assert_eq!(
+        lite.len(),
+        pg.len(),
+        "one PostgreSQL query for each: {pg:?}"
+    );
+    with_engines(async |e| {
+        e.both("INSERT INTO issuances (id, status, amount, modified_at) VALUES ('r1', 'DONE', 1000, '2026-11-26T00:00:00.000Z')")
+            .await;
+        for sql in &lite {
+            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(&e.lite)
+                .await
+            {
+                panic!("SQLite refused the README's {sql}: {e}");
+            }
+        }
+        for sql in &pg {
+            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(&e.pg)
+                .await
+            {
+                panic!("PostgreSQL refused the README's {sql}: {e}");
+            }
+        }
     })
     .await;
 }

@@ -42,7 +42,7 @@ const WRITER_AUTOCHECKPOINT: &str = "8000";
 
 /// The SQLite schema (`migrations/sqlite/`). `migrations/postgres/` holds the
 /// same migrations, by name, for PostgreSQL (tests/it/migrations.rs keeps the
-/// two folders from drifting apart; nothing in the daemon runs them yet).
+/// two folders from drifting apart).
 pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The SQLite engine: a handle on one database file; cheap to clone.
