@@ -1,52 +1,39 @@
 //! The harness of the PostgreSQL schema suite: a fresh PostgreSQL database and
 //! a fresh SQLite file, both migrated, and the same statements run on both.
 
-use crate::support;
+use crate::common::postgres::{FreshDatabase, require_server};
 
 use std::str::FromStr as _;
 use std::time::Duration;
 
 use serde_json::Value;
+use sqlx::Row as _;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::{AssertSqlSafe, Row as _};
 
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
-const VAR: &str = "ISSUANCE_WATCHER_TEST_PG";
-
 /// Every test's whole run, setup included.
 const TEST_DEADLINE: Duration = Duration::from_secs(60);
 
-/// The server's URL, or why there is none and how to get one.
-fn server() -> Result<String, String> {
-    match std::env::var(VAR) {
-        Ok(url) if !url.trim().is_empty() => Ok(url),
-        _ => Err(format!(
-            "{VAR} is not set, so the PostgreSQL schema was NOT tested. To run it: \
-             url=\"$(.ci/pg-cluster start /tmp/iw-pg)\" && {VAR}=\"$url\" \
-             cargo test --test it -- postgres_schema:: ; .ci/pg-cluster stop /tmp/iw-pg \
-             (needs Debian's postgresql package; any server where the user may CREATE DATABASE will do)"
-        )),
-    }
-}
-
 /// Runs `test` on fresh engines, within [`TEST_DEADLINE`]; returns at once
-/// (SKIPPED) without a server outside CI.
+/// (SKIPPED) without a server outside CI (see `common::postgres`).
 pub async fn with_engines<F>(test: impl FnOnce(Engines) -> F)
 where
     F: Future<Output = ()>,
 {
-    let Some(url) = support::require(server()) else {
+    let Some(server) = require_server() else {
         return;
     };
     tokio::time::timeout(TEST_DEADLINE, async {
-        let engines = Engines::new(&url).await;
-        let cleanup = engines.cleanup.clone();
+        let database = FreshDatabase::create(&server, "iw_schema").await;
+        let engines = Engines::new(&database.url).await;
+        let pg = engines.pg.clone();
         test(engines).await;
-        cleanup.drop_database().await;
+        pg.close().await;
+        database.drop_database().await;
     })
     .await
     .expect("the test did not finish within its deadline");
@@ -56,52 +43,17 @@ where
 pub struct Engines {
     pub lite: SqlitePool,
     pub pg: PgPool,
-    cleanup: Cleanup,
     _dir: tempfile::TempDir,
-}
-
-#[derive(Clone)]
-/// What drops the test's PostgreSQL database at the end (a failed test leaves
-/// it behind in the throwaway cluster, to look at).
-struct Cleanup {
-    admin: PgPool,
-    name: String,
-}
-
-impl Cleanup {
-    async fn drop_database(self) {
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&self.admin)
-        .await
-        .unwrap();
-        self.admin.close().await;
-    }
 }
 
 impl Engines {
     async fn new(url: &str) -> Self {
-        let server = PgConnectOptions::from_str(url)
-            .unwrap_or_else(|e| panic!("{VAR}={url} is not a PostgreSQL URL: {e}"));
-        let admin: PgPool = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(server.clone())
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to {VAR}={url}: {e}"));
-        let name = format!("iw_schema_{}", uuid::Uuid::new_v4().simple());
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("cannot create a database on {VAR}={url}: {e}"));
+        let options = PgConnectOptions::from_str(url).expect("the test database's URL");
         let pg: PgPool = PgPoolOptions::new()
             .max_connections(3)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(
-                server
-                    .database(&name)
+                options
                     // No wait in these tests may hang: a lock not had in 10 s fails.
                     .options([("lock_timeout", "10s"), ("statement_timeout", "20s")]),
             )
@@ -125,7 +77,6 @@ impl Engines {
         Self {
             lite,
             pg,
-            cleanup: Cleanup { admin, name },
             _dir: dir,
         }
     }
