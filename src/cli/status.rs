@@ -196,7 +196,7 @@ pub(super) fn render(v: &StatusView, zone: chrono_tz::Tz) -> String {
     if d.dead > 0 {
         let _ = writeln!(
             out,
-            "                      {} lock file(s) of daemons that died (taken over at the next start)",
+            "                      {} daemon(s) that died (their claims are taken over at the next start)",
             d.dead
         );
     }
@@ -424,10 +424,7 @@ webhooks              none configured
         f.last_success = None;
         let text = render(&view("w.db".into(), f, vec![], no_sinks(), now()), SEOUL);
         assert!(text.contains("daemon                NOT RUNNING"), "{text}");
-        assert!(
-            text.contains("1 lock file(s) of daemons that died"),
-            "{text}"
-        );
+        assert!(text.contains("1 daemon(s) that died"), "{text}");
         assert!(text.contains("active issuances      0\n"), "{text}");
         assert!(text.contains("last successful poll  never\n"), "{text}");
         assert!(text.contains("errors (last hour)    none\n"), "{text}");

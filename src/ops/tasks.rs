@@ -1,6 +1,7 @@
 //! The background tasks of a running daemon, started and stopped together:
 //! the HTTP listener (if bound), the status line, gauge and sink backlog
-//! refresher, the health note in the owner lock file, and the systemd watchdog.
+//! refresher, the health note where `status` reads it (the owner lock file on
+//! SQLite, the daemons registry on PostgreSQL), and the systemd watchdog.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,7 +75,7 @@ pub fn start(
 }
 
 /// Every [`REFRESH_EVERY`]: writes the daemon's health, when it changed, into
-/// its owner lock file, where `status` reads it.
+/// its ownership (see `Store::note_health`), where `status` reads it.
 async fn note_health(store: Store, liveness: Liveness, token: CancellationToken) {
     let mut noted: Option<Option<String>> = None;
     loop {
@@ -82,7 +83,7 @@ async fn note_health(store: Store, liveness: Liveness, token: CancellationToken)
         if noted.as_ref() != Some(&problem) {
             match store.note_health(problem.as_deref()).await {
                 Ok(()) => noted = Some(problem),
-                Err(e) => debug!(error = %e, "cannot write the health into the owner lock file"),
+                Err(e) => debug!(error = %e, "cannot note the health where status reads it"),
             }
         }
         tokio::select! {
