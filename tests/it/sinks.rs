@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
+use common::engine::on_both_engines;
 use common::running::{EVERY, RunningApp, poll, wait_for};
 use common::{Receiver, ScriptedApi, TestSettings, WEBHOOK_SECRET};
 use serde_json::Value;
@@ -98,7 +99,6 @@ fn setup(api: &ScriptedApi, receiver: &Receiver, dir: &Path) -> (TestSettings, P
     (settings, config)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disable_stops_deliveries_and_enable_sends_the_backlog_without_a_restart() {
     let api = ScriptedApi::start().await;
     let receiver = Receiver::start(WEBHOOK_SECRET).await;
@@ -201,7 +201,6 @@ async fn disable_stops_deliveries_and_enable_sends_the_backlog_without_a_restart
     app.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disable_and_enable_survive_a_restart() {
     let api = ScriptedApi::start().await;
     let receiver = Receiver::start(WEBHOOK_SECRET).await;
@@ -252,7 +251,6 @@ async fn disable_and_enable_survive_a_restart() {
     app.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_sink_is_refused_with_the_known_ones() {
     let api = ScriptedApi::start().await;
     let receiver = Receiver::start(WEBHOOK_SECRET).await;
@@ -278,3 +276,12 @@ async fn an_unknown_sink_is_refused_with_the_known_ones() {
         "{table}"
     );
 }
+
+on_both_engines!(
+    disable_stops_deliveries_and_enable_sends_the_backlog_without_a_restart(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    disable_and_enable_survive_a_restart(flavor = "multi_thread", worker_threads = 2),
+    an_unknown_sink_is_refused_with_the_known_ones(flavor = "multi_thread", worker_threads = 2),
+);

@@ -10,6 +10,8 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
+use common::db::Db;
+use common::engine::on_both_engines;
 use common::metrics::{free_port, sample, until};
 use common::running::{RunningApp, number};
 use common::{Mode, Receiver, Reply, ScriptedApi, TestSettings, WEBHOOK_SECRET, eventually};
@@ -48,7 +50,6 @@ fn config_file(settings: &TestSettings, dir: &Path) -> PathBuf {
     settings.write_toml(&dir.join("config.toml"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_json_prints_null_for_the_issuance_of_an_event_about_none() {
     let api = ScriptedApi::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -73,7 +74,6 @@ async fn events_json_prints_null_for_the_issuance_of_an_event_about_none() {
     store.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redeliver_schedules_every_seq_it_can_balance_low_included_and_names_the_others() {
     let api = ScriptedApi::start().await;
     let receiver = Receiver::start(WEBHOOK_SECRET).await;
@@ -134,7 +134,6 @@ async fn redeliver_schedules_every_seq_it_can_balance_low_included_and_names_the
     app.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_says_what_each_delivery_waits_for_and_a_removed_sinks_can_be_discarded() {
     let api = ScriptedApi::start().await;
     let failing = Receiver::start(WEBHOOK_SECRET).await;
@@ -155,16 +154,14 @@ async fn failed_says_what_each_delivery_waits_for_and_a_removed_sinks_can_be_dis
     let app = RunningApp::start(kept.clone().webhook("old", &old.url(), |_| {}).build()).await;
     app.insert(&["e"]).await;
     let tried = |sink: &'static str| {
-        let pool = app.store.pool().clone();
+        let db = Db::from(&app.store);
         async move {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT count(*) FROM deliveries WHERE sink = ? AND attempts > 0",
+            !db.rows(
+                "SELECT sink FROM deliveries WHERE sink = $1 AND attempts > 0",
+                &[sink],
             )
-            .bind(sink)
-            .fetch_one(&pool)
             .await
-            .unwrap()
-                > 0
+            .is_empty()
         }
     };
     eventually(
@@ -172,7 +169,7 @@ async fn failed_says_what_each_delivery_waits_for_and_a_removed_sinks_can_be_dis
         || async {
             app.events().await.len() == 2
                 && number(
-                    app.store.pool(),
+                    &app.store,
                     "SELECT count(*) FROM deliveries WHERE sink = 'old'",
                 )
                 .await
@@ -180,7 +177,7 @@ async fn failed_says_what_each_delivery_waits_for_and_a_removed_sinks_can_be_dis
                 && tried("shop").await
                 && tried("old").await
                 && number(
-                    app.store.pool(),
+                    &app.store,
                     "SELECT count(*) FROM sinks WHERE disabled_at IS NOT NULL",
                 )
                 .await
@@ -279,7 +276,7 @@ async fn failed_says_what_each_delivery_waits_for_and_a_removed_sinks_can_be_dis
     );
     assert_eq!(
         number(
-            app.store.pool(),
+            &app.store,
             "SELECT count(*) FROM deliveries WHERE sink = 'old' AND discarded_at IS NOT NULL"
         )
         .await,
@@ -299,7 +296,6 @@ async fn failed_says_what_each_delivery_waits_for_and_a_removed_sinks_can_be_dis
     app.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_puts_a_failing_sink_and_unknown_charges_first_until_they_are_resolved() {
     let api = ScriptedApi::start().await;
     let receiver = Receiver::start(WEBHOOK_SECRET).await;
@@ -314,12 +310,12 @@ async fn status_puts_a_failing_sink_and_unknown_charges_first_until_they_are_res
     let app = RunningApp::start(settings.build()).await;
     app.insert(&["e"]).await;
     // A charge whose POST got no usable answer: it may exist.
-    sqlx::query(
-        "INSERT INTO charge_requests (amount, state, error_code, finished_at) VALUES (50000, 'unknown', 'TIMEOUT', '2026-12-05T10:00:00.000Z')",
-    )
-    .execute(app.store.pool())
-    .await
-    .unwrap();
+    Db::from(&app.store)
+        .exec(
+            "INSERT INTO charge_requests (amount, state, error_code, finished_at) VALUES (50000, 'unknown', 'TIMEOUT', '2026-12-05T10:00:00.000Z')",
+            &[],
+        )
+        .await;
     eventually("status to see the sink failing", || async {
         json(&config, &["status", "--json"])["webhooks"][0]["health"] == "failing"
     })
@@ -372,7 +368,6 @@ async fn status_puts_a_failing_sink_and_unknown_charges_first_until_they_are_res
 /// The oldest-undelivered gauge is read at each scrape: it grows while the
 /// sink's worker waits out a long `Retry-After` and sends nothing, which is
 /// when an alert on it has to fire.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_oldest_undelivered_age_grows_at_every_scrape_while_nothing_is_sent() {
     let api = ScriptedApi::start().await;
     let receiver = Receiver::start(WEBHOOK_SECRET).await;
@@ -425,3 +420,26 @@ async fn the_oldest_undelivered_age_grows_at_every_scrape_while_nothing_is_sent(
     );
     daemon.stop().await;
 }
+
+on_both_engines!(
+    events_json_prints_null_for_the_issuance_of_an_event_about_none(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    redeliver_schedules_every_seq_it_can_balance_low_included_and_names_the_others(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    failed_says_what_each_delivery_waits_for_and_a_removed_sinks_can_be_discarded(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    status_puts_a_failing_sink_and_unknown_charges_first_until_they_are_resolved(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    the_oldest_undelivered_age_grows_at_every_scrape_while_nothing_is_sent(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+);

@@ -9,6 +9,7 @@ use crate::common;
 
 use chrono::{DateTime, Utc};
 
+use common::engine::on_both_engines;
 use common::receiver::{Received, rotating};
 use common::running::RunningApp;
 use common::{
@@ -51,7 +52,6 @@ async fn arrival(receiver: &Receiver, id: &str, to: &str) -> Received {
     find().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn either_secret_verifies_during_the_grace_period_and_only_the_new_one_after_it() {
     let api = ScriptedApi::start().await;
     let old = Receiver::start(PREVIOUS_WEBHOOK_SECRET).await;
@@ -96,7 +96,6 @@ async fn either_secret_verifies_during_the_grace_period_and_only_the_new_one_aft
 /// `events ping` goes through the same signing: both holders verify during
 /// the grace period, only the new one after it; `check-config` says until
 /// when the previous secret is accepted, or that it no longer is.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_ping_and_check_config_follow_the_rotation() {
     let api = ScriptedApi::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -149,3 +148,11 @@ async fn events_ping_and_check_config_follow_the_rotation() {
         assert_eq!(at_old.event()["type"], "webhook.test");
     }
 }
+
+on_both_engines!(
+    either_secret_verifies_during_the_grace_period_and_only_the_new_one_after_it(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    events_ping_and_check_config_follow_the_rotation(flavor = "multi_thread", worker_threads = 2),
+);

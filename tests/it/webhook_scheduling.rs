@@ -9,6 +9,8 @@ use crate::common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use common::db::Db;
+use common::engine::on_both_engines;
 use common::receiver::World;
 use common::running::{RunningApp, number, wait_for};
 use common::{Mode, Receiver};
@@ -17,22 +19,29 @@ use common::{Mode, Receiver};
 /// watched, so the daemon writes nothing of its own about it), as the
 /// triggers would.
 async fn event(app: &RunningApp, id: &str, n: usize) {
-    let pool = app.store.pool();
-    sqlx::query("INSERT OR IGNORE INTO issuances (id, watch) VALUES (?, 'settled')")
-        .bind(id)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO events (type, issuance_id, occurred_at, data)
-         VALUES ('issuance.status_changed', ?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
-                 json_object('id', ?1, 'n', ?2))",
+    let db = Db::from(&app.store);
+    db.exec(
+        "INSERT INTO issuances (id, watch) VALUES ($1, 'settled') ON CONFLICT DO NOTHING",
+        &[id],
     )
-    .bind(id)
-    .bind(n as i64)
-    .execute(pool)
-    .await
-    .unwrap();
+    .await;
+    let now = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let data = serde_json::json!({ "id": id, "n": n }).to_string();
+    // The time and the body as each engine stores them: text on SQLite,
+    // timestamptz and jsonb on PostgreSQL.
+    let insert = match db {
+        Db::Sqlite(_) => {
+            "INSERT INTO events (type, issuance_id, occurred_at, data)
+             VALUES ('issuance.status_changed', $1, $2, $3)"
+        }
+        Db::Postgres(_) => {
+            "INSERT INTO events (type, issuance_id, occurred_at, data)
+             VALUES ('issuance.status_changed', $1, CAST($2 AS timestamptz), CAST($3 AS jsonb))"
+        }
+    };
+    db.exec(insert, &[id, &now, &data]).await;
 }
 
 fn issuance(event: &serde_json::Value) -> String {
@@ -55,19 +64,22 @@ fn all_verified(receiver: &Receiver) {
 }
 
 async fn delivered_rows(app: &RunningApp, id: &str) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM deliveries WHERE issuance_id = ? AND delivered_at IS NOT NULL",
-    )
-    .bind(id)
-    .fetch_one(app.store.pool())
-    .await
-    .unwrap()
+    let rows = Db::from(&app.store)
+        .rows(
+            "SELECT CAST(count(*) AS TEXT) FROM deliveries
+             WHERE issuance_id = $1 AND delivered_at IS NOT NULL",
+            &[id],
+        )
+        .await;
+    rows[0][0]
+        .as_deref()
+        .and_then(|n| n.parse().ok())
+        .expect("a count")
 }
 
 /// A 429 with `Retry-After: 3` on one request while others of the same
 /// moment succeed: inside the 3 s, nothing reaches the receiver beyond the
 /// attempts already in flight; right after, the flow resumes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_after_pauses_the_whole_sink_even_among_successes() {
     const CONCURRENCY: usize = 4;
     let world = World::new().await;
@@ -213,12 +225,10 @@ async fn one_issuance_does_not_hold_the_others(mode: Mode) {
     app.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_issuance_does_not_delay_the_others_on_its_sink() {
     one_issuance_does_not_hold_the_others(Mode::Slow(5000)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_issuance_does_not_delay_the_others_on_its_sink() {
     one_issuance_does_not_hold_the_others(Mode::Fail(500)).await;
 }
@@ -245,12 +255,12 @@ async fn a_backlog_is_flushed_when_the_receiver_is_back(restart: bool) {
         Duration::from_secs(10),
         async || {
             let failed = number(
-                app.store.pool(),
+                &app.store,
                 "SELECT count(*) FROM deliveries WHERE attempts > 0 AND delivered_at IS NULL",
             )
             .await;
             let failing = number(
-                app.store.pool(),
+                &app.store,
                 "SELECT count(*) FROM sinks WHERE failing_since IS NOT NULL",
             )
             .await;
@@ -282,7 +292,7 @@ async fn a_backlog_is_flushed_when_the_receiver_is_back(restart: bool) {
     .await;
     all_verified(receiver);
     let failing = number(
-        app.store.pool(),
+        &app.store,
         "SELECT count(*) FROM sinks WHERE failing_since IS NOT NULL",
     )
     .await;
@@ -290,12 +300,33 @@ async fn a_backlog_is_flushed_when_the_receiver_is_back(restart: bool) {
     app.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_is_flushed_within_seconds_of_the_receivers_return() {
     a_backlog_is_flushed_when_the_receiver_is_back(false).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_is_flushed_within_seconds_of_the_receivers_return_after_a_restart() {
     a_backlog_is_flushed_when_the_receiver_is_back(true).await;
 }
+
+on_both_engines!(
+    a_retry_after_pauses_the_whole_sink_even_among_successes(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_slow_issuance_does_not_delay_the_others_on_its_sink(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_failing_issuance_does_not_delay_the_others_on_its_sink(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_backlog_is_flushed_within_seconds_of_the_receivers_return(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_backlog_is_flushed_within_seconds_of_the_receivers_return_after_a_restart(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+);

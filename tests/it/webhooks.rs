@@ -7,6 +7,8 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::db::Db;
+use common::engine::on_both_engines;
 use common::receiver::World;
 use common::running::{RunningApp, number};
 use common::{Mode, Receiver, Reply, ScriptedApi, TestSettings, WEBHOOK_SECRET, eventually};
@@ -73,7 +75,6 @@ fn all_verified(receiver: &Receiver) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transition_and_flag_of_a_lifecycle_arrives_verified_and_in_order() {
     let World { api, receiver, dir } = World::new().await;
     api.script(
@@ -155,7 +156,7 @@ async fn every_transition_and_flag_of_a_lifecycle_arrives_verified_and_in_order(
     // The receiver answers before the worker records: the marks follow.
     eventually("every delivery marked delivered", || async {
         let delivered = number(
-            app.store.pool(),
+            &app.store,
             "SELECT count(*) FROM deliveries WHERE delivered_at IS NOT NULL",
         )
         .await;
@@ -165,7 +166,6 @@ async fn every_transition_and_flag_of_a_lifecycle_arrives_verified_and_in_order(
     app.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_was_down_gets_everything_once_it_is_back() {
     let World { api, receiver, dir } = World::new().await;
     receiver.go_away().await;
@@ -188,7 +188,7 @@ async fn a_receiver_that_was_down_gets_everything_once_it_is_back() {
     // attempts fail (connection refused) and are recorded.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let failing = number(
-        app.store.pool(),
+        &app.store,
         "SELECT count(*) FROM deliveries WHERE attempts > 0 AND delivered_at IS NULL",
     )
     .await;
@@ -243,18 +243,15 @@ async fn a_429_with_retry_after_is_honoured(mode: Mode) {
     app.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_with_retry_after_in_seconds_is_honoured() {
     a_429_with_retry_after_is_honoured(Mode::RetryAfter(2)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_with_retry_after_as_an_http_date_is_honoured() {
     // Whole seconds: 3 s ahead is at least 2 s ahead.
     a_429_with_retry_after_is_honoured(Mode::RetryAfterDate(3)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_410_disables_the_sink_and_it_stays_disabled_across_a_restart() {
     let World { api, receiver, dir } = World::new().await;
     receiver.set_mode(Mode::Gone);
@@ -277,12 +274,13 @@ async fn a_410_disables_the_sink_and_it_stays_disabled_across_a_restart() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let answered_410 = receiver.received().len();
     assert!(answered_410 <= 8, "{answered_410} requests after a 410");
-    let disabled: Option<String> =
-        sqlx::query_scalar("SELECT disabled_reason FROM sinks WHERE name = 'shop'")
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
-    assert!(disabled.unwrap().contains("410"));
+    let disabled = Db::from(&app.store)
+        .rows("SELECT disabled_reason FROM sinks WHERE name = 'shop'", &[])
+        .await;
+    assert!(
+        disabled[0][0].as_ref().unwrap().contains("410"),
+        "{disabled:?}"
+    );
     app.stop().await.unwrap();
     receiver.set_mode(Mode::Ok);
     let app = RunningApp::start(config.build()).await;
@@ -295,10 +293,12 @@ async fn a_410_disables_the_sink_and_it_stays_disabled_across_a_restart() {
         "nothing sent to a disabled sink"
     );
     // Cleared by an operator: the backlog goes out.
-    sqlx::query("UPDATE sinks SET disabled_at = NULL, disabled_reason = NULL")
-        .execute(app.store.pool())
-        .await
-        .unwrap();
+    Db::from(&app.store)
+        .exec(
+            "UPDATE sinks SET disabled_at = NULL, disabled_reason = NULL",
+            &[],
+        )
+        .await;
     eventually("the backlog after re-enabling", || async {
         arrivals(&receiver).values().map(Vec::len).sum::<usize>() == 6
     })
@@ -306,7 +306,6 @@ async fn a_410_disables_the_sink_and_it_stays_disabled_across_a_restart() {
     app.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_sink_delays_neither_polling_nor_another_sink() {
     let api = ScriptedApi::start().await;
     let hanging = Receiver::start(WEBHOOK_SECRET).await;
@@ -330,12 +329,12 @@ async fn a_hanging_sink_delays_neither_polling_nor_another_sink() {
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     app.insert(&refs).await;
     eventually("every issuance settled", || async {
-        let settled: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM issuances WHERE watch = 'settled'")
-                .fetch_one(app.store.pool())
-                .await
-                .unwrap();
-        settled == 20
+        number(
+            &app.store,
+            "SELECT count(*) FROM issuances WHERE watch = 'settled'",
+        )
+        .await
+            == 20
     })
     .await;
     let settled_after = started.elapsed();
@@ -361,7 +360,6 @@ async fn a_hanging_sink_delays_neither_polling_nor_another_sink() {
 /// A Slack sink gets one unsigned sentence per event it asked for; the READY
 /// one is what a payer acts on: the amount with thousands separators, the
 /// bank, account, holder and deadline in KST.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slack_sink_gets_unsigned_text_and_only_the_types_it_asked_for() {
     let World { api, receiver, dir } = World::new().await;
     let due_in = chrono::Duration::hours(5);
@@ -414,7 +412,6 @@ async fn a_slack_sink_gets_unsigned_text_and_only_the_types_it_asked_for() {
     app.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_webhook_id() {
     let World { api, receiver, dir } = World::new().await;
     receiver.set_mode(Mode::Slow(100));
@@ -430,14 +427,10 @@ async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_w
     let store = issuance_watcher::store::Store::open_migrated(&config.build().database)
         .await
         .unwrap();
+    let db = Db::from(&store);
     let mut daemon = common::Daemon::start(&path);
-    for id in &ids {
-        sqlx::query("INSERT INTO issuances (id) VALUES (?)")
-            .bind(id)
-            .execute(store.pool())
-            .await
-            .unwrap();
-    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    db.insert_ids(&refs).await;
     let mut kills = 0;
     while kills < 3 {
         // Killed during deliveries: once six more have been answered.
@@ -455,13 +448,11 @@ async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_w
         kills += 1;
         daemon = common::Daemon::start(&path);
     }
-    let events: Vec<(String, i64)> =
+    let events: Vec<Vec<Option<String>>> =
         common::running::wait_for("all 60 events written", Duration::from_secs(30), || async {
-            let events: Vec<(String, i64)> =
-                sqlx::query_as("SELECT id, seq FROM events ORDER BY seq")
-                    .fetch_all(store.pool())
-                    .await
-                    .unwrap();
+            let events = db
+                .rows("SELECT id, CAST(seq AS TEXT) FROM events ORDER BY seq", &[])
+                .await;
             if events.len() == 60 {
                 Ok(events)
             } else {
@@ -474,7 +465,10 @@ async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_w
     })
     .await;
     let log = daemon.stop().await;
-    let stored: std::collections::HashSet<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    let stored: std::collections::HashSet<&str> = events
+        .iter()
+        .map(|e| e[0].as_deref().expect("id is NOT NULL"))
+        .collect();
     let mut bodies: std::collections::HashMap<String, Vec<u8>> = Default::default();
     for r in receiver.received() {
         assert!(
@@ -489,11 +483,11 @@ async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_w
         assert_eq!(*first, r.body);
     }
     each_waited_then_done(&receiver, &ids);
-    let undelivered: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+    let undelivered = number(
+        &db,
+        "SELECT count(*) FROM deliveries WHERE delivered_at IS NULL",
+    )
+    .await;
     assert_eq!(undelivered, 0);
     println!(
         "{kills} kills: {} requests for 60 events ({} repeats)",
@@ -506,7 +500,6 @@ async fn kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_w
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_events_command_prints_the_outbox_lists_failures_and_redelivers() {
     let World { api, receiver, dir } = World::new().await;
     receiver.set_mode(Mode::Fail(500));
@@ -579,7 +572,6 @@ async fn the_events_command_prints_the_outbox_lists_failures_and_redelivers() {
 /// the sink was configured to send it. A 3xx is a failed attempt (retried),
 /// and the receiver at the `Location` gets nothing, even for a 307, which
 /// would repeat the POST with its body and signature.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receivers_redirect_is_a_failed_attempt_and_its_target_gets_nothing() {
     let World { api, receiver, dir } = World::new().await;
     let elsewhere = Receiver::start(WEBHOOK_SECRET).await;
@@ -591,20 +583,23 @@ async fn a_receivers_redirect_is_a_failed_attempt_and_its_target_gets_nothing() 
     // Recorded either way: as a failure, or (followed) as a delivery.
     eventually("the first attempt recorded", || async {
         number(
-            app.store.pool(),
+            &app.store,
             "SELECT count(*) FROM deliveries WHERE sink = 'shop' AND attempts > 0",
         )
         .await
             > 0
     })
     .await;
-    let (last_status, delivered): (Option<i64>, Option<String>) =
-        sqlx::query_as("SELECT last_status, delivered_at FROM deliveries WHERE sink = 'shop'")
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
-    assert_eq!(last_status, Some(307));
-    assert_eq!(delivered, None, "a 3xx is not a delivery");
+    let row = Db::from(&app.store)
+        .rows(
+            "SELECT CAST(last_status AS TEXT), CAST(delivered_at AS TEXT)
+             FROM deliveries WHERE sink = 'shop'",
+            &[],
+        )
+        .await;
+    let [last_status, delivered] = [&row[0][0], &row[0][1]];
+    assert_eq!(last_status.as_deref(), Some("307"));
+    assert_eq!(*delivered, None, "a 3xx is not a delivery");
     assert!(
         elsewhere.received().is_empty(),
         "the redirect was followed: {} request(s) reached its target",
@@ -658,21 +653,36 @@ async fn the_test_message(receiver: &Receiver, sink: &str) -> common::receiver::
     r
 }
 
+/// Whether no program has opened the database yet: SQLite's file does not
+/// exist; PostgreSQL's (created empty for the test) holds no table.
+async fn never_opened(database: &issuance_watcher::settings::DatabaseSettings) -> bool {
+    if database.postgres().is_none() {
+        return !database.path.exists();
+    }
+    let db = Db::connect(database).await;
+    let tables = number(
+        &db,
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+    )
+    .await;
+    db.close().await;
+    tables == 0
+}
+
 /// What an integrator does first: `events ping` sends a signed `webhook.test`
 /// through the normal path, with no daemon and no database, and says what the
 /// receiver answered and how fast; a receiver that fails makes it exit 1.
 /// `--sink` picks one sink, an unknown name is refused naming the known ones,
 /// and nothing is written to the outbox.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_ping_sends_a_verified_test_message_and_reports_each_receivers_answer() {
     let dir = tempfile::tempdir().unwrap();
     let shop_receiver = Receiver::start(WEBHOOK_SECRET).await;
     let ops_receiver = Receiver::start(WEBHOOK_SECRET).await;
-    let db = dir.path().join("watcher.db");
-    let config = TestSettings::new("http://127.0.0.1:9", &db)
+    let settings = TestSettings::new("http://127.0.0.1:9", &dir.path().join("watcher.db"))
         .webhook("shop", &shop_receiver.url(), |_| {})
-        .webhook("ops", &ops_receiver.url(), |_| {})
-        .write_toml(&dir.path().join("config.toml"));
+        .webhook("ops", &ops_receiver.url(), |_| {});
+    let config = settings.write_toml(&dir.path().join("config.toml"));
+    let database = settings.build().database;
 
     // No database, no daemon: both sinks get one verified test message.
     let out = ping(&config, None).await;
@@ -692,7 +702,7 @@ async fn events_ping_sends_a_verified_test_message_and_reports_each_receivers_an
         );
     }
     common::assert_no_secret("ping's output", &format!("{stdout}{stderr}"));
-    assert!(!db.exists(), "ping created the database");
+    assert!(never_opened(&database).await, "ping created the database");
 
     // `--sink ops`: only ops; and with a database, nothing is written to it.
     common::daemon::migrate(&config);
@@ -716,10 +726,10 @@ async fn events_ping_sends_a_verified_test_message_and_reports_each_receivers_an
     );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(!stdout.contains("shop"), "{stdout}");
-    let pool = common::charging::pool(&db).await;
-    assert_eq!(number(&pool, "SELECT count(*) FROM events").await, 0);
-    assert_eq!(number(&pool, "SELECT count(*) FROM deliveries").await, 0);
-    pool.close().await;
+    let db = Db::connect(&database).await;
+    assert_eq!(number(&db, "SELECT count(*) FROM events").await, 0);
+    assert_eq!(number(&db, "SELECT count(*) FROM deliveries").await, 0);
+    db.close().await;
 
     // A receiver answering 500: exit 1, saying which and what it answered.
     shop_receiver.set_mode(Mode::Fail(500));
@@ -752,7 +762,6 @@ async fn events_ping_sends_a_verified_test_message_and_reports_each_receivers_an
 
 /// A Slack sink gets a `webhook.test` sentence (unsigned), and its URL, the
 /// credential, is never printed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_ping_to_a_slack_sink_sends_a_sentence_and_never_shows_its_url() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(WEBHOOK_SECRET).await;
@@ -785,3 +794,48 @@ async fn events_ping_to_a_slack_sink_sends_a_sentence_and_never_shows_its_url() 
         "{stdout}"
     );
 }
+
+on_both_engines!(
+    every_transition_and_flag_of_a_lifecycle_arrives_verified_and_in_order(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_receiver_that_was_down_gets_everything_once_it_is_back(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_429_with_retry_after_in_seconds_is_honoured(flavor = "multi_thread", worker_threads = 2),
+    a_429_with_retry_after_as_an_http_date_is_honoured(flavor = "multi_thread", worker_threads = 2),
+    a_410_disables_the_sink_and_it_stays_disabled_across_a_restart(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_hanging_sink_delays_neither_polling_nor_another_sink(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_slack_sink_gets_unsigned_text_and_only_the_types_it_asked_for(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    kill_9_during_deliveries_loses_nothing_and_repeats_only_with_the_same_webhook_id(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    the_events_command_prints_the_outbox_lists_failures_and_redelivers(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_receivers_redirect_is_a_failed_attempt_and_its_target_gets_nothing(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    events_ping_sends_a_verified_test_message_and_reports_each_receivers_answer(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    events_ping_to_a_slack_sink_sends_a_sentence_and_never_shows_its_url(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+);
