@@ -24,6 +24,7 @@
 
 mod cadence;
 mod charge;
+mod database;
 mod error;
 mod key_bytes;
 mod ladder;
