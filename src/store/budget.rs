@@ -27,10 +27,16 @@ use super::{Store, StoreError, engine};
 /// Microseconds since the Unix epoch, on the database's clock.
 pub type Micros = i64;
 
-/// A slot this far ahead of `now` means the clock jumped back (SQLite: the
-/// host's clock was set back): the row is restarted from `now` rather than
-/// holding every daemon back for as long.
-pub const MAX_AHEAD: Micros = 10_000_000;
+/// A next slot further ahead of `now` than this (or than 1000 slots, at a
+/// slow rate) means the clock jumped back (SQLite: the host's clock was set
+/// back): the row is restarted from `now` rather than holding every daemon
+/// back for as long. Legitimately each daemon holds at most one grant (100 ms
+/// of its rate, or one slot) ahead, so it would take hundreds of daemons.
+pub const MAX_AHEAD: Micros = 60_000_000;
+
+fn ahead_limit(interval: Micros) -> Micros {
+    MAX_AHEAD.max(interval.saturating_mul(1000))
+}
 
 /// The shared row, as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -97,7 +103,7 @@ pub fn take(row: &BudgetRow, now: Micros, want: u32, interval: Micros) -> (Budge
         };
         return (row.clone(), grant);
     }
-    let next = if row.next_slot > now.saturating_add(MAX_AHEAD) {
+    let next = if row.next_slot > now.saturating_add(ahead_limit(interval)) {
         now
     } else {
         row.next_slot
@@ -180,7 +186,10 @@ mod tests {
         let (row, lengthened) = pause(&row, 2_000_000, Duration::from_secs(5), "auth");
         assert!(!lengthened, "a shorter wait does not shorten it");
         let (same, g) = take(&row, 2_000_000, 5, 1000);
-        assert_eq!((g.count, g.pause_left()), (0, Some(Duration::from_secs(29))));
+        assert_eq!(
+            (g.count, g.pause_left()),
+            (0, Some(Duration::from_secs(29)))
+        );
         assert_eq!(g.pause_reason.as_deref(), Some("retry_after"));
         assert_eq!(same, row);
         let (after, g) = take(&row, 31_000_000, 5, 1000);
@@ -191,7 +200,7 @@ mod tests {
     #[test]
     fn a_slot_far_ahead_after_the_clock_went_back_restarts_from_now() {
         let row = BudgetRow {
-            next_slot: 100_000_000,
+            next_slot: 100_000_000_000,
             ..BudgetRow::default()
         };
         let (_, g) = take(&row, 1_000_000, 1, 1000);

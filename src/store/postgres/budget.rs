@@ -98,6 +98,5 @@ mod sql {
             (extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
 
     /// Writes the row back: $1 next slot, $2 pause end, $3 pause reason.
-    pub(super) const WRITE: &str =
-        "UPDATE api_budget SET next_slot_us = $1, paused_until_us = $2, pause_reason = $3 WHERE id = 1";
+    pub(super) const WRITE: &str = "UPDATE api_budget SET next_slot_us = $1, paused_until_us = $2, pause_reason = $3 WHERE id = 1";
 }

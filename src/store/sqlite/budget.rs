@@ -49,11 +49,14 @@ async fn read(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<BudgetRow,
         .fetch_optional(&mut **tx)
         .await
         .context("reading the request budget")?;
-    Ok(row.map_or_else(BudgetRow::default, |(next_slot, paused_until, pause_reason)| BudgetRow {
-        next_slot,
-        paused_until,
-        pause_reason,
-    }))
+    Ok(row.map_or_else(
+        BudgetRow::default,
+        |(next_slot, paused_until, pause_reason)| BudgetRow {
+            next_slot,
+            paused_until,
+            pause_reason,
+        },
+    ))
 }
 
 async fn write(
