@@ -257,5 +257,12 @@ async fn a_database_of_the_previous_release_upgrades_in_place() {
             .await
             .unwrap();
     assert_eq!(deliveries, 1);
+    // The shared request budget's one row, fresh: no slot taken, no pause.
+    let budget: (i64, Option<i64>) =
+        sqlx::query_as("SELECT next_slot_us, paused_until_us FROM api_budget")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(budget, (0, None));
     pool.close().await;
 }
