@@ -365,4 +365,64 @@ mod tests {
         assert!(!pacer.auth_ok());
         assert_eq!(pacer.auth_failed(), Duration::from_secs(1));
     }
+
+    /// Shared pacers, on real time: the database's clock is the wall clock.
+    mod shared {
+        use super::*;
+        use crate::store::testing::{second_store, temp_store};
+
+        fn pacer(rate: f64, store: Store) -> std::sync::Arc<Pacer> {
+            std::sync::Arc::new(
+                Pacer::new(rate, Duration::from_secs(1), Duration::from_secs(8)).shared(store),
+            )
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn two_daemons_share_one_rate_and_one_alone_gets_all_of_it() {
+            let (store, dir) = temp_store().await;
+            let a = pacer(100.0, store);
+            let b = pacer(100.0, second_store(&dir).await);
+            // Alone: 30 requests at 100/s take about 0.3 s.
+            let start = Instant::now();
+            for _ in 0..30 {
+                a.acquire().await;
+            }
+            let alone = start.elapsed();
+            assert!(alone < Duration::from_millis(450), "{alone:?}");
+            // Together: 60 requests take about 0.6 s, not 0.3 s.
+            let start = Instant::now();
+            let mut both = tokio::task::JoinSet::new();
+            for p in [a, b] {
+                for _ in 0..6 {
+                    let p = p.clone();
+                    both.spawn(async move {
+                        for _ in 0..5 {
+                            p.acquire().await;
+                        }
+                    });
+                }
+            }
+            both.join_all().await;
+            let together = start.elapsed();
+            assert!(together >= Duration::from_millis(560), "{together:?}");
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_pause_seen_by_one_stops_the_other() {
+            let (store, dir) = temp_store().await;
+            let a = pacer(100.0, store);
+            let b = pacer(100.0, second_store(&dir).await);
+            a.retry_after(Duration::from_millis(400));
+            // The pause is written in the background.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let start = Instant::now();
+            b.acquire().await;
+            assert!(
+                start.elapsed() >= Duration::from_millis(300),
+                "{:?}",
+                start.elapsed()
+            );
+            assert!(b.paused_until().is_none());
+        }
+    }
 }

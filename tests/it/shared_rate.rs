@@ -154,3 +154,65 @@ on_both_engines!(
         worker_threads = 2
     ),
 );
+
+/// `daemons` daemons at `rate` for `secs` with plenty due: (busiest second,
+/// requests per second over the run after its first second).
+async fn measure(daemons: usize, rate: f64, ids: usize, secs: u64) -> (usize, f64) {
+    let api = ScriptedApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..ids).map(|i| format!("m{i}")).collect();
+    for id in &names {
+        api.set(id, Reply::issuance(id, "WAITED"));
+    }
+    let settings = TestSettings::new(&api.base_url(), &dir.path().join("watcher.db"))
+        .with(|s| s.api.requests_per_second = rate)
+        .build();
+    let mut apps = Vec::new();
+    for _ in 0..daemons {
+        let app = RunningApp::start(settings.clone()).await;
+        app.running().await;
+        apps.push(app);
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    apps[0].insert(&refs).await;
+    // Measured on purpose over a fixed span of real time.
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    for app in apps {
+        app.stop().await.unwrap();
+    }
+    let mut arrivals: Vec<Instant> = api.requests().iter().map(|r| r.at).collect();
+    arrivals.sort_unstable();
+    let busiest = busiest_second(&arrivals);
+    let from = arrivals[0] + Duration::from_secs(1);
+    let steady: Vec<&Instant> = arrivals.iter().filter(|a| **a >= from).collect();
+    let span = steady
+        .last()
+        .map_or(0.0, |last| last.duration_since(from).as_secs_f64());
+    (busiest, steady.len() as f64 / span.max(1e-3))
+}
+
+/// The figures of the report: `cargo test --release --test it -- --ignored
+/// shared_rate::measure --nocapture --test-threads 1` (PostgreSQL from
+/// `ISSUANCE_WATCHER_TEST_PG`).
+mod measure {
+    use super::measure;
+
+    async fn report(engine: &str) {
+        let (busiest, _) = measure(3, 150.0, 1500, 6).await;
+        eprintln!("{engine}: 3 daemons at 150/s: busiest second {busiest}");
+        let (_, achieved) = measure(1, 500.0, 4000, 6).await;
+        eprintln!("{engine}: 1 daemon at 500/s: {achieved:.0} requests/s");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement: run by hand"]
+    async fn sqlite() {
+        report("SQLite").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement: run by hand"]
+    async fn postgres() {
+        crate::common::engine::on_postgres(report("PostgreSQL")).await;
+    }
+}
