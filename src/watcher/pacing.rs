@@ -4,6 +4,7 @@
 //! Runs on tokio's clock (real time), so tests with paused time control it,
 //! and it is independent of the accelerated business clock: the API's limits are real.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -24,11 +25,11 @@ pub const GRANT_SPAN: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
 struct State {
-    /// The next free request slot.
+    /// The next free request slot, pacing alone.
     next_slot: Instant,
-    /// Slots left from the last grant of the shared budget, from `next_slot`
-    /// on (unused when pacing alone).
-    left: u32,
+    /// Slots granted by the shared budget and not used yet: runs of
+    /// (first, how many), `interval` apart, oldest first.
+    granted: VecDeque<(Instant, u32)>,
     /// No request may be sent before this.
     paused_until: Option<Instant>,
     /// Consecutive 401/403 answers, for the doubling auth pause.
@@ -46,7 +47,11 @@ pub enum PauseChange {
 /// What `acquire` does next.
 enum Step {
     Wait(Instant),
-    Send(Instant),
+    /// Send in this slot; take the next grant meanwhile if `low`.
+    Send {
+        slot: Instant,
+        low: bool,
+    },
     Refill,
 }
 
@@ -73,7 +78,7 @@ impl Pacer {
             auth_pause_max,
             state: Mutex::new(State {
                 next_slot: Instant::now(),
-                left: 0,
+                granted: VecDeque::new(),
                 paused_until: None,
                 auth_failures: 0,
             }),
@@ -114,16 +119,28 @@ impl Pacer {
                     continue;
                 }
                 Step::Refill => {
-                    self.refill().await;
+                    self.refill(true).await;
                     continue;
                 }
-                Step::Send(slot) => slot,
+                Step::Send { slot, low } => {
+                    // The next grant is fetched while this slot comes, so
+                    // that a busy daemon's slots follow without a gap.
+                    let prefetch = async {
+                        if low {
+                            self.refill(false).await;
+                        }
+                    };
+                    // tokio's timer rounds a deadline up to its next millisecond tick, so
+                    // sleeping until a slot that is already here would still cost up to 1 ms.
+                    let until_slot = async {
+                        if slot > Instant::now() {
+                            tokio::time::sleep_until(slot).await;
+                        }
+                    };
+                    tokio::join!(prefetch, until_slot);
+                    slot
+                }
             };
-            // tokio's timer rounds a deadline up to its next millisecond tick, so
-            // sleeping until a slot that is already here would still cost up to 1 ms.
-            if slot > Instant::now() {
-                tokio::time::sleep_until(slot).await;
-            }
             let now = Instant::now();
             if self.shared.is_some() && now > slot + LATE {
                 // Too late for this slot (a stalled task, a slow machine):
@@ -152,37 +169,60 @@ impl Pacer {
             let earliest = state.paused_until.filter(|p| *p > now).unwrap_or(now);
             let slot = state.next_slot.max(earliest);
             state.next_slot = slot + self.interval;
-            return Step::Send(slot);
+            return Step::Send { slot, low: false };
         }
         // Slots already too late are dropped unused.
-        while state.left > 0 && state.next_slot + LATE < now {
-            state.next_slot += self.interval;
-            state.left -= 1;
+        while let Some((first, left)) = state.granted.front_mut() {
+            if *left > 0 && *first + LATE >= now {
+                break;
+            }
+            if *left > 0 {
+                *first += self.interval;
+                *left -= 1;
+            } else {
+                state.granted.pop_front();
+            }
         }
-        if state.left == 0 {
+        let Some((first, left)) = state.granted.front_mut() else {
             return Step::Refill;
-        }
-        let slot = state.next_slot;
-        state.next_slot += self.interval;
-        state.left -= 1;
-        Step::Send(slot)
+        };
+        let slot = *first;
+        *first += self.interval;
+        *left -= 1;
+        // Low: what is left ends within half a grant's span.
+        let end = state
+            .granted
+            .back()
+            .map_or(now, |(first, left)| *first + self.interval * *left);
+        let low = end < now + GRANT_SPAN / 2;
+        Step::Send { slot, low }
     }
 
-    /// Takes the next grant from the shared budget (one caller at a time;
-    /// the others wait for it and use what it brought).
-    async fn refill(&self) {
+    /// Takes the next grant from the shared budget, one caller at a time:
+    /// when `needed` (no slot left) the others wait for it and use what it
+    /// brought; a prefetch (not `needed`) is skipped while another runs.
+    async fn refill(&self, needed: bool) {
         let Some(store) = &self.shared else { return };
-        let _one = self.refilling.lock().await;
+        let _one = if needed {
+            self.refilling.lock().await
+        } else {
+            match self.refilling.try_lock() {
+                Ok(one) => one,
+                Err(_) => return,
+            }
+        };
         {
             let state = self.lock();
             let now = Instant::now();
-            if state.left > 0 && state.next_slot + LATE >= now
-                || state.paused_until.is_some_and(|p| p > now)
-            {
+            let usable = state.granted.iter().any(|(first, left)| {
+                *left > 0 && *first + self.interval * (*left - 1) + LATE >= now
+            });
+            if needed && usable || state.paused_until.is_some_and(|p| p > now) {
                 return; // Another caller's grant arrived meanwhile.
             }
         }
-        let want = u32::try_from(self.waiting.load(Ordering::Relaxed))
+        // Enough for those waiting now and as many again to come, within a grant's span.
+        let want = u32::try_from(self.waiting.load(Ordering::Relaxed).saturating_mul(2))
             .unwrap_or(u32::MAX)
             .clamp(1, self.grant_max());
         let interval = i64::try_from(self.interval.as_micros()).unwrap_or(i64::MAX);
@@ -216,8 +256,11 @@ impl Pacer {
             }
             return;
         }
-        state.next_slot = arrived + grant.first_in();
-        state.left = grant.count;
+        if grant.count > 0 {
+            state
+                .granted
+                .push_back((arrived + grant.first_in(), grant.count));
+        }
     }
 
     /// When polling may resume, if it is paused now.
