@@ -33,6 +33,13 @@ pub const REQUEST_SECONDS: &str = "issuance_watcher_request_duration_seconds";
 pub const SINCE_LAST_SUCCESS: &str = "issuance_watcher_seconds_since_last_successful_poll";
 /// Pauses of all polling started or lengthened, by `reason` (`retry_after`, `auth`).
 pub const PAUSES: &str = "issuance_watcher_pauses_total";
+/// Grants taken from the request budget shared by every daemon on the
+/// database, by `outcome` (`granted`, `paused`: another daemon's pause in force
+/// or the database unreachable).
+pub const BUDGET_GRANTS: &str = "issuance_watcher_budget_grants_total";
+/// Request slots of the shared budget, by `use` (`granted`; `missed`: not
+/// used within its lateness allowance, dropped unsent).
+pub const BUDGET_SLOTS: &str = "issuance_watcher_budget_slots_total";
 /// Size of the SQLite write-ahead log in bytes (grows while readers hold old snapshots).
 pub const WAL_BYTES: &str = "issuance_watcher_database_wal_bytes";
 /// 1 while the API refuses our credentials.
@@ -105,6 +112,8 @@ pub const ALL: &[Metric] = &[
     metric(HISTOGRAM, SECONDS, REQUEST_SECONDS, "Time one lookup took"),
     metric(GAUGE, SECONDS, SINCE_LAST_SUCCESS, "Seconds since the API last answered a poll"),
     metric(COUNTER, None, PAUSES, "Pauses of all polling (Retry-After, auth), by reason"),
+    metric(COUNTER, None, BUDGET_GRANTS, "Grants from the request budget all daemons share, by outcome"),
+    metric(COUNTER, None, BUDGET_SLOTS, "Request slots of the shared budget, granted or missed"),
     metric(GAUGE, None, AUTH_FAILING, "1 while the API refuses our credentials"),
     metric(GAUGE, Some(Unit::Bytes), WAL_BYTES, "Size of the SQLite write-ahead log"),
     metric(COUNTER, None, STALE_RESULTS, "Poll results dropped because their lease had ended"),
@@ -219,6 +228,18 @@ pub fn delivery(sink: &str, outcome: &'static str, took: Duration) {
 /// A pause of all polling started (`reason`: `retry_after` or `auth`).
 pub fn pause_started(reason: &'static str) {
     metrics::counter!(PAUSES, "reason" => reason).increment(1);
+}
+
+/// A grant from the shared request budget: `count` slots, or none (`paused`).
+pub fn budget_grant(count: u32, paused: bool) {
+    let outcome = if paused { "paused" } else { "granted" };
+    metrics::counter!(BUDGET_GRANTS, "outcome" => outcome).increment(1);
+    metrics::counter!(BUDGET_SLOTS, "use" => "granted").increment(u64::from(count));
+}
+
+/// A slot of the shared budget dropped unsent (its sender was too late).
+pub fn budget_slot_missed() {
+    metrics::counter!(BUDGET_SLOTS, "use" => "missed").increment(1);
 }
 
 /// The gauges read from the database, refreshed periodically.

@@ -25,6 +25,7 @@
 //!
 //! Database errors are translated here, once, into [`StoreError`].
 
+mod budget;
 mod charges;
 mod claim;
 mod events;
@@ -40,6 +41,9 @@ mod watch;
 
 use crate::settings::DatabaseSettings;
 
+pub use budget::{
+    BudgetRow, Grant, MAX_AHEAD, Micros, interval_of, pause as budget_pause, take as budget_take,
+};
 pub use charges::{
     ChargeRequest, ChargeRequestRow, ChargeResult, Finished, ID_REUSED, OpenCharge, Resolution,
     adoption_refused, resolution_refused,

@@ -59,7 +59,8 @@ impl Watcher {
             settings.api.requests_per_second,
             settings.poll.auth_pause,
             settings.poll.auth_pause_max,
-        );
+        )
+        .shared(store.clone());
         let ctx = Context {
             client,
             pacer,

@@ -33,6 +33,7 @@ mod postgres_schema;
 mod prometheus;
 mod redirects;
 mod secret_leaks;
+mod shared_rate;
 mod simulator_clock;
 mod sinks;
 mod status;

@@ -22,9 +22,9 @@ static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// The newest migration: the schema the current release made.
-const CURRENT: i64 = 20261206000008;
+const CURRENT: i64 = 20261206000009;
 /// The one before it: the previous release's schema.
-const PREVIOUS: i64 = 20261205000007;
+const PREVIOUS: i64 = 20261206000008;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -257,5 +257,12 @@ async fn a_database_of_the_previous_release_upgrades_in_place() {
             .await
             .unwrap();
     assert_eq!(deliveries, 1);
+    // The shared request budget's one row, fresh: no slot taken, no pause.
+    let budget: (i64, Option<i64>) =
+        sqlx::query_as("SELECT next_slot_us, paused_until_us FROM api_budget")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(budget, (0, None));
     pool.close().await;
 }

@@ -17,6 +17,7 @@
 //!   connection of its own (`owners.rs`): the server ends it when the
 //!   connection ends, however the daemon dies.
 
+mod budget;
 mod charges;
 mod claim;
 mod events;

@@ -8,6 +8,7 @@
 //! HTTP call. A running daemon's liveness is an advisory lock on a file beside
 //! the database (`owners.rs`).
 
+mod budget;
 mod charges;
 mod claim;
 mod events;

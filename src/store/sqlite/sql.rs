@@ -19,7 +19,9 @@
 
 use crate::store::watch::watch_text;
 
+mod budget;
 mod outbox;
+pub(super) use budget::*;
 pub(super) use outbox::*;
 
 // --- Claiming and scheduling -------------------------------------------------

@@ -240,6 +240,12 @@ contract!(
 mod claims;
 mod records;
 
+mod budget;
+contract!(
+    budget::concurrent_takers_never_get_more_slots_than_the_rate,
+    budget::a_pause_written_by_one_is_seen_by_another,
+);
+
 contract!(
     claims::a_plain_insert_is_claimable_and_the_claim_is_a_lease,
     claims::claims_take_the_most_overdue_first_and_respect_the_limit,
