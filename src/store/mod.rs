@@ -27,6 +27,7 @@
 
 mod charges;
 mod claim;
+mod delivery_log;
 mod events;
 mod owners;
 mod postgres;
@@ -45,6 +46,7 @@ pub use charges::{
     adoption_refused, resolution_refused,
 };
 pub use claim::{Claimed, Lease};
+pub use delivery_log::{EventRange, LoggedAttempt, Pruned};
 pub use events::{
     AttemptRow, DueDelivery, EventRow, FailedDelivery, NamedSinkRow, SinkRow, SinkVerdict,
 };
