@@ -235,7 +235,10 @@ mod tests {
             Some("2026-12-05T10:00:00.000Z")
         );
         assert_eq!(
-            (a.judged[0].row.duration_ms, a.judged[0].row.response.as_deref()),
+            (
+                a.judged[0].row.duration_ms,
+                a.judged[0].row.response.as_deref()
+            ),
             (12, Some("ok")),
             "the delivery log's duration and answer"
         );

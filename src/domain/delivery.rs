@@ -235,11 +235,25 @@ mod tests {
         let since = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
         let five_days = Some(std::time::Duration::from_secs(5 * 86400));
         let at = |secs: i64| since + chrono::Duration::seconds(secs);
-        assert!(!disable_due(Some(since), false, five_days, at(5 * 86400 - 1)));
+        assert!(!disable_due(
+            Some(since),
+            false,
+            five_days,
+            at(5 * 86400 - 1)
+        ));
         assert!(disable_due(Some(since), false, five_days, at(5 * 86400)));
         assert!(disable_due(Some(since), false, five_days, at(9 * 86400)));
-        assert!(!disable_due(Some(since), true, five_days, at(9 * 86400)), "once");
-        assert!(!disable_due(None, false, five_days, at(9 * 86400)), "not failing");
-        assert!(!disable_due(Some(since), false, None, at(900 * 86400)), "off");
+        assert!(
+            !disable_due(Some(since), true, five_days, at(9 * 86400)),
+            "once"
+        );
+        assert!(
+            !disable_due(None, false, five_days, at(9 * 86400)),
+            "not failing"
+        );
+        assert!(
+            !disable_due(Some(since), false, None, at(900 * 86400)),
+            "off"
+        );
     }
 }

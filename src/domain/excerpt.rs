@@ -59,8 +59,14 @@ mod tests {
         body.extend(std::iter::repeat_n(b'x', 1 << 20));
         let kept = response_excerpt(&body);
         assert!(kept.len() <= RESPONSE_LIMIT, "{}", kept.len());
-        assert!(kept.starts_with("ok\u{FFFD}[2J\u{FFFD}\u{FFFD}\u{FFFD}\n\tline\u{FFFD}\u{FFFD} \u{FFFD}x"));
-        assert!(!kept.chars().any(|c| c.is_control() && c != '\n' && c != '\t'));
+        assert!(kept.starts_with(
+            "ok\u{FFFD}[2J\u{FFFD}\u{FFFD}\u{FFFD}\n\tline\u{FFFD}\u{FFFD} \u{FFFD}x"
+        ));
+        assert!(
+            !kept
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+        );
     }
 
     #[test]
@@ -76,6 +82,9 @@ mod tests {
 
     #[test]
     fn one_line_escapes_what_a_terminal_would_obey() {
-        assert_eq!(one_line("a\nb\tc\\d\u{1b}[31m\u{202e}"), "a\\nb\\tc\\\\d\\u{1b}[31m\\u{202e}");
+        assert_eq!(
+            one_line("a\nb\tc\\d\u{1b}[31m\u{202e}"),
+            "a\\nb\\tc\\\\d\\u{1b}[31m\\u{202e}"
+        );
     }
 }

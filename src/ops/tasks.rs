@@ -119,7 +119,9 @@ async fn prune(store: Store, retentions: Vec<(String, Duration)>, token: Cancell
                     "pruned the delivery log: attempts and delivered deliveries older than attempts_retention"
                 ),
                 Ok(_) => {}
-                Err(e) => warn!(sink = %sink.name, error = %e, "cannot prune the delivery log; trying again later"),
+                Err(e) => {
+                    warn!(sink = %sink.name, error = %e, "cannot prune the delivery log; trying again later")
+                }
             }
         }
     }

@@ -74,9 +74,12 @@ impl Store {
         engine!(self, db => db.prune_delivery_log(name, before).await)
     }
 
-    /// The seqs of the events in `range`, oldest first (what a range replay
-    /// schedules with `redeliver`, and what its dry run counts).
-    pub async fn events_in_range(&self, range: &EventRange) -> Result<Vec<i64>, StoreError> {
+    /// The seqs and types of the events in `range`, oldest first (what a
+    /// range replay schedules with `redeliver`, and what its dry run counts).
+    pub async fn events_in_range(
+        &self,
+        range: &EventRange,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
         engine!(self, db => db.events_in_range(range).await)
     }
 

@@ -271,7 +271,11 @@ impl SqliteStore {
                     .bind(a.duration_ms.max(0))
                     .bind(a.status.map(i64::from))
                     .bind(&a.error)
-                    .bind(a.response.as_deref().map(|r| response_excerpt(r.as_bytes())))
+                    .bind(
+                        a.response
+                            .as_deref()
+                            .map(|r| response_excerpt(r.as_bytes())),
+                    )
                     .execute(&mut **tx)
                     .await
                     .context("logging a delivery attempt")?;

@@ -64,8 +64,11 @@ impl super::super::PgStore {
         .await
     }
 
-    pub async fn events_in_range(&self, range: &EventRange) -> Result<Vec<i64>, StoreError> {
-        sqlx::query_scalar(sql::EVENTS_IN_RANGE)
+    pub async fn events_in_range(
+        &self,
+        range: &EventRange,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        sqlx::query_as(sql::EVENTS_IN_RANGE)
             .bind(range.since)
             .bind(range.until)
             .bind(&range.event_type)

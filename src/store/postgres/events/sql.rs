@@ -178,7 +178,7 @@ pub(super) const PRUNE_DELIVERED: &str =
 
 /// The seqs of events that occurred in [$1, $2) ($2 NULL: no end), of type $3
 /// (NULL: any), oldest first.
-pub(super) const EVENTS_IN_RANGE: &str = "SELECT seq FROM events
+pub(super) const EVENTS_IN_RANGE: &str = "SELECT seq, type FROM events
      WHERE occurred_at >= $1 AND ($2::timestamptz IS NULL OR occurred_at < $2)
        AND ($3::text IS NULL OR type = $3)
      ORDER BY seq";

@@ -59,8 +59,11 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn events_in_range(&self, range: &EventRange) -> Result<Vec<i64>, StoreError> {
-        sqlx::query_scalar(sql::EVENTS_IN_RANGE)
+    pub async fn events_in_range(
+        &self,
+        range: &EventRange,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        sqlx::query_as(sql::EVENTS_IN_RANGE)
             .bind(to_db(range.since))
             .bind(range.until.map(to_db))
             .bind(&range.event_type)

@@ -180,7 +180,7 @@ pub(in crate::store) const PRUNE_DELIVERED: &str =
 
 /// The seqs of events that occurred in [?1, ?2) (?2 NULL: no end), of type ?3
 /// (NULL: any), oldest first.
-pub(in crate::store) const EVENTS_IN_RANGE: &str = "SELECT seq FROM events
+pub(in crate::store) const EVENTS_IN_RANGE: &str = "SELECT seq, type FROM events
      WHERE occurred_at >= ?1 AND (?2 IS NULL OR occurred_at < ?2) AND (?3 IS NULL OR type = ?3)
      ORDER BY seq";
 
