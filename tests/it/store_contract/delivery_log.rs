@@ -63,7 +63,8 @@ pub async fn each_attempt_is_logged_with_its_outcome_and_read_per_sink(e: Engine
         .await
         .unwrap();
     let log = e.store.attempts_of(1).await.unwrap();
-    let seen: Vec<(&str, &str, i64, Option<i64>, Option<&str>)> = log
+    type Seen<'a> = (&'a str, &'a str, i64, Option<i64>, Option<&'a str>);
+    let seen: Vec<Seen<'_>> = log
         .iter()
         .map(|a| {
             (
