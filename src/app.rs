@@ -62,6 +62,7 @@ pub async fn run_on(
         store.clone(),
         liveness,
         notifier.clone(),
+        sinks.retentions(),
         background.clone(),
     );
     let deliveries = sinks.start(&store, &watcher.progress(), &background);

@@ -46,16 +46,46 @@ pub struct EventsArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum EventsAction {
     /// Deliver events again (as new: attempts and the retry horizon start over),
-    /// to every configured sink or to one.
+    /// to every configured sink or to one: the SEQs given, or every event that
+    /// occurred in a time range (`--since`, `--until`, `--type`).
     /// Each SEQ's outcome is printed; the exit code is non-zero if any was not
     /// scheduled.
     Redeliver {
         /// Sequence numbers of the events.
-        #[arg(required = true, value_name = "SEQ")]
+        #[arg(
+            value_name = "SEQ",
+            required_unless_present = "since",
+            conflicts_with = "since"
+        )]
         seqs: Vec<i64>,
         /// Only to this sink (a configured `name`; default: every `[[webhooks]]` sink).
         #[arg(long)]
         sink: Option<String>,
+        /// Every event that occurred at or after this time: RFC 3339
+        /// (`2026-12-05T09:00:00+09:00`), a local time in `api.timezone`
+        /// (`2026-12-05 09:00`), or a duration ago (`2h`).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// ... and before this time (same forms; default: now).
+        #[arg(long, value_name = "TIME", requires = "since")]
+        until: Option<String>,
+        /// ... of this event type only (e.g. `issuance.status_changed`).
+        #[arg(long = "type", value_name = "TYPE", requires = "since")]
+        event_type: Option<String>,
+        /// Say how many events the range holds, and for which sinks; schedule nothing.
+        #[arg(long, requires = "since")]
+        dry_run: bool,
+    },
+    /// Print one event and, per sink, its delivery attempts (time, status or
+    /// error, duration, the start of the receiver's answer, escaped), as kept
+    /// for the sink's `attempts_retention`.
+    Show {
+        /// The event's sequence number.
+        #[arg(value_name = "SEQ")]
+        seq: i64,
+        /// One JSON object: the event and its attempts.
+        #[arg(long)]
+        json: bool,
     },
     /// Give up a sink's undelivered deliveries by hand: never attempted again,
     /// no longer listed by `--failed` or counted by `status` (kept in the
@@ -87,8 +117,26 @@ pub(super) async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     match args.action {
-        Some(EventsAction::Redeliver { seqs, sink }) => {
+        Some(EventsAction::Redeliver {
+            seqs: _,
+            sink,
+            since: Some(since),
+            until,
+            event_type,
+            dry_run,
+        }) => {
+            let range = replay::Range {
+                since,
+                until,
+                event_type,
+            };
+            return replay::redeliver_range(settings, &range, sink, dry_run).await;
+        }
+        Some(EventsAction::Redeliver { seqs, sink, .. }) => {
             return replay::redeliver(settings, &seqs, sink).await;
+        }
+        Some(EventsAction::Show { seq, json }) => {
+            return super::show::show(settings, seq, json).await;
         }
         Some(EventsAction::Discard { sink, seqs }) => {
             return replay::discard(settings, &sink, &seqs).await;

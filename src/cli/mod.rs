@@ -20,6 +20,7 @@ mod events;
 mod generate;
 mod output;
 mod replay;
+mod show;
 mod sinks;
 mod status;
 

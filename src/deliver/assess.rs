@@ -33,6 +33,10 @@ pub struct AttemptFacts<'a> {
     pub answer: &'a Answer,
     /// When it was sent.
     pub at: DateTime<Utc>,
+    /// How long it took.
+    pub took: Duration,
+    /// The first KiB of the answer's body, sanitised (the delivery log).
+    pub response: Option<&'a str>,
 }
 
 /// Failed attempts in a row (no 2xx between them) that make a sink probing.
@@ -119,6 +123,8 @@ pub fn assess(
             attempted_at: to_db(a.at),
             status: a.answer.status(),
             error: problem.clone(),
+            duration_ms: i64::try_from(a.took.as_millis()).unwrap_or(i64::MAX),
+            response: a.response.map(str::to_owned),
             next_attempt_at: None,
             delivered_at: None,
             failed_at: None,
@@ -208,6 +214,8 @@ mod tests {
             attempts_before: 0,
             answer,
             at: now(),
+            took: Duration::from_millis(12),
+            response: Some("ok"),
         }
     }
 
@@ -225,6 +233,14 @@ mod tests {
         assert_eq!(
             a.judged[0].row.delivered_at.as_deref(),
             Some("2026-12-05T10:00:00.000Z")
+        );
+        assert_eq!(
+            (
+                a.judged[0].row.duration_ms,
+                a.judged[0].row.response.as_deref()
+            ),
+            (12, Some("ok")),
+            "the delivery log's duration and answer"
         );
     }
 

@@ -160,6 +160,12 @@ pub fn slack_text(event: &DueDelivery, zone: Tz) -> String {
             krw("threshold").unwrap_or_else(|| field("threshold")),
             krw("expiring_30d").unwrap_or_else(|| field("expiring_30d"))
         ),
+        "sink.disabled" => format!(
+            "Webhook sink {} was disabled: {}. Nothing more is sent to it until `issuance-watcher sinks enable {}`",
+            field("sink"),
+            field("reason"),
+            field("sink")
+        ),
         "webhook.test" => format!(
             "webhook.test: a test message from issuance-watcher to sink {}, sent {}: this sink works",
             field("sink"),
@@ -349,6 +355,15 @@ mod tests {
         assert_eq!(
             slack_text(&low, seoul),
             "Point balance 400,000 KRW is below the threshold 500,000 KRW (1,000 KRW expiring within 30 days)"
+        );
+        let disabled = event(
+            "sink.disabled",
+            r#"{"sink":"shop","reason":"every attempt failed for 5d (disable_after)"}"#,
+        );
+        assert_eq!(
+            slack_text(&disabled, seoul),
+            "Webhook sink shop was disabled: every attempt failed for 5d (disable_after). \
+             Nothing more is sent to it until `issuance-watcher sinks enable shop`"
         );
         let body: Value = serde_json::from_slice(&slack(&e, seoul).body).unwrap();
         assert!(body["text"].as_str().unwrap().contains("DONE"));

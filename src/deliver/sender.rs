@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::message::Message;
 use super::schedule::Answer;
+use crate::domain::excerpt::{RESPONSE_LIMIT, response_excerpt};
 use crate::domain::time::parse_retry_after;
 
 /// The most of an answer's body that is read (the rest is dropped).
@@ -44,8 +45,10 @@ impl Sender {
         Ok(Self { client, url })
     }
 
-    /// Posts `message`; every outcome is an [`Answer`], never an error.
-    pub async fn post(&self, message: &Message) -> Answer {
+    /// Posts `message`; every outcome is an [`Answer`], never an error. With
+    /// it, the first KiB of the answer's body, sanitised for the delivery log
+    /// (`None`: no answer).
+    pub async fn post(&self, message: &Message) -> (Answer, Option<String>) {
         let mut request = self
             .client
             .post(self.url.clone())
@@ -57,7 +60,7 @@ impl Sender {
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
-                return Answer::NoAnswer { error: describe(e) };
+                return (Answer::NoAnswer { error: describe(e) }, None);
             }
         };
         let code = response.status().as_u16();
@@ -66,16 +69,25 @@ impl Sender {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-        // Read a little so the connection can be reused; an answer that stops
-        // or overflows here still counts by its status.
+        // Read a little so the connection can be reused (the first KiB kept
+        // for the log); an answer that stops, hangs (the client's total
+        // timeout) or overflows here still counts by its status.
         let mut read = 0;
+        let mut head = Vec::with_capacity(RESPONSE_LIMIT);
         while read < BODY_LIMIT {
             match response.chunk().await {
-                Ok(Some(chunk)) => read += chunk.len(),
+                Ok(Some(chunk)) => {
+                    let room = RESPONSE_LIMIT - head.len();
+                    head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    read += chunk.len();
+                }
                 _ => break,
             }
         }
-        Answer::Status { code, retry_after }
+        (
+            Answer::Status { code, retry_after },
+            Some(response_excerpt(&head)),
+        )
     }
 }
 

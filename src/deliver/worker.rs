@@ -61,6 +61,10 @@ pub struct Sink {
     backoff: Backoff,
     concurrency: usize,
     unhealthy_after: Duration,
+    /// Failing continuously this long disables the sink (`None`: never).
+    disable_after: Option<Duration>,
+    /// How long its delivery log and delivered deliveries are kept.
+    pub attempts_retention: Duration,
     sender: Sender,
     /// The zone of the instants in Slack texts (`api.timezone`).
     zone: chrono_tz::Tz,
@@ -75,10 +79,21 @@ impl Sink {
     /// One attempt at `delivery` at time `at`: its message (signed with the
     /// sink's secret, or Slack text) posted once; the answer and the time taken.
     pub async fn send(&self, delivery: &DueDelivery, at: DateTime<Utc>) -> (Answer, Duration) {
+        let (answer, took, _) = self.send_logged(delivery, at).await;
+        (answer, took)
+    }
+
+    /// [`Sink::send`], with the first KiB of the answer's body, sanitised,
+    /// for the delivery log.
+    pub async fn send_logged(
+        &self,
+        delivery: &DueDelivery,
+        at: DateTime<Utc>,
+    ) -> (Answer, Duration, Option<String>) {
         let message = message_for(self, delivery, at);
         let started = std::time::Instant::now();
-        let answer = self.sender.post(&message).await;
-        (answer, started.elapsed())
+        let (answer, response) = self.sender.post(&message).await;
+        (answer, started.elapsed(), response)
     }
 }
 
@@ -125,6 +140,8 @@ impl Sinks {
                 },
                 concurrency: w.concurrency,
                 unhealthy_after: w.unhealthy_after,
+                disable_after: w.disable_after,
+                attempts_retention: w.attempts_retention,
                 sender,
                 zone: settings.api.timezone,
             }));
@@ -168,6 +185,14 @@ impl Sinks {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Each sink's name and `attempts_retention` (what the daemon prunes by).
+    pub fn retentions(&self) -> Vec<(String, Duration)> {
+        self.0
+            .iter()
+            .map(|s| (s.name.clone(), s.attempts_retention))
+            .collect()
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -262,6 +287,8 @@ struct Attempted {
     delivery: DueDelivery,
     answer: Answer,
     took: Duration,
+    /// The first KiB of the answer's body, sanitised.
+    response: Option<String>,
     at: DateTime<Utc>,
 }
 
@@ -368,11 +395,12 @@ impl Worker {
         let sink = self.sink.clone();
         self.in_flight.spawn(async move {
             let at = Utc::now();
-            let (answer, took) = sink.send(&delivery, at).await;
+            let (answer, took, response) = sink.send_logged(&delivery, at).await;
             Attempted {
                 delivery,
                 answer,
                 took,
+                response,
                 at,
             }
         });
@@ -457,6 +485,8 @@ impl Worker {
             attempts_before: u32::try_from(a.delivery.attempts).unwrap_or(u32::MAX),
             answer: &a.answer,
             at: a.at,
+            took: a.took,
+            response: a.response.as_deref(),
         }];
         let assessment = assess(&facts, self.state, now, &self.sink.backoff, fastrand::f64);
         self.apply(std::slice::from_ref(&attempted), assessment, now)
@@ -521,8 +551,31 @@ impl Worker {
             self.progress.sinks.delivered(&name);
         } else if let Some(problem) = &assessment.failing {
             self.progress.sinks.failed(&name, now, problem);
+            if let Some(after) = self.sink.disable_after {
+                self.disable_if_failing_too_long(after, now).await;
+            }
         }
         self.state = assessment.next;
+    }
+
+    /// `disable_after`: a sink whose every attempt has failed for that long
+    /// (`sinks.failing_since`, just written) is disabled, once, with a
+    /// `sink.disabled` event (the store decides and writes both in one
+    /// transaction, so two daemons or a restart never disable it twice).
+    async fn disable_if_failing_too_long(&mut self, after: Duration, now: DateTime<Utc>) {
+        let name = self.sink.name.clone();
+        match self.store.disable_if_failing(&name, after, now).await {
+            Ok(Some(row)) => {
+                let reason = row.disabled_reason.clone().unwrap_or_default();
+                error!(sink = %name, url = %self.sink.shown_url, disable_after = %humantime::format_duration(after), "webhook sink disabled: {reason}; nothing more is sent to it until `issuance-watcher sinks enable NAME`");
+                let at = row.disabled_at.clone().unwrap_or_else(|| to_db(now));
+                self.progress
+                    .sinks
+                    .set_disabled(&name, Some(disabled_reason(&row.disabled_reason, &at)));
+            }
+            Ok(None) => {}
+            Err(e) => error!(sink = %name, error = %e, "cannot check disable_after"),
+        }
     }
 }
 

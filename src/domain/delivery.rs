@@ -137,6 +137,24 @@ impl fmt::Display for DeliveryState {
     }
 }
 
+/// Whether a sink failing since `failing_since` (`None`: not failing) is
+/// to be disabled at `now` under `disable_after` (`None`: never): when it has
+/// failed continuously for at least that long. A sink already disabled is
+/// not disabled again (once, with one `sink.disabled` event).
+pub fn disable_due(
+    failing_since: Option<chrono::DateTime<chrono::Utc>>,
+    already_disabled: bool,
+    disable_after: Option<std::time::Duration>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    match (failing_since, disable_after) {
+        (Some(since), Some(after)) if !already_disabled => {
+            crate::domain::time::after(since, after) <= now
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +226,34 @@ mod tests {
         assert_eq!(
             serde_json::to_value(SinkRemoved).unwrap(),
             serde_json::json!("sink_removed")
+        );
+    }
+
+    #[test]
+    fn a_sink_is_disabled_once_it_has_failed_for_disable_after() {
+        use chrono::TimeZone as _;
+        let since = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        let five_days = Some(std::time::Duration::from_secs(5 * 86400));
+        let at = |secs: i64| since + chrono::Duration::seconds(secs);
+        assert!(!disable_due(
+            Some(since),
+            false,
+            five_days,
+            at(5 * 86400 - 1)
+        ));
+        assert!(disable_due(Some(since), false, five_days, at(5 * 86400)));
+        assert!(disable_due(Some(since), false, five_days, at(9 * 86400)));
+        assert!(
+            !disable_due(Some(since), true, five_days, at(9 * 86400)),
+            "once"
+        );
+        assert!(
+            !disable_due(None, false, five_days, at(9 * 86400)),
+            "not failing"
+        );
+        assert!(
+            !disable_due(Some(since), false, None, at(900 * 86400)),
+            "off"
         );
     }
 }

@@ -19,15 +19,19 @@ pub enum EventType {
     /// The point balance fell below `balance.low_threshold` (once per crossing);
     /// about no issuance.
     BalanceLow,
+    /// A sink failing continuously for its `disable_after` was disabled
+    /// (once); about no issuance.
+    SinkDisabled,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 6] = [
         Self::StatusChanged,
         Self::DueSoon,
         Self::Overdue,
         Self::WatchEnded,
         Self::BalanceLow,
+        Self::SinkDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +41,7 @@ impl EventType {
             Self::Overdue => "issuance.overdue",
             Self::WatchEnded => "issuance.watch_ended",
             Self::BalanceLow => "balance.low",
+            Self::SinkDisabled => "sink.disabled",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod decision;
 pub mod delivery;
 pub mod event;
+pub mod excerpt;
 pub mod flag;
 pub mod money;
 pub mod names;

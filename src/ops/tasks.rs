@@ -1,7 +1,8 @@
 //! The background tasks of a running daemon, started and stopped together:
 //! the HTTP listener (if bound), the status line, gauge and sink backlog
 //! refresher, the health note where `status` reads it (the owner lock file on
-//! SQLite, the daemons registry on PostgreSQL), and the systemd watchdog.
+//! SQLite, the daemons registry on PostgreSQL), the systemd watchdog, and the
+//! pruning of the delivery log (each sink's `attempts_retention`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,17 +23,24 @@ use crate::store::Store;
 
 /// How often the status line and the database gauges are refreshed.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
+/// How often the delivery log and delivered deliveries are pruned (also
+/// [`PRUNE_FIRST`] after start).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// The first pruning after start (not at once: startup has enough to do).
+const PRUNE_FIRST: Duration = Duration::from_secs(2);
 /// A status query that takes longer than this is skipped (the database is busy).
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Starts the background tasks of a running daemon: the HTTP listener (if
-/// bound), the status/gauge refresher and the watchdog. They stop when `token`
-/// is cancelled; wait for them on the returned tracker.
+/// bound), the status/gauge refresher, the watchdog and the pruning of the
+/// delivery log (`retentions`: each configured sink's `attempts_retention`).
+/// They stop when `token` is cancelled; wait for them on the returned tracker.
 pub fn start(
     listener: Option<tokio::net::TcpListener>,
     store: Store,
     liveness: Liveness,
     notifier: Arc<Notifier>,
+    retentions: Vec<(String, Duration)>,
     token: CancellationToken,
 ) -> TaskTracker {
     let tracker = TaskTracker::new();
@@ -68,10 +76,55 @@ pub fn start(
         )
         .await;
     });
+    tracker.spawn(prune(store_for_note.clone(), retentions, token.clone()));
     tracker.spawn(note_health(store_for_note, liveness.clone(), token.clone()));
     tracker.spawn(crate::ops::notify::watchdog(notifier, liveness, token));
     tracker.close();
     tracker
+}
+
+/// [`PRUNE_FIRST`] after start, then every [`PRUNE_EVERY`]: deletes each
+/// sink's attempts older than its `attempts_retention`, and its deliveries
+/// delivered before then (never an undelivered one). A sink the database
+/// knows but the configuration no longer has is pruned by the default
+/// retention. A failure is logged and tried again next time.
+async fn prune(store: Store, retentions: Vec<(String, Duration)>, token: CancellationToken) {
+    let mut wait = PRUNE_FIRST;
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = PRUNE_EVERY;
+        let known = match store.sinks().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                warn!(error = %e, "cannot read the sinks to prune their delivery log");
+                continue;
+            }
+        };
+        let now = Utc::now();
+        for sink in known {
+            let keep = retentions
+                .iter()
+                .find(|(name, _)| *name == sink.name)
+                .map_or(crate::settings::DEFAULT_ATTEMPTS_RETENTION, |(_, d)| *d);
+            let before = crate::domain::time::before(now, keep);
+            match store.prune_delivery_log(&sink.name, before).await {
+                Ok(p) if p.attempts + p.deliveries > 0 => info!(
+                    sink = %sink.name,
+                    attempts = p.attempts,
+                    deliveries = p.deliveries,
+                    retention = %humantime::format_duration(keep),
+                    "pruned the delivery log: attempts and delivered deliveries older than attempts_retention"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(sink = %sink.name, error = %e, "cannot prune the delivery log; trying again later")
+                }
+            }
+        }
+    }
 }
 
 /// Every [`REFRESH_EVERY`]: writes the daemon's health, when it changed, into

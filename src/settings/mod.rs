@@ -53,4 +53,7 @@ pub use sections::{
     PollSettings, Settings,
 };
 pub use webhook_secret::WebhookSecret;
-pub use webhooks::{Previous, PreviousSecret, Signing, SinkKind, SinkSecret, WebhookSettings};
+pub use webhooks::{
+    DEFAULT_ATTEMPTS_RETENTION, Previous, PreviousSecret, Signing, SinkKind, SinkSecret,
+    WebhookSettings,
+};

@@ -31,6 +31,7 @@ mod defaults {
     pub const RETRY_HORIZON: Duration = Duration::from_secs(3 * 24 * 3600);
     pub const UNHEALTHY_AFTER: Duration = Duration::from_secs(15 * 60);
     pub const CONCURRENCY: u64 = 8;
+    pub const ATTEMPTS_RETENTION: Duration = super::super::webhooks::DEFAULT_ATTEMPTS_RETENTION;
 }
 
 /// The sinks of `list` (the merged `webhooks` value, if any), or every problem
@@ -107,6 +108,10 @@ fn entry(index: usize, value: &Value, env_prefix: &str) -> Result<WebhookSetting
     let backoff_max = e.duration(sink::BACKOFF_MAX, defaults::BACKOFF_MAX);
     let retry_horizon = e.duration(sink::RETRY_HORIZON, defaults::RETRY_HORIZON);
     let unhealthy_after = e.duration(sink::UNHEALTHY_AFTER, defaults::UNHEALTHY_AFTER);
+    let disable_after = e.read(sink::DISABLE_AFTER, |v| {
+        schema::duration(sink::DISABLE_AFTER.kind, v)
+    });
+    let attempts_retention = e.duration(sink::ATTEMPTS_RETENTION, defaults::ATTEMPTS_RETENTION);
     let concurrency = e
         .read(sink::CONCURRENCY, |v| {
             schema::integer(sink::CONCURRENCY.kind, v)
@@ -138,6 +143,8 @@ fn entry(index: usize, value: &Value, env_prefix: &str) -> Result<WebhookSetting
             timeout,
             retry_horizon,
             unhealthy_after,
+            disable_after,
+            attempts_retention,
             concurrency: usize::try_from(concurrency).unwrap_or(usize::MAX),
             backoff_first,
             backoff_max,

@@ -28,6 +28,10 @@ use super::userinfo;
 use super::webhook_secret::WebhookSecret;
 use crate::domain::EventType;
 
+/// `attempts_retention` when not set, and for a sink the database knows but
+/// the configuration no longer has.
+pub const DEFAULT_ATTEMPTS_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// One `[[webhooks]]` entry, parsed.
 #[derive(Clone)]
 pub struct WebhookSettings {
@@ -46,6 +50,12 @@ pub struct WebhookSettings {
     pub retry_horizon: Duration,
     /// `/healthz` turns 503 once deliveries have failed for this long.
     pub unhealthy_after: Duration,
+    /// A sink failing continuously this long is disabled (once, with a
+    /// `sink.disabled` event); `None`: never (the default).
+    pub disable_after: Option<Duration>,
+    /// How long its delivery log (`attempts`) and its delivered deliveries
+    /// are kept (the daemon prunes older ones; undelivered ones never).
+    pub attempts_retention: Duration,
     /// Deliveries in flight at once (never two of one issuance).
     pub concurrency: usize,
     /// The first retry's delay; each further one is 4 times longer, up to
@@ -278,6 +288,10 @@ struct Shown<'a> {
     retry_horizon: Duration,
     #[serde(with = "humantime_serde")]
     unhealthy_after: Duration,
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    disable_after: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    attempts_retention: Duration,
     concurrency: usize,
     #[serde(with = "humantime_serde")]
     backoff_first: Duration,
@@ -307,6 +321,8 @@ impl Serialize for WebhookSettings {
             timeout: self.timeout,
             retry_horizon: self.retry_horizon,
             unhealthy_after: self.unhealthy_after,
+            disable_after: self.disable_after,
+            attempts_retention: self.attempts_retention,
             concurrency: self.concurrency,
             backoff_first: self.backoff_first,
             backoff_max: self.backoff_max,

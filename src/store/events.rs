@@ -91,14 +91,20 @@ pub struct DueDelivery {
     pub created_at: String,
 }
 
-/// What one attempt came to, to be written.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What one attempt came to, to be written (its delivery's outcome, and a
+/// row of the delivery log, `attempts`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AttemptRow {
     pub seq: i64,
     pub attempted_at: String,
     /// HTTP status, if an answer came.
     pub status: Option<u16>,
     pub error: Option<String>,
+    /// How long the attempt took, in milliseconds.
+    pub duration_ms: i64,
+    /// The first KiB of the receiver's answer, sanitised
+    /// (`domain::excerpt::response_excerpt`); `None` without an answer.
+    pub response: Option<String>,
     pub next_attempt_at: Option<String>,
     pub delivered_at: Option<String>,
     pub failed_at: Option<String>,
@@ -199,7 +205,8 @@ impl Store {
         engine!(self, db => db.next_delivery_due(name).await)
     }
 
-    /// Writes what attempts came to (one primary-key update each: a batch is
+    /// Writes what attempts came to (one primary-key update each, and one
+    /// row each in the delivery log, `attempts`: a batch is
     /// at most a few times the sink's concurrency) and what they say about the
     /// sink (`verdict`: its `failing_since`), in one transaction; with `due_now` set,
     /// also makes every other open delivery of the sink due then (the receiver

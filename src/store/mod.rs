@@ -28,6 +28,7 @@
 mod budget;
 mod charges;
 mod claim;
+mod delivery_log;
 mod events;
 mod owners;
 mod postgres;
@@ -49,6 +50,7 @@ pub use charges::{
     adoption_refused, resolution_refused,
 };
 pub use claim::{Claimed, Lease};
+pub use delivery_log::{EventRange, LoggedAttempt, Pruned};
 pub use events::{
     AttemptRow, DueDelivery, EventRow, FailedDelivery, NamedSinkRow, SinkRow, SinkVerdict,
 };

@@ -20,6 +20,7 @@ mod cli_newcomer;
 mod concurrent_writers;
 mod crash_safety;
 mod database_access;
+mod delivery_log;
 mod demo;
 mod hostile_input;
 mod kit;

@@ -188,6 +188,9 @@ pub(in crate::settings) mod sink {
     pub const RETRY_HORIZON: Key = sink("retry_horizon", duration(ms(1), secs(365 * DAY)));
     pub const UNHEALTHY_AFTER: Key = sink("unhealthy_after", duration(ms(1), secs(365 * DAY)));
     pub const CONCURRENCY: Key = sink("concurrency", Kind::Integer { min: 1, max: 256 });
+    pub const DISABLE_AFTER: Key = sink("disable_after", duration(secs(1), secs(365 * DAY)));
+    pub const ATTEMPTS_RETENTION: Key =
+        sink("attempts_retention", duration(secs(1), secs(3650 * DAY)));
 
     /// Every key of an entry, in the order of the example file.
     pub const KEYS: &[Key] = &[
@@ -206,5 +209,7 @@ pub(in crate::settings) mod sink {
         RETRY_HORIZON,
         UNHEALTHY_AFTER,
         CONCURRENCY,
+        DISABLE_AFTER,
+        ATTEMPTS_RETENTION,
     ];
 }

@@ -22,6 +22,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::DeliveryState;
+use crate::domain::excerpt::response_excerpt;
 use crate::domain::timefmt::from_db;
 use crate::store::Context as _;
 use crate::store::{
@@ -287,6 +288,21 @@ impl super::PgStore {
                     .execute(&mut **tx)
                     .await
                     .context("recording a delivery attempt")?;
+                sqlx::query(sql::LOG_ATTEMPT)
+                    .bind(name)
+                    .bind(a.seq)
+                    .bind(instant(&a.attempted_at)?)
+                    .bind(a.duration_ms.max(0))
+                    .bind(a.status.map(i64::from))
+                    .bind(&a.error)
+                    .bind(
+                        a.response
+                            .as_deref()
+                            .map(|r| response_excerpt(r.as_bytes())),
+                    )
+                    .execute(&mut **tx)
+                    .await
+                    .context("logging a delivery attempt")?;
             }
             match verdict {
                 Some(SinkVerdict::Answered) => {
@@ -381,6 +397,8 @@ impl super::PgStore {
         .await
     }
 }
+
+mod delivery_log;
 
 /// The statements of the outbox and of the sink worker (the operator's in
 /// `sinks.rs` use some of them too).

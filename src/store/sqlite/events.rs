@@ -3,6 +3,7 @@
 use super::rows::encode_rows;
 use super::{SqliteStore, sql};
 use crate::domain::DeliveryState;
+use crate::domain::excerpt::response_excerpt;
 use crate::domain::timefmt::{from_db, to_db};
 use crate::store::{
     AttemptRow, Context, DueDelivery, EventRow, FailedDelivery, NamedSinkRow, SinkRow, SinkVerdict,
@@ -263,6 +264,21 @@ impl SqliteStore {
                     .execute(&mut **tx)
                     .await
                     .context("recording a delivery attempt")?;
+                sqlx::query(sql::LOG_ATTEMPT)
+                    .bind(name)
+                    .bind(a.seq)
+                    .bind(&a.attempted_at)
+                    .bind(a.duration_ms.max(0))
+                    .bind(a.status.map(i64::from))
+                    .bind(&a.error)
+                    .bind(
+                        a.response
+                            .as_deref()
+                            .map(|r| response_excerpt(r.as_bytes())),
+                    )
+                    .execute(&mut **tx)
+                    .await
+                    .context("logging a delivery attempt")?;
             }
             match verdict {
                 Some(SinkVerdict::Answered) => {
@@ -369,6 +385,8 @@ impl SqliteStore {
         .await
     }
 }
+
+mod delivery_log;
 
 #[cfg(test)]
 mod operator_tests;

@@ -61,7 +61,14 @@ pub enum Mode {
     Slow(u64),
     /// Never answers.
     Hang,
+    /// This status with a hostile body: terminal escapes, NUL, BEL, CR,
+    /// invalid UTF-8, then 1 MiB more ([`HOSTILE_BODY_HEAD`] first).
+    Hostile(u16),
 }
+
+/// How a [`Mode::Hostile`] answer's body starts (1 MiB of `A` follows).
+pub const HOSTILE_BODY_HEAD: &[u8] =
+    b"ERR \x1b[2J\x1b]0;pwned\x07\x00 \r\nline two\t\xff\xfe \xe2\x80\xae end ";
 
 /// One request as it arrived.
 #[derive(Debug, Clone)]
@@ -243,6 +250,7 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
         let verified = standardwebhooks::Webhook::new(&secret)
             .map_err(|e| e.to_string())
             .and_then(|wh| wh.verify(&body, &headers).map_err(|e| e.to_string()));
+        let mut payload = Vec::new();
         let (status, extra) = match mode {
             Mode::Ok => (Some(204), String::new()),
             Mode::Fail(code) => (Some(code), String::new()),
@@ -262,6 +270,11 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
                 (Some(200), String::new())
             }
             Mode::Hang => (None, String::new()),
+            Mode::Hostile(code) => {
+                payload.extend_from_slice(HOSTILE_BODY_HEAD);
+                payload.resize(HOSTILE_BODY_HEAD.len() + (1 << 20), b'A');
+                (Some(code), String::new())
+            }
         };
         let index = {
             let mut s = state.lock().unwrap();
@@ -282,8 +295,13 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             return;
         };
-        let response = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n{extra}\r\n");
-        if stream.write_all(response.as_bytes()).await.is_err() {
+        let response = format!(
+            "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n{extra}\r\n",
+            payload.len()
+        );
+        let mut response = response.into_bytes();
+        response.extend_from_slice(&payload);
+        if stream.write_all(&response).await.is_err() {
             return;
         }
         state.lock().unwrap().received[index].answered = Some(status);

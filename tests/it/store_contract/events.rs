@@ -55,6 +55,8 @@ pub(super) fn attempt(seq: i64, t: &str, status: u16, next: Option<&str>) -> Att
         next_attempt_at: next.map(Into::into),
         delivered_at: ok.then(|| t.into()),
         failed_at: (!ok && next.is_none()).then(|| t.into()),
+        duration_ms: 25,
+        response: Some(format!("answer to {seq}")),
     }
 }
 

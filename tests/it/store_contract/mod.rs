@@ -161,8 +161,16 @@ macro_rules! contract {
 }
 
 mod charges;
+mod delivery_log;
 mod events;
 mod sinks;
+
+contract!(
+    delivery_log::each_attempt_is_logged_with_its_outcome_and_read_per_sink,
+    delivery_log::pruning_removes_old_attempts_and_delivered_deliveries_never_undelivered_ones,
+    delivery_log::events_are_selected_by_time_and_type_for_a_range_replay,
+    delivery_log::a_sink_failing_for_disable_after_is_disabled_once_with_its_event,
+);
 
 contract!(
     events::events_are_read_after_a_cursor_by_issuance_and_counted,

@@ -149,3 +149,49 @@ pub(super) const DISCARD: &str =
     "UPDATE deliveries SET discarded_at = $2, failed_at = coalesce(failed_at, $2)
      WHERE sink = $1 AND delivered_at IS NULL AND discarded_at IS NULL
        AND ($3::bigint[] IS NULL OR seq = ANY($3::bigint[]))";
+
+// --- The delivery log, pruning, range replays, disable_after -----------------
+
+/// One row of the delivery log: sink $1, event $2, at $3, $4 ms, status $5,
+/// error $6, answer $7; only for a delivery that exists.
+pub(super) const LOG_ATTEMPT: &str =
+    "INSERT INTO attempts (sink, seq, attempted_at, duration_ms, http_status, error, response)
+     SELECT $1, $2, $3, $4, $5, $6, $7
+     WHERE EXISTS (SELECT 1 FROM deliveries WHERE sink = $1 AND seq = $2)";
+
+/// Event $1.
+pub(super) const EVENT: &str = concat!(event_columns!(), " WHERE seq = $1");
+
+/// Event $1's attempts, by sink then time.
+pub(super) const ATTEMPTS_OF: &str =
+    "SELECT sink, utc_text(attempted_at) AS attempted_at, duration_ms, http_status, error, response
+     FROM attempts WHERE seq = $1 ORDER BY sink, attempted_at, ctid";
+
+/// Sink $1's attempts before $2, and those of its deliveries delivered before $2.
+pub(super) const PRUNE_ATTEMPTS: &str = "DELETE FROM attempts
+     WHERE sink = $1 AND (attempted_at < $2 OR seq IN (
+         SELECT seq FROM deliveries WHERE sink = $1 AND delivered_at IS NOT NULL AND delivered_at < $2))";
+
+/// Sink $1's deliveries delivered before $2 (never an undelivered one).
+pub(super) const PRUNE_DELIVERED: &str =
+    "DELETE FROM deliveries WHERE sink = $1 AND delivered_at IS NOT NULL AND delivered_at < $2";
+
+/// The seqs of events that occurred in [$1, $2) ($2 NULL: no end), of type $3
+/// (NULL: any), oldest first.
+pub(super) const EVENTS_IN_RANGE: &str = "SELECT seq, type FROM events
+     WHERE occurred_at >= $1 AND ($2::timestamptz IS NULL OR occurred_at < $2)
+       AND ($3::text IS NULL OR type = $3)
+     ORDER BY seq";
+
+/// Disables sink $1 at $2 for reason $3.
+pub(super) const DISABLE_FAILING_SINK: &str =
+    "UPDATE sinks SET disabled_at = $2, disabled_reason = $3 WHERE name = $1";
+
+/// A `sink.disabled` event at $1: sink $2, reason $3, failing since $4,
+/// `disable_after` $5 (as configured, e.g. `5days`).
+pub(super) const INSERT_SINK_DISABLED: &str =
+    "INSERT INTO events (type, issuance_id, occurred_at, data)
+     VALUES ('sink.disabled', NULL, $1,
+             jsonb_build_object('sink', $2::text, 'reason', $3::text,
+                                'failing_since', utc_text($4::timestamptz),
+                                'disable_after', $5::text, 'disabled_at', utc_text($1::timestamptz)))";

@@ -20,6 +20,7 @@ fn failed(seq: i64, given_up: bool) -> AttemptRow {
         next_attempt_at: (!given_up).then(|| "2026-12-05T10:00:05.000Z".into()),
         delivered_at: None,
         failed_at: given_up.then(|| "2026-12-05T10:00:00.000Z".into()),
+        ..AttemptRow::default()
     }
 }
 

@@ -194,6 +194,7 @@ async fn a_sink_starts_after_the_newest_event_and_gets_each_issuances_events_in_
         next_attempt_at: None,
         delivered_at: Some("t".into()),
         failed_at: None,
+        ..AttemptRow::default()
     };
     let retry = AttemptRow {
         seq: 4,

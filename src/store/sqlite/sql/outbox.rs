@@ -149,3 +149,45 @@ pub(in crate::store) const REDELIVER: &str =
          attempts = 0, next_attempt_at = excluded.next_attempt_at, created_at = excluded.created_at,
          delivered_at = NULL, failed_at = NULL, discarded_at = NULL,
          last_status = NULL, last_error = NULL, last_attempt_at = NULL";
+
+// --- The delivery log, pruning, range replays, disable_after -----------------
+
+/// One row of the delivery log: sink ?1, event ?2, at ?3, ?4 ms, status ?5,
+/// error ?6, answer ?7; only for a delivery that exists.
+pub(in crate::store) const LOG_ATTEMPT: &str =
+    "INSERT INTO attempts (sink, seq, attempted_at, duration_ms, http_status, error, response)
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+     WHERE EXISTS (SELECT 1 FROM deliveries WHERE sink = ?1 AND seq = ?2)";
+
+/// Event ?1.
+pub(in crate::store) const EVENT: &str =
+    "SELECT seq, id, type, CAST(issuance_id AS BLOB) AS issuance_id, occurred_at, data
+     FROM events WHERE seq = ?1";
+
+/// Event ?1's attempts, by sink then time.
+pub(in crate::store) const ATTEMPTS_OF: &str =
+    "SELECT sink, attempted_at, duration_ms, http_status, error, response
+     FROM attempts WHERE seq = ?1 ORDER BY sink, attempted_at, rowid";
+
+/// Sink ?1's attempts before ?2, and those of its deliveries delivered before ?2.
+pub(in crate::store) const PRUNE_ATTEMPTS: &str = "DELETE FROM attempts
+     WHERE sink = ?1 AND (attempted_at < ?2 OR seq IN (
+         SELECT seq FROM deliveries WHERE sink = ?1 AND delivered_at IS NOT NULL AND delivered_at < ?2))";
+
+/// Sink ?1's deliveries delivered before ?2 (never an undelivered one).
+pub(in crate::store) const PRUNE_DELIVERED: &str =
+    "DELETE FROM deliveries WHERE sink = ?1 AND delivered_at IS NOT NULL AND delivered_at < ?2";
+
+/// The seqs of events that occurred in [?1, ?2) (?2 NULL: no end), of type ?3
+/// (NULL: any), oldest first.
+pub(in crate::store) const EVENTS_IN_RANGE: &str = "SELECT seq, type FROM events
+     WHERE occurred_at >= ?1 AND (?2 IS NULL OR occurred_at < ?2) AND (?3 IS NULL OR type = ?3)
+     ORDER BY seq";
+
+/// A `sink.disabled` event at ?1: sink ?2, reason ?3, failing since ?4,
+/// `disable_after` ?5 (as configured, e.g. `5days`).
+pub(in crate::store) const INSERT_SINK_DISABLED: &str =
+    "INSERT INTO events (type, issuance_id, occurred_at, data)
+     VALUES ('sink.disabled', NULL, ?1,
+             json_object('sink', ?2, 'reason', ?3, 'failing_since', ?4,
+                         'disable_after', ?5, 'disabled_at', ?1))";
