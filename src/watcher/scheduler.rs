@@ -104,7 +104,7 @@ impl Watcher {
     /// claims. Issuances that fell due while no daemon ran are claimed in due
     /// order and polled as the global rate allows; nothing is respread.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
-        let ownership = self.store.hold_ownership().await;
+        let mut ownership = self.store.hold_ownership().await;
         let mut wake_up = self.store.wake_up(Topic::Issuances);
         let mut state = LoopState::new(self.ctx.settings.api.concurrency);
         self.take_over_dead_owners(&mut state.undecided).await;
@@ -115,6 +115,7 @@ impl Watcher {
             if step.housekeep {
                 // Fatal: writing on would only fill a detached file.
                 self.store.check_file()?;
+                self.store.keep_ownership(&mut ownership).await;
                 self.pull_back_after_clock_jump().await;
                 self.take_over_dead_owners(&mut state.undecided).await;
                 self.warn_of_a_growing_wal(&mut state.wal_warned);

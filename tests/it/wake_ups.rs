@@ -129,12 +129,15 @@ async fn an_id_inserted_while_the_listener_was_cut_off_is_polled_after_it_reconn
             .execute(&mut *session)
             .await
             .unwrap();
+        // The loss itself wakes the loop (it looks, finding nothing): past
+        // that, only the catch-up after the reconnect can find the id.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         api.set_ready("cut-1", chrono::Duration::days(1));
         sqlx::query("INSERT INTO issuances (id) VALUES ('cut-1')")
             .execute(&mut *session)
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
         assert_eq!(
             api.requests_for("cut-1"),
             0,
@@ -194,8 +197,8 @@ async fn wake_up_latency() {
         listener_pid(&other).await;
         let mut took = Vec::new();
         for n in 0..50 {
-            // Spread over the re-check's phase.
-            tokio::time::sleep(Duration::from_millis(137)).await;
+            // Spread over the re-check's phase (a fixed pause would lock onto it).
+            tokio::time::sleep(Duration::from_millis(50 + (n * 397) % 1000)).await;
             let id = format!("lat-{n}");
             let t = polled_after_insert(&api, &other, &id, Duration::from_secs(5))
                 .await
@@ -435,6 +438,27 @@ async fn the_database_restarted_under_a_running_daemon_loses_and_doubles_nothing
     for id in before.iter().chain(&after) {
         assert!(api.requests_for(id) > 0, "{id} was polled");
     }
+    // Alive again as far as other daemons can tell: registered, its owner
+    // lock held by a session of its own (else they would take over its claims).
+    wait_for(
+        "the owner lock held again",
+        Duration::from_secs(10),
+        async || {
+            let held = other
+                .rows(
+                    "SELECT count(*)::text FROM daemons d, pg_locks l, pg_stat_activity a
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.pid = a.pid
+                   AND a.application_name = 'issuance-watcher owner'",
+                    &[],
+                )
+                .await;
+            match held[0][0].as_deref() {
+                Some("1") => Ok(()),
+                other => Err(format!("{other:?} registered daemons holding a lock")),
+            }
+        },
+    )
+    .await;
     assert!(daemon.running(), "{}", daemon.log());
     let log = daemon.stop().await;
     assert!(
