@@ -312,7 +312,7 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every id's transitions, as (id, from, to), and its status, read as text.
+/// Per issuance: its id, status, number of transitions and of status_changed events (as text).
 async fn recorded(db: &Db) -> Vec<Vec<Option<String>>> {
     db.rows(
         "SELECT i.id, i.status, (SELECT count(*) FROM transitions t WHERE t.issuance_id = i.id)::text,
