@@ -38,7 +38,7 @@ use crate::domain::EventType;
 use crate::domain::timefmt::{from_db, local, to_db};
 use crate::ops::progress::Progress;
 use crate::settings::{Problem, Settings, SettingsError, Signing};
-use crate::store::{AttemptRow, DueDelivery, SinkVerdict, Store, StoreError};
+use crate::store::{AttemptRow, DueDelivery, SinkVerdict, Store, StoreError, Topic};
 
 /// Longest wait for new events (others' writes have no wake-up).
 const RECHECK: Duration = Duration::from_millis(250);
@@ -297,6 +297,8 @@ impl Worker {
         let name = self.sink.name.clone();
         let types: Vec<&'static str> = self.sink.types.iter().map(|t| t.as_str()).collect();
         self.restore().await;
+        // Events other daemons (or programs) commit, on PostgreSQL.
+        let mut wake_up = self.store.wake_up(Topic::Events);
         while !self.token.is_cancelled() {
             // Each attempt that ended is recorded before anything else starts.
             while let Some(joined) = self.in_flight.try_join_next() {
@@ -325,6 +327,7 @@ impl Worker {
                 () = self.token.cancelled() => {}
                 Some(joined) = self.in_flight.join_next(), if busy => self.finished(joined).await,
                 () = self.progress.next_commit() => {}
+                () = wake_up.changed() => {}
                 () = tokio::time::sleep(wait) => {}
             }
         }

@@ -61,11 +61,15 @@ impl Liveness {
         ))
     }
 
-    /// `None` when healthy: the loop makes progress, the API accepts our
+    /// `None` when healthy: the loop makes progress, the database answers
+    /// its claims and writes, the API accepts our
     /// credentials, poll results are not dropped as stale in a meaningful share
     /// and no webhook sink has failed for longer than its threshold.
     pub fn health_problem(&self, now: DateTime<Utc>) -> Option<String> {
         if let Some(problem) = self.loop_problem(now) {
+            return Some(problem);
+        }
+        if let Some(problem) = self.progress.database_problem() {
             return Some(problem);
         }
         if self.progress.auth_failing() {

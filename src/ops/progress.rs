@@ -31,6 +31,9 @@ pub struct Progress {
     pub sinks: SinkHealth,
     /// Notified after a commit that wrote events (transitions, flags).
     committed: tokio::sync::Notify,
+    /// Why the scheduler's last claim or write failed, until one succeeds
+    /// (the database unreachable, e.g. a PostgreSQL restart).
+    database: std::sync::Mutex<Option<String>>,
 }
 
 fn now_ms() -> i64 {
@@ -90,6 +93,19 @@ impl Progress {
     /// Resolves at the next [`Progress::events_committed`].
     pub async fn next_commit(&self) {
         self.committed.notified().await;
+    }
+
+    /// The scheduler's last claim or write failed (`Some(why)`) or worked.
+    pub fn set_database_problem(&self, problem: Option<String>) {
+        *self.database.lock().unwrap_or_else(|e| e.into_inner()) = problem;
+    }
+
+    /// Why the database fails the scheduler, while it does.
+    pub fn database_problem(&self) -> Option<String> {
+        self.database
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn set_auth_failing(&self, failing: bool) {

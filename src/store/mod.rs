@@ -38,6 +38,7 @@ mod schema;
 mod sinks;
 mod sqlite;
 mod status;
+mod wake;
 mod watch;
 
 use crate::settings::DatabaseSettings;
@@ -61,6 +62,7 @@ pub use record::{FlagRaised, PollRecord, RecordKind, Recorded, TransitionRecorde
 pub use schema::SchemaState;
 pub use sinks::{Backlog, SinkActivity, SinkBacklog};
 pub use status::{Daemons, ErrorCount, LiveDaemon, StatusFacts, UnknownCharge, UnknownCharges};
+pub use wake::{Topic, WakeUp};
 pub use watch::Watch;
 
 /// What a command may do to the database file. Only `run` and `migrate` create
@@ -304,6 +306,18 @@ impl Store {
 
     pub async fn close(&self) {
         engine!(self, db => db.close().await)
+    }
+
+    /// Wake-ups on `topic`: resolves when another program (or daemon) has
+    /// inserted rows of that kind, and once after every reconnect of the
+    /// listener (a catch-up: notifications sent meanwhile are lost). On
+    /// PostgreSQL only; on SQLite it never fires and the loops re-check every
+    /// `poll.idle_recheck`. See `store/wake.rs`.
+    pub fn wake_up(&self, topic: Topic) -> WakeUp {
+        match &self.engine {
+            Engine::Sqlite(_) => WakeUp::never(),
+            Engine::Postgres(db) => db.wake_up(topic),
+        }
     }
 
     /// Size of SQLite's write-ahead log (`None` where there is none).

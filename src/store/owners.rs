@@ -79,6 +79,19 @@ impl Store {
         })
     }
 
+    /// Checks that `ownership`'s lock is still held and takes it again if its
+    /// session was lost (PostgreSQL restarted or failed over; SQLite's lock
+    /// file cannot be lost this way). Whether it is held afterwards.
+    pub async fn keep_ownership(&self, ownership: &mut Ownership) -> bool {
+        match (&self.engine, &mut ownership.0) {
+            (Engine::Postgres(db), Held::Postgres(held)) => db.keep_ownership(held).await,
+            (_, held) => match held {
+                Held::Sqlite(h) => h.is_held(),
+                Held::Postgres(h) => h.is_held(),
+            },
+        }
+    }
+
     /// Notes this daemon's own verdict on its health (`None`: healthy) where
     /// `status` reads it, so that `status` shows what `/healthz` would say.
     pub async fn note_health(&self, problem: Option<&str>) -> std::io::Result<()> {

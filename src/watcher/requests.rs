@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use super::balance::crossed_below;
 use super::charges::{Charger, perform};
 use super::scheduler::Watcher;
+use crate::store::Topic;
 
 /// How often requests in flight of vanished performers are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -44,6 +45,8 @@ impl Watcher {
         let mut next_balance = Instant::now();
         let mut next_sweep = Instant::now();
         let recheck = settings.poll.idle_recheck.max(Duration::from_millis(100));
+        // Requests other programs insert, at once on PostgreSQL.
+        let mut wake_up = store.wake_up(Topic::Charges);
         while !shutdown.is_cancelled() {
             if Instant::now() >= next_sweep {
                 let now = Utc::now();
@@ -147,6 +150,7 @@ impl Watcher {
             };
             tokio::select! {
                 () = shutdown.cancelled() => break,
+                () = wake_up.changed() => {}
                 () = tokio::time::sleep_until(wake) => {}
             }
         }

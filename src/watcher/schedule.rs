@@ -156,6 +156,12 @@ impl Schedule {
         };
     }
 
+    /// Rows were inserted by another program (a wake-up) at `now`: claim
+    /// at once, though not before a failed write's retry.
+    pub fn woken(&mut self, now: Instant) {
+        self.claim_at = self.claim_at.min(now.max(self.write_at));
+    }
+
     /// A write failed at `now` and its results are pending again: write
     /// them (and claim) again after [`STORE_RETRY`], not in a hot loop.
     pub fn write_failed(&mut self, now: Instant) {

@@ -309,3 +309,21 @@ async fn shutdown_gives_polls_in_flight_the_drain_time_then_abandons_them() {
     assert_eq!(stop, Stop::Abandon);
     assert_eq!(start.elapsed(), SHUTDOWN_DRAIN);
 }
+
+#[test]
+fn a_wake_up_claims_at_once_but_not_before_a_failed_writes_retry() {
+    let t0 = Instant::now();
+    let mut s = Schedule::new(SLOTS, t0);
+    s.next(&Held::default(), t0);
+    s.claimed(t0, short(None));
+    let t1 = t0 + secs(1.0);
+    assert_eq!(s.decide(&Held::default(), t1).write, None);
+    s.woken(t1);
+    assert_eq!(s.decide(&Held::default(), t1).write, claim(32));
+
+    s.claimed(t1, short(None));
+    s.write_failed(t1);
+    s.woken(t1);
+    let step = s.decide(&Held::default(), t1);
+    assert_eq!((step.write, step.wake), (None, Some(t1 + STORE_RETRY)));
+}

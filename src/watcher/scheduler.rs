@@ -32,7 +32,7 @@ use crate::domain::clock::Clock;
 use crate::ops::progress::Progress;
 use crate::ops::stale::Change;
 use crate::settings::Settings;
-use crate::store::{Claimed, Lease, PollRecord, Recorded, Store, StoreError};
+use crate::store::{Claimed, Lease, PollRecord, Recorded, Store, StoreError, Topic, WakeUp};
 use crate::watcher::pacing::Pacer;
 
 /// How long the last writes at shutdown may take, after the drain: another
@@ -105,7 +105,8 @@ impl Watcher {
     /// claims. Issuances that fell due while no daemon ran are claimed in due
     /// order and polled as the global rate allows; nothing is respread.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
-        let ownership = self.store.hold_ownership().await;
+        let mut ownership = self.store.hold_ownership().await;
+        let mut wake_up = self.store.wake_up(Topic::Issuances);
         let mut state = LoopState::new(self.ctx.settings.api.concurrency);
         self.take_over_dead_owners(&mut state.undecided).await;
         loop {
@@ -115,6 +116,7 @@ impl Watcher {
             if step.housekeep {
                 // Fatal: writing on would only fill a detached file.
                 self.store.check_file()?;
+                self.store.keep_ownership(&mut ownership).await;
                 self.pull_back_after_clock_jump().await;
                 self.take_over_dead_owners(&mut state.undecided).await;
                 self.warn_of_a_growing_wal(&mut state.wal_warned);
@@ -141,7 +143,8 @@ impl Watcher {
                 }
                 None => {}
             }
-            self.wait(&mut state, step.wake, &shutdown).await;
+            self.wait(&mut state, step.wake, &mut wake_up, &shutdown)
+                .await;
         }
         let released = tokio::time::timeout(SHUTDOWN_FINAL_WRITE, self.release(state.ready)).await;
         if state.clean && matches!(released, Ok(true)) {
@@ -154,11 +157,13 @@ impl Watcher {
     }
 
     /// Waits for the first of: shutdown, polls finishing, the write finishing,
-    /// the schedule's `wake`; and takes in what it brought.
+    /// the schedule's `wake`, a wake-up (rows inserted by another program, on
+    /// PostgreSQL); and takes in what it brought.
     async fn wait(
         &self,
         state: &mut LoopState,
         wake: Option<Instant>,
+        wake_up: &mut WakeUp,
         shutdown: &CancellationToken,
     ) {
         tokio::select! {
@@ -178,12 +183,19 @@ impl Watcher {
                 if let Some(outcome) = outcome {
                     state.schedule.claimed(now, outcome);
                 }
+                if std::mem::take(&mut state.woken_during_write) {
+                    state.schedule.woken(now);
+                }
                 if !unwritten.is_empty() {
                     state.schedule.write_failed(now);
                     let kept = self.keep_for_retry(unwritten);
                     // Before the results that finished meanwhile: oldest first.
                     state.pending.splice(0..0, kept);
                 }
+            }
+            () = wake_up.changed(), if !state.schedule.draining() => {
+                state.schedule.woken(Instant::now());
+                state.woken_during_write = state.writing.is_some();
             }
             _ = sleep_until_opt(wake) => {}
         }
@@ -321,7 +333,7 @@ impl Watcher {
         written: Written,
         ready: &mut VecDeque<Leased>,
     ) -> (Option<ClaimOutcome>, Vec<PollRecord>) {
-        match written.recorded {
+        match &written.recorded {
             // Only a claim was asked for, and it failed.
             Err(e) if written.count == 0 => {
                 error!(error = %e, "cannot claim due issuances; retrying")
@@ -329,8 +341,9 @@ impl Watcher {
             Err(e) => {
                 error!(error = %e, records = written.count, "could not record poll results; writing them again shortly")
             }
-            Ok(recorded) => self.report(written.count, &recorded),
+            Ok(recorded) => self.report(written.count, recorded),
         }
+        self.database_answered(written.recorded.as_ref().err());
         let outcome = self.queue_claimed(written.claim, ready).await;
         (outcome, written.unwritten)
     }
@@ -365,9 +378,22 @@ impl Watcher {
             },
             Err(e) => {
                 error!(error = %e, "cannot read the next due time");
+                self.database_answered(Some(&e));
                 ClaimOutcome::StoreFailed
             }
         })
+    }
+
+    /// Notes for `/healthz` whether the database took the last write (or
+    /// claim): it keeps failing while the database is unreachable (a
+    /// PostgreSQL restart), and the loop keeps retrying until it answers.
+    fn database_answered(&self, failed: Option<&StoreError>) {
+        self.ctx.progress.set_database_problem(failed.map(|e| {
+            format!(
+                "the database {} fails the watcher's writes: {e}",
+                self.store.shown()
+            )
+        }));
     }
 
     /// Hands back issuances claimed but never polled, so that they are due at

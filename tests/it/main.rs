@@ -42,6 +42,7 @@ mod store_contract;
 mod systemd_unit;
 mod try_it_locally;
 mod upstream_faults;
+mod wake_ups;
 mod watcher;
 mod webhook_operations;
 mod webhook_rotation;

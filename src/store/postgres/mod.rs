@@ -16,11 +16,15 @@
 //! - A daemon's liveness is a session-level advisory lock held on a
 //!   connection of its own (`owners.rs`): the server ends it when the
 //!   connection ends, however the daemon dies.
+//! - Rows other programs insert wake the daemon at once: the schema's
+//!   triggers `NOTIFY`, and a listener on a connection of its own wakes the
+//!   loops (`listen.rs`); SQLite's loops re-check every `poll.idle_recheck`.
 
 mod budget;
 mod charges;
 mod claim;
 mod events;
+mod listen;
 mod owners;
 mod query;
 mod record;
@@ -32,7 +36,10 @@ use std::sync::Arc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
+use tokio_util::sync::CancellationToken;
+
 use super::schema::{SchemaState, ahead_error, compare, embedded, require_current};
+use super::wake::Hub;
 use super::{Access, Context, Migrated, StoreError};
 
 pub use owners::Ownership;
@@ -55,6 +62,10 @@ pub struct PgStore {
     shown: Arc<str>,
     /// This handle's id as a lease owner (random, one per open).
     owner: Arc<str>,
+    /// The wake-ups' listener, once started (`listen.rs`).
+    wake: Arc<std::sync::OnceLock<Arc<Hub>>>,
+    /// Ends the listener, at [`PgStore::close`].
+    stop_listening: CancellationToken,
 }
 
 impl PgStore {
@@ -108,6 +119,8 @@ impl PgStore {
             options,
             shown: shown.into(),
             owner: uuid::Uuid::new_v4().simple().to_string().into(),
+            wake: Arc::default(),
+            stop_listening: CancellationToken::new(),
         })
     }
 
@@ -171,6 +184,7 @@ impl PgStore {
     }
 
     pub async fn close(&self) {
+        self.stop_listening.cancel();
         self.pool.close().await;
     }
 

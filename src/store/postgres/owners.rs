@@ -46,6 +46,10 @@ const OWNER_SESSION: [(&str, &str); 4] = [
 /// How long taking the ownership may wait for the server.
 const OWNER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a check that the ownership's session is still there, or an
+/// attempt to take it again, may wait.
+const OWNER_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A daemon's claim to be alive: its advisory lock, on the session this holds
 /// open; dropping it closes the session, which releases the lock.
 #[derive(Debug)]
@@ -99,6 +103,33 @@ impl PgStore {
                 tracing::warn!(database = %self.shown, error = %error, "cannot hold an owner lock on the database: should this daemon die, another one polls its claimed issuances only after poll.lease");
                 Ownership { held: None }
             }
+        }
+    }
+
+    /// Takes the lock again when its session was lost (the server restarted,
+    /// a failover, a cut connection) or never opened: without it, another
+    /// daemon would find this live one dead (registered, its lock free) and
+    /// take over its claims, and should this one die, its claims would wait
+    /// out `poll.lease`. Whether the lock is held afterwards.
+    pub async fn keep_ownership(&self, ownership: &mut Ownership) -> bool {
+        if let Some((_, session)) = &mut ownership.held {
+            match tokio::time::timeout(OWNER_PING_TIMEOUT, session.ping()).await {
+                Ok(Ok(())) => return true,
+                _ => {
+                    tracing::warn!(database = %self.shown, "lost the session holding this daemon's owner lock; taking it again");
+                    ownership.held = None;
+                }
+            }
+        }
+        // Briefly: this runs in the watcher's loop, every housekeeping turn
+        // while the server is away.
+        match tokio::time::timeout(OWNER_PING_TIMEOUT, self.lock_owner()).await {
+            Ok(Ok(session)) => {
+                tracing::info!("holding this daemon's owner lock again");
+                ownership.held = Some((self.owner().to_owned(), session));
+                true
+            }
+            _ => false,
         }
     }
 

@@ -63,6 +63,9 @@ pub(super) struct LoopState {
     pub(super) wal_warned: bool,
     /// False once polls were abandoned at shutdown.
     pub(super) clean: bool,
+    /// Rows other programs inserted (a wake-up) while a write ran: its claim
+    /// may have read before they committed, so claim again after it.
+    pub(super) woken_during_write: bool,
 }
 
 impl LoopState {
@@ -76,6 +79,7 @@ impl LoopState {
             undecided: HashSet::new(),
             wal_warned: false,
             clean: true,
+            woken_during_write: false,
         }
     }
 

@@ -1,0 +1,5 @@
+-- Wake-ups (PostgreSQL's migration of this name adds NOTIFY triggers on
+-- issuances, charge_requests and events, which a running daemon LISTENs to).
+-- SQLite has no notifications: a daemon on SQLite finds rows other programs
+-- insert by re-checking every poll.idle_recheck. Nothing to change here; the
+-- file keeps both engines' migrations under the same names.
