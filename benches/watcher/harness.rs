@@ -8,12 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use sqlx::Connection as _;
 use bunjang_sim::cli::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use chrono::{DateTime, Utc};
 use issuance_watcher::domain::timefmt::to_db;
 use issuance_watcher::settings::DatabaseSettings;
 use issuance_watcher::store::Store;
+use sqlx::Connection as _;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
 pub(crate) const STATIC_TOKEN: &str = "bench-static-token";

@@ -313,7 +313,10 @@ async fn first_poll(
 /// a long outage): no statement before the first request may be proportional
 /// to the rows. The simulator knows none of the ids; only the first request's
 /// arrival is timed. On each engine.
-pub(crate) async fn first_poll_all_active(engine: &Engine, table: &mut Table) -> anyhow::Result<()> {
+pub(crate) async fn first_poll_all_active(
+    engine: &Engine,
+    table: &mut Table,
+) -> anyhow::Result<()> {
     const B: &str = "scale";
     const ACTIVE: usize = 1_000_000;
     let dir = workdir()?;

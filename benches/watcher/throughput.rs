@@ -14,8 +14,8 @@ use issuance_watcher::store::{Lease, PollRecord, RecordKind, Store};
 
 use crate::Opts;
 use crate::harness::{
-    BenchDb, DaemonConfig, Engine, FIRST_SIM_ID, STATIC_TOKEN, cpu_seconds, finish,
-    insert_active, scalar, start_daemon, start_simulator, vm_kib, workdir,
+    BenchDb, DaemonConfig, Engine, FIRST_SIM_ID, STATIC_TOKEN, cpu_seconds, finish, insert_active,
+    scalar, start_daemon, start_simulator, vm_kib, workdir,
 };
 use crate::table::{Table, Verdict};
 use crate::write::transition_record;
@@ -76,7 +76,13 @@ async fn throughput_on(
 
     // The simulator's own ceiling on the same endpoint, with the same number of connections.
     let wrk = if with_wrk {
-        Some(run_wrk(dir.path(), &base_url, active, opts.concurrency, window))
+        Some(run_wrk(
+            dir.path(),
+            &base_url,
+            active,
+            opts.concurrency,
+            window,
+        ))
     } else {
         None
     };
@@ -150,7 +156,11 @@ async fn throughput_on(
         // A measure of the daemon's overhead over a bare HTTP client, not a
         // target: on 2 cores the daemon and the simulator share the CPU
         // (docs/performance.md).
-        table.add(B, format!("{name}: daemon rate / wrk rate"), format!("{ratio:.2}"));
+        table.add(
+            B,
+            format!("{name}: daemon rate / wrk rate"),
+            format!("{ratio:.2}"),
+        );
     }
     table.add(
         B,
