@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use issuance_watcher::domain::timefmt::to_db;
 use issuance_watcher::settings::DatabaseSettings;
 use issuance_watcher::store::Store;
+use sqlx::Connection as _;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_issuance-watcher");
 pub(crate) const STATIC_TOKEN: &str = "bench-static-token";
@@ -165,7 +166,7 @@ pub(crate) fn start_simulator(dir: &Path, seed: usize) -> anyhow::Result<(ChildG
 /// Daemon settings as a TOML file (everything else is the built-in default).
 pub(crate) struct DaemonConfig<'a> {
     pub(crate) base_url: &'a str,
-    pub(crate) database: &'a Path,
+    pub(crate) database: &'a BenchDb,
     pub(crate) requests_per_second: f64,
     pub(crate) concurrency: usize,
     pub(crate) interval: &'a str,
@@ -177,12 +178,12 @@ impl DaemonConfig<'_> {
         let text = format!(
             "[api]\nbase_url = \"{}\"\naccess_key = \"{DEMO_ACCESS_KEY}\"\nsecret_key = \"{DEMO_SECRET_KEY}\"\n\
              requests_per_second = {:.1}\nconcurrency = {}\n\
-             [database]\npath = \"{}\"\n\
+             [database]\n{}\n\
              [poll]\ninterval = \"{}\"\nmax_interval = \"{}\"\n",
             self.base_url,
             self.requests_per_second,
             self.concurrency,
-            self.database.display(),
+            self.database.toml(),
             self.interval,
             self.max_interval,
         );
@@ -223,12 +224,133 @@ pub(crate) async fn open_store(path: &Path) -> anyhow::Result<Store> {
     Ok(Store::open_migrated(&settings).await?)
 }
 
-/// Inserts the simulator's ids `FIRST_SIM_ID..+count` as active READY rows, due now.
+/// The engines a bench runs on: SQLite always; PostgreSQL too when a server
+/// is named by `BENCH_PG_URL` (else `ISSUANCE_WATCHER_TEST_PG`, the tests'
+/// server): `postgres://USER@HOST:PORT/DB`, a user who may create databases.
+/// Each bench makes a fresh database of its own there and drops it after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Engine {
+    Sqlite,
+    /// The server's URL.
+    Postgres(String),
+}
+
+impl Engine {
+    pub(crate) fn all() -> Vec<Engine> {
+        let server = ["BENCH_PG_URL", "ISSUANCE_WATCHER_TEST_PG"]
+            .iter()
+            .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()));
+        let mut engines = vec![Engine::Sqlite];
+        match server {
+            Some(url) => engines.push(Engine::Postgres(url)),
+            None => eprintln!(
+                "  (PostgreSQL not measured: set BENCH_PG_URL=postgres://USER@HOST:PORT/DB to add it)"
+            ),
+        }
+        engines
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Engine::Sqlite => "SQLite",
+            Engine::Postgres(_) => "PostgreSQL",
+        }
+    }
+}
+
+/// A bench's database: a SQLite file in the scratch directory, or a fresh
+/// database on the PostgreSQL server (dropped by [`BenchDb::remove`]).
+pub(crate) struct BenchDb {
+    settings: DatabaseSettings,
+    /// PostgreSQL: the server's URL and this database's name.
+    postgres: Option<(String, String)>,
+}
+
+impl BenchDb {
+    /// Creates an empty database called `name` for `engine` (SQLite: the
+    /// file `dir/name.db`).
+    pub(crate) async fn create(engine: &Engine, dir: &Path, name: &str) -> anyhow::Result<Self> {
+        match engine {
+            Engine::Sqlite => {
+                let mut settings = DatabaseSettings::sqlite(dir.join(format!("{name}.db")));
+                settings.busy_timeout = Duration::from_secs(30);
+                Ok(Self {
+                    settings,
+                    postgres: None,
+                })
+            }
+            Engine::Postgres(server) => {
+                let db = format!(
+                    "bench_{name}_{}_{}",
+                    std::process::id(),
+                    Utc::now().timestamp_micros()
+                );
+                let mut admin = sqlx::PgConnection::connect(server)
+                    .await
+                    .with_context(|| format!("connecting to {server}"))?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+                    .execute(&mut admin)
+                    .await
+                    .context("creating the bench database")?;
+                admin.close().await?;
+                let mut url = reqwest::Url::parse(server)?;
+                url.set_path(&format!("/{db}"));
+                Ok(Self {
+                    settings: DatabaseSettings::postgres_at(url.as_str())?,
+                    postgres: Some((server.clone(), db)),
+                })
+            }
+        }
+    }
+
+    /// Opens (and migrates) the database.
+    pub(crate) async fn open(&self) -> anyhow::Result<Store> {
+        Ok(Store::open_migrated(&self.settings).await?)
+    }
+
+    /// The `[database]` line that names it in the daemon's configuration.
+    pub(crate) fn toml(&self) -> String {
+        match &self.postgres {
+            Some(_) => format!("url = {:?}", self.settings.shown()),
+            None => format!("path = {:?}", self.settings.path.display().to_string()),
+        }
+    }
+
+    /// Drops a PostgreSQL database (a SQLite file goes with the scratch directory).
+    pub(crate) async fn remove(self) -> anyhow::Result<()> {
+        if let Some((server, db)) = self.postgres {
+            let mut admin = sqlx::PgConnection::connect(&server).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+            )))
+            .execute(&mut admin)
+            .await?;
+            admin.close().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A number the store's database computes (`NULL` as 0), on either engine.
+pub(crate) async fn scalar(store: &Store, query: &'static str) -> anyhow::Result<i64> {
+    let n: Option<i64> = match store.pg_pool() {
+        Some(pool) => sqlx::query_scalar(query).fetch_one(pool).await?,
+        None => sqlx::query_scalar(query).fetch_one(store.pool()).await?,
+    };
+    Ok(n.unwrap_or(0))
+}
+
+/// Inserts the simulator's ids `FIRST_SIM_ID..+count` as active READY rows,
+/// due now (overdue by up to 10 minutes), with their history so far (created
+/// WAITED, then READY).
 pub(crate) async fn insert_active(
     store: &Store,
     count: usize,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
+    if let Some(pool) = store.pg_pool() {
+        return insert_active_pg(pool, count, now).await;
+    }
     let mut tx = store.pool().begin().await?;
     sqlx::query(
         "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < ?1 - 1)
@@ -247,15 +369,44 @@ pub(crate) async fn insert_active(
     .bind(now.timestamp())
     .execute(&mut *tx)
     .await?;
-    // Their history so far: created WAITED, then READY.
+    sqlx::query(TRANSITIONS_OF_ACTIVE).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The history of the rows [`insert_active`] adds (either engine's dialect).
+const TRANSITIONS_OF_ACTIVE: &str =
+    "INSERT INTO transitions (issuance_id, from_status, to_status, observed_at, modified_at)
+     SELECT id, NULL, 'WAITED', created_at, created_at FROM issuances WHERE watch = 'active'
+     UNION ALL
+     SELECT id, 'WAITED', 'READY', created_at, modified_at FROM issuances WHERE watch = 'active'";
+
+/// [`insert_active`] on PostgreSQL; then `ANALYZE`, as autovacuum would have
+/// done on a table that grew to this size.
+async fn insert_active_pg(
+    pool: &sqlx::PgPool,
+    count: usize,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
     sqlx::query(
-        "INSERT INTO transitions (issuance_id, from_status, to_status, observed_at, modified_at)
-         SELECT id, NULL, 'WAITED', created_at, created_at FROM issuances WHERE watch = 'active'
-         UNION ALL
-         SELECT id, 'WAITED', 'READY', created_at, modified_at FROM issuances WHERE watch = 'active'",
+        "INSERT INTO issuances (id, status, amount, created_at, modified_at, vbank_due_at,
+                                vbank_account_number, bank_name, vbank_holder_name, watch,
+                                next_poll_at, polls, last_polled_at, last_seen_at)
+         SELECT ($2 + n)::text, 'READY', 10000 * (1 + n % 50), $3, $3, $4,
+                (451235000000 + n)::text, '국민은행', '번개장터', 'active',
+                to_timestamp($5 - (n % 600)), 3, $3, $3
+         FROM generate_series(0::bigint, $1 - 1) AS n",
     )
+    .bind(i64::try_from(count)?)
+    .bind(i64::try_from(FIRST_SIM_ID)?)
+    .bind(now - chrono::Duration::minutes(20))
+    .bind(now + chrono::Duration::hours(30))
+    .bind(now.timestamp())
     .execute(&mut *tx)
     .await?;
+    sqlx::query(TRANSITIONS_OF_ACTIVE).execute(&mut *tx).await?;
     tx.commit().await?;
+    sqlx::query("ANALYZE").execute(pool).await?;
     Ok(())
 }

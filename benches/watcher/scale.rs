@@ -11,8 +11,8 @@ use issuance_watcher::store::Store;
 
 use crate::Opts;
 use crate::harness::{
-    ChildGuard, DaemonConfig, finish, insert_active, open_store, start_daemon, start_simulator,
-    vm_kib, workdir,
+    BenchDb, ChildGuard, DaemonConfig, Engine, finish, insert_active, start_daemon,
+    start_simulator, vm_kib, workdir,
 };
 use crate::table::Table;
 
@@ -137,8 +137,9 @@ pub(crate) async fn scale(opts: &Opts, table: &mut Table) -> anyhow::Result<()> 
     const B: &str = "scale";
     let active: usize = 100_000;
     let dir = workdir()?;
+    let bench_db = BenchDb::create(&Engine::Sqlite, dir.path(), "watcher").await?;
     let db = dir.path().join("watcher.db");
-    let store = open_store(&db).await?;
+    let store = bench_db.open().await?;
     let iterations = if opts.quick { 100 } else { 300 };
     let generated = Instant::now();
     insert_active(&store, active, Utc::now()).await?;
@@ -177,7 +178,7 @@ pub(crate) async fn scale(opts: &Opts, table: &mut Table) -> anyhow::Result<()> 
             ),
         );
         if stage == daemon_stage {
-            daemon_at_scale(table, &store, &db, dir.path(), active, settled).await?;
+            daemon_at_scale(table, &store, &bench_db, &db, dir.path(), active, settled).await?;
         }
     }
     table.add(
@@ -193,12 +194,16 @@ pub(crate) async fn scale(opts: &Opts, table: &mut Table) -> anyhow::Result<()> 
     );
     store.close().await;
     finish(dir);
-    first_poll_all_active(table).await
+    for engine in Engine::all() {
+        first_poll_all_active(&engine, table).await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn daemon_at_scale(
     table: &mut Table,
     store: &Store,
+    bench_db: &BenchDb,
     db: &Path,
     dir: &Path,
     active: usize,
@@ -230,7 +235,7 @@ pub(crate) async fn daemon_at_scale(
     let (sim, base_url) = start_simulator(dir, active)?;
     let config = dir.join("daemon-scale.toml");
     // Production settings, all 100k active rows overdue.
-    production(&base_url, db).write(&config)?;
+    production(&base_url, bench_db).write(&config)?;
     let http = reqwest::Client::new();
     let (first, mut daemon) = first_poll(&http, dir, &config, &base_url).await?;
     table.check(
@@ -268,7 +273,7 @@ pub(crate) async fn daemon_at_scale(
 }
 
 /// The daemon's production pace: 20 requests/s, 16 in flight, default cadence.
-fn production<'a>(base_url: &'a str, database: &'a Path) -> DaemonConfig<'a> {
+fn production<'a>(base_url: &'a str, database: &'a BenchDb) -> DaemonConfig<'a> {
     DaemonConfig {
         base_url,
         database,
@@ -307,16 +312,21 @@ async fn first_poll(
 /// Start-up with a million rows, every one active and overdue (an import, or
 /// a long outage): no statement before the first request may be proportional
 /// to the rows. The simulator knows none of the ids; only the first request's
-/// arrival is timed.
-pub(crate) async fn first_poll_all_active(table: &mut Table) -> anyhow::Result<()> {
+/// arrival is timed. On each engine.
+pub(crate) async fn first_poll_all_active(
+    engine: &Engine,
+    table: &mut Table,
+) -> anyhow::Result<()> {
     const B: &str = "scale";
     const ACTIVE: usize = 1_000_000;
     let dir = workdir()?;
-    let db = dir.path().join("watcher.db");
-    let store = open_store(&db).await?;
+    let db = BenchDb::create(engine, dir.path(), "watcher").await?;
+    let store = db.open().await?;
     insert_active(&store, ACTIVE, Utc::now()).await?;
-    make_all_due(&store).await?;
-    store.checkpoint().await?;
+    if store.pg_pool().is_none() {
+        make_all_due(&store).await?;
+        store.checkpoint().await?;
+    }
     store.close().await;
     let (sim, base_url) = start_simulator(dir.path(), 0)?;
     let config = dir.path().join("daemon-active.toml");
@@ -327,7 +337,8 @@ pub(crate) async fn first_poll_all_active(table: &mut Table) -> anyhow::Result<(
     table.check(
         B,
         format!(
-            "start to first poll, {} issuances ({} active, all overdue)",
+            "{}: start to first poll, {} issuances ({} active, all overdue)",
+            engine.name(),
             short(ACTIVE as u64),
             short(ACTIVE as u64)
         ),
@@ -336,6 +347,7 @@ pub(crate) async fn first_poll_all_active(table: &mut Table) -> anyhow::Result<(
         first <= Duration::from_secs(1),
     );
     drop(sim);
+    db.remove().await?;
     finish(dir);
     Ok(())
 }

@@ -14,42 +14,81 @@ use issuance_watcher::store::{Lease, PollRecord, RecordKind, Store};
 
 use crate::Opts;
 use crate::harness::{
-    DaemonConfig, FIRST_SIM_ID, STATIC_TOKEN, cpu_seconds, finish, insert_active, open_store,
-    start_daemon, start_simulator, vm_kib, workdir,
+    BenchDb, DaemonConfig, Engine, FIRST_SIM_ID, STATIC_TOKEN, cpu_seconds, finish, insert_active,
+    scalar, start_daemon, start_simulator, vm_kib, workdir,
 };
 use crate::table::{Table, Verdict};
 use crate::write::transition_record;
 
+const B: &str = "throughput";
+
+/// The bench on each engine ([`Engine::all`]): SQLite, then PostgreSQL if a
+/// server is named. The simulator's `wrk` ceiling is measured once.
 pub(crate) async fn throughput(opts: &Opts, table: &mut Table) -> anyhow::Result<()> {
-    const B: &str = "throughput";
-    let active = 100_000;
     let window = Duration::from_secs(if opts.quick { 5 } else { 10 });
-    let warmup = Duration::from_secs(if opts.quick { 2 } else { 3 });
-    let dir = workdir()?;
-    let (sim, base_url) = start_simulator(dir.path(), active)?;
-    let db = dir.path().join("watcher.db");
-    let store = open_store(&db).await?;
-    insert_active(&store, active, Utc::now()).await?;
     table.add(
         B,
         "set-up",
         format!(
-            "{active} active issuances, daemon concurrency {}, poll.interval 1ms, no rate limit, {:.0} s window",
+            "100000 active issuances, daemon concurrency {}, poll.interval 1ms, no rate limit, {:.0} s window",
             opts.concurrency,
             window.as_secs_f64()
         ),
     );
+    for (i, engine) in Engine::all().iter().enumerate() {
+        if let Err(e) = throughput_on(engine, opts, window, i == 0, table).await {
+            table.push(
+                B,
+                format!("{}: error", engine.name()),
+                format!("{e:#}"),
+                "",
+                Verdict::Skipped,
+            );
+        }
+    }
+    Ok(())
+}
 
-    let ceiling = store_ceiling(dir.path(), active, opts.concurrency, window).await?;
+async fn throughput_on(
+    engine: &Engine,
+    opts: &Opts,
+    window: Duration,
+    with_wrk: bool,
+    table: &mut Table,
+) -> anyhow::Result<()> {
+    let active = 100_000;
+    let warmup = Duration::from_secs(if opts.quick { 2 } else { 3 });
+    let name = engine.name();
+    let dir = workdir()?;
+    let (sim, base_url) = start_simulator(dir.path(), active)?;
+    let db = BenchDb::create(engine, dir.path(), "watcher").await?;
+    let store = db.open().await?;
+    insert_active(&store, active, Utc::now()).await?;
+
+    let ceiling = store_ceiling(engine, dir.path(), active, opts.concurrency, window).await?;
     table.add(
         B,
-        "database alone: claim → record cycles, polls/s (answers made in memory, no HTTP)",
+        format!(
+            "{name}: database alone, claim → record cycles, polls/s (answers made in memory, no HTTP)"
+        ),
         format!("{ceiling:.0}"),
     );
 
     // The simulator's own ceiling on the same endpoint, with the same number of connections.
-    let wrk_rate = match run_wrk(dir.path(), &base_url, active, opts.concurrency, window) {
-        Ok((rate, note)) => {
+    let wrk = if with_wrk {
+        Some(run_wrk(
+            dir.path(),
+            &base_url,
+            active,
+            opts.concurrency,
+            window,
+        ))
+    } else {
+        None
+    };
+    let wrk_rate = match wrk {
+        None => None,
+        Some(Ok((rate, note))) => {
             table.add(
                 B,
                 "wrk → simulator, lookups/s (ceiling)",
@@ -57,7 +96,7 @@ pub(crate) async fn throughput(opts: &Opts, table: &mut Table) -> anyhow::Result
             );
             Some(rate)
         }
-        Err(e) => {
+        Some(Err(e)) => {
             table.push(
                 B,
                 "wrk → simulator, lookups/s (ceiling)",
@@ -82,10 +121,7 @@ pub(crate) async fn throughput(opts: &Opts, table: &mut Table) -> anyhow::Result
     let mut daemon = start_daemon(dir.path(), &config)?;
     tokio::time::sleep(warmup).await;
     let polls = |store: Store| async move {
-        let n: Option<i64> = sqlx::query_scalar("SELECT sum(polls) FROM issuances")
-            .fetch_one(store.pool())
-            .await?;
-        anyhow::Ok(n.unwrap_or(0))
+        scalar(&store, "SELECT CAST(sum(polls) AS BIGINT) FROM issuances").await
     };
     let (p0, t0) = (polls(store.clone()).await?, Instant::now());
     let (d0, s0) = (cpu_seconds(daemon.pid()), cpu_seconds(sim.pid()));
@@ -94,11 +130,13 @@ pub(crate) async fn throughput(opts: &Opts, table: &mut Table) -> anyhow::Result
     let (d1, s1) = (cpu_seconds(daemon.pid()), cpu_seconds(sim.pid()));
     let hwm = vm_kib(daemon.pid(), "VmHWM").unwrap_or(0);
     let clean = daemon.terminate();
-    let errors: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM issuances WHERE last_error IS NOT NULL")
-            .fetch_one(store.pool())
-            .await?;
+    let errors = scalar(
+        &store,
+        "SELECT count(*) FROM issuances WHERE last_error IS NOT NULL",
+    )
+    .await?;
     store.close().await;
+    db.remove().await?;
     let done = (p1 - p0).max(0) as f64;
     let rate = done / elapsed.as_secs_f64();
     let us_per_poll = |cpu: f64| {
@@ -110,7 +148,7 @@ pub(crate) async fn throughput(opts: &Opts, table: &mut Table) -> anyhow::Result
     };
     table.add(
         B,
-        "daemon → simulator, polls/s committed (JWT, HTTP, JSON, SQLite)",
+        format!("{name}: daemon → simulator, polls/s committed (JWT, HTTP, JSON, {name})"),
         format!("{rate:.0}"),
     );
     if let Some(wrk) = wrk_rate {
@@ -118,26 +156,30 @@ pub(crate) async fn throughput(opts: &Opts, table: &mut Table) -> anyhow::Result
         // A measure of the daemon's overhead over a bare HTTP client, not a
         // target: on 2 cores the daemon and the simulator share the CPU
         // (docs/performance.md).
-        table.add(B, "daemon rate / wrk rate", format!("{ratio:.2}"));
+        table.add(
+            B,
+            format!("{name}: daemon rate / wrk rate"),
+            format!("{ratio:.2}"),
+        );
     }
     table.add(
         B,
-        "daemon CPU per poll (user+sys)",
+        format!("{name}: daemon CPU per poll (user+sys)"),
         format!("{:.0} µs", us_per_poll(d1 - d0)),
     );
     table.add(
         B,
-        "simulator CPU per poll, during the daemon run",
+        format!("{name}: simulator CPU per poll, during the daemon run"),
         format!("{:.0} µs", us_per_poll(s1 - s0)),
     );
     table.add(
         B,
-        "daemon peak RSS (VmHWM) under full load",
+        format!("{name}: daemon peak RSS (VmHWM) under full load"),
         format!("{:.1} MiB", hwm as f64 / 1024.0),
     );
     table.add(
         B,
-        "rows with an error / clean exit on SIGTERM",
+        format!("{name}: rows with an error / clean exit on SIGTERM"),
         format!("{errors} / {}", if clean { "yes" } else { "NO" }),
     );
     drop(sim);
@@ -149,12 +191,14 @@ pub(crate) async fn throughput(opts: &Opts, table: &mut Table) -> anyhow::Result
 /// over the same number of active rows, with unchanged READY answers made up in
 /// memory. The daemon cannot record polls faster than this.
 pub(crate) async fn store_ceiling(
+    engine: &Engine,
     dir: &Path,
     active: usize,
     batch: usize,
     window: Duration,
 ) -> anyhow::Result<f64> {
-    let store = open_store(&dir.join("ceiling.db")).await?;
+    let db = BenchDb::create(engine, dir, "ceiling").await?;
+    let store = db.open().await?;
     insert_active(&store, active, Utc::now()).await?;
     let lease = |now: DateTime<Utc>| Lease {
         now,
@@ -187,6 +231,7 @@ pub(crate) async fn store_ceiling(
     }
     let rate = polled as f64 / started.elapsed().as_secs_f64();
     store.close().await;
+    db.remove().await?;
     Ok(rate)
 }
 

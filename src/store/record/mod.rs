@@ -14,17 +14,13 @@
 //! the issuance is polled again); after commit, the stored status already equals
 //! the observation, so the same change can never be written twice.
 //!
-//! How the files keep that true:
-//! - `observe.rs` writes each observation only over the status it compares
-//!   against (the `UPDATE` matches only while the stored status is still the
-//!   expected one), and derives the transition from exactly that status; a
-//!   transition exists only for a status that was written.
-//! - `deferred.rs` writes those transitions (and clears flags) at the end of
-//!   the batch, in the same transaction.
-//! - `batch.rs` owns the transaction: the status writes and the transition rows
-//!   commit together or not at all.
-//!
-//! Each file uses only the ones listed after it.
+//! How each engine keeps that true (`sqlite/record/mod.rs`,
+//! `postgres/record.rs`, the same shape on both): one record after another in
+//! one transaction per batch; each result is written by one fenced `UPDATE`
+//! that matches only while the lease holds and, for an observation, the
+//! stored status is still the one it is compared against; the transition
+//! ([`decide::transition`], shared) is derived from exactly that status and
+//! written only when the status was written and changed.
 
 pub(super) mod decide;
 mod facade;

@@ -1,5 +1,8 @@
 //! Batches of rows travel to SQLite as one JSON array parameter, unpacked by
-//! `jsonb_each` in the statement (binary rows: see `sql.rs`): one round trip for a whole batch.
+//! `jsonb_each` in the statement (as JSONB, so that each field lookup walks
+//! the binary row instead of parsing text again): one round trip for a whole
+//! batch (claims released early, event and sink lists; poll results are
+//! written one record at a time, see `record/mod.rs`).
 
 use super::StoreError;
 

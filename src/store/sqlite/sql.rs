@@ -3,9 +3,9 @@
 //! plan test cannot pass on a copy that production no longer runs.
 //!
 //! Each constant's doc lists its parameters (`?1`, `?2`, ...) in the order the
-//! caller binds them. Batches arrive as one JSON array of objects (see
-//! `rows.rs`) and are read by field name (`j.value ->> '$.status'`), never by
-//! position. A watch compared in a statement's text is spelled with
+//! caller binds them. The few batches that arrive as one JSON array of
+//! objects (see `rows.rs`) are read by field name (`j.value ->> '$.id'`),
+//! never by position. A watch compared in a statement's text is spelled with
 //! `watch_text!` (see `watch.rs`), so the partial indexes on
 //! `watch = 'active'` stay usable. A lease check on a row found by its id
 //! spells the owner `+lease_owner`, which keeps SQLite from reaching the row
@@ -112,119 +112,63 @@ pub(super) const PULL_BACK_BEYOND: &str = concat!(
     "' AND next_poll_at > ?3"
 );
 
-// --- Recording poll results --------------------------------------------------
+// --- Recording poll results (`record/mod.rs`) --------------------------------
+//
+// Each write of a result is fenced: it matches its row (found by primary key)
+// only while `lease_owner` and `lease_fence` are still the claim's, and every
+// one of them starts with the same three parameters: ?1 id, ?2 the daemon's
+// id, ?3 the claim's fence. Each ends the lease (`lease_owner = NULL`).
 
-/// The observation rows of ?1, each field extracted once. `jsonb_each`, not
-/// `json_each`: the latter hands each row object over as JSON *text*, which
-/// every `->>` renders and parses again (with ~15 fields a row, that was a
-/// third of a batch's instructions under callgrind); as JSONB a field lookup
-/// is a walk over the binary row. `MATERIALIZED` keeps SQLite from folding the
-/// extraction back into the `SET`.
-macro_rules! observation_rows {
-    () => {
-        "WITH r AS MATERIALIZED (
-           SELECT j.value ->> '$.id' AS id, j.value ->> '$.status' AS status,
-                  j.value ->> '$.watch' AS watch, j.value ->> '$.amount' AS amount,
-                  j.value ->> '$.created_at' AS created_at, j.value ->> '$.modified_at' AS modified_at,
-                  j.value ->> '$.vbank_due_at' AS vbank_due_at,
-                  j.value ->> '$.vbank_account_number' AS vbank_account_number,
-                  j.value ->> '$.bank_name' AS bank_name,
-                  j.value ->> '$.vbank_holder_name' AS vbank_holder_name,
-                  j.value ->> '$.next_poll_at' AS next_poll_at, j.value ->> '$.polled_at' AS polled_at,
-                  j.value ->> '$.last_error' AS last_error,
-                  j.value ->> '$.expected_status' AS expected_status,
-                  j.value ->> '$.fence' AS fence
-           FROM jsonb_each(?1) AS j) "
-    };
-}
+/// Writes an observation: ?1 id, ?2 the daemon's id, ?3 the claim's fence,
+/// ?4 the stored status it must replace (NULL: never seen), ?5 status,
+/// ?6 watch, ?7 amount, ?8 created at, ?9 modified at, ?10 vbank due at,
+/// ?11 account number, ?12 bank name, ?13 holder name (each NULL keeps the
+/// stored value), ?14 next poll, ?15 polled at, ?16 warnings (last error).
+pub(super) const WRITE_OBSERVATION: &str = "UPDATE issuances SET status = ?5, watch = ?6,
+         amount = COALESCE(?7, amount), created_at = COALESCE(?8, created_at),
+         modified_at = COALESCE(?9, modified_at), vbank_due_at = COALESCE(?10, vbank_due_at),
+         vbank_account_number = COALESCE(?11, vbank_account_number),
+         bank_name = COALESCE(?12, bank_name),
+         vbank_holder_name = COALESCE(?13, vbank_holder_name),
+         next_poll_at = ?14, attempts = 0, polls = polls + 1,
+         last_polled_at = ?15, last_seen_at = ?15, last_error = ?16,
+         not_found_since = NULL, lease_owner = NULL
+     WHERE id = ?1 AND +lease_owner = ?2 AND lease_fence = ?3 AND status IS ?4";
 
-/// The columns every observation writes besides `status` and `watch`, from a
-/// row `r` of [`observation_rows`] (see `record/observe.rs`).
-macro_rules! observation_columns {
-    () => {
-        "amount = COALESCE(r.amount, issuances.amount),
-         created_at = COALESCE(r.created_at, issuances.created_at),
-         modified_at = COALESCE(r.modified_at, issuances.modified_at),
-         vbank_due_at = COALESCE(r.vbank_due_at, issuances.vbank_due_at),
-         vbank_account_number = COALESCE(r.vbank_account_number, issuances.vbank_account_number),
-         bank_name = COALESCE(r.bank_name, issuances.bank_name),
-         vbank_holder_name = COALESCE(r.vbank_holder_name, issuances.vbank_holder_name),
-         next_poll_at = r.next_poll_at, attempts = 0, polls = polls + 1,
-         last_polled_at = r.polled_at, last_seen_at = r.polled_at,
-         last_error = r.last_error, not_found_since = NULL, lease_owner = NULL"
-    };
-}
+/// The stored status of issuance ?1, if it is still leased to ?2 under fence ?3.
+pub(super) const STATUS_UNDER_LEASE: &str =
+    "SELECT status FROM issuances WHERE id = ?1 AND +lease_owner = ?2 AND lease_fence = ?3";
 
-/// The rows an observation may be written to: its issuance, while the stored
-/// status is still the one the poll saw before (`expected_status`) and the
-/// lease it was polled under (?2 and the row's `fence`) still holds.
-macro_rules! observation_holds {
-    () => {
-        " FROM r
-     WHERE issuances.id = r.id AND issuances.status IS r.expected_status
-       AND +issuances.lease_owner = ?2 AND issuances.lease_fence = r.fence"
-    };
-}
-
-/// Writes observations that change neither status nor watch: ?1 observation
-/// rows, ?2 the daemon's id. Leaves `status` and `watch` out of the `SET` (so
-/// their index entries are not rewritten); a row is written only while it is
-/// still leased to ?2 under the row's `fence`, its stored status is still the
-/// row's `expected_status` and it is still active. Returns the ids written.
-pub(super) const WRITE_STEADY_OBSERVATIONS: &str = concat!(
-    observation_rows!(),
-    "UPDATE issuances SET ",
-    observation_columns!(),
-    observation_holds!(),
-    " AND issuances.watch = '",
-    watch_text!(active),
-    "' RETURNING issuances.id"
-);
-
-/// Writes any observations: ?1 observation rows, ?2 the daemon's id, each only
-/// while the row is still leased to ?2 under the row's `fence` and its stored
-/// status is still the row's `expected_status`. Returns the ids written.
-pub(super) const WRITE_OBSERVATIONS: &str = concat!(
-    observation_rows!(),
-    "UPDATE issuances SET status = r.status, watch = r.watch, ",
-    observation_columns!(),
-    observation_holds!(),
-    " RETURNING issuances.id"
-);
-
-/// The stored status of issuance ?1.
+/// The stored status of issuance ?1 (charges: the status an answer is compared with).
 pub(super) const STATUS_OF: &str = "SELECT status FROM issuances WHERE id = ?1";
 
-/// A failed poll: ?1 watch, ?2 next poll, ?3 consecutive failures, ?4 now,
-/// ?5 the error, ?6 first 404 of the current run, ?7 id, ?8 the daemon's id,
-/// ?9 the fence it was claimed under (written only while that lease holds).
+/// A failed poll: ?1 id, ?2 the daemon's id, ?3 the claim's fence, ?4 watch,
+/// ?5 next poll, ?6 consecutive failures, ?7 now, ?8 the error, ?9 first 404
+/// of the current run.
 pub(super) const RECORD_FAILED: &str =
-    "UPDATE issuances SET watch = ?1, next_poll_at = ?2, attempts = ?3, polls = polls + 1,
-         last_polled_at = ?4, last_error = ?5, not_found_since = ?6, lease_owner = NULL
-     WHERE id = ?7 AND +lease_owner = ?8 AND lease_fence = ?9";
+    "UPDATE issuances SET watch = ?4, next_poll_at = ?5, attempts = ?6, polls = polls + 1,
+         last_polled_at = ?7, last_error = ?8, not_found_since = ?9, lease_owner = NULL
+     WHERE id = ?1 AND +lease_owner = ?2 AND lease_fence = ?3";
 
-/// Ends the watch of an id that can never be looked up: ?1 reason, ?2 now,
-/// ?3 the id's raw bytes (matched as bytes: they need not be valid UTF-8),
-/// ?4 the daemon's id, ?5 the fence (written only while that lease holds).
+/// Ends the watch of an id that can never be looked up: ?1 the id's raw bytes
+/// (matched as bytes: they need not be valid UTF-8), ?2 the daemon's id,
+/// ?3 the claim's fence, ?4 reason, ?5 now.
 pub(super) const RECORD_REJECTED: &str = concat!(
     "UPDATE issuances SET watch = '",
     watch_text!(rejected),
-    "', last_error = ?1, last_polled_at = ?2, lease_owner = NULL
-     WHERE id = CAST(?3 AS TEXT) AND +lease_owner = ?4 AND lease_fence = ?5"
+    "', last_error = ?4, last_polled_at = ?5, lease_owner = NULL
+     WHERE id = CAST(?1 AS TEXT) AND +lease_owner = ?2 AND lease_fence = ?3"
 );
 
-/// Appends transitions: ?1 transition rows, inserted in the array's order.
-pub(super) const INSERT_TRANSITIONS: &str = "INSERT INTO transitions (issuance_id, from_status, to_status, observed_at, modified_at, anomaly)
-     SELECT value ->> '$.issuance_id', value ->> '$.from_status', value ->> '$.to_status',
-            value ->> '$.observed_at', value ->> '$.modified_at', value ->> '$.anomaly'
-     FROM jsonb_each(?1) ORDER BY key";
+/// Appends a transition: ?1 issuance, ?2 from, ?3 to, ?4 observed at,
+/// ?5 modified at, ?6 anomaly. Its trigger writes the event.
+pub(super) const INSERT_TRANSITION: &str = "INSERT INTO transitions
+         (issuance_id, from_status, to_status, observed_at, modified_at, anomaly)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
-/// Clears the open flags of issuances that left READY: ?1 rows `{issuance_id, cleared_at}`.
+/// Clears the open flags of issuance ?1 at ?2 (it left READY).
 pub(super) const CLEAR_FLAGS: &str =
-    "UPDATE flags SET cleared_at = (SELECT j.value ->> '$.cleared_at' FROM jsonb_each(?1) AS j
-                                    WHERE j.value ->> '$.issuance_id' = flags.issuance_id)
-     WHERE cleared_at IS NULL
-       AND issuance_id IN (SELECT value ->> '$.issuance_id' FROM jsonb_each(?1))";
+    "UPDATE flags SET cleared_at = ?2 WHERE issuance_id = ?1 AND cleared_at IS NULL";
 
 /// Raises flag ?2 with rung ?4 (ms; 0 for OVERDUE) on issuance ?1 at ?3,
 /// unless that flag and rung were raised before.

@@ -343,21 +343,29 @@ async fn a_batch_records_each_change_once() {
 }
 
 #[tokio::test]
-async fn the_bulk_update_finds_rows_by_primary_key() {
+async fn the_fenced_writes_find_their_rows_by_key() {
     let (store, _dir) = temp_store().await;
-    for statement in [sql::WRITE_OBSERVATIONS, sql::WRITE_STEADY_OBSERVATIONS] {
-        assert_plan(&store, statement, "issuances", &[BY_ID]).await;
+    for statement in [
+        sql::WRITE_OBSERVATION,
+        sql::STATUS_UNDER_LEASE,
+        sql::RECORD_FAILED,
+        sql::RECORD_REJECTED,
+    ] {
+        // By the primary key, not through the index of leased rows.
+        let plan = assert_plan(&store, statement, "issuances", &[BY_ID]).await;
+        assert!(
+            !plan.iter().any(|d| d.contains("issuances_leased")),
+            "{statement}: {plan:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn the_per_record_statements_find_their_rows_by_key() {
     let (store, _dir) = temp_store().await;
-    for statement in [sql::STATUS_OF, sql::RECORD_FAILED, sql::RECORD_REJECTED] {
-        assert_plan(&store, statement, "issuances", &[BY_ID]).await;
-    }
     let flag_by_key = "SEARCH flags USING INDEX sqlite_autoindex_flags_1";
     assert_plan(&store, sql::CLEAR_FLAGS, "flags", &[flag_by_key]).await;
+    assert_plan(&store, sql::RAISE_FLAG, "flags", &[]).await;
 }
 
 #[tokio::test]
