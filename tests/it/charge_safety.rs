@@ -15,7 +15,7 @@ use common::charging::{
 };
 use common::daemon::Spawn;
 use common::db::Db;
-use common::engine::on_both_engines;
+use common::engine::{on_a_fresh_database, on_both_engines};
 use common::running::transitions;
 use common::{eventually, row};
 use issuance_watcher::domain::{Decision, Observation, Status};
@@ -178,6 +178,18 @@ async fn serve_two(
     usize,
     Option<i64>,
 ) {
+    on_a_fresh_database(serve_two_on(amounts, max)).await
+}
+
+/// [`serve_two`] on the test's current database.
+async fn serve_two_on(
+    amounts: (i64, i64),
+    max: i64,
+) -> (
+    Vec<(i64, i64, String, Option<String>, Option<String>)>,
+    usize,
+    Option<i64>,
+) {
     let sim = charge_sim().await;
     let s = setup_with(&sim.base_url(), |settings| settings.charge.max_amount = max);
     let db = s.db().await;
@@ -230,54 +242,60 @@ async fn a_charge_answered_5xx_is_sent_once_and_stays_unknown() {
         (502, "<html><title>502 Bad Gateway</title></html>"),
         (503, ""),
     ] {
-        let api = ScriptedCharge::start(status, body).await;
-        let s = setup(&api.base_url);
-        let out = run(&s.config, &["charge", "5000"]).await;
-        assert!(!out.status.success(), "{status}");
-        assert_says(&text(&out.stderr), &["UNKNOWN", "SERVER_ERROR"]);
-        assert_eq!(api.posts(), 1, "HTTP {status}: exactly one POST");
-        let db = s.db().await;
-        let rows = requests(&db).await;
-        assert_eq!(
-            (rows[0].2.as_str(), rows[0].4.as_deref()),
-            ("unknown", Some("SERVER_ERROR")),
-            "{status}"
-        );
-        let stored = db
-            .rows(
-                "SELECT CAST(http_status AS TEXT) FROM charge_requests WHERE id = 1",
-                &[],
-            )
-            .await;
-        assert_eq!(stored, [[Some(status.to_string())]]);
+        on_a_fresh_database(async {
+            let api = ScriptedCharge::start(status, body).await;
+            let s = setup(&api.base_url);
+            let out = run(&s.config, &["charge", "5000"]).await;
+            assert!(!out.status.success(), "{status}");
+            assert_says(&text(&out.stderr), &["UNKNOWN", "SERVER_ERROR"]);
+            assert_eq!(api.posts(), 1, "HTTP {status}: exactly one POST");
+            let db = s.db().await;
+            let rows = requests(&db).await;
+            assert_eq!(
+                (rows[0].2.as_str(), rows[0].4.as_deref()),
+                ("unknown", Some("SERVER_ERROR")),
+                "{status}"
+            );
+            let stored = db
+                .rows(
+                    "SELECT CAST(http_status AS TEXT) FROM charge_requests WHERE id = 1",
+                    &[],
+                )
+                .await;
+            assert_eq!(stored, [[Some(status.to_string())]]);
+        })
+        .await;
     }
 
     // The daemon too: a row answered 5xx is sent once and never claimed again.
-    let api = ScriptedCharge::start(500, r#"{"errorCode":"INTERNAL_ERROR"}"#).await;
-    let s = setup(&api.base_url);
-    let db = s.db().await;
-    let daemon = Spawn::new(&s.config).spawn();
-    db.exec("INSERT INTO charge_requests (amount) VALUES (6000)", &[])
+    on_a_fresh_database(async {
+        let api = ScriptedCharge::start(500, r#"{"errorCode":"INTERNAL_ERROR"}"#).await;
+        let s = setup(&api.base_url);
+        let db = s.db().await;
+        let daemon = Spawn::new(&s.config).spawn();
+        db.exec("INSERT INTO charge_requests (amount) VALUES (6000)", &[])
+            .await;
+        eventually("the request to be unknown", || async {
+            requests(&db).await[0].2 == "unknown"
+        })
         .await;
-    eventually("the request to be unknown", || async {
-        requests(&db).await[0].2 == "unknown"
+        // A later request is refused because of it: by then the daemon has
+        // finished with the first one for good.
+        db.exec("INSERT INTO charge_requests (amount) VALUES (7000)", &[])
+            .await;
+        eventually("the later request to come to an outcome", || {
+            all_finished(&db, 2)
+        })
+        .await;
+        assert_eq!(
+            requests(&db).await[1].4.as_deref(),
+            Some("LOCAL_CHARGE_UNKNOWN")
+        );
+        assert_eq!(api.posts(), 1, "exactly one POST");
+        assert_eq!(requests(&db).await[0].2, "unknown");
+        daemon.stop().await;
     })
     .await;
-    // A later request is refused because of it: by then the daemon has
-    // finished with the first one for good.
-    db.exec("INSERT INTO charge_requests (amount) VALUES (7000)", &[])
-        .await;
-    eventually("the later request to come to an outcome", || {
-        all_finished(&db, 2)
-    })
-    .await;
-    assert_eq!(
-        requests(&db).await[1].4.as_deref(),
-        Some("LOCAL_CHARGE_UNKNOWN")
-    );
-    assert_eq!(api.posts(), 1, "exactly one POST");
-    assert_eq!(requests(&db).await[0].2, "unknown");
-    daemon.stop().await;
 }
 
 /// A poll's READY answer for `claimed`, written as the scheduler writes it.

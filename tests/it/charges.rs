@@ -13,9 +13,10 @@ use common::charging::{
     text,
 };
 use common::daemon::Spawn;
-use common::engine::on_both_engines;
+use common::engine::{on_a_fresh_database, on_both_engines};
 use common::running::transitions;
 use common::{eventually, row};
+use issuance_watcher::store::{Access, Store};
 
 async fn a_charge_prints_the_account_is_watched_and_settles_done() {
     let sim = charge_sim().await;
@@ -174,19 +175,22 @@ async fn an_answer_without_a_usable_id_is_unknown_not_created() {
         r#"{"data":{"id":{"n":1},"status":"READY"}}"#,
         "<html>ok</html>",
     ] {
-        let api = ScriptedCharge::start(200, body).await;
-        let s = setup(&api.base_url);
-        let out = run(&s.config, &["charge", "5000"]).await;
-        let stderr = text(&out.stderr);
-        assert!(!out.status.success(), "{body}");
-        assert!(
-            stderr.contains("UNKNOWN") && stderr.contains("MALFORMED"),
-            "{body}: {stderr}"
-        );
-        assert_eq!(api.posts(), 1);
-        let db = s.db().await;
-        assert_eq!(requests(&db).await[0].2, "unknown");
-        assert_eq!(issuance_count(&db).await, 0, "{body}");
+        on_a_fresh_database(async {
+            let api = ScriptedCharge::start(200, body).await;
+            let s = setup(&api.base_url);
+            let out = run(&s.config, &["charge", "5000"]).await;
+            let stderr = text(&out.stderr);
+            assert!(!out.status.success(), "{body}");
+            assert!(
+                stderr.contains("UNKNOWN") && stderr.contains("MALFORMED"),
+                "{body}: {stderr}"
+            );
+            assert_eq!(api.posts(), 1);
+            let db = s.db().await;
+            assert_eq!(requests(&db).await[0].2, "unknown");
+            assert_eq!(issuance_count(&db).await, 0, "{body}");
+        })
+        .await;
     }
 }
 
@@ -238,6 +242,10 @@ async fn a_kill_between_the_post_and_its_recording_leaves_the_request_unknown_ne
     common::daemon::migrate(&config);
     let db = common::charging::db(&config).await;
     let mut daemon = Spawn::new(&config).spawn();
+    // Killed once it holds its ownership (a lock file beside SQLite's, a
+    // registered advisory lock on PostgreSQL), which is what lets the next
+    // daemon see at once that it died.
+    until_a_daemon_is_alive(&config).await;
     db.exec("INSERT INTO charge_requests (amount) VALUES (40000)", &[])
         .await;
     eventually("the charge to exist while its answer hangs", || async {
@@ -262,6 +270,21 @@ async fn a_kill_between_the_post_and_its_recording_leaves_the_request_unknown_ne
     assert_eq!(sim.charges_created(), 1, "never sent a second time");
     assert_eq!(requests(&db).await[0].2, "unknown");
     restarted.stop().await;
+}
+
+/// Waits until a daemon is alive on the database `config` names, as the
+/// daemons' registry (`status`) tells it.
+async fn until_a_daemon_is_alive(config: &std::path::Path) {
+    let settings = issuance_watcher::settings::Settings::load_with_env(Some(config), Vec::new())
+        .expect("the test's config loads");
+    let store = Store::open_for(&settings.database, Access::Read)
+        .await
+        .unwrap();
+    eventually("a daemon to hold its ownership of the database", || async {
+        !store.daemons().await.live.is_empty()
+    })
+    .await;
+    store.close().await;
 }
 
 async fn cancel_racing_the_daemons_poll_records_one_transition() {
