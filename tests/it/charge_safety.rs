@@ -10,14 +10,15 @@ use crate::common;
 use bunjang_sim::{FaultConfig, FaultRule, ID_BASE};
 use chrono::Utc;
 use common::charging::{
-    ScriptedCharge, charge_sim, charge_sim_with, config_file, pool, posts, requests, run, setup,
+    ScriptedCharge, charge_sim, charge_sim_with, config_file, posts, requests, run, setup,
     setup_with, text,
 };
 use common::daemon::Spawn;
+use common::db::Db;
+use common::engine::{on_a_fresh_database, on_both_engines};
 use common::running::transitions;
 use common::{eventually, row};
 use issuance_watcher::domain::{Decision, Observation, Status};
-use issuance_watcher::settings::DatabaseSettings;
 use issuance_watcher::store::{Claimed, PollRecord, RecordKind, Store};
 
 fn assert_says(output: &str, said: &[&str]) {
@@ -27,27 +28,31 @@ fn assert_says(output: &str, said: &[&str]) {
 }
 
 /// `(force, forced_past, resolution, resolved_by, resolved_at set)` of request `id`.
-async fn audit(
-    pool: &sqlx::SqlitePool,
-    id: i64,
-) -> (i64, Option<String>, Option<String>, Option<String>, bool) {
-    sqlx::query_as(
-        "SELECT force, forced_past, resolution, resolved_by, resolved_at IS NOT NULL
-         FROM charge_requests WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_one(pool)
-    .await
-    .unwrap()
+async fn audit(db: &Db, id: i64) -> (i64, Option<String>, Option<String>, Option<String>, bool) {
+    let mut row = db
+        .rows(
+            "SELECT CAST(force AS TEXT), forced_past, resolution, resolved_by,
+                    CASE WHEN resolved_at IS NULL THEN 'no' ELSE 'yes' END
+             FROM charge_requests WHERE id = CAST($1 AS BIGINT)",
+            &[&id.to_string()],
+        )
+        .await
+        .pop()
+        .unwrap_or_else(|| panic!("no charge request {id}"));
+    let resolved = row.pop().flatten().as_deref() == Some("yes");
+    let by = row.pop().flatten();
+    let resolution = row.pop().flatten();
+    let past = row.pop().flatten();
+    let force = row.pop().flatten().and_then(|f| f.parse().ok()).unwrap();
+    (force, past, resolution, by, resolved)
 }
 
 /// Whether every request has come to an outcome.
-async fn all_finished(pool: &sqlx::SqlitePool, count: usize) -> bool {
-    let rows = requests(pool).await;
+async fn all_finished(db: &Db, count: usize) -> bool {
+    let rows = requests(db).await;
     rows.len() == count && rows.iter().all(|r| r.2 != "pending" && r.2 != "sending")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_charge_blocks_every_new_one_until_a_person_resolves_it() {
     let sim = charge_sim().await;
     sim.set_faults(FaultConfig {
@@ -59,9 +64,9 @@ async fn an_unknown_charge_blocks_every_new_one_until_a_person_resolves_it() {
     assert!(!first.status.success());
     assert_eq!(posts(&sim), 1);
     sim.set_faults(FaultConfig::default());
-    let pool = pool(&s.db).await;
-    let unknown = requests(&pool).await[0].0;
-    assert_eq!(requests(&pool).await[0].2, "unknown");
+    let db = s.db().await;
+    let unknown = requests(&db).await[0].0;
+    assert_eq!(requests(&db).await[0].2, "unknown");
 
     // The same charge again from the command: refused here, naming it.
     let again = run(&s.config, &["charge", "70000"]).await;
@@ -81,15 +86,13 @@ async fn an_unknown_charge_blocks_every_new_one_until_a_person_resolves_it() {
 
     // A row another program inserts: the daemon refuses it the same way.
     let daemon = Spawn::new(&s.config).spawn();
-    sqlx::query("INSERT INTO charge_requests (amount) VALUES (5000)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    db.exec("INSERT INTO charge_requests (amount) VALUES (5000)", &[])
+        .await;
     eventually("the inserted request to come to an outcome", || {
-        all_finished(&pool, 3)
+        all_finished(&db, 3)
     })
     .await;
-    let inserted = &requests(&pool).await[2];
+    let inserted = &requests(&db).await[2];
     assert_eq!(
         (inserted.2.as_str(), inserted.4.as_deref()),
         ("rejected", Some("LOCAL_CHARGE_UNKNOWN"))
@@ -106,7 +109,7 @@ async fn an_unknown_charge_blocks_every_new_one_until_a_person_resolves_it() {
         ],
     );
     assert_eq!(posts(&sim), 2, "the forced POST was sent");
-    let (force, past, ..) = audit(&pool, 4).await;
+    let (force, past, ..) = audit(&db, 4).await;
     assert_eq!(force, 1);
     assert!(
         past.as_deref()
@@ -131,20 +134,16 @@ async fn an_unknown_charge_blocks_every_new_one_until_a_person_resolves_it() {
     .await;
     assert!(resolved.status.success(), "{}", text(&resolved.stderr));
     assert_says(&text(&resolved.stdout), &["resolved", &found]);
-    let (_, _, resolution, by, at) = audit(&pool, unknown).await;
+    let (_, _, resolution, by, at) = audit(&db, unknown).await;
     assert_eq!(resolution.as_deref(), Some("issuance"));
     assert!(
         by.as_deref().is_some_and(|b| b.starts_with("cli:")),
         "{by:?}"
     );
     assert!(at);
-    assert_eq!(requests(&pool).await[0].3.as_deref(), Some(found.as_str()));
+    assert_eq!(requests(&db).await[0].3.as_deref(), Some(found.as_str()));
     eventually("the charge found to be watched up to READY", || async {
-        transitions(&pool, &found)
-            .await
-            .last()
-            .map(|t| t.1.as_str())
-            == Some("READY")
+        transitions(&db, &found).await.last().map(|t| t.1.as_str()) == Some("READY")
     })
     .await;
 
@@ -155,7 +154,7 @@ async fn an_unknown_charge_blocks_every_new_one_until_a_person_resolves_it() {
     let not_unknown = run(&s.config, &["charges", "resolve", "3", "--none"]).await;
     assert!(!not_unknown.status.success());
     assert_says(&text(&not_unknown.stderr), &["is rejected, not unknown"]);
-    assert_eq!(audit(&pool, unknown).await.2.as_deref(), Some("issuance"));
+    assert_eq!(audit(&db, unknown).await.2.as_deref(), Some("issuance"));
 
     // What stands in the way now is the charge found, open, not the request.
     let blocked = run(&s.config, &["charge", "5000"]).await;
@@ -179,21 +178,32 @@ async fn serve_two(
     usize,
     Option<i64>,
 ) {
+    on_a_fresh_database(serve_two_on(amounts, max)).await
+}
+
+/// [`serve_two`] on the test's current database.
+async fn serve_two_on(
+    amounts: (i64, i64),
+    max: i64,
+) -> (
+    Vec<(i64, i64, String, Option<String>, Option<String>)>,
+    usize,
+    Option<i64>,
+) {
     let sim = charge_sim().await;
     let s = setup_with(&sim.base_url(), |settings| settings.charge.max_amount = max);
-    let pool = pool(&s.db).await;
+    let db = s.db().await;
     let daemon = Spawn::new(&s.config).spawn();
-    sqlx::query("INSERT INTO charge_requests (amount) VALUES (?1), (?2)")
-        .bind(amounts.0)
-        .bind(amounts.1)
-        .execute(&pool)
-        .await
-        .unwrap();
+    db.exec(
+        "INSERT INTO charge_requests (amount) VALUES (CAST($1 AS BIGINT)), (CAST($2 AS BIGINT))",
+        &[&amounts.0.to_string(), &amounts.1.to_string()],
+    )
+    .await;
     eventually("both requests to come to an outcome", || {
-        all_finished(&pool, 2)
+        all_finished(&db, 2)
     })
     .await;
-    let rows = requests(&pool).await;
+    let rows = requests(&db).await;
     let created = rows
         .iter()
         .find_map(|r| r.3.as_deref())
@@ -203,7 +213,6 @@ async fn serve_two(
     (rows, sent, created)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_served_first_come_first_served() {
     // 100 then 200: the older goes, the newer waits its turn and is refused
     // while the first charge is open.
@@ -227,64 +236,66 @@ async fn requests_are_served_first_come_first_served() {
     assert_eq!((sent, created), (1, Some(500)));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_charge_answered_5xx_is_sent_once_and_stays_unknown() {
     for (status, body) in [
         (500, r#"{"errorCode":"INTERNAL_ERROR","reason":"boom"}"#),
         (502, "<html><title>502 Bad Gateway</title></html>"),
         (503, ""),
     ] {
-        let api = ScriptedCharge::start(status, body).await;
-        let s = setup(&api.base_url);
-        let out = run(&s.config, &["charge", "5000"]).await;
-        assert!(!out.status.success(), "{status}");
-        assert_says(&text(&out.stderr), &["UNKNOWN", "SERVER_ERROR"]);
-        assert_eq!(api.posts(), 1, "HTTP {status}: exactly one POST");
-        let pool = pool(&s.db).await;
-        let rows = requests(&pool).await;
-        assert_eq!(
-            (rows[0].2.as_str(), rows[0].4.as_deref()),
-            ("unknown", Some("SERVER_ERROR")),
-            "{status}"
-        );
-        let stored: Option<i64> =
-            sqlx::query_scalar("SELECT http_status FROM charge_requests WHERE id = 1")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        assert_eq!(stored, Some(i64::from(status)));
+        on_a_fresh_database(async {
+            let api = ScriptedCharge::start(status, body).await;
+            let s = setup(&api.base_url);
+            let out = run(&s.config, &["charge", "5000"]).await;
+            assert!(!out.status.success(), "{status}");
+            assert_says(&text(&out.stderr), &["UNKNOWN", "SERVER_ERROR"]);
+            assert_eq!(api.posts(), 1, "HTTP {status}: exactly one POST");
+            let db = s.db().await;
+            let rows = requests(&db).await;
+            assert_eq!(
+                (rows[0].2.as_str(), rows[0].4.as_deref()),
+                ("unknown", Some("SERVER_ERROR")),
+                "{status}"
+            );
+            let stored = db
+                .rows(
+                    "SELECT CAST(http_status AS TEXT) FROM charge_requests WHERE id = 1",
+                    &[],
+                )
+                .await;
+            assert_eq!(stored, [[Some(status.to_string())]]);
+        })
+        .await;
     }
 
     // The daemon too: a row answered 5xx is sent once and never claimed again.
-    let api = ScriptedCharge::start(500, r#"{"errorCode":"INTERNAL_ERROR"}"#).await;
-    let s = setup(&api.base_url);
-    let pool = pool(&s.db).await;
-    let daemon = Spawn::new(&s.config).spawn();
-    sqlx::query("INSERT INTO charge_requests (amount) VALUES (6000)")
-        .execute(&pool)
-        .await
-        .unwrap();
-    eventually("the request to be unknown", || async {
-        requests(&pool).await[0].2 == "unknown"
+    on_a_fresh_database(async {
+        let api = ScriptedCharge::start(500, r#"{"errorCode":"INTERNAL_ERROR"}"#).await;
+        let s = setup(&api.base_url);
+        let db = s.db().await;
+        let daemon = Spawn::new(&s.config).spawn();
+        db.exec("INSERT INTO charge_requests (amount) VALUES (6000)", &[])
+            .await;
+        eventually("the request to be unknown", || async {
+            requests(&db).await[0].2 == "unknown"
+        })
+        .await;
+        // A later request is refused because of it: by then the daemon has
+        // finished with the first one for good.
+        db.exec("INSERT INTO charge_requests (amount) VALUES (7000)", &[])
+            .await;
+        eventually("the later request to come to an outcome", || {
+            all_finished(&db, 2)
+        })
+        .await;
+        assert_eq!(
+            requests(&db).await[1].4.as_deref(),
+            Some("LOCAL_CHARGE_UNKNOWN")
+        );
+        assert_eq!(api.posts(), 1, "exactly one POST");
+        assert_eq!(requests(&db).await[0].2, "unknown");
+        daemon.stop().await;
     })
     .await;
-    // A later request is refused because of it: by then the daemon has
-    // finished with the first one for good.
-    sqlx::query("INSERT INTO charge_requests (amount) VALUES (7000)")
-        .execute(&pool)
-        .await
-        .unwrap();
-    eventually("the later request to come to an outcome", || {
-        all_finished(&pool, 2)
-    })
-    .await;
-    assert_eq!(
-        requests(&pool).await[1].4.as_deref(),
-        Some("LOCAL_CHARGE_UNKNOWN")
-    );
-    assert_eq!(api.posts(), 1, "exactly one POST");
-    assert_eq!(requests(&pool).await[0].2, "unknown");
-    daemon.stop().await;
 }
 
 /// A poll's READY answer for `claimed`, written as the scheduler writes it.
@@ -308,16 +319,16 @@ fn ready_poll(claimed: Claimed) -> PollRecord {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_takes_the_lease_so_a_poll_in_flight_writes_nothing() {
     let sim = charge_sim().await;
     let id = sim.seed(1).remove(0);
     sim.force(&id, "READY").unwrap();
     let s = setup(&sim.base_url());
     // The daemon's side, driven step by step: its store, its claims, its writes.
-    let daemon = Store::open_migrated(&DatabaseSettings::sqlite(&s.db))
-        .await
-        .unwrap();
+    let daemon =
+        Store::open_migrated(&common::settings(&sim.base_url(), s.dir.path(), &[]).database)
+            .await
+            .unwrap();
     daemon.add_ids(std::slice::from_ref(&id)).await.unwrap();
     let claim = || async {
         let now = Utc::now() + chrono::Duration::milliseconds(1);
@@ -341,25 +352,24 @@ async fn cancel_takes_the_lease_so_a_poll_in_flight_writes_nothing() {
         stdout.contains("CANCELLED") && !stdout.contains("already recorded"),
         "the cancel recorded its answer itself: {stdout}"
     );
-    let pool = pool(&s.db).await;
+    let db = s.db().await;
     let cancelled = [row(None, "READY"), row(Some("READY"), "CANCELLED")];
-    assert_eq!(transitions(&pool, &id).await, cancelled);
+    assert_eq!(transitions(&db, &id).await, cancelled);
 
     // The poll's answer, older than the cancel, arrives: its lease is gone.
     let recorded = daemon.record(&[ready_poll(in_flight)]).await.unwrap();
     assert!(recorded.transitions.is_empty(), "{recorded:?}");
-    assert_eq!(transitions(&pool, &id).await, cancelled);
-    let stored: (String, String) =
-        sqlx::query_as("SELECT status, watch FROM issuances WHERE id = ?")
-            .bind(&id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(stored, ("CANCELLED".to_owned(), "settled".to_owned()));
+    assert_eq!(transitions(&db, &id).await, cancelled);
+    let stored = db
+        .rows("SELECT status, watch FROM issuances WHERE id = $1", &[&id])
+        .await;
+    assert_eq!(
+        stored,
+        [[Some("CANCELLED".to_owned()), Some("settled".to_owned())]]
+    );
     daemon.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_charge_under_an_id_stored_as_settled_is_not_merged_into_it() {
     // A simulator restarted without its state, its ids pinned: it hands out
     // the first id again.
@@ -368,17 +378,17 @@ async fn a_charge_under_an_id_stored_as_settled_is_not_merged_into_it() {
     let s = setup(&first.base_url());
     let out = run(&s.config, &["charge", "10000"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let pool = pool(&s.db).await;
-    let id = requests(&pool).await[0].3.clone().unwrap();
+    let db = s.db().await;
+    let id = requests(&db).await[0].3.clone().unwrap();
     first.force(&id, "DONE").unwrap();
     let daemon = Spawn::new(&s.config).spawn();
     eventually("the charge to be DONE here", || async {
-        transitions(&pool, &id).await.last().map(|t| t.1.as_str()) == Some("DONE")
+        transitions(&db, &id).await.last().map(|t| t.1.as_str()) == Some("DONE")
     })
     .await;
     daemon.stop().await;
     first.shutdown().await;
-    let settled = transitions(&pool, &id).await;
+    let settled = transitions(&db, &id).await;
 
     let second = charge_sim_with(pinned).await;
     let config = config_file(&second.base_url(), s.dir.path(), |_| {});
@@ -394,14 +404,18 @@ async fn a_charge_under_an_id_stored_as_settled_is_not_merged_into_it() {
         20_000,
         "precondition: the API reused the id"
     );
-    assert_eq!(transitions(&pool, &id).await, settled, "not merged");
-    let stored: (String, i64) = sqlx::query_as("SELECT status, amount FROM issuances WHERE id = ?")
-        .bind(&id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(stored, ("DONE".to_owned(), 10_000));
-    let rows = requests(&pool).await;
+    assert_eq!(transitions(&db, &id).await, settled, "not merged");
+    let stored = db
+        .rows(
+            "SELECT status, CAST(amount AS TEXT) FROM issuances WHERE id = $1",
+            &[&id],
+        )
+        .await;
+    assert_eq!(
+        stored,
+        [[Some("DONE".to_owned()), Some("10000".to_owned())]]
+    );
+    let rows = requests(&db).await;
     assert_eq!(
         (
             rows[1].2.as_str(),
@@ -415,3 +429,23 @@ async fn a_charge_under_an_id_stored_as_settled_is_not_merged_into_it() {
     assert_says(&text(&next.stderr), &["LOCAL_CHARGE_UNKNOWN"]);
     assert_eq!(posts(&second), 1);
 }
+
+on_both_engines!(
+    an_unknown_charge_blocks_every_new_one_until_a_person_resolves_it(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    requests_are_served_first_come_first_served(flavor = "multi_thread", worker_threads = 2),
+    a_charge_answered_5xx_is_sent_once_and_stays_unknown(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    cancel_takes_the_lease_so_a_poll_in_flight_writes_nothing(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_charge_under_an_id_stored_as_settled_is_not_merged_into_it(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+);

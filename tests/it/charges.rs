@@ -13,10 +13,11 @@ use common::charging::{
     text,
 };
 use common::daemon::Spawn;
+use common::engine::{on_a_fresh_database, on_both_engines};
 use common::running::transitions;
 use common::{eventually, row};
+use issuance_watcher::store::{Access, Store};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_charge_prints_the_account_is_watched_and_settles_done() {
     let sim = charge_sim().await;
     let s = setup(&sim.base_url());
@@ -24,8 +25,8 @@ async fn a_charge_prints_the_account_is_watched_and_settles_done() {
     let out = run(&s.config, &["charge", "50000"]).await;
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
-    let pool = pool(&s.db).await;
-    let rows = requests(&pool).await;
+    let db = s.db().await;
+    let rows = requests(&db).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     let (_, amount, state, issuance, _) = &rows[0];
     assert_eq!((*amount, state.as_str()), (50_000, "created"));
@@ -46,25 +47,25 @@ async fn a_charge_prints_the_account_is_watched_and_settles_done() {
     let daemon = Spawn::new(&s.config).spawn();
     sim.force(&id, "DONE").unwrap();
     eventually("the charge to be DONE in the database", || async {
-        transitions(&pool, &id).await.last().map(|t| t.1.as_str()) == Some("DONE")
+        transitions(&db, &id).await.last().map(|t| t.1.as_str()) == Some("DONE")
     })
     .await;
     assert_eq!(
-        transitions(&pool, &id).await,
+        transitions(&db, &id).await,
         [
             row(None, "WAITED"),
             row(Some("WAITED"), "READY"),
             row(Some("READY"), "DONE")
         ]
     );
-    let events: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM events WHERE type = 'issuance.status_changed' AND issuance_id = ?",
-    )
-    .bind(&id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(events, 3);
+    let events = db
+        .rows(
+            "SELECT CAST(count(*) AS TEXT) FROM events
+             WHERE type = 'issuance.status_changed' AND issuance_id = $1",
+            &[&id],
+        )
+        .await;
+    assert_eq!(events, [[Some("3".to_owned())]]);
     assert_eq!(
         sim.balance().0,
         before + 50_000,
@@ -74,14 +75,13 @@ async fn a_charge_prints_the_account_is_watched_and_settles_done() {
     daemon.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_charge_is_refused_here_and_by_the_api_and_nothing_is_stored() {
     let sim = charge_sim().await;
     let s = setup(&sim.base_url());
     let first = run(&s.config, &["charge", "10000"]).await;
     assert!(first.status.success(), "{}", text(&first.stderr));
-    let pool = pool(&s.db).await;
-    let open = requests(&pool).await[0].3.clone().unwrap();
+    let db = s.db().await;
+    let open = requests(&db).await[0].3.clone().unwrap();
 
     let local = run(&s.config, &["charge", "20000"]).await;
     let stderr = text(&local.stderr);
@@ -101,15 +101,14 @@ async fn a_second_charge_is_refused_here_and_by_the_api_and_nothing_is_stored() 
     );
     assert_eq!(posts(&sim), 2);
     assert_eq!(
-        issuance_count(&pool).await,
+        issuance_count(&db).await,
         1,
         "no issuance for a refused charge"
     );
-    let states: Vec<String> = requests(&pool).await.into_iter().map(|r| r.2).collect();
+    let states: Vec<String> = requests(&db).await.into_iter().map(|r| r.2).collect();
     assert_eq!(states, ["created", "rejected", "refused"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ambiguous_post_is_recorded_unknown_never_retried_and_fails_the_command() {
     let sim = charge_sim().await;
     sim.set_faults(FaultConfig {
@@ -131,21 +130,20 @@ async fn an_ambiguous_post_is_recorded_unknown_never_retried_and_fails_the_comma
         "the fault was hit: the charge exists"
     );
     assert_eq!(posts(&sim), 1, "exactly one POST: no retry");
-    let pool = pool(&s.db).await;
-    let rows = requests(&pool).await;
+    let db = s.db().await;
+    let rows = requests(&db).await;
     assert_eq!(rows[0].2, "unknown", "{rows:?}");
-    assert_eq!(issuance_count(&pool).await, 0);
+    assert_eq!(issuance_count(&db).await, 0);
     // A daemon started afterwards does not send it again either.
     let mut daemon = Spawn::new(&s.config).spawn();
     daemon.started(Duration::from_secs(10)).await;
     // A window in which nothing may be sent: time let pass on purpose.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(posts(&sim), 1);
-    assert_eq!(requests(&pool).await[0].2, "unknown");
+    assert_eq!(requests(&db).await[0].2, "unknown");
     daemon.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_amounts_are_refused_before_anything_is_sent() {
     let sim = charge_sim().await;
     let s = setup(&sim.base_url());
@@ -165,12 +163,9 @@ async fn hostile_amounts_are_refused_before_anything_is_sent() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
     assert_eq!(posts(&sim), 0);
-    if s.db.exists() {
-        assert!(requests(&pool(&s.db).await).await.is_empty());
-    }
+    assert!(requests(&s.db().await).await.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_without_a_usable_id_is_unknown_not_created() {
     for body in [
         r#"{"data":{"amount":5000,"status":"READY"}}"#,
@@ -180,60 +175,57 @@ async fn an_answer_without_a_usable_id_is_unknown_not_created() {
         r#"{"data":{"id":{"n":1},"status":"READY"}}"#,
         "<html>ok</html>",
     ] {
-        let api = ScriptedCharge::start(200, body).await;
-        let s = setup(&api.base_url);
-        let out = run(&s.config, &["charge", "5000"]).await;
-        let stderr = text(&out.stderr);
-        assert!(!out.status.success(), "{body}");
-        assert!(
-            stderr.contains("UNKNOWN") && stderr.contains("MALFORMED"),
-            "{body}: {stderr}"
-        );
-        assert_eq!(api.posts(), 1);
-        let pool = pool(&s.db).await;
-        assert_eq!(requests(&pool).await[0].2, "unknown");
-        assert_eq!(issuance_count(&pool).await, 0, "{body}");
+        on_a_fresh_database(async {
+            let api = ScriptedCharge::start(200, body).await;
+            let s = setup(&api.base_url);
+            let out = run(&s.config, &["charge", "5000"]).await;
+            let stderr = text(&out.stderr);
+            assert!(!out.status.success(), "{body}");
+            assert!(
+                stderr.contains("UNKNOWN") && stderr.contains("MALFORMED"),
+                "{body}: {stderr}"
+            );
+            assert_eq!(api.posts(), 1);
+            let db = s.db().await;
+            assert_eq!(requests(&db).await[0].2, "unknown");
+            assert_eq!(issuance_count(&db).await, 0, "{body}");
+        })
+        .await;
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_inserted_by_sql_is_performed_once_and_watched() {
     let sim = charge_sim().await;
     let s = setup(&sim.base_url());
     common::daemon::migrate(&s.config);
-    let pool = pool(&s.db).await;
+    let db = s.db().await;
     let daemon = Spawn::new(&s.config).spawn();
-    sqlx::query("INSERT INTO charge_requests (amount) VALUES (50000)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    db.exec("INSERT INTO charge_requests (amount) VALUES (50000)", &[])
+        .await;
     eventually("the request to be created", || async {
-        requests(&pool).await[0].2 == "created"
+        requests(&db).await[0].2 == "created"
     })
     .await;
-    let id = requests(&pool).await[0].3.clone().unwrap();
+    let id = requests(&db).await[0].3.clone().unwrap();
     eventually("the charge to be READY", || async {
-        transitions(&pool, &id).await.last().map(|t| t.1.as_str()) == Some("READY")
+        transitions(&db, &id).await.last().map(|t| t.1.as_str()) == Some("READY")
     })
     .await;
     // A second one while the first is READY is refused here, not sent.
-    sqlx::query("INSERT INTO charge_requests (amount) VALUES (60000)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    db.exec("INSERT INTO charge_requests (amount) VALUES (60000)", &[])
+        .await;
     eventually("the second request to be rejected", || async {
-        requests(&pool).await[1].2 == "rejected"
+        requests(&db).await[1].2 == "rejected"
     })
     .await;
     assert_eq!(
-        requests(&pool).await[1].4.as_deref(),
+        requests(&db).await[1].4.as_deref(),
         Some("LOCAL_CHARGE_OPEN")
     );
     assert_eq!(posts(&sim), 1);
     daemon.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_between_the_post_and_its_recording_leaves_the_request_unknown_never_resent() {
     let sim = charge_sim().await;
     sim.set_faults(FaultConfig {
@@ -248,59 +240,68 @@ async fn a_kill_between_the_post_and_its_recording_leaves_the_request_unknown_ne
         s.poll.lease = Duration::from_secs(30);
     });
     common::daemon::migrate(&config);
-    let pool = pool(&dir.path().join("watcher.db")).await;
+    let db = common::charging::db(&config).await;
     let mut daemon = Spawn::new(&config).spawn();
-    sqlx::query("INSERT INTO charge_requests (amount) VALUES (40000)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    // Killed once it holds its ownership (a lock file beside SQLite's, a
+    // registered advisory lock on PostgreSQL), which is what lets the next
+    // daemon see at once that it died.
+    until_a_daemon_is_alive(&config).await;
+    db.exec("INSERT INTO charge_requests (amount) VALUES (40000)", &[])
+        .await;
     eventually("the charge to exist while its answer hangs", || async {
-        sim.charges_created() == 1 && requests(&pool).await[0].2 == "sending"
+        sim.charges_created() == 1 && requests(&db).await[0].2 == "sending"
     })
     .await;
     daemon.kill9();
     assert_eq!(
-        requests(&pool).await[0].2,
+        requests(&db).await[0].2,
         "sending",
         "precondition: killed mid-request"
     );
     sim.set_faults(FaultConfig::default());
     let restarted = Spawn::new(&config).spawn();
     eventually("the request to become unknown", || async {
-        requests(&pool).await[0].2 == "unknown"
+        requests(&db).await[0].2 == "unknown"
     })
     .await;
-    assert_eq!(
-        requests(&pool).await[0].4.as_deref(),
-        Some("PERFORMER_DIED")
-    );
+    assert_eq!(requests(&db).await[0].4.as_deref(), Some("PERFORMER_DIED"));
     // A window in which nothing may be sent: time let pass on purpose.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(sim.charges_created(), 1, "never sent a second time");
-    assert_eq!(requests(&pool).await[0].2, "unknown");
+    assert_eq!(requests(&db).await[0].2, "unknown");
     restarted.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Waits until a daemon is alive on the database `config` names, as the
+/// daemons' registry (`status`) tells it.
+async fn until_a_daemon_is_alive(config: &std::path::Path) {
+    let settings = issuance_watcher::settings::Settings::load_with_env(Some(config), Vec::new())
+        .expect("the test's config loads");
+    let store = Store::open_for(&settings.database, Access::Read)
+        .await
+        .unwrap();
+    eventually("a daemon to hold its ownership of the database", || async {
+        !store.daemons().await.live.is_empty()
+    })
+    .await;
+    store.close().await;
+}
+
 async fn cancel_racing_the_daemons_poll_records_one_transition() {
     let sim = charge_sim().await;
     let s = setup(&sim.base_url());
     common::daemon::migrate(&s.config);
-    let pool = pool(&s.db).await;
+    let db = s.db().await;
     let ids = sim.seed(5);
     for id in &ids {
         sim.force(id, "READY").unwrap();
-        sqlx::query("INSERT INTO issuances (id) VALUES (?)")
-            .bind(id)
-            .execute(&pool)
-            .await
-            .unwrap();
+        db.insert_ids(&[id]).await;
     }
     // Polling every 50 ms, so each cancel lands among polls of the same id.
     let daemon = Spawn::new(&s.config).spawn();
     for id in &ids {
         eventually("READY to be seen", || async {
-            transitions(&pool, id).await.last().map(|t| t.1.as_str()) == Some("READY")
+            transitions(&db, id).await.last().map(|t| t.1.as_str()) == Some("READY")
         })
         .await;
     }
@@ -314,7 +315,7 @@ async fn cancel_racing_the_daemons_poll_records_one_transition() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     for id in &ids {
         assert_eq!(
-            transitions(&pool, id).await,
+            transitions(&db, id).await,
             [row(None, "READY"), row(Some("READY"), "CANCELLED")],
             "{id}"
         );
@@ -326,7 +327,6 @@ async fn cancel_racing_the_daemons_poll_records_one_transition() {
     daemon.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_refuses_hostile_and_unknown_ids_and_needs_confirmation() {
     let sim = charge_sim().await;
     let s = setup(&sim.base_url());
@@ -350,12 +350,12 @@ async fn cancel_refuses_hostile_and_unknown_ids_and_needs_confirmation() {
     }
     let ids = sim.seed(1);
     sim.force(&ids[0], "READY").unwrap();
-    let pool = pool(&s.db).await;
-    sqlx::query("INSERT INTO issuances (id, status) VALUES (?, 'READY')")
-        .bind(&ids[0])
-        .execute(&pool)
-        .await
-        .unwrap();
+    let db = s.db().await;
+    db.exec(
+        "INSERT INTO issuances (id, status) VALUES ($1, 'READY')",
+        &[&ids[0]],
+    )
+    .await;
     // stdin is not a terminal: no silent yes.
     let out = run(&s.config, &["cancel", &ids[0]]).await;
     assert!(!out.status.success());
@@ -369,6 +369,7 @@ async fn cancel_refuses_hostile_and_unknown_ids_and_needs_confirmation() {
     assert_eq!(cancels, 0, "nothing was sent");
 }
 
+// SQLite's: the demo makes and runs on a SQLite file of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_creates_its_charges_through_the_charge_path() {
     let dir = tempfile::tempdir().unwrap();
@@ -397,3 +398,42 @@ async fn the_demo_creates_its_charges_through_the_charge_path() {
         "{text}"
     );
 }
+
+on_both_engines!(
+    a_charge_prints_the_account_is_watched_and_settles_done(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_second_charge_is_refused_here_and_by_the_api_and_nothing_is_stored(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    an_ambiguous_post_is_recorded_unknown_never_retried_and_fails_the_command(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    hostile_amounts_are_refused_before_anything_is_sent(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    an_answer_without_a_usable_id_is_unknown_not_created(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_request_inserted_by_sql_is_performed_once_and_watched(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_kill_between_the_post_and_its_recording_leaves_the_request_unknown_never_resent(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    cancel_racing_the_daemons_poll_records_one_transition(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    cancel_refuses_hostile_and_unknown_ids_and_needs_confirmation(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+);

@@ -37,6 +37,8 @@ use std::time::{Duration, Instant};
 use bunjang_sim::{FaultConfig, FaultRule, RequestRecord, Status, TruthEvent};
 use chrono::{DateTime, Utc};
 use issuance_watcher::tools::verify::{self, RecordedTransition};
+use reliability::common::db::Db;
+use reliability::common::engine::on_both_engines;
 use reliability::common::metrics::{self, free_port};
 use reliability::*;
 
@@ -58,7 +60,6 @@ struct Plan {
     seed: u64,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_daemon_records_every_transition_exactly_once() {
     run(Plan {
         issuances: 1_000,
@@ -69,8 +70,21 @@ async fn killed_daemon_records_every_transition_exactly_once() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "long run (~3 min): cargo test --release --test it -- --ignored crash_safety::"]
+/// The long run, on each engine (`#[ignore]`d: minutes each).
+mod long {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "long run (~3 min): cargo test --release --test it -- --ignored crash_safety::"]
+    async fn sqlite_200_kills() {
+        super::long_200_kills().await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "long run (~3 min): cargo test --release --test it -- --ignored crash_safety::"]
+    async fn postgres_200_kills() {
+        crate::common::engine::on_postgres(super::long_200_kills()).await
+    }
+}
+
 async fn long_200_kills() {
     let scale = long_run_scale();
     run(Plan {
@@ -232,7 +246,7 @@ async fn run(plan: Plan) {
     let requests = sim.request_log();
     let kill_times: Vec<DateTime<Utc>> = lives.iter().map(|(_, killed)| *killed).collect();
     let served = served_statuses(
-        &verify::recorded_transitions(store.pool()).await.unwrap(),
+        &recorded_transitions(&store).await,
         &sim.ground_truth(),
         &requests,
         &kill_times,
@@ -311,7 +325,6 @@ fn kills_by_moment(
 /// 10 s). Every state lasts longer than a daemon's life plus its restart, so
 /// every true transition must be recorded, each once: a restart takes over the
 /// dead daemon's claims at once and resumes the schedule instead of respreading it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_storm_with_default_leases_observes_every_transition() {
     let started = Instant::now();
     let lifecycle = bunjang_sim::LifecycleConfig {
@@ -388,7 +401,6 @@ async fn a_kill_storm_with_default_leases_observes_every_transition() {
 /// often settled. Only the fence keeps those failures from setting settled
 /// rows back to active (an answered poll is also refused by the stored-status
 /// check, so this is the case that shows the fence).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_daemon_never_writes_over_newer_results() {
     let mut sim_config = sim_config(14).with_faults(FaultConfig {
         slow: FaultRule::always(),
@@ -401,20 +413,7 @@ async fn a_paused_daemon_never_writes_over_newer_results() {
     let config = write_config_with(dir.path(), &sim.base_url(), 1000, 32, "", "");
     migrate(&config);
     let store = open_store(dir.path()).await;
-    sqlx::query(
-        "CREATE TABLE test_reactivated (id TEXT, at TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
-    )
-    .execute(store.pool())
-    .await
-    .unwrap();
-    sqlx::query(
-        "CREATE TRIGGER test_no_reactivation AFTER UPDATE OF watch ON issuances
-         WHEN OLD.watch = 'settled' AND NEW.watch = 'active'
-         BEGIN INSERT INTO test_reactivated (id) VALUES (NEW.id); END",
-    )
-    .execute(store.pool())
-    .await
-    .unwrap();
+    record_reactivations(&Db::from(&store)).await;
     let ids = 300;
     let feeder = {
         let (sim, store) = (sim.clone(), store.clone());
@@ -463,15 +462,11 @@ async fn a_paused_daemon_never_writes_over_newer_results() {
         panic!("{e}");
     }
     let c = assert_history_matches(&store, &sim, ids).await;
-    let reactivated: Vec<(String, String)> = sqlx::query_as("SELECT id, at FROM test_reactivated")
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
-    let anomalies: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM transitions WHERE anomaly IS NOT NULL")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+    let db = Db::from(&store);
+    let reactivated = db.rows("SELECT id, at FROM test_reactivated", &[]).await;
+    let anomalies = db
+        .number("SELECT count(*) FROM transitions WHERE anomaly IS NOT NULL")
+        .await;
     println!(
         "paused, not killed: {ids} issuances, A stopped 3 × 3 s (lease 1.5 s), {} transitions recorded, {anomalies} anomalies, {} settled rows re-activated, {stale} of A's results dropped as stale",
         c.recorded,
@@ -495,3 +490,56 @@ async fn a_paused_daemon_never_writes_over_newer_results() {
     store.close().await;
     sim.shutdown().await;
 }
+
+/// A table `test_reactivated` and a trigger adding to it every settled row
+/// set back to active (each engine's trigger language).
+async fn record_reactivations(db: &Db) {
+    match db {
+        Db::Sqlite(_) => {
+            db.exec(
+                "CREATE TABLE test_reactivated (id TEXT, at TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+                &[],
+            )
+            .await;
+            db.exec(
+                "CREATE TRIGGER test_no_reactivation AFTER UPDATE OF watch ON issuances
+                 WHEN OLD.watch = 'settled' AND NEW.watch = 'active'
+                 BEGIN INSERT INTO test_reactivated (id) VALUES (NEW.id); END",
+                &[],
+            )
+            .await;
+        }
+        Db::Postgres(_) => {
+            db.exec(
+                "CREATE TABLE test_reactivated (id text, at text DEFAULT CAST(clock_timestamp() AS text))",
+                &[],
+            )
+            .await;
+            db.exec(
+                "CREATE FUNCTION test_no_reactivation() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN INSERT INTO test_reactivated (id) VALUES (NEW.id); RETURN NEW; END $$",
+                &[],
+            )
+            .await;
+            db.exec(
+                "CREATE TRIGGER test_no_reactivation AFTER UPDATE OF watch ON issuances
+                 FOR EACH ROW WHEN (OLD.watch = 'settled' AND NEW.watch = 'active')
+                 EXECUTE FUNCTION test_no_reactivation()",
+                &[],
+            )
+            .await;
+        }
+    }
+}
+
+on_both_engines!(
+    killed_daemon_records_every_transition_exactly_once(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_kill_storm_with_default_leases_observes_every_transition(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_paused_daemon_never_writes_over_newer_results(flavor = "multi_thread", worker_threads = 2),
+);

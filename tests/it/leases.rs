@@ -2,7 +2,8 @@
 //! child process (`issuance-watcher run`) on the simulator:
 //!
 //! - a killed daemon's claims are polled by the next daemon within about a
-//!   second of its start (owner locks), not after `poll.lease`;
+//!   second of its start (owner locks: a lock file beside SQLite's, a session
+//!   advisory lock on PostgreSQL), not after `poll.lease`;
 //! - a live daemon's claims are never polled by a second live daemon;
 //! - shutdown is bounded while another program holds the write lock, and the
 //!   next daemon takes over what the stopped one left;
@@ -24,6 +25,8 @@ use bunjang_sim::{FaultConfig, FaultRule};
 use chrono::{DateTime, Utc};
 use issuance_watcher::store::Store;
 use reliability::common::daemon::{Daemon, Spawn};
+use reliability::common::db::Db;
+use reliability::common::engine::on_both_engines;
 use reliability::common::running::{eventually, wait_for};
 use reliability::*;
 use sqlx::Connection as _;
@@ -84,12 +87,19 @@ impl World {
 
     /// Leased rows: (id, owner, fence).
     async fn leased(&self) -> Vec<(String, String, i64)> {
-        sqlx::query_as(
-            "SELECT id, lease_owner, lease_fence FROM issuances WHERE lease_owner IS NOT NULL ORDER BY id",
-        )
-        .fetch_all(self.store.pool())
-        .await
-        .unwrap()
+        Db::from(&self.store)
+            .rows(
+                "SELECT id, lease_owner, CAST(lease_fence AS TEXT) FROM issuances
+                 WHERE lease_owner IS NOT NULL ORDER BY id",
+                &[],
+            )
+            .await
+            .into_iter()
+            .map(|r| {
+                let text = |i: usize| r[i].clone().unwrap_or_default();
+                (text(0), text(1), text(2).parse().expect("a fence"))
+            })
+            .collect()
     }
 
     /// Waits until `n` rows are leased; returns them.
@@ -126,7 +136,6 @@ impl World {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_daemons_claims_are_polled_by_the_next_daemon_within_a_second() {
     // Every lookup takes 4 s, so the claims are in flight when A dies. As
     // many ids as slots: B polls each at once, nothing queues before them.
@@ -172,7 +181,6 @@ async fn a_killed_daemons_claims_are_polled_by_the_next_daemon_within_a_second()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_daemons_claims_are_never_polled_by_a_second_daemon() {
     // Lookups take 8 s: A's claims stay in flight (and leased) for all of the
     // 3 s that B runs beside it, and A sends nothing new for them meanwhile.
@@ -225,6 +233,7 @@ fn short_busy() -> &'static str {
     "busy_timeout = \"300ms\""
 }
 
+// SQLite's: another program holding the database's write lock (`BEGIN IMMEDIATE`) is SQLite's; PostgreSQL locks rows, not the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_bounded_while_another_program_holds_the_write_lock() {
     let w = world(None, 200, "busy_timeout = \"20s\"").await;
@@ -265,7 +274,6 @@ async fn shutdown_is_bounded_while_another_program_holds_the_write_lock() {
     b.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_stops_the_daemon_like_sigterm_and_hands_back_its_claims() {
     let w = world(None, 200, "").await;
     let mut a = w.daemon("a");
@@ -280,15 +288,22 @@ async fn sighup_stops_the_daemon_like_sigterm_and_hands_back_its_claims() {
         "claims left: {:?}",
         w.leased().await
     );
-    let owners = std::fs::read_dir(w.dir.path().join("watcher.db.owners"))
-        .unwrap()
-        .count();
-    assert_eq!(
-        owners, 0,
-        "the owner lock file is removed after a clean stop"
-    );
+    // Its ownership ends with it: no lock file left beside SQLite's, no
+    // registry row left on PostgreSQL.
+    let owners = match w.store.path() {
+        Some(_) => std::fs::read_dir(w.dir.path().join("watcher.db.owners"))
+            .unwrap()
+            .count(),
+        None => Db::from(&w.store)
+            .number("SELECT count(*) FROM daemons")
+            .await
+            .try_into()
+            .unwrap(),
+    };
+    assert_eq!(owners, 0, "the ownership is removed after a clean stop");
 }
 
+// SQLite's: the write lock held by another program (`BEGIN IMMEDIATE`) and `busy_timeout` are SQLite's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_that_could_not_be_written_are_written_once_the_lock_is_released() {
     let w = world(None, 200, short_busy()).await;
@@ -322,6 +337,7 @@ async fn results_that_could_not_be_written_are_written_once_the_lock_is_released
     assert!(log.contains("writing them again shortly"), "{log}");
 }
 
+// SQLite's: the write-ahead log file (`-wal`) and `database.wal_warn_bytes` are SQLite's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_growing_wal_is_warned_about_once_naming_the_likely_cause() {
     let w = world(None, 20, "wal_warn_bytes = 1048576").await;
@@ -350,3 +366,18 @@ async fn a_growing_wal_is_warned_about_once_naming_the_likely_cause() {
     assert_eq!(warnings, 1, "{log}");
     assert!(log.contains("read transaction"), "{log}");
 }
+
+on_both_engines!(
+    a_killed_daemons_claims_are_polled_by_the_next_daemon_within_a_second(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_live_daemons_claims_are_never_polled_by_a_second_daemon(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    sighup_stops_the_daemon_like_sigterm_and_hands_back_its_claims(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+);

@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 use bunjang_sim::{LifecycleConfig, SimConfig, SimHandle};
 
 use super::config::{ACCESS_KEY, SECRET_B64, TestSettings};
+use super::db::Db;
 
 /// A simulator on the test credentials, with one READY charge per key, every
 /// request recorded, and charges that neither fail nor get paid by themselves.
@@ -59,14 +60,31 @@ pub fn config_file(
 
 /// `charge_requests` rows: (id, amount, state, issuance_id, error_code).
 pub async fn requests(
-    pool: &sqlx::SqlitePool,
+    db: impl Into<Db>,
 ) -> Vec<(i64, i64, String, Option<String>, Option<String>)> {
-    sqlx::query_as(
-        "SELECT id, amount, state, issuance_id, error_code FROM charge_requests ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap()
+    db.into()
+        .rows(
+            "SELECT CAST(id AS TEXT), CAST(amount AS TEXT), state, issuance_id, error_code
+             FROM charge_requests ORDER BY id",
+            &[],
+        )
+        .await
+        .into_iter()
+        .map(|r| {
+            let number = |i: usize| r[i].as_deref().and_then(|t| t.parse().ok()).unwrap();
+            let state = r[2].clone().expect("state is NOT NULL");
+            (number(0), number(1), state, r[3].clone(), r[4].clone())
+        })
+        .collect()
+}
+
+/// The database the config file at `config` names (SQLite's file or
+/// PostgreSQL's), connected as another program would: whichever engine the
+/// test runs on.
+pub async fn db(config: &Path) -> Db {
+    let settings = issuance_watcher::settings::Settings::load_with_env(Some(config), Vec::new())
+        .expect("the test's config loads");
+    Db::connect(&settings.database).await
 }
 
 pub async fn pool(db: &Path) -> sqlx::SqlitePool {
@@ -137,6 +155,13 @@ pub struct Setup {
     pub config: PathBuf,
 }
 
+impl Setup {
+    /// Its database, whichever engine the test runs on: see [`db`].
+    pub async fn db(&self) -> Db {
+        db(&self.config).await
+    }
+}
+
 pub fn setup(base_url: &str) -> Setup {
     setup_with(base_url, |_| {})
 }
@@ -154,9 +179,6 @@ pub fn setup_with(
     Setup { dir, db, config }
 }
 
-pub async fn issuance_count(pool: &sqlx::SqlitePool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM issuances")
-        .fetch_one(pool)
-        .await
-        .unwrap()
+pub async fn issuance_count(db: impl Into<Db>) -> i64 {
+    db.into().number("SELECT count(*) FROM issuances").await
 }

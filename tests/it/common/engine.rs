@@ -32,6 +32,19 @@ pub async fn on_postgres(test: impl Future<Output = ()>) {
     database.drop_database().await;
 }
 
+/// Runs `part` of a test on a database of its own: a fresh PostgreSQL
+/// database when the test runs on PostgreSQL (on SQLite, each part that makes
+/// a directory of its own has a file of its own already). For a test that
+/// repeats one scenario, each time on an empty database.
+pub async fn on_a_fresh_database<T>(part: impl Future<Output = T>) -> T {
+    if postgres_url().is_none() {
+        return part.await;
+    }
+    let mut out = None;
+    on_postgres(async { out = Some(part.await) }).await;
+    out.expect("a PostgreSQL test has a server for its parts")
+}
+
 /// `on_both_engines!(name, other (flavor = "multi_thread", worker_threads = 2))`:
 /// for each listed `async fn name()` of the enclosing module, a test
 /// `sqlite::name` and a test `postgres::name`, with the given

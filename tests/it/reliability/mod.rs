@@ -18,7 +18,9 @@ use bunjang_sim::{
 use chrono::{DateTime, Utc};
 use common::TestSettings;
 use common::daemon::Spawn;
-use issuance_watcher::store::Store;
+use common::db::Db;
+use issuance_watcher::settings::DatabaseSettings;
+use issuance_watcher::store::{Access, Store};
 use issuance_watcher::tools::verify::{self, Comparison, RecordedTransition};
 
 #[allow(unused_imports)] // each suite uses some of them
@@ -107,7 +109,17 @@ pub fn db_path(dir: &Path) -> PathBuf {
     dir.join("watcher.db")
 }
 
-/// One connection of its own to the database, as another program would open it.
+/// The database the suites' daemons use: `dir/watcher.db`, or the test's
+/// PostgreSQL database when it runs on PostgreSQL.
+pub fn database(dir: &Path) -> DatabaseSettings {
+    match common::engine::postgres_url() {
+        Some(url) => DatabaseSettings::postgres_at(&url).expect("the test database's URL is valid"),
+        None => DatabaseSettings::sqlite(db_path(dir)),
+    }
+}
+
+/// One connection of its own to the SQLite file, as another program would
+/// open it (SQLite's: its write lock and WAL are the file's).
 pub async fn other_program(dir: &Path) -> sqlx::SqlitePool {
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(db_path(dir))
@@ -120,10 +132,14 @@ pub async fn other_program(dir: &Path) -> sqlx::SqlitePool {
         .unwrap()
 }
 
-/// A test-side handle on the database: its own pool, as another program would have.
+/// A test-side handle on the database (migrated already): its own pool, as
+/// another program would have.
 pub async fn open_store(dir: &Path) -> Store {
-    let settings = issuance_watcher::settings::DatabaseSettings::sqlite(db_path(dir));
-    Store::open(&settings).await.unwrap()
+    let settings = database(dir);
+    match settings.postgres() {
+        Some(_) => Store::open_for(&settings, Access::Write).await.unwrap(),
+        None => Store::open(&settings).await.unwrap(),
+    }
 }
 
 /// `issuance-watcher run` as a child process, its stderr going to `log`.
@@ -136,10 +152,31 @@ pub fn spawn_daemon(config: &Path, log: &Path) -> Child {
 }
 
 pub async fn scalar(store: &Store, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(store.pool())
-        .await
-        .unwrap()
+    Db::from(store).number(sql).await
+}
+
+/// Every row of `transitions`, in `seq` order, whichever engine holds them
+/// (`observed_at` as the SQLite engine writes it: RFC 3339 UTC text).
+pub async fn recorded_transitions(store: &Store) -> Vec<RecordedTransition> {
+    let Some(pg) = store.pg_pool() else {
+        return verify::recorded_transitions(store.pool()).await.unwrap();
+    };
+    let rows: Vec<(String, Option<String>, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT issuance_id, from_status, to_status, observed_at FROM transitions ORDER BY seq",
+    )
+    .fetch_all(pg)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(
+            |(issuance_id, from_status, to_status, observed_at)| RecordedTransition {
+                issuance_id,
+                from_status,
+                to_status,
+                observed_at: issuance_watcher::domain::timefmt::to_db(observed_at),
+            },
+        )
+        .collect()
 }
 
 /// Waits (up to `limit`, looking every 200 ms) until no issuance is being
@@ -168,7 +205,7 @@ pub async fn wait_settled(store: &Store, limit: Duration) -> Result<(), String> 
 /// the `verify` definition (see `src/verify.rs`), plus every stored status equal
 /// to the true final one and every issuance settled.
 pub async fn assert_history_matches(store: &Store, sim: &SimHandle, ids: usize) -> Comparison {
-    let recorded = verify::recorded_transitions(store.pool()).await.unwrap();
+    let recorded = recorded_transitions(store).await;
     let truth = sim.ground_truth();
     // Same wall clock in both processes: only millisecond rounding separates them.
     let c = verify::compare(&recorded, &truth, chrono::Duration::milliseconds(5));
@@ -176,18 +213,17 @@ pub async fn assert_history_matches(store: &Store, sim: &SimHandle, ids: usize) 
     assert_eq!(c.issuances, ids, "every issuance has a truth");
     assert!(c.exactly_once(), "{}\n{:#?}", c.summary(), c.examples);
     let finals = verify::final_statuses(&truth);
-    let stored: Vec<(String, Option<String>, String)> =
-        sqlx::query_as("SELECT CAST(id AS TEXT), status, watch FROM issuances")
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
+    let stored = Db::from(store)
+        .rows("SELECT CAST(id AS TEXT), status, watch FROM issuances", &[])
+        .await;
     assert_eq!(stored.len(), ids);
     let mut wrong = Vec::new();
-    for (id, status, watch) in &stored {
+    for row in &stored {
+        let (id, status, watch) = (row[0].as_deref().unwrap_or_default(), &row[1], &row[2]);
         let truly = finals.get(id).map(|(_, s)| s.as_str());
-        if status.as_deref() != truly || watch != "settled" {
+        if status.as_deref() != truly || watch.as_deref() != Some("settled") {
             wrong.push(format!(
-                "{id}: stored {status:?} ({watch}), truly {truly:?}"
+                "{id}: stored {status:?} ({watch:?}), truly {truly:?}"
             ));
         }
     }
