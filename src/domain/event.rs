@@ -19,15 +19,27 @@ pub enum EventType {
     /// The point balance fell below `balance.low_threshold` (once per crossing);
     /// about no issuance.
     BalanceLow,
+    /// A charge request's POST created an issuance: its virtual account
+    /// (bank, account, holder, deadline) is what a person transfers to.
+    ChargeCreated,
+    /// The API refused a charge request (a 4xx): nothing was created.
+    ChargeRefused,
+    /// A charge request's outcome is unknown: a charge MAY exist, and a
+    /// person must look in the partner console (the one event that must
+    /// never be missed); about no issuance.
+    ChargeUnknown,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 8] = [
         Self::StatusChanged,
         Self::DueSoon,
         Self::Overdue,
         Self::WatchEnded,
         Self::BalanceLow,
+        Self::ChargeCreated,
+        Self::ChargeRefused,
+        Self::ChargeUnknown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +49,9 @@ impl EventType {
             Self::Overdue => "issuance.overdue",
             Self::WatchEnded => "issuance.watch_ended",
             Self::BalanceLow => "balance.low",
+            Self::ChargeCreated => "charge.created",
+            Self::ChargeRefused => "charge.refused",
+            Self::ChargeUnknown => "charge.unknown",
         }
     }
 }
