@@ -235,6 +235,71 @@ async fn created_refused_and_unknown_charges_are_one_event_each_with_what_to_act
     app.stop().await.unwrap();
 }
 
+/// The gauges behind the alerts `IssuanceWatcherUnknownCharge` and
+/// `IssuanceWatcherSinkDisabled`, scraped from a daemon (a child process):
+/// a request left `sending` by a process that died becomes unknown (with its
+/// charge.unknown event) and is counted from the database until a person
+/// resolves it; a sink disabled by hand is 1 until it is enabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_charges_and_disabled_sinks_are_gauges_until_resolved_and_enabled() {
+    use common::metrics::{free_port, sample, until};
+    let World { api, receiver, dir } = World::new().await;
+    let port = free_port();
+    let config = common::TestSettings::new(&api.base_url(), &dir.path().join("watcher.db"))
+        .with(|s| s.http.listen = format!("127.0.0.1:{port}"))
+        .webhook("shop", &receiver.url(), |_| {})
+        .write_toml(&dir.path().join("config.toml"));
+    common::daemon::migrate(&config);
+    let pool = common::charging::pool(&dir.path().join("watcher.db")).await;
+    // Sent by a process that died before recording the answer.
+    sqlx::query(
+        "INSERT INTO charge_requests (amount, state, performed_by, sent_at)
+         VALUES (70000, 'sending', 'a-dead-process', '2026-12-05T10:00:00.000Z')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let daemon = common::Daemon::start(&config);
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let unknown = |t: &str| sample(t, "issuance_watcher_unknown_charge_requests", &[]);
+    let disabled = |t: &str| sample(t, "issuance_watcher_sink_disabled", &["sink=\"shop\""]);
+    let text = until(&metrics, "one unknown charge request", |t| {
+        unknown(t) == Some(1.0)
+    })
+    .await;
+    assert_eq!(disabled(&text), Some(0.0), "{text}");
+    eventually("its charge.unknown event delivered", || async {
+        receiver
+            .delivered()
+            .iter()
+            .any(|r| r.event()["type"] == "charge.unknown")
+    })
+    .await;
+    let event = receiver
+        .delivered()
+        .into_iter()
+        .map(|r| r.event())
+        .find(|e| e["type"] == "charge.unknown")
+        .unwrap();
+    assert_eq!(event["data"]["code"], "PERFORMER_DIED", "{event}");
+    assert_eq!(event["data"]["request_id"], 1, "{event}");
+    common::schema::check_body(&event).unwrap();
+
+    let out = common::cli(&config, &["sinks", "disable", "shop"]);
+    assert!(out.status.success(), "{out:?}");
+    until(&metrics, "the sink disabled", |t| disabled(t) == Some(1.0)).await;
+    let out = common::cli(&config, &["charges", "resolve", "1", "--none"]);
+    assert!(out.status.success(), "{out:?}");
+    until(&metrics, "no unknown charge request", |t| {
+        unknown(t) == Some(0.0)
+    })
+    .await;
+    let out = common::cli(&config, &["sinks", "enable", "shop"]);
+    assert!(out.status.success(), "{out:?}");
+    until(&metrics, "the sink enabled", |t| disabled(t) == Some(0.0)).await;
+    daemon.stop().await;
+}
+
 on_both_engines!(
     created_refused_and_unknown_charges_are_one_event_each_with_what_to_act_on(
         flavor = "multi_thread",

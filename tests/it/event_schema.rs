@@ -116,13 +116,14 @@ async fn every_event_a_daemon_produces_is_valid_against_the_published_schema() {
     app.running().await;
     app.insert(&["a", "gone", "   "]).await;
     let db = Db::from(&app.store);
+    // Forced: sent past the READY issuance `a` (and each other).
     for (insert, id) in [
         (
-            "INSERT INTO charge_requests (amount) VALUES (20000)",
+            "INSERT INTO charge_requests (amount, force) VALUES (20000, 1)",
             "SELECT state FROM charge_requests WHERE id = 1",
         ),
         (
-            "INSERT INTO charge_requests (amount) VALUES (10000)",
+            "INSERT INTO charge_requests (amount, force) VALUES (10000, 1)",
             "SELECT state FROM charge_requests WHERE id = 2",
         ),
         (
@@ -144,14 +145,29 @@ async fn every_event_a_daemon_produces_is_valid_against_the_published_schema() {
         .iter()
         .map(|t| t.as_str().to_owned())
         .collect();
-    eventually("an event of every type delivered", || async {
-        let got: BTreeSet<String> = receiver
-            .delivered()
-            .iter()
-            .filter_map(|r| r.event()["type"].as_str().map(str::to_owned))
-            .collect();
-        got == every_type
-    })
+    common::wait::wait_for(
+        "an event of every type delivered",
+        Duration::from_secs(20),
+        async || {
+            let got: BTreeSet<String> = receiver
+                .delivered()
+                .iter()
+                .filter_map(|r| r.event()["type"].as_str().map(str::to_owned))
+                .collect();
+            match got == every_type {
+                true => Ok(()),
+                false => Err(format!(
+                    "missing {:?}; requests {:?}",
+                    every_type.difference(&got).collect::<Vec<_>>(),
+                    db.rows(
+                        "SELECT CAST(id AS TEXT), state, error_code, error_message FROM charge_requests",
+                        &[]
+                    )
+                    .await
+                )),
+            }
+        },
+    )
     .await;
     // The watch ended both ways.
     let reasons: BTreeSet<String> = receiver
@@ -191,7 +207,7 @@ fn world_settings(
 ) -> common::TestSettings {
     common::TestSettings::new(&api.base_url(), &dir.path().join("watcher.db"))
         .with(|s| {
-            s.balance.interval = Some(Duration::from_millis(200));
+            s.balance.interval = Some(Duration::from_secs(1));
             s.balance.low_threshold = 1000;
         })
         .webhook("shop", &receiver.url(), |_| {})
