@@ -88,6 +88,7 @@ mod tests {
             active_by_status: vec![("READY".into(), 2), ("UNSEEN".into(), 1)],
             due_soon: 1,
             overdue: 0,
+            unknown_charges: 0,
             wal_bytes: None,
         };
         let line = status_line(&snapshot, &progress, Utc::now());
