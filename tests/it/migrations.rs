@@ -22,9 +22,9 @@ static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// The newest migration: the schema the current release made.
-const CURRENT: i64 = 20261206000008;
+const CURRENT: i64 = 20261206000011;
 /// The one before it: the previous release's schema.
-const PREVIOUS: i64 = 20261205000007;
+const PREVIOUS: i64 = 20261206000008;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
