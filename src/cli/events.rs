@@ -281,6 +281,27 @@ fn summary(event: &EventRow) -> String {
         "issuance.due_soon" => format!("due within {} (due {})", text("lead"), text("due_at")),
         "issuance.overdue" => format!("past due {}", text("due_at")),
         "issuance.watch_ended" => format!("{}: {}", text("reason"), text("detail")),
+        "charge.created" => format!(
+            "request {}: {} KRW, account {} {} due {}",
+            d["request_id"],
+            d["amount"],
+            d["vbank"]["bank_name"].as_str().unwrap_or("-"),
+            d["vbank"]["account_number"].as_str().unwrap_or("-"),
+            d["vbank"]["due_at"].as_str().unwrap_or("-")
+        ),
+        "charge.refused" => format!(
+            "request {}: {} KRW refused: {} {}",
+            d["request_id"],
+            d["amount"],
+            d["http_status"],
+            text("code")
+        ),
+        "charge.unknown" => format!(
+            "request {}: {} KRW UNKNOWN ({}): check the partner console, then charges resolve",
+            d["request_id"],
+            d["amount"],
+            text("code")
+        ),
         _ => String::new(),
     }
 }

@@ -110,7 +110,7 @@ pub fn slack(event: &DueDelivery, zone: Tz) -> Message {
 }
 
 /// One human-readable line for an event. For a charge a payer must act on
-/// (READY, due soon, overdue) it is the message a payer acts on: the amount
+/// (created, READY, due soon, overdue) it is the message a payer acts on: the amount
 /// with thousands separators, the bank, account and holder, and the deadline
 /// in `zone`.
 pub fn slack_text(event: &DueDelivery, zone: Tz) -> String {
@@ -166,6 +166,38 @@ pub fn slack_text(event: &DueDelivery, zone: Tz) -> String {
             field("reason"),
             field("sink")
         ),
+        "charge.created" => {
+            let line = pay();
+            let mut chars = line.chars();
+            let capital = chars.next().map(|c| c.to_ascii_uppercase());
+            format!(
+                "{}{} — charge request {}, issuance {}",
+                capital.map(String::from).unwrap_or_default(),
+                chars.as_str(),
+                field("request_id"),
+                field("issuance_id")
+            )
+        }
+        "charge.refused" => format!(
+            "Charge request {} ({}) was refused by the API: HTTP {} {}{} — nothing was created",
+            field("request_id"),
+            krw("amount").unwrap_or_else(|| field("amount")),
+            field("http_status"),
+            field("code"),
+            data["reason"]
+                .as_str()
+                .filter(|r| !r.is_empty())
+                .map_or_else(String::new, |r| format!(": {r}"))
+        ),
+        "charge.unknown" => {
+            let request = field("request_id");
+            format!(
+                "Charge request {request} ({}): outcome unknown ({}: {}) — a charge may exist: check the partner console before charging again; resolve with `issuance-watcher charges resolve {request} --issuance ID` or `--none`",
+                krw("amount").unwrap_or_else(|| field("amount")),
+                field("code"),
+                field("message")
+            )
+        }
         "webhook.test" => format!(
             "webhook.test: a test message from issuance-watcher to sink {}, sent {}: this sink works",
             field("sink"),
@@ -371,6 +403,37 @@ mod tests {
         assert_eq!(
             slack_text(&ping, seoul),
             "webhook.test: a test message from issuance-watcher to sink ops, sent 2026-12-05 19:00:00 KST: this sink works"
+        );
+    }
+
+    #[test]
+    fn charge_events_say_what_to_do_with_amounts_grouped_and_deadlines_in_kst() {
+        let seoul = chrono_tz::Asia::Seoul;
+        let created = event(
+            "charge.created",
+            r#"{"request_id":7,"issuance_id":"1796","amount":500000,"status":"READY","forced":false,
+                "vbank":{"due_at":"2026-12-06T14:59:00.000Z","account_number":"110-123-456789",
+                         "bank_name":"신한은행","holder_name":"번개장터"},"problem":null}"#,
+        );
+        assert_eq!(
+            slack_text(&created, seoul),
+            "Transfer 500,000 KRW to 신한은행 110-123-456789 (번개장터) by 2026-12-06 23:59:00 KST — charge request 7, issuance 1796"
+        );
+        let refused = event(
+            "charge.refused",
+            r#"{"request_id":8,"amount":1500000,"http_status":400,"code":"INSUFFICIENT_LIMIT","reason":"over the monthly limit"}"#,
+        );
+        assert_eq!(
+            slack_text(&refused, seoul),
+            "Charge request 8 (1,500,000 KRW) was refused by the API: HTTP 400 INSUFFICIENT_LIMIT: over the monthly limit — nothing was created"
+        );
+        let unknown = event(
+            "charge.unknown",
+            r#"{"request_id":9,"amount":500000,"http_status":500,"code":"SERVER_ERROR","message":"HTTP 500"}"#,
+        );
+        assert_eq!(
+            slack_text(&unknown, seoul),
+            "Charge request 9 (500,000 KRW): outcome unknown (SERVER_ERROR: HTTP 500) — a charge may exist: check the partner console before charging again; resolve with `issuance-watcher charges resolve 9 --issuance ID` or `--none`"
         );
     }
 

@@ -22,16 +22,28 @@ pub enum EventType {
     /// A sink failing continuously for its `disable_after` was disabled
     /// (once); about no issuance.
     SinkDisabled,
+    /// A charge request's POST created an issuance: its virtual account
+    /// (bank, account, holder, deadline) is what a person transfers to.
+    ChargeCreated,
+    /// The API refused a charge request (a 4xx): nothing was created.
+    ChargeRefused,
+    /// A charge request's outcome is unknown: a charge MAY exist, and a
+    /// person must look in the partner console (the one event that must
+    /// never be missed); about no issuance.
+    ChargeUnknown,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 9] = [
         Self::StatusChanged,
         Self::DueSoon,
         Self::Overdue,
         Self::WatchEnded,
         Self::BalanceLow,
         Self::SinkDisabled,
+        Self::ChargeCreated,
+        Self::ChargeRefused,
+        Self::ChargeUnknown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +54,9 @@ impl EventType {
             Self::WatchEnded => "issuance.watch_ended",
             Self::BalanceLow => "balance.low",
             Self::SinkDisabled => "sink.disabled",
+            Self::ChargeCreated => "charge.created",
+            Self::ChargeRefused => "charge.refused",
+            Self::ChargeUnknown => "charge.unknown",
         }
     }
 }

@@ -51,6 +51,8 @@ pub const STALE_RESULTS: &str = "issuance_watcher_stale_results_total";
 pub const EVENTS: &str = "issuance_watcher_events_total";
 /// Delivery attempts by `sink` and `outcome` (`delivered`, `failed`, `gave_up`, `disabled`).
 pub const DELIVERIES: &str = "issuance_watcher_deliveries_total";
+/// 1 while a sink is disabled (nothing is sent to it), by `sink`.
+pub const SINK_DISABLED: &str = "issuance_watcher_sink_disabled";
 /// Events not yet delivered, by `sink`.
 pub const DELIVERIES_PENDING: &str = "issuance_watcher_deliveries_pending";
 /// Age of the oldest undelivered event, by `sink` (0 when none).
@@ -64,6 +66,10 @@ pub const POINT_BALANCE: &str = "issuance_watcher_point_balance";
 pub const POINTS_EXPIRING: &str = "issuance_watcher_points_expiring_30d";
 /// Charge requests finished, by `state` (`created`, `refused`, `unknown`, `rejected`).
 pub const CHARGE_REQUESTS: &str = "issuance_watcher_charge_requests_total";
+/// Charge requests of unknown outcome that nobody resolved, read from the
+/// database (whoever sent them, a dead process too): each may be a charge
+/// nobody watches, and each blocks every new charge.
+pub const UNKNOWN_CHARGES: &str = "issuance_watcher_unknown_charge_requests";
 
 /// Latency buckets for [`REQUEST_SECONDS`], in seconds.
 pub const REQUEST_BUCKETS: &[f64] = &[
@@ -119,12 +125,14 @@ pub const ALL: &[Metric] = &[
     metric(COUNTER, None, STALE_RESULTS, "Poll results dropped because their lease had ended"),
     metric(COUNTER, None, EVENTS, "Events written to the outbox, by type"),
     metric(COUNTER, None, DELIVERIES, "Webhook delivery attempts, by sink and outcome"),
+    metric(GAUGE, None, SINK_DISABLED, "1 while a webhook sink is disabled, by sink"),
     metric(GAUGE, None, DELIVERIES_PENDING, "Events not yet delivered, by sink"),
     metric(GAUGE, SECONDS, OLDEST_UNDELIVERED, "Age of the oldest undelivered event, by sink"),
     metric(HISTOGRAM, SECONDS, DELIVERY_SECONDS, "Time one webhook delivery attempt took"),
     metric(GAUGE, None, POINT_BALANCE, "The point balance last polled"),
     metric(GAUGE, None, POINTS_EXPIRING, "Points expiring within 30 days, as last polled"),
     metric(COUNTER, None, CHARGE_REQUESTS, "Charge requests finished, by state"),
+    metric(GAUGE, None, UNKNOWN_CHARGES, "Charge requests of unknown outcome nobody resolved"),
 ];
 
 /// Registers the help text of every metric in [`ALL`].
@@ -251,6 +259,7 @@ pub fn db_gauges(
     active_by_status: &[(String, i64)],
     due_soon: i64,
     overdue: i64,
+    unknown_charges: i64,
     wal_bytes: Option<u64>,
 ) {
     for status in watched {
@@ -263,6 +272,7 @@ pub fn db_gauges(
     }
     metrics::gauge!(DUE_SOON).set(due_soon as f64);
     metrics::gauge!(OVERDUE).set(overdue as f64);
+    metrics::gauge!(UNKNOWN_CHARGES).set(unknown_charges as f64);
     if let Some(bytes) = wal_bytes {
         metrics::gauge!(WAL_BYTES).set(bytes as f64);
     }
@@ -280,6 +290,8 @@ pub fn progress_gauges(progress: &crate::ops::progress::Progress) {
     // the backlog last read from the database: it grows while nothing is sent,
     // whatever the sink's worker is doing (paused, disabled).
     for b in progress.sinks.backlogs(Utc::now()) {
+        metrics::gauge!(SINK_DISABLED, "sink" => b.sink.clone())
+            .set(f64::from(u8::from(b.disabled)));
         metrics::gauge!(DELIVERIES_PENDING, "sink" => b.sink.clone()).set(b.pending as f64);
         metrics::gauge!(OLDEST_UNDELIVERED, "sink" => b.sink).set(b.oldest_age.as_secs_f64());
     }

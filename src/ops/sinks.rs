@@ -36,6 +36,8 @@ pub struct BacklogNow {
     pub pending: i64,
     /// Age of the oldest undelivered event (zero when none).
     pub oldest_age: Duration,
+    /// Whether nothing is sent to it (410 Gone, `sinks disable`, `disable_after`).
+    pub disabled: bool,
 }
 
 /// The sinks by name.
@@ -98,6 +100,7 @@ impl SinkHealth {
                     .oldest
                     .and_then(|t| (now - t).to_std().ok())
                     .unwrap_or_default(),
+                disabled: s.disabled.is_some(),
             })
             .collect()
     }

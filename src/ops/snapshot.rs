@@ -19,6 +19,8 @@ pub struct Snapshot {
     pub due_soon: i64,
     /// Open `OVERDUE` flags.
     pub overdue: i64,
+    /// Charge requests of unknown outcome nobody resolved.
+    pub unknown_charges: i64,
     pub wal_bytes: Option<u64>,
 }
 
@@ -27,9 +29,11 @@ impl Snapshot {
         let counts = store.active_counts().await?;
         let due_soon = store.open_due_soon().await?;
         let overdue = store.open_overdue().await?;
+        let unknown_charges = store.unknown_charges().await?.total;
         let mut snapshot = Snapshot {
             due_soon,
             overdue,
+            unknown_charges,
             wal_bytes: store.wal_bytes(),
             ..Snapshot::default()
         };
@@ -84,6 +88,7 @@ mod tests {
             active_by_status: vec![("READY".into(), 2), ("UNSEEN".into(), 1)],
             due_soon: 1,
             overdue: 0,
+            unknown_charges: 0,
             wal_bytes: None,
         };
         let line = status_line(&snapshot, &progress, Utc::now());

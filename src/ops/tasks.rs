@@ -196,6 +196,7 @@ async fn refresh(
                         &snapshot.active_by_status,
                         snapshot.due_soon,
                         snapshot.overdue,
+                        snapshot.unknown_charges,
                         snapshot.wal_bytes,
                     );
                     crate::ops::metrics::progress_gauges(liveness.progress());

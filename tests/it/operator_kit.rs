@@ -163,6 +163,8 @@ fn every_alert_operators_rely_on_exists_and_has_unit_tests() {
         "IssuanceWatcherOverdue",
         "IssuanceWatcherWalGrowing",
         "IssuanceWatcherDown",
+        "IssuanceWatcherUnknownCharge",
+        "IssuanceWatcherSinkDisabled",
     ] {
         assert!(alerts.iter().any(|a| a == wanted), "no alert {wanted}");
     }

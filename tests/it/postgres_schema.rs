@@ -305,6 +305,122 @@ async fn balance_low_events_belong_to_no_issuance_and_reach_sinks() {
     .await;
 }
 
+/// A charge request's outcome is one event, written by the triggers of
+/// migration 20261206000011 on both engines with the same JSON: created (with
+/// the issuance's vbank as recorded before the state, as the daemon writes
+/// it), refused, unknown; again only when the state changes (a late answer to
+/// an unknown request is created too), never for `sending` or `rejected`.
+#[tokio::test]
+async fn charge_outcomes_yield_the_same_charge_events_on_both() {
+    with_engines(async |e| {
+        e.both(
+            "INSERT INTO charge_requests (amount, requested_at)
+                 VALUES (500000, '2026-12-05T10:00:00.000Z'), (20000, '2026-12-05T10:01:00.000Z'),
+                        (30000, '2026-12-05T10:02:00.000Z'), (40000, '2026-12-05T10:03:00.000Z');
+             UPDATE charge_requests SET state = 'sending', performed_by = 'me',
+                                        sent_at = '2026-12-05T10:04:00.000Z' WHERE id <> 4;
+             UPDATE charge_requests SET force = 1 WHERE id = 3;
+             -- The daemon records a created charge's issuance first, then the state.
+             INSERT INTO issuances (id, status, amount, vbank_due_at, vbank_account_number, bank_name, vbank_holder_name)
+                 VALUES ('c1', 'READY', 500000, '2026-12-06T14:59:00.000Z', '110-123-456789', '신한은행', '번개장터');
+             UPDATE charge_requests SET state = 'created', issuance_id = 'c1',
+                                        finished_at = '2026-12-05T10:04:01.000Z' WHERE id = 1;
+             UPDATE charge_requests SET state = 'refused', http_status = 400, error_code = 'BAD_REQUEST',
+                                        error_message = 'one READY charge at a time',
+                                        finished_at = '2026-12-05T10:04:02.000Z' WHERE id = 2;
+             UPDATE charge_requests SET state = 'unknown', error_code = 'TIMEOUT',
+                                        error_message = 'no answer within 10s',
+                                        finished_at = '2026-12-05T10:04:03.000Z' WHERE id = 3;
+             -- No second event: the state does not change.
+             UPDATE charge_requests SET state = 'unknown' WHERE id = 3;
+             UPDATE charge_requests SET error_message = 'edited' WHERE id = 2;
+             -- Refused here: nothing was sent, no event.
+             UPDATE charge_requests SET state = 'rejected', error_code = 'LOCAL_MAX_AMOUNT' WHERE id = 4;",
+        )
+        .await;
+        let common = |id: i64, amount: i64, forced: bool, finished: &str| {
+            json!({"request_id": id, "amount": amount, "forced": forced,
+                   "requested_at": format!("2026-12-05T10:0{}:00.000Z", id - 1),
+                   "sent_at": "2026-12-05T10:04:00.000Z", "finished_at": finished})
+        };
+        let with = |mut v: Value, extra: Value| {
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            v
+        };
+        let action = "A charge may exist: look in the partner console for a charge of this amount, then run \
+                      `issuance-watcher charges resolve 3 --issuance ID` (the charge you found) or `--none`. \
+                      New charges are refused until then.";
+        let events = e.events().await;
+        let got: Vec<(&str, Option<&str>, &str, &Value)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.event_type.as_str(),
+                    e.issuance_id.as_deref(),
+                    e.occurred_at.as_str(),
+                    &e.data,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "charge.created",
+                    Some("c1"),
+                    "2026-12-05T10:04:01.000Z",
+                    &with(
+                        common(1, 500000, false, "2026-12-05T10:04:01.000Z"),
+                        json!({"issuance_id": "c1", "status": "READY", "problem": null,
+                               "vbank": {"due_at": "2026-12-06T14:59:00.000Z",
+                                         "account_number": "110-123-456789",
+                                         "bank_name": "신한은행", "holder_name": "번개장터"}})
+                    )
+                ),
+                (
+                    "charge.refused",
+                    None,
+                    "2026-12-05T10:04:02.000Z",
+                    &with(
+                        common(2, 20000, false, "2026-12-05T10:04:02.000Z"),
+                        json!({"http_status": 400, "code": "BAD_REQUEST",
+                               "reason": "one READY charge at a time"})
+                    )
+                ),
+                (
+                    "charge.unknown",
+                    None,
+                    "2026-12-05T10:04:03.000Z",
+                    &with(
+                        common(3, 30000, true, "2026-12-05T10:04:03.000Z"),
+                        json!({"http_status": null, "code": "TIMEOUT",
+                               "message": "no answer within 10s", "action": action})
+                    )
+                ),
+            ]
+        );
+        // A late answer to the unknown request: created, a second event of it.
+        e.both(
+            "INSERT INTO issuances (id) VALUES ('c3');
+             UPDATE charge_requests SET state = 'created', issuance_id = 'c3', error_code = NULL,
+                                        error_message = NULL, finished_at = '2026-12-05T10:05:00.000Z'
+                 WHERE id = 3;",
+        )
+        .await;
+        let events = e.events().await;
+        assert_eq!(events.len(), 4);
+        assert_eq!(
+            (events[3].event_type.as_str(), events[3].issuance_id.as_deref()),
+            ("charge.created", Some("c3"))
+        );
+        assert_eq!(events[3].data["vbank"], Value::Null);
+        assert_eq!(events[3].data["status"], Value::Null);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn charge_requests_default_to_pending_and_refuse_bad_amounts() {
     with_engines(async |e| {

@@ -232,21 +232,10 @@ async fn finish_in(
             ("rejected", None, None, Some(code), Some(message))
         }
     };
-    let written = sqlx::query(sql::FINISH_CHARGE_REQUEST)
-        .bind(id)
-        .bind(owner)
-        .bind(state)
-        .bind(issuance)
-        .bind(http_status.map(i64::from))
-        .bind(code)
-        .bind(message)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .context("recording a charge request's outcome")?
-        .rows_affected()
-        == 1;
-    // The charge exists whatever became of the request row: watch it.
+    // The charge exists whatever becomes of the request row: watch it. First,
+    // so that the charge.created event the state change below writes (by a
+    // trigger, migration 20261206000011) carries the issuance as recorded:
+    // its vbank, the account a person transfers to.
     let recorded = match result {
         ChargeResult::Created {
             issuance_id,
@@ -264,6 +253,20 @@ async fn finish_in(
         }
         _ => Recorded::default(),
     };
+    let written = sqlx::query(sql::FINISH_CHARGE_REQUEST)
+        .bind(id)
+        .bind(owner)
+        .bind(state)
+        .bind(issuance)
+        .bind(http_status.map(i64::from))
+        .bind(code)
+        .bind(message)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .context("recording a charge request's outcome")?
+        .rows_affected()
+        == 1;
     Ok(Finished {
         written,
         recorded,

@@ -124,6 +124,10 @@ struct Script {
     requests: Vec<Request>,
     /// Targets of requests to any other route.
     others: Vec<String>,
+    /// Per `"METHOD /path"` of any other route (the charge POST, the
+    /// balance): answers to give in order; the last one repeats. A route
+    /// without answers is a 404, as before.
+    routes: HashMap<String, Vec<Reply>>,
     /// Bytes written so far by generated (`Stream`) bodies.
     streamed: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -141,12 +145,25 @@ impl ScriptedApi {
         let app = axum::Router::new()
             .route("/api/v1/points/issuance/{id}", axum::routing::get(lookup))
             .fallback(
-                |State(script): State<Arc<Mutex<Script>>>, uri: axum::http::Uri| async move {
-                    script.lock().unwrap().others.push(uri.to_string());
-                    (
-                        StatusCode::NOT_FOUND,
-                        r#"{"errorCode":"RESOURCE_NOT_FOUND"}"#,
-                    )
+                |State(script): State<Arc<Mutex<Script>>>,
+                 method: axum::http::Method,
+                 uri: axum::http::Uri| async move {
+                    let mut script = script.lock().unwrap();
+                    script.others.push(uri.to_string());
+                    let route = format!("{method} {}", uri.path());
+                    let reply = match script.routes.get_mut(&route) {
+                        Some(queue) if queue.len() > 1 => Some(queue.remove(0)),
+                        Some(queue) => queue.first().cloned(),
+                        None => None,
+                    };
+                    let Some(reply) = reply else {
+                        return (
+                            StatusCode::NOT_FOUND,
+                            r#"{"errorCode":"RESOURCE_NOT_FOUND"}"#,
+                        )
+                            .into_response();
+                    };
+                    (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response()
                 },
             )
             .with_state(script.clone());
@@ -167,6 +184,17 @@ impl ScriptedApi {
             .unwrap()
             .replies
             .insert(id.to_owned(), replies);
+    }
+
+    /// Answers for another route (`"POST /api/v1/points/issuance"`, the charge
+    /// POST; `"GET /api/v1/points/balance"`), in order; the last one repeats.
+    /// Its requests are in [`Self::other_requests`].
+    pub fn script_route(&self, route: &str, replies: Vec<Reply>) {
+        self.script
+            .lock()
+            .unwrap()
+            .routes
+            .insert(route.to_owned(), replies);
     }
 
     /// From now on, `id` always answers `reply`.

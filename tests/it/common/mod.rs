@@ -15,7 +15,8 @@
 //!   blocking twins): a deadline, and a failure saying what was awaited and
 //!   what was last seen;
 //! - [`sim_client`]: a client of the simulator that signs its requests;
-//! - [`charging`]: a simulator for charges, a scripted charge endpoint, request rows.
+//! - [`charging`]: a simulator for charges, a scripted charge endpoint, request rows;
+//! - [`schema`]: the published JSON Schema of events, and the check of a body or row against it.
 //!
 //! Not every helper is used by every suite yet, hence the `dead_code` allowance.
 #![allow(dead_code, unused_imports)]
@@ -32,6 +33,7 @@ pub mod postgres;
 pub mod prometheus;
 pub mod receiver;
 pub mod running;
+pub mod schema;
 pub mod secrets;
 /// The simulator crate's own test client, shared rather than copied.
 #[path = "../../../crates/sim/tests/sim/client.rs"]
