@@ -34,6 +34,11 @@ pub struct Progress {
     /// Why the scheduler's last claim or write failed, until one succeeds
     /// (the database unreachable, e.g. a PostgreSQL restart).
     database: std::sync::Mutex<Option<String>>,
+    /// Set once the scheduler has taken its ownership (or tried): until then
+    /// no charge request may be sent, since a sender not yet known alive
+    /// would, should it die, leave its request `sending` instead of `unknown`.
+    started: AtomicBool,
+    started_now: tokio::sync::Notify,
 }
 
 fn now_ms() -> i64 {
@@ -47,6 +52,25 @@ fn from_ms(ms: i64) -> Option<DateTime<Utc>> {
 }
 
 impl Progress {
+    /// The scheduler holds its ownership (or could not take one, and said so).
+    pub fn ownership_taken(&self) {
+        self.started.store(true, Ordering::Release);
+        self.started_now.notify_waiters();
+    }
+
+    /// Resolves once [`Progress::ownership_taken`] was called.
+    pub async fn ownership(&self) {
+        loop {
+            let notified = self.started_now.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.started.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     pub fn loop_turned(&self) {
         self.loop_turned_ms.store(now_ms(), Ordering::Relaxed);
     }
@@ -142,5 +166,36 @@ impl Progress {
 
     pub fn transitions(&self) -> u64 {
         self.transitions.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Progress;
+
+    #[tokio::test]
+    async fn waiting_for_the_ownership_ends_when_it_is_taken_and_not_before() {
+        let progress = Arc::new(Progress::default());
+        let waiter = tokio::spawn({
+            let progress = progress.clone();
+            async move { progress.ownership().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !waiter.is_finished(),
+            "nothing is sent before the ownership"
+        );
+        progress.ownership_taken();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the wait ends once it is taken")
+            .unwrap();
+        // Taken before anyone waits: the wait ends at once.
+        tokio::time::timeout(Duration::from_secs(5), progress.ownership())
+            .await
+            .expect("already taken");
     }
 }

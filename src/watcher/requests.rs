@@ -47,6 +47,13 @@ impl Watcher {
         let recheck = settings.poll.idle_recheck.max(Duration::from_millis(100));
         // Requests other programs insert, at once on PostgreSQL.
         let mut wake_up = store.wake_up(Topic::Charges);
+        // Nothing is sent before this daemon is known alive (its ownership):
+        // should it die after sending, its requests must be seen as a dead
+        // sender's and made `unknown` at once.
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = ctx.progress.ownership() => {}
+        }
         while !shutdown.is_cancelled() {
             if Instant::now() >= next_sweep {
                 let now = Utc::now();

@@ -106,6 +106,7 @@ impl Watcher {
     /// order and polled as the global rate allows; nothing is respread.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
         let mut ownership = self.store.hold_ownership().await;
+        self.ctx.progress.ownership_taken();
         let mut wake_up = self.store.wake_up(Topic::Issuances);
         let mut state = LoopState::new(self.ctx.settings.api.concurrency);
         self.take_over_dead_owners(&mut state.undecided).await;

@@ -16,7 +16,6 @@ use common::daemon::Spawn;
 use common::engine::{on_a_fresh_database, on_both_engines};
 use common::running::transitions;
 use common::{eventually, row};
-use issuance_watcher::store::{Access, Store};
 
 async fn a_charge_prints_the_account_is_watched_and_settles_done() {
     let sim = charge_sim().await;
@@ -241,13 +240,13 @@ async fn a_kill_between_the_post_and_its_recording_leaves_the_request_unknown_ne
     });
     common::daemon::migrate(&config);
     let db = common::charging::db(&config).await;
-    let mut daemon = Spawn::new(&config).spawn();
-    // Killed once it holds its ownership (a lock file beside SQLite's, a
-    // registered advisory lock on PostgreSQL), which is what lets the next
-    // daemon see at once that it died.
-    until_a_daemon_is_alive(&config).await;
+    // Waiting before the daemon starts: it must not send it before it holds
+    // its ownership (a lock file beside SQLite's, a registered advisory lock
+    // on PostgreSQL), which is what lets the next daemon see at once that it
+    // died mid-request.
     db.exec("INSERT INTO charge_requests (amount) VALUES (40000)", &[])
         .await;
+    let mut daemon = Spawn::new(&config).spawn();
     eventually("the charge to exist while its answer hangs", || async {
         sim.charges_created() == 1 && requests(&db).await[0].2 == "sending"
     })
@@ -270,21 +269,6 @@ async fn a_kill_between_the_post_and_its_recording_leaves_the_request_unknown_ne
     assert_eq!(sim.charges_created(), 1, "never sent a second time");
     assert_eq!(requests(&db).await[0].2, "unknown");
     restarted.stop().await;
-}
-
-/// Waits until a daemon is alive on the database `config` names, as the
-/// daemons' registry (`status`) tells it.
-async fn until_a_daemon_is_alive(config: &std::path::Path) {
-    let settings = issuance_watcher::settings::Settings::load_with_env(Some(config), Vec::new())
-        .expect("the test's config loads");
-    let store = Store::open_for(&settings.database, Access::Read)
-        .await
-        .unwrap();
-    eventually("a daemon to hold its ownership of the database", || async {
-        !store.daemons().await.live.is_empty()
-    })
-    .await;
-    store.close().await;
 }
 
 async fn cancel_racing_the_daemons_poll_records_one_transition() {
@@ -397,6 +381,47 @@ async fn the_demo_creates_its_charges_through_the_charge_path() {
         text.contains("point balance now:") && text.contains("-- charges"),
         "{text}"
     );
+}
+
+/// The window the ownership closes, held open on purpose: while the daemon
+/// cannot register its ownership on PostgreSQL (another transaction holds the
+/// `daemons` table), a charge request waiting at its start is not sent. A
+/// sender not yet known alive could die after its POST, and the next daemon
+/// would then not see it dead: the request would wait out the stale bound
+/// instead of becoming `unknown` at once. (SQLite takes its lock file too
+/// quickly to hold the window open from outside.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_charge_is_sent_before_the_daemon_holds_its_ownership() {
+    common::engine::on_postgres(async {
+        let sim = charge_sim().await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_file(&sim.base_url(), dir.path(), |_| {});
+        common::daemon::migrate(&config);
+        let db = common::charging::db(&config).await;
+        let common::db::Db::Postgres(pg) = &db else {
+            panic!("runs on PostgreSQL");
+        };
+        let mut blocker = pg.begin().await.unwrap();
+        sqlx::query("LOCK TABLE daemons IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+        db.exec("INSERT INTO charge_requests (amount) VALUES (40000)", &[])
+            .await;
+        let daemon = Spawn::new(&config).spawn();
+        // A window in which nothing may be sent: time let pass on purpose.
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        assert_eq!(sim.charges_created(), 0, "sent before its ownership");
+        assert_eq!(requests(&db).await[0].2, "pending");
+        blocker.rollback().await.unwrap();
+        eventually("the charge once the ownership is held", || async {
+            requests(&db).await[0].2 == "created"
+        })
+        .await;
+        assert_eq!(sim.charges_created(), 1);
+        daemon.stop().await;
+    })
+    .await;
 }
 
 on_both_engines!(
