@@ -1,7 +1,7 @@
 //! The store: everything issuance-watcher knows, behind one interface that the
 //! watcher, the delivery workers, the charge sender and the CLI use. Two
 //! engines implement it, each in its own module with its own SQL and its own
-//! migrations: [`sqlite`] (one file on one host, the default) and, selected
+//! migrations: `sqlite` (one file on one host, the default) and, selected
 //! by `database.url`, PostgreSQL. Nothing outside this module names an engine;
 //! [`Store`] picks the one the settings choose and hands every call to it.
 //!
