@@ -24,7 +24,7 @@ use crate::store::Store;
 /// How often the status line and the database gauges are refreshed.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
 /// How often the delivery log and delivered deliveries are pruned (also
-/// [`PRUNE_FIRST`] after start).
+/// `PRUNE_FIRST` after start).
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// The first pruning after start (not at once: startup has enough to do).
 const PRUNE_FIRST: Duration = Duration::from_secs(2);
