@@ -86,10 +86,14 @@ const BALANCE_GET: &str = "GET /api/v1/points/balance";
 /// A daemon driven through every event type of the outbox: a READY issuance
 /// that becomes due soon and overdue, one the API does not know (not found),
 /// one that cannot be asked for (rejected), a balance falling below the
-/// threshold, and a refused, a created and an unknown charge. Every body the
+/// threshold, a refused, a created and an unknown charge, and a sink that
+/// fails until it is disabled. Every body the
 /// receiver got and every row of the outbox is valid against the schema.
 async fn every_event_a_daemon_produces_is_valid_against_the_published_schema() {
     let World { api, receiver, dir } = World::new().await;
+    // A second sink that always fails, disabled after a second: `sink.disabled`.
+    let dead = common::Receiver::start(common::WEBHOOK_SECRET).await;
+    dead.set_mode(common::Mode::Fail(503));
     api.set_ready("a", Span::seconds(3));
     api.script_route(
         CHARGE_POST,
@@ -111,6 +115,9 @@ async fn every_event_a_daemon_produces_is_valid_against_the_published_schema() {
         ],
     );
     let settings = world_settings(&api, &dir, &receiver)
+        .webhook("dead", &dead.url(), |w| {
+            w.disable_after = Some(Duration::from_secs(1));
+        })
         .build_with_env(&[("ISSUANCE_WATCHER__FLAGS__DUE_SOON_LEAD", "2s")]);
     let app = RunningApp::start(settings).await;
     app.running().await;
