@@ -308,7 +308,62 @@ async fn a_backlog_is_flushed_within_seconds_of_the_receivers_return_after_a_res
     a_backlog_is_flushed_when_the_receiver_is_back(true).await;
 }
 
+/// A sink failing for longer than its `unhealthy_after` when the daemon
+/// stops is unhealthy at once after the restart (`/healthz` 503 naming it),
+/// not only after its next attempt has failed again: the failing state is the
+/// database's (`sinks.failing_since`), not the process's.
+async fn a_sink_failing_before_a_restart_is_unhealthy_right_after_it() {
+    let world = World::new().await;
+    let receiver = &world.receiver;
+    receiver.go_away().await;
+    let port = common::metrics::free_port();
+    let config = world
+        .shop(|s| {
+            s.unhealthy_after = Duration::from_millis(500);
+            // The next attempt after the restart is far away: only the
+            // recorded state can make /healthz say so at once.
+            s.backoff_first = Duration::from_secs(60);
+            s.backoff_max = Duration::from_secs(3600);
+        })
+        .with(|s| s.http.listen = format!("127.0.0.1:{port}"));
+    let healthz = format!("http://127.0.0.1:{port}/healthz");
+    let app = RunningApp::start(config.build()).await;
+    app.running().await;
+    event(&app, "h1", 1).await;
+    wait_for(
+        "/healthz 503 naming the failing sink",
+        Duration::from_secs(10),
+        async || match common::metrics::get(&healthz).await {
+            Some((503, body)) if body.contains("shop") => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await;
+    app.stop().await.unwrap();
+    let restarted = RunningApp::start(config.build()).await;
+    restarted.running().await;
+    // The first answer after the restart, with no new attempt made.
+    let first = wait_for("/healthz to answer", Duration::from_secs(10), async || {
+        common::metrics::get(&healthz)
+            .await
+            .ok_or_else(|| "no answer yet".to_owned())
+    })
+    .await;
+    assert_eq!(first.0, 503, "{first:?}");
+    assert!(first.1.contains("shop"), "{first:?}");
+    assert_eq!(
+        receiver.received().len(),
+        0,
+        "the receiver was away throughout"
+    );
+    restarted.stop().await.unwrap();
+}
+
 on_both_engines!(
+    a_sink_failing_before_a_restart_is_unhealthy_right_after_it(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
     a_retry_after_pauses_the_whole_sink_even_among_successes(
         flavor = "multi_thread",
         worker_threads = 2
