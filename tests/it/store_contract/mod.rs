@@ -15,6 +15,7 @@ use std::time::Duration;
 use issuance_watcher::settings::DatabaseSettings;
 use issuance_watcher::store::{Access, Store};
 
+use crate::common::db::Db;
 use crate::common::postgres::{FreshDatabase, require_server};
 
 /// Each engine's whole run of one test, setup included.
@@ -82,31 +83,7 @@ impl Engine {
     /// The rows of `sql` (each column cast to text by the statement itself,
     /// in a dialect both engines share), every value text or NULL.
     pub async fn rows(&self, sql: &'static str) -> Vec<Vec<Option<String>>> {
-        use sqlx::Row as _;
-        match self.store.pg_pool() {
-            Some(pg) => sqlx::raw_sql(sql)
-                .fetch_all(pg)
-                .await
-                .unwrap_or_else(|e| panic!("{} refused {sql}: {e}", self.name))
-                .iter()
-                .map(|r| {
-                    (0..r.len())
-                        .map(|i| r.get::<Option<String>, _>(i))
-                        .collect()
-                })
-                .collect(),
-            None => sqlx::raw_sql(sql)
-                .fetch_all(self.store.pool())
-                .await
-                .unwrap_or_else(|e| panic!("{} refused {sql}: {e}", self.name))
-                .iter()
-                .map(|r| {
-                    (0..r.len())
-                        .map(|i| r.get::<Option<String>, _>(i))
-                        .collect()
-                })
-                .collect(),
-        }
+        Db::from(&self.store).rows(sql, &[]).await
     }
 }
 
