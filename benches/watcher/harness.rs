@@ -103,6 +103,31 @@ pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / clock_ticks_per_second()
 }
 
+/// user + sys CPU seconds so far of process `root` and its direct children
+/// (a local PostgreSQL server: the postmaster and its backends). A child that
+/// exits between two readings takes its share with it, hence measured over a
+/// window in which the daemon's pooled connections stay open.
+pub(crate) fn cpu_seconds_of_tree(root: u32) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let children = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| parent_of(*pid) == Some(root));
+    cpu_seconds(root) + children.map(cpu_seconds).sum::<f64>()
+}
+
+/// The parent process id of `pid` (`PPid:` of /proc/PID/status).
+pub(crate) fn parent_of(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// A `VmXXX:` line of /proc/PID/status, in KiB.
 pub(crate) fn vm_kib(pid: u32, key: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -193,7 +218,12 @@ impl DaemonConfig<'_> {
 }
 
 pub(crate) fn start_daemon(dir: &Path, config: &Path) -> anyhow::Result<ChildGuard> {
-    let log = std::fs::File::create(dir.join("daemon.log"))?;
+    start_daemon_logging_to(&dir.join("daemon.log"), config)
+}
+
+/// [`start_daemon`] with its stderr in `log`.
+pub(crate) fn start_daemon_logging_to(log: &Path, config: &Path) -> anyhow::Result<ChildGuard> {
+    let log = std::fs::File::create(log)?;
     let child = Command::new(BIN)
         .arg("--config")
         .arg(config)

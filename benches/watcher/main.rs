@@ -1,9 +1,9 @@
 //! The project's benchmarks, in one command that prints one table:
 //!
 //! ```text
-//! cargo bench --bench watcher                      # all five, full size (efficiency ~8 min)
+//! cargo bench --bench watcher                      # all six, full size (efficiency ~8 min)
 //! cargo bench --bench watcher -- --quick           # smaller and shorter (~1.5 min)
-//! cargo bench --bench watcher -- throughput scale  # only some: throughput, scale, write, efficiency
+//! cargo bench --bench watcher -- throughput scale  # only some: throughput, scale, write, efficiency, deliver, hosts
 //! cargo bench --bench watcher -- --concurrency 128 # daemon concurrency (and wrk connections) in `throughput`
 //! ```
 //!
@@ -27,10 +27,13 @@
 //!    `--quick`: the first 6 h) and WAITED at real speed.
 //! 5. `deliver`: webhook delivery to a loopback receiver: latency from commit
 //!    to the receiver's 2xx, and the drain of a backlog written at once.
+//! 6. `hosts`: the `throughput` set-up with 1, 2 and 3 daemons on one database
+//!    (several hosts, here sharing one machine's cores).
 
 mod deliver;
 mod efficiency;
 mod harness;
+mod hosts;
 mod plot;
 mod scale;
 mod sweep;
@@ -72,9 +75,11 @@ impl Opts {
                         .context("--concurrency needs a number")?
                         .parse()?
                 }
-                "throughput" | "scale" | "write" | "efficiency" | "deliver" => opts.only.push(arg),
+                "throughput" | "scale" | "write" | "efficiency" | "deliver" | "hosts" => {
+                    opts.only.push(arg)
+                }
                 other => bail!(
-                    "unknown argument {other:?} (expected --quick, --concurrency N, throughput, scale, write, efficiency, deliver)"
+                    "unknown argument {other:?} (expected --quick, --concurrency N, throughput, scale, write, efficiency, deliver, hosts)"
                 ),
             }
         }
@@ -96,7 +101,14 @@ fn main() -> anyhow::Result<()> {
     let mut table = Table::default();
     let started = Instant::now();
     runtime.block_on(async {
-        for bench in ["throughput", "scale", "write", "efficiency", "deliver"] {
+        for bench in [
+            "throughput",
+            "scale",
+            "write",
+            "efficiency",
+            "deliver",
+            "hosts",
+        ] {
             if !opts.runs(bench) {
                 continue;
             }
@@ -107,6 +119,7 @@ fn main() -> anyhow::Result<()> {
                 "write" => write::write_path(&opts, &mut table).await,
                 "efficiency" => efficiency::efficiency(&opts, &mut table).await,
                 "deliver" => deliver::deliver(&opts, &mut table).await,
+                "hosts" => hosts::hosts(&opts, &mut table).await,
                 _ => unreachable!("every bench in the list has an arm"),
             };
             // A bench that cannot run is a row in the table, not the end of the others.

@@ -14,8 +14,8 @@ use issuance_watcher::store::{Lease, PollRecord, RecordKind, Store};
 
 use crate::Opts;
 use crate::harness::{
-    BenchDb, DaemonConfig, Engine, FIRST_SIM_ID, STATIC_TOKEN, cpu_seconds, finish, insert_active,
-    scalar, start_daemon, start_simulator, vm_kib, workdir,
+    BenchDb, DaemonConfig, Engine, FIRST_SIM_ID, STATIC_TOKEN, cpu_seconds, cpu_seconds_of_tree,
+    finish, insert_active, parent_of, scalar, start_daemon, start_simulator, vm_kib, workdir,
 };
 use crate::table::{Table, Verdict};
 use crate::write::transition_record;
@@ -124,10 +124,27 @@ async fn throughput_on(
         scalar(&store, "SELECT CAST(sum(polls) AS BIGINT) FROM issuances").await
     };
     let (p0, t0) = (polls(store.clone()).await?, Instant::now());
-    let (d0, s0) = (cpu_seconds(daemon.pid()), cpu_seconds(sim.pid()));
+    // The server's postmaster: the parent of a backend of ours, if local.
+    let postmaster = match engine {
+        Engine::Postgres(_) => {
+            let backend = scalar(&store, "SELECT CAST(pg_backend_pid() AS BIGINT)").await?;
+            u32::try_from(backend).ok().and_then(parent_of)
+        }
+        Engine::Sqlite => None,
+    };
+    let server_cpu = || postmaster.map(cpu_seconds_of_tree);
+    let (d0, s0, g0) = (
+        cpu_seconds(daemon.pid()),
+        cpu_seconds(sim.pid()),
+        server_cpu(),
+    );
     tokio::time::sleep(window).await;
     let (p1, elapsed) = (polls(store.clone()).await?, t0.elapsed());
-    let (d1, s1) = (cpu_seconds(daemon.pid()), cpu_seconds(sim.pid()));
+    let (d1, s1, g1) = (
+        cpu_seconds(daemon.pid()),
+        cpu_seconds(sim.pid()),
+        server_cpu(),
+    );
     let hwm = vm_kib(daemon.pid(), "VmHWM").unwrap_or(0);
     let clean = daemon.terminate();
     let errors = scalar(
@@ -172,6 +189,26 @@ async fn throughput_on(
         format!("{name}: simulator CPU per poll, during the daemon run"),
         format!("{:.0} µs", us_per_poll(s1 - s0)),
     );
+    if let (Some(g0), Some(g1)) = (g0, g1) {
+        // Meaningful when the server runs on this machine (its processes are
+        // counted by name). With the three processes' CPU per poll, what two
+        // otherwise idle cores could sustain follows, whatever else ran
+        // during the window.
+        let server = us_per_poll(g1 - g0);
+        let total = us_per_poll(d1 - d0) + us_per_poll(s1 - s0) + server;
+        table.add(
+            B,
+            format!("{name}: server CPU per poll (postmaster and its backends)"),
+            format!("{server:.0} µs"),
+        );
+        table.add(
+            B,
+            format!(
+                "{name}: CPU per poll, daemon + simulator + server → polls/s two idle cores allow"
+            ),
+            format!("{total:.0} µs → {:.0}", 2e6 / total),
+        );
+    }
     table.add(
         B,
         format!("{name}: daemon peak RSS (VmHWM) under full load"),

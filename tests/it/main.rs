@@ -36,6 +36,7 @@ mod postgres_schema;
 mod prometheus;
 mod redirects;
 mod secret_leaks;
+mod several_daemons;
 mod shared_rate;
 mod simulator_clock;
 mod sinks;
