@@ -41,6 +41,15 @@ pub const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// How often an idle loop folds the WAL back into the database, so it cannot grow without bound.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 
+/// This daemon's share of the account's `api.concurrency` when `live`
+/// daemons (itself included) run on the database: an equal share, rounded
+/// down so that together they never exceed `total`, and at least one slot
+/// (more daemons than slots may then exceed it, one request each). `live` of
+/// 0 (liveness unknown) counts as alone.
+pub fn concurrency_share(total: usize, live: usize) -> usize {
+    (total / live.max(1)).max(1)
+}
+
 /// What the loop holds at the start of a turn, counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Held {
@@ -135,6 +144,21 @@ impl Schedule {
             housekeeping_at: now,
             last_checkpoint: now,
         }
+    }
+
+    /// Sets the poll slots to `slots` (this daemon's share of the account's
+    /// `api.concurrency`, see [`concurrency_share`]), with the claim target
+    /// and smallest batch that follow. Polls already in flight finish; no
+    /// new one starts while as many are in flight. Whether it changed.
+    pub fn share_slots(&mut self, slots: usize) -> bool {
+        let slots = slots.max(1);
+        if slots == self.concurrency {
+            return false;
+        }
+        self.concurrency = slots;
+        self.claim_target = 2 * slots;
+        self.min_batch = (slots / 4).max(1);
+        true
     }
 
     /// Whether shutdown was requested.

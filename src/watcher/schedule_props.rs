@@ -117,3 +117,19 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Live daemons' shares never add up to more than the account's
+    /// concurrency (while there are no more daemons than slots), each has at
+    /// least one slot, and a daemon alone has them all.
+    #[test]
+    fn concurrency_shares_never_exceed_the_total(total in 1usize..4097, live in 0usize..40) {
+        let share = concurrency_share(total, live);
+        prop_assert!(share >= 1);
+        if live <= total {
+            prop_assert!(share * live.max(1) <= total);
+        }
+        prop_assert_eq!(concurrency_share(total, 1), total);
+        prop_assert_eq!(concurrency_share(total, 0), total);
+    }
+}

@@ -65,6 +65,24 @@ fn claimed_issuances_fill_the_free_slots_and_no_more() {
 }
 
 #[test]
+fn a_shared_concurrency_starts_no_more_than_the_share() {
+    let t0 = Instant::now();
+    let mut s = Schedule::new(SLOTS, t0);
+    // Four daemons alive: four slots each.
+    assert!(s.share_slots(concurrency_share(SLOTS, 4)));
+    assert_eq!(s.decide(&held(20, 1, 0), t0).start_polls, 3);
+    assert_eq!(
+        s.decide(&held(20, 10, 0), t0).start_polls,
+        0,
+        "polls in flight beyond the new share finish; none starts"
+    );
+    assert!(!s.share_slots(4), "unchanged");
+    // Alone again: every slot.
+    assert!(s.share_slots(concurrency_share(SLOTS, 1)));
+    assert_eq!(s.decide(&held(20, 10, 0), t0).start_polls, 6);
+}
+
+#[test]
 fn a_full_claim_claims_again_with_the_next_results() {
     let (t0, t1) = (Instant::now(), Instant::now() + secs(0.5));
     // 32 claimed and 16 of them polling; four polls finished.

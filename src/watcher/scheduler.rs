@@ -26,7 +26,7 @@ mod state;
 use state::{Claim, Leased, LoopState, Writing, Written, join_write, joined, sleep_until_opt};
 
 use super::poll::{Context, poll_one};
-use super::schedule::{ClaimOutcome, Stop};
+use super::schedule::{ClaimOutcome, Schedule, Stop, concurrency_share};
 use crate::api::ApiClient;
 use crate::domain::clock::Clock;
 use crate::ops::progress::Progress;
@@ -120,6 +120,7 @@ impl Watcher {
                 self.store.keep_ownership(&mut ownership).await;
                 self.pull_back_after_clock_jump().await;
                 self.take_over_dead_owners(&mut state.undecided).await;
+                self.share_concurrency(&mut state.schedule).await;
                 self.warn_of_a_growing_wal(&mut state.wal_warned);
             }
             for next in state.ready.drain(..step.start_polls) {
@@ -248,6 +249,28 @@ impl Watcher {
             Err(e) => {
                 warn!(error = %e, "cannot take over the claims of dead daemons; they wait out poll.lease")
             }
+        }
+    }
+
+    /// Takes this daemon's share of `api.concurrency`, the account's limit of
+    /// requests in flight, by the daemons alive on the database now: a daemon
+    /// that joins or dies changes every other's share at its next
+    /// housekeeping (within a second). When liveness cannot be read (the
+    /// database unreachable), the share stays as it was.
+    async fn share_concurrency(&self, schedule: &mut Schedule) {
+        let live = self.store.daemons().await.live.len();
+        if live == 0 {
+            return;
+        }
+        let total = self.ctx.settings.api.concurrency;
+        let share = concurrency_share(total, live);
+        if schedule.share_slots(share) {
+            info!(
+                slots = share,
+                of = total,
+                daemons = live,
+                "requests in flight: this daemon's share of api.concurrency"
+            );
         }
     }
 

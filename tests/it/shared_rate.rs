@@ -6,7 +6,9 @@
 //!   exceed `api.requests_per_second` plus the documented lateness allowance
 //!   (each pacing alone, three daemons send three times the rate: this fails);
 //! - a `Retry-After` answered to one daemon stops every daemon's requests
-//!   until the time it names (their next grant sees the pause).
+//!   until the time it names (their next grant sees the pause);
+//! - `api.concurrency` is shared too: requests in flight, all daemons
+//!   together, never exceed it.
 
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use std::time::Instant;
 use crate::common;
 use common::engine::on_both_engines;
 use common::running::RunningApp;
-use common::{Reply, ScriptedApi, TestSettings};
+use common::{Reply, ScriptedApi, Stream, TestSettings};
 
 const RATE: f64 = 50.0;
 const DAEMONS: usize = 3;
@@ -164,8 +166,74 @@ async fn a_retry_after_answered_to_one_daemon_pauses_them_all() {
     assert!(resumed, "polling resumes when the window ends");
 }
 
+/// The account's `api.concurrency` shared the same way: every lookup hangs
+/// until the daemons' 1 s timeout, so a poll slot takes at most one new
+/// request in any 0.9 s, and the requests arriving in any 0.9 s are at most
+/// the slots in use by all daemons together. Each daemon alone would fill all
+/// of `api.concurrency` (three times as many: this fails).
+async fn three_daemons_together_never_exceed_the_concurrency() {
+    const CONCURRENCY: usize = 6;
+    let api = ScriptedApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..60).map(|i| format!("h{i}")).collect();
+    for id in &names {
+        api.set(id, Reply::stream(Stream::Hang));
+    }
+    let settings = TestSettings::new(&api.base_url(), &dir.path().join("watcher.db"))
+        .with(|s| {
+            s.api.requests_per_second = 1000.0;
+            s.api.concurrency = CONCURRENCY;
+            s.api.timeout = Duration::from_secs(1);
+        })
+        .build();
+    let mut apps = Vec::new();
+    for _ in 0..DAEMONS {
+        let app = RunningApp::start(settings.clone()).await;
+        app.running().await;
+        apps.push(app);
+    }
+    // Every daemon takes its share at its next housekeeping, within a second
+    // of the last one's start (time let pass on purpose).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    apps[0].insert(&refs).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for app in apps {
+        app.stop().await.unwrap();
+    }
+    let mut arrivals: Vec<Instant> = api.requests().iter().map(|r| r.at).collect();
+    arrivals.sort_unstable();
+    let window = Duration::from_millis(900);
+    let busiest = (0..arrivals.len())
+        .map(|i| {
+            arrivals[i..]
+                .iter()
+                .take_while(|at| **at < arrivals[i] + window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "shared concurrency: {} requests in all, at most {busiest} arrived within {window:?} (api.concurrency {CONCURRENCY})",
+        arrivals.len()
+    );
+    assert!(
+        busiest <= CONCURRENCY,
+        "{DAEMONS} daemons had up to {busiest} requests in flight at api.concurrency = {CONCURRENCY}"
+    );
+    assert!(
+        arrivals.len() >= 2 * CONCURRENCY,
+        "the slots were used: only {} requests in about 5 s",
+        arrivals.len()
+    );
+}
+
 on_both_engines!(
     three_daemons_together_never_exceed_the_rate(flavor = "multi_thread", worker_threads = 2),
+    three_daemons_together_never_exceed_the_concurrency(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
     a_retry_after_answered_to_one_daemon_pauses_them_all(
         flavor = "multi_thread",
         worker_threads = 2
