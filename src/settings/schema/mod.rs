@@ -4,7 +4,7 @@
 //! set, and no value the rest of the program cannot live with gets through.
 //!
 //! `keys` is the table (every key, its kind and range), `values` the parser of
-//! each kind; this file walks the sections, finds unknown keys (with the
+//! each kind (`urls` those of the URL kinds); this file walks the sections, finds unknown keys (with the
 //! nearest known one) and says where a value was set. The `[[webhooks]]` list
 //! is walked where its entries are typed (`webhook_parse`), with the same
 //! table, parsers and words.
@@ -14,6 +14,7 @@
 //! value accepted here deserialises.
 
 mod keys;
+mod urls;
 mod values;
 
 use config::{Value, ValueKind};
@@ -21,10 +22,9 @@ use config::{Value, ValueKind};
 use super::error::Problem;
 
 pub(super) use keys::{KEYS, Key, sink};
+pub(super) use urls::{database_url, sink_url};
 pub(super) use values::human;
-pub(super) use values::{
-    choice, database_url, duration, events, instant, integer, name, sink_url, text, valid_name,
-};
+pub(super) use values::{choice, duration, events, instant, integer, name, text, valid_name};
 
 /// The sections, in order.
 pub(super) fn sections() -> Vec<&'static str> {
