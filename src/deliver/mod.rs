@@ -8,12 +8,16 @@
 //! message sent once, outside the outbox) and `worker` (a sink's loop: admit events,
 //! keep up to its concurrency of attempts in flight, record each as it ends).
 //!
+//! Several daemons on one database: each sink is sent by the one daemon that
+//! holds it (`holding`, `store::holders`); the others wait to take it over.
+//!
 //! Guarantees, and where they come from:
 //! - at least once: a delivery is marked delivered only after a 2xx, in the
 //!   database; a crash before that means it is sent again, with the same
 //!   `webhook-id` (the event's id, stored);
 //! - per issuance in order: a delivery is only read while no earlier open
-//!   delivery of its issuance exists for the sink (see `store::events`);
+//!   delivery of its issuance exists for the sink (see `store::events`), and
+//!   only by the sink's holder, whose writes are fenced;
 //! - no head-of-line blocking: only an issuance's own later events wait for
 //!   its slow or failing delivery;
 //! - retried with backoff and jitter for the sink's `retry_horizon`; a
@@ -23,6 +27,7 @@
 //!   restart (the failing state is `sinks.failing_since`).
 
 mod assess;
+mod holding;
 mod message;
 mod ping;
 mod schedule;

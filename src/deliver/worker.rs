@@ -14,6 +14,11 @@
 //! the sink probes at once and its backlog follows the first 2xx.
 //! Nothing here holds a transaction across an HTTP request.
 //!
+//! A worker runs only while its daemon holds the sink (`holding`): every
+//! write carries the hold's fence, an attempt starts only while the hold is
+//! known to be valid, and the worker stops as soon as another daemon holds
+//! the sink.
+//!
 //! [`probe_pause`]: super::schedule::probe_pause
 //!
 //! The backlog gauges are not refreshed here: a worker sleeps through a long
@@ -31,6 +36,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use super::assess::{Assessment, AttemptFacts, SinkState, assess};
+use super::holding::Holding;
 use super::message::{Message, keys_in_effect, signed, slack};
 use super::schedule::{Answer, Backoff, Verdict};
 use super::sender::Sender;
@@ -38,7 +44,7 @@ use crate::domain::EventType;
 use crate::domain::timefmt::{from_db, local, to_db};
 use crate::ops::progress::Progress;
 use crate::settings::{Problem, Settings, SettingsError, Signing};
-use crate::store::{AttemptRow, DueDelivery, SinkVerdict, Store, StoreError, Topic};
+use crate::store::{AttemptRow, DueDelivery, SinkHold, SinkVerdict, Store, StoreError, Topic};
 
 /// Longest wait for new events (others' writes have no wake-up).
 const RECHECK: Duration = Duration::from_millis(250);
@@ -68,6 +74,8 @@ pub struct Sink {
     sender: Sender,
     /// The zone of the instants in Slack texts (`api.timezone`).
     zone: chrono_tz::Tz,
+    /// How long a hold on the sink lasts unless renewed (`holding`).
+    pub lease: Duration,
 }
 
 impl Sink {
@@ -144,6 +152,7 @@ impl Sinks {
                 attempts_retention: w.attempts_retention,
                 sender,
                 zone: settings.api.timezone,
+                lease: w.lease,
             }));
         }
         if !problems.is_empty() {
@@ -240,7 +249,8 @@ impl Sinks {
         Ok(())
     }
 
-    /// Starts one worker per sink; they stop when `token` is cancelled.
+    /// Starts, for each sink, the loop that holds it and runs its worker
+    /// while held (`holding`); they stop when `token` is cancelled.
     pub fn start(
         &self,
         store: &Store,
@@ -249,16 +259,12 @@ impl Sinks {
     ) -> TaskTracker {
         let tracker = TaskTracker::new();
         for sink in &self.0 {
-            let worker = Worker {
-                sink: sink.clone(),
-                store: store.clone(),
-                progress: progress.clone(),
-                token: token.clone(),
-                state: SinkState::default(),
-                in_flight: JoinSet::new(),
-                busy: HashSet::new(),
-            };
-            tracker.spawn(worker.run());
+            tracker.spawn(super::holding::hold_and_deliver(
+                sink.clone(),
+                store.clone(),
+                progress.clone(),
+                token.clone(),
+            ));
         }
         tracker.close();
         tracker
@@ -269,7 +275,15 @@ fn disabled_reason(reason: &Option<String>, at: &str) -> String {
     format!("{} since {at}", reason.as_deref().unwrap_or("disabled"))
 }
 
-struct Worker {
+/// Why a worker stopped.
+pub(super) enum Stopped {
+    /// Shutdown: the sink is to be handed back.
+    Cancelled(SinkHold),
+    /// Another daemon holds the sink now.
+    Lost,
+}
+
+pub(super) struct Worker {
     sink: Arc<Sink>,
     store: Store,
     progress: Arc<Progress>,
@@ -277,9 +291,19 @@ struct Worker {
     /// Probing or not, until when it pauses (see `assess`).
     state: SinkState,
     /// The attempts under way, at most the sink's concurrency (one while probing).
-    in_flight: JoinSet<Attempted>,
+    in_flight: JoinSet<Ended>,
     /// The issuances of the attempts under way: none of them gets another.
     busy: HashSet<String>,
+    /// This daemon's hold on the sink.
+    holding: Holding,
+}
+
+/// How an attempt's task ended.
+enum Ended {
+    Attempted(Box<Attempted>),
+    /// Not sent: the hold was no longer known to be valid when its turn
+    /// came (the process was stopped in between). Its delivery stays open.
+    NotSent { issuance_id: String },
 }
 
 /// One attempt's result.
@@ -293,18 +317,47 @@ struct Attempted {
 }
 
 impl Worker {
-    async fn run(mut self) {
+    pub(super) fn new(
+        sink: &Arc<Sink>,
+        store: &Store,
+        progress: &Arc<Progress>,
+        token: &CancellationToken,
+        holding: Holding,
+    ) -> Self {
+        Self {
+            sink: sink.clone(),
+            store: store.clone(),
+            progress: progress.clone(),
+            token: token.clone(),
+            state: SinkState::default(),
+            in_flight: JoinSet::new(),
+            busy: HashSet::new(),
+            holding,
+        }
+    }
+
+    pub(super) async fn run(mut self) -> Stopped {
         let name = self.sink.name.clone();
         let types: Vec<&'static str> = self.sink.types.iter().map(|t| t.as_str()).collect();
         self.restore().await;
         // Events other daemons (or programs) commit, on PostgreSQL.
         let mut wake_up = self.store.wake_up(Topic::Events);
-        while !self.token.is_cancelled() {
+        while !self.token.is_cancelled() && !self.holding.lost {
             // Each attempt that ended is recorded before anything else starts.
             while let Some(joined) = self.in_flight.try_join_next() {
                 self.finished(joined).await;
             }
-            let wait = if self.disabled().await {
+            self.holding.keep(&self.store).await;
+            let renew_in = self
+                .holding
+                .renew_at()
+                .saturating_duration_since(tokio::time::Instant::now());
+            let wait = if self.holding.lost {
+                Duration::ZERO
+            } else if !self.holding.valid() {
+                // Not renewed lately (the database is away): nothing starts.
+                renew_in
+            } else if self.disabled().await {
                 DISABLED_RECHECK
             } else if let Err(e) = self.admit(&types).await {
                 error!(sink = %name, error = %e, "cannot admit events for delivery; retrying");
@@ -321,7 +374,11 @@ impl Worker {
                         Duration::from_secs(1)
                     }
                 }
-            };
+            }
+            .min(renew_in);
+            if self.holding.lost {
+                break;
+            }
             let busy = !self.in_flight.is_empty();
             tokio::select! {
                 () = self.token.cancelled() => {}
@@ -331,8 +388,16 @@ impl Worker {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+        if self.holding.lost {
+            // Another daemon sends these now (same webhook-id); nothing of
+            // theirs could be recorded here.
+            self.in_flight.abort_all();
+            debug!(sink = %name, "delivery worker stopped: the sink is held by another daemon");
+            return Stopped::Lost;
+        }
         self.drain().await;
         debug!(sink = %name, "delivery worker stopped");
+        Stopped::Cancelled(self.holding.hold)
     }
 
     /// A sink recorded as failing (`sinks.failing_since`, e.g. before a
@@ -396,24 +461,33 @@ impl Worker {
 
     fn spawn(&mut self, delivery: DueDelivery) {
         let sink = self.sink.clone();
+        let valid_until = self.holding.valid_until();
         self.in_flight.spawn(async move {
+            if tokio::time::Instant::now() >= valid_until {
+                return Ended::NotSent {
+                    issuance_id: delivery.issuance_id,
+                };
+            }
             let at = Utc::now();
             let (answer, took, response) = sink.send_logged(&delivery, at).await;
-            Attempted {
+            Ended::Attempted(Box::new(Attempted {
                 delivery,
                 answer,
                 took,
                 response,
                 at,
-            }
+            }))
         });
     }
 
-    async fn finished(&mut self, joined: Result<Attempted, tokio::task::JoinError>) {
+    async fn finished(&mut self, joined: Result<Ended, tokio::task::JoinError>) {
         match joined {
-            Ok(attempted) => {
+            Ok(Ended::NotSent { issuance_id }) => {
+                self.busy.remove(&issuance_id);
+            }
+            Ok(Ended::Attempted(attempted)) => {
                 self.busy.remove(&attempted.delivery.issuance_id);
-                self.judge_and_record(attempted).await;
+                self.judge_and_record(*attempted).await;
             }
             Err(e) => {
                 // Which issuance is unknown: start afresh (the delivery is
@@ -464,12 +538,16 @@ impl Worker {
         }
     }
 
-    async fn admit(&self, types: &[&str]) -> Result<(), StoreError> {
+    async fn admit(&mut self, types: &[&str]) -> Result<(), StoreError> {
         loop {
-            let looked = self
+            let admitted = self
                 .store
-                .admit_events(&self.sink.name, types, Utc::now(), ADMIT_BATCH)
-                .await?;
+                .admit_held_events(&self.holding.hold, types, Utc::now(), ADMIT_BATCH)
+                .await;
+            if let Err(StoreError::NotHeld { .. }) = &admitted {
+                self.holding.lost = true;
+            }
+            let looked = admitted?;
             if looked < ADMIT_BATCH {
                 return Ok(());
             }
@@ -531,13 +609,29 @@ impl Worker {
                 .map(|problem| SinkVerdict::Failing { at: now, problem })
         };
         let rows: Vec<AttemptRow> = assessment.judged.iter().map(|j| j.row.clone()).collect();
-        if let Err(e) = self
+        match self
             .store
-            .record_attempts(&name, &rows, verdict, assessment.back.then_some(now))
+            .record_held_attempts(
+                &self.holding.hold,
+                &rows,
+                verdict,
+                assessment.back.then_some(now),
+            )
             .await
         {
-            // The attempts happened; delivered ones will be sent again (same webhook-id).
-            error!(sink = %name, error = %e, "cannot record delivery attempts; they will be repeated");
+            Ok(()) => {}
+            Err(StoreError::NotHeld { .. }) => {
+                // Another daemon took the sink while this one was stopped:
+                // it sends these again (same webhook-id); nothing else here
+                // is this daemon's to write or report.
+                warn!(sink = %name, "delivery attempts not recorded: another daemon holds the sink now");
+                self.holding.lost = true;
+                return;
+            }
+            Err(e) => {
+                // The attempts happened; delivered ones will be sent again (same webhook-id).
+                error!(sink = %name, error = %e, "cannot record delivery attempts; they will be repeated");
+            }
         }
         if let Some(at) = assessment.disable_at {
             let reason = "the receiver answered 410 Gone";
@@ -567,7 +661,11 @@ impl Worker {
     /// transaction, so two daemons or a restart never disable it twice).
     async fn disable_if_failing_too_long(&mut self, after: Duration, now: DateTime<Utc>) {
         let name = self.sink.name.clone();
-        match self.store.disable_if_failing(&name, after, now).await {
+        match self
+            .store
+            .disable_held_if_failing(&self.holding.hold, after, now)
+            .await
+        {
             Ok(Some(row)) => {
                 let reason = row.disabled_reason.clone().unwrap_or_default();
                 error!(sink = %name, url = %self.sink.shown_url, disable_after = %humantime::format_duration(after), "webhook sink disabled: {reason}; nothing more is sent to it until `issuance-watcher sinks enable NAME`");
@@ -577,6 +675,7 @@ impl Worker {
                     .set_disabled(&name, Some(disabled_reason(&row.disabled_reason, &at)));
             }
             Ok(None) => {}
+            Err(StoreError::NotHeld { .. }) => self.holding.lost = true,
             Err(e) => error!(sink = %name, error = %e, "cannot check disable_after"),
         }
     }

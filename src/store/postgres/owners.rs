@@ -208,6 +208,7 @@ impl PgStore {
                         .await
                         .context("taking over a dead daemon's claims")?;
                     let charges = abandon_charge_requests_of(tx, &owner, now).await?;
+                    super::holders::free_sinks_of(tx, &owner).await?;
                     sqlx::query(sql::UNREGISTER)
                         .bind(&owner)
                         .execute(&mut **tx)
@@ -268,7 +269,7 @@ impl PgStore {
 
 /// What an owner's lock and registry row say about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Liveness {
+pub(super) enum Liveness {
     Alive,
     Dead,
     /// Not registered, and its lock free: never held one, or died before registering.
@@ -278,7 +279,7 @@ enum Liveness {
 /// Tells `owner`'s liveness within `tx`. A free lock stays taken by `tx`
 /// until it ends, so whatever `tx` then does to a dead owner's rows, no other
 /// daemon does at the same time.
-async fn probe(tx: &mut Transaction<'_, Postgres>, owner: &str) -> Result<Liveness, StoreError> {
+pub(super) async fn probe(tx: &mut Transaction<'_, Postgres>, owner: &str) -> Result<Liveness, StoreError> {
     let free: bool = sqlx::query_scalar(sql::TRY_OWNER_LOCK)
         .bind(owner)
         .fetch_one(&mut **tx)
