@@ -75,10 +75,7 @@ impl Holding {
         if self.lost || now < self.renew_at {
             return;
         }
-        match store
-            .renew_sink(&self.hold, Utc::now() + self.lease)
-            .await
-        {
+        match store.renew_sink(&self.hold, Utc::now() + self.lease).await {
             Ok(true) => {
                 self.valid_until = now + self.lease * 3 / 4;
                 self.renew_at = now + self.lease / 4;
@@ -148,7 +145,11 @@ pub async fn hold_and_deliver(
 /// follow the holder's verdict as recorded in the sink's row.
 async fn mirror_health(store: &Store, progress: &Progress, name: &str) {
     match store.sink(name).await {
-        Ok(Some(row)) => match row.failing_since.as_deref().and_then(crate::domain::timefmt::from_db) {
+        Ok(Some(row)) => match row
+            .failing_since
+            .as_deref()
+            .and_then(crate::domain::timefmt::from_db)
+        {
             Some(since) => progress.sinks.failed(
                 name,
                 since,

@@ -303,7 +303,9 @@ enum Ended {
     Attempted(Box<Attempted>),
     /// Not sent: the hold was no longer known to be valid when its turn
     /// came (the process was stopped in between). Its delivery stays open.
-    NotSent { issuance_id: String },
+    NotSent {
+        issuance_id: String,
+    },
 }
 
 /// One attempt's result.
@@ -388,14 +390,14 @@ impl Worker {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+        // Attempts under way finish and are offered to the store, as at
+        // shutdown; once the sink is lost, its fence drops them (the new
+        // holder sends them again, same webhook-id).
+        self.drain().await;
         if self.holding.lost {
-            // Another daemon sends these now (same webhook-id); nothing of
-            // theirs could be recorded here.
-            self.in_flight.abort_all();
             debug!(sink = %name, "delivery worker stopped: the sink is held by another daemon");
             return Stopped::Lost;
         }
-        self.drain().await;
         debug!(sink = %name, "delivery worker stopped");
         Stopped::Cancelled(self.holding.hold)
     }

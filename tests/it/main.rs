@@ -38,6 +38,7 @@ mod redirects;
 mod secret_leaks;
 mod shared_rate;
 mod simulator_clock;
+mod sink_holders;
 mod sinks;
 mod status;
 mod store_contract;

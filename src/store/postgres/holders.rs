@@ -132,11 +132,11 @@ pub(super) async fn free_sinks_of(
 mod sql {
     /// Sink $1's holder and whether its hold ran out by $2, its row locked
     /// until the transaction ends.
-    pub(super) const HOLDER_FOR_UPDATE: &str =
-        "SELECT holder, coalesce(held_until <= $2, true) FROM sinks WHERE name = $1 FOR NO KEY UPDATE";
+    pub(super) const HOLDER_FOR_UPDATE: &str = "SELECT holder, coalesce(held_until <= $2, true) FROM sinks WHERE name = $1 FOR NO KEY UPDATE";
 
     /// Sink $1 is held by $2 until $3, with a new fence (returned).
-    pub(super) const TAKE: &str = "UPDATE sinks SET holder = $2, holder_fence = holder_fence + 1, held_until = $3
+    pub(super) const TAKE: &str =
+        "UPDATE sinks SET holder = $2, holder_fence = holder_fence + 1, held_until = $3
          WHERE name = $1 RETURNING holder_fence";
 
     /// Sink $1's hold by $2 with fence $3 runs until $4 (no row: lost).
@@ -149,7 +149,8 @@ mod sql {
 
     /// Whether $2 holds sink $1 with fence $3, its row locked until the
     /// transaction ends (no row: not registered).
-    pub(super) const HELD_FOR_UPDATE: &str = "SELECT coalesce(holder = $2 AND holder_fence = $3, false) FROM sinks
+    pub(super) const HELD_FOR_UPDATE: &str =
+        "SELECT coalesce(holder = $2 AND holder_fence = $3, false) FROM sinks
          WHERE name = $1 FOR NO KEY UPDATE";
 
     /// The dead daemon $1 holds no sink any more.
@@ -157,6 +158,7 @@ mod sql {
         "UPDATE sinks SET holder = NULL, held_until = NULL WHERE holder = $1";
 
     /// Every sink's holder, by name.
-    pub(super) const HOLDERS: &str = "SELECT name AS sink, holder, utc_text(held_until) AS held_until
+    pub(super) const HOLDERS: &str =
+        "SELECT name AS sink, holder, utc_text(held_until) AS held_until
          FROM sinks ORDER BY name";
 }

@@ -279,7 +279,10 @@ pub(super) enum Liveness {
 /// Tells `owner`'s liveness within `tx`. A free lock stays taken by `tx`
 /// until it ends, so whatever `tx` then does to a dead owner's rows, no other
 /// daemon does at the same time.
-pub(super) async fn probe(tx: &mut Transaction<'_, Postgres>, owner: &str) -> Result<Liveness, StoreError> {
+pub(super) async fn probe(
+    tx: &mut Transaction<'_, Postgres>,
+    owner: &str,
+) -> Result<Liveness, StoreError> {
     let free: bool = sqlx::query_scalar(sql::TRY_OWNER_LOCK)
         .bind(owner)
         .fetch_one(&mut **tx)

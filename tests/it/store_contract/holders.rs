@@ -37,7 +37,11 @@ pub async fn a_sink_is_held_by_one_daemon_until_its_hold_runs_out_and_a_late_wri
     let b = &e.store;
     let (a_alive, b_alive) = (a.hold_ownership().await, b.hold_ownership().await);
     assert!(a_alive.is_held() && b_alive.is_held(), "{n}");
-    let hold_a = a.take_sink("shop", t(0), t(15)).await.unwrap().expect("free");
+    let hold_a = a
+        .take_sink("shop", t(0), t(15))
+        .await
+        .unwrap()
+        .expect("free");
     assert_eq!(holder(b).await.as_deref(), Some(a.owner()), "{n}");
     balance_low(&e).await;
     balance_low(&e).await;
@@ -51,10 +55,18 @@ pub async fn a_sink_is_held_by_one_daemon_until_its_hold_runs_out_and_a_late_wri
 
     // A is alive and its hold runs: B cannot take the sink, however often it tries.
     for s in [1, 10, 14] {
-        assert_eq!(b.take_sink("shop", t(s), t(s + 15)).await.unwrap(), None, "{n}");
+        assert_eq!(
+            b.take_sink("shop", t(s), t(s + 15)).await.unwrap(),
+            None,
+            "{n}"
+        );
     }
     assert!(a.renew_sink(&hold_a, t(30)).await.unwrap(), "{n}");
-    assert_eq!(b.take_sink("shop", t(29), t(44)).await.unwrap(), None, "{n}");
+    assert_eq!(
+        b.take_sink("shop", t(29), t(44)).await.unwrap(),
+        None,
+        "{n}"
+    );
 
     // A froze: its hold ran out, B takes the sink with a new fence.
     let hold_b = b
@@ -105,11 +117,22 @@ pub async fn a_sink_is_held_by_one_daemon_until_its_hold_runs_out_and_a_late_wri
     );
 
     // B hands it back: A takes it at once, with a newer fence still.
-    assert_eq!(a.take_sink("shop", t(32), t(47)).await.unwrap(), None, "{n}");
+    assert_eq!(
+        a.take_sink("shop", t(32), t(47)).await.unwrap(),
+        None,
+        "{n}"
+    );
     b.release_sink(&hold_b).await.unwrap();
-    let again = a.take_sink("shop", t(33), t(48)).await.unwrap().expect("handed back");
+    let again = a
+        .take_sink("shop", t(33), t(48))
+        .await
+        .unwrap()
+        .expect("handed back");
     assert!(again.fence > hold_b.fence, "{n}");
-    assert!(not_held(b.record_held_attempts(&hold_b, &[], None, None).await), "{n}");
+    assert!(
+        not_held(b.record_held_attempts(&hold_b, &[], None, None).await),
+        "{n}"
+    );
     a.close().await;
 }
 
@@ -119,7 +142,11 @@ async fn take_once_free(store: &Store, at_second: i64) -> SinkHold {
     wait_for(
         "the dead holder's sink to be taken",
         Duration::from_secs(10),
-        async || match store.take_sink("shop", t(at_second), t(3600)).await.unwrap() {
+        async || match store
+            .take_sink("shop", t(at_second), t(3600))
+            .await
+            .unwrap()
+        {
             Some(hold) => Ok(hold),
             None => Err("still held".to_owned()),
         },
@@ -134,19 +161,29 @@ pub async fn a_dead_holders_sink_is_taken_at_once_and_a_takeover_frees_it(e: Eng
     let a = e.another(Access::Write).await;
     let a_alive = a.hold_ownership().await;
     assert!(a_alive.is_held(), "{n}");
-    let hold_a = a.take_sink("shop", t(0), t(3600)).await.unwrap().expect("free");
+    let hold_a = a
+        .take_sink("shop", t(0), t(3600))
+        .await
+        .unwrap()
+        .expect("free");
     assert_eq!(b.take_sink("shop", t(1), t(16)).await.unwrap(), None, "{n}");
     drop(a_alive);
     let hold_b = take_once_free(b, 2).await;
     assert!(hold_b.fence > hold_a.fence, "{n}");
-    assert!(not_held(a.record_held_attempts(&hold_a, &[], None, None).await), "{n}");
+    assert!(
+        not_held(a.record_held_attempts(&hold_a, &[], None, None).await),
+        "{n}"
+    );
     b.release_sink(&hold_b).await.unwrap();
     a.close().await;
 
     // C holds it and dies; B's takeover of the dead daemon frees the sink too.
     let c = e.another(Access::Write).await;
     let c_alive = c.hold_ownership().await;
-    c.take_sink("shop", t(10), t(3600)).await.unwrap().expect("free");
+    c.take_sink("shop", t(10), t(3600))
+        .await
+        .unwrap()
+        .expect("free");
     drop(c_alive);
     // (A, dead too, may be found with it.)
     wait_for(
