@@ -233,6 +233,11 @@ async fn three_daemons_send_one_sink_one_request_of_an_issuance_at_a_time_in_ord
         .filter(|d| d.log().contains("holding the webhook sink"))
         .count();
     assert_eq!(sent_by, 1, "one daemon held the sink the whole time");
+    // `status` says which one.
+    let pid = holder_pid(&store).await.unwrap();
+    let out = common::cli(&config, &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("sent by pid {pid}")), "{text}");
     for d in daemons {
         d.stop().await;
     }
