@@ -19,7 +19,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::worker::{Sink, Stopped, Worker};
+use super::sinks::Sink;
+use super::worker::{Stopped, Worker};
 use crate::ops::progress::Progress;
 use crate::store::{SinkHold, Store};
 

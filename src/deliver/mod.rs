@@ -5,8 +5,10 @@
 //! The parts: `schedule` (pure: what an answer means, when to retry),
 //! `assess` (pure: what an attempt comes to for its row and its sink), `message` (pure: the body, the signature, the Slack text), `sender`
 //! (one HTTP POST, classified), `ping` (`events ping`: a `webhook.test`
-//! message sent once, outside the outbox) and `worker` (a sink's loop: admit events,
-//! keep up to its concurrency of attempts in flight, record each as it ends).
+//! message sent once, outside the outbox), `sinks` (the configured sinks,
+//! built, registered and started), `holding` (which daemon sends a sink) and
+//! `worker` (a sink's loop while held: admit events, keep up to its
+//! concurrency of attempts in flight, record each as it ends).
 //!
 //! Several daemons on one database: each sink is sent by the one daemon that
 //! holds it (`holding`, `store::holders`); the others wait to take it over.
@@ -32,9 +34,10 @@ mod message;
 mod ping;
 mod schedule;
 mod sender;
+mod sinks;
 mod worker;
 
 pub use message::{signature, slack_text, standard_body};
 pub use ping::{Pinged, TEST_EVENT_TYPE, ping, test_event};
 pub use schedule::{Answer, Backoff, Verdict, judge, probe_pause, retry_delay};
-pub use worker::{Sink, Sinks};
+pub use sinks::{Sink, Sinks};
