@@ -4,97 +4,54 @@
 //! [`TAKE_RETRY`]: a dead holder's sink is taken at once (its owner lock is
 //! free), a frozen one's once its hold ran out (the sink's `lease`).
 //!
-//! The holder renews its hold every quarter of the lease, and only sends while
-//! its last renewal is younger than three quarters of it ([`Holding::valid`],
-//! on the monotonic clock, which runs on while a process is stopped): so a
-//! daemon that resumes after a freeze starts no attempt before it knows it
-//! still holds the sink. Its writes are fenced as well, so whatever it had
-//! under way when it froze is not recorded once another daemon took over.
+//! The holder renews its hold and starts attempts only while it is fresh
+//! (`hold`); its writes are fenced as well, so whatever it had under way
+//! when it froze is not recorded once another daemon took over.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use super::sinks::Sink;
+use super::hold::{Holding, TAKE_RETRY};
+use super::sinks::{Sink, Sinks};
 use super::worker::{Stopped, Worker};
 use crate::ops::progress::Progress;
-use crate::store::{SinkHold, Store};
+use crate::store::Store;
 
-/// How often a daemon that does not hold a sink tries to take it.
-pub const TAKE_RETRY: Duration = Duration::from_millis(500);
 /// How often a daemon that does not hold a sink mirrors its health (the
 /// holder's verdict, from the sink's row) for its own `/healthz`.
 const MIRROR_EVERY: u32 = 10;
 
-/// A sink held by this daemon, and what its hold's age allows.
-#[derive(Debug)]
-pub struct Holding {
-    pub hold: SinkHold,
-    lease: Duration,
-    /// Until when attempts may start (three quarters of the lease after the
-    /// last renewal began).
-    valid_until: Instant,
-    /// When to renew next.
-    renew_at: Instant,
-    /// Another daemon holds the sink now.
-    pub lost: bool,
-}
-
-impl Holding {
-    fn new(hold: SinkHold, taken_at: Instant, lease: Duration) -> Self {
-        Self {
-            hold,
-            lease,
-            valid_until: taken_at + lease * 3 / 4,
-            renew_at: taken_at + lease / 4,
-            lost: false,
+impl Sinks {
+    /// Starts, for each sink, the loop that holds it and runs its worker
+    /// while held ([`hold_and_deliver`]); they stop when `token` is cancelled.
+    pub fn start(
+        &self,
+        store: &Store,
+        progress: &Arc<Progress>,
+        token: &CancellationToken,
+    ) -> TaskTracker {
+        let tracker = TaskTracker::new();
+        for sink in &self.0 {
+            tracker.spawn(hold_and_deliver(
+                sink.clone(),
+                store.clone(),
+                progress.clone(),
+                token.clone(),
+            ));
         }
-    }
-
-    /// Whether attempts may start now.
-    pub fn valid(&self) -> bool {
-        !self.lost && Instant::now() < self.valid_until
-    }
-
-    /// Until when attempts started now may be sent.
-    pub fn valid_until(&self) -> Instant {
-        self.valid_until
-    }
-
-    /// When the loop must run next to renew in time.
-    pub fn renew_at(&self) -> Instant {
-        self.renew_at
-    }
-
-    /// Renews the hold when due; marks it lost when another daemon took it.
-    pub async fn keep(&mut self, store: &Store) {
-        let now = Instant::now();
-        if self.lost || now < self.renew_at {
-            return;
-        }
-        match store.renew_sink(&self.hold, Utc::now() + self.lease).await {
-            Ok(true) => {
-                self.valid_until = now + self.lease * 3 / 4;
-                self.renew_at = now + self.lease / 4;
-            }
-            Ok(false) => self.lost = true,
-            Err(e) => {
-                // Not renewed: attempts stop once the last renewal is too
-                // old; the next try comes soon.
-                debug!(sink = %self.hold.sink, error = %e, "cannot renew the hold on the sink; retrying");
-                self.renew_at = now + TAKE_RETRY.min(self.lease / 8);
-            }
-        }
+        tracker.close();
+        tracker
     }
 }
 
 /// Takes sink `sink` whenever nobody else may send it and runs its worker
 /// while held, until `token` is cancelled; then hands the sink back.
-pub async fn hold_and_deliver(
+async fn hold_and_deliver(
     sink: Arc<Sink>,
     store: Store,
     progress: Arc<Progress>,

@@ -6,7 +6,8 @@
 //! `assess` (pure: what an attempt comes to for its row and its sink), `message` (pure: the body, the signature, the Slack text), `sender`
 //! (one HTTP POST, classified), `ping` (`events ping`: a `webhook.test`
 //! message sent once, outside the outbox), `sinks` (the configured sinks,
-//! built, registered and started), `holding` (which daemon sends a sink) and
+//! built, registered and started), `holding` (which daemon sends a sink: the loop
+//! that takes it) with `hold` (a held sink's renewal and validity) and
 //! `worker` (a sink's loop while held: admit events, keep up to its
 //! concurrency of attempts in flight, record each as it ends).
 //!
@@ -29,6 +30,7 @@
 //!   restart (the failing state is `sinks.failing_since`).
 
 mod assess;
+mod hold;
 mod holding;
 mod message;
 mod ping;

@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use super::message::{Message, keys_in_effect, signed, slack};
@@ -72,7 +70,7 @@ impl Sink {
 
 /// Every configured sink.
 #[derive(Debug, Default)]
-pub struct Sinks(Vec<Arc<Sink>>);
+pub struct Sinks(pub(super) Vec<Arc<Sink>>);
 
 impl Sinks {
     /// Builds the sinks of `[[webhooks]]`, reading their secrets; every
@@ -212,27 +210,6 @@ impl Sinks {
             }
         }
         Ok(())
-    }
-
-    /// Starts, for each sink, the loop that holds it and runs its worker
-    /// while held (`holding`); they stop when `token` is cancelled.
-    pub fn start(
-        &self,
-        store: &Store,
-        progress: &Arc<Progress>,
-        token: &CancellationToken,
-    ) -> TaskTracker {
-        let tracker = TaskTracker::new();
-        for sink in &self.0 {
-            tracker.spawn(super::holding::hold_and_deliver(
-                sink.clone(),
-                store.clone(),
-                progress.clone(),
-                token.clone(),
-            ));
-        }
-        tracker.close();
-        tracker
     }
 }
 

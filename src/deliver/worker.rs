@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::assess::{Assessment, AttemptFacts, SinkState, assess};
-use super::holding::Holding;
+use super::hold::Holding;
 use super::schedule::{Answer, Verdict};
 use super::sinks::{Sink, disabled_reason};
 use crate::domain::timefmt::{from_db, to_db};
