@@ -115,19 +115,6 @@ pub(super) async fn check_hold(
     }
 }
 
-/// Frees the sinks of the dead daemon `owner` (in its takeover's transaction).
-pub(super) async fn free_sinks_of(
-    tx: &mut Transaction<'_, Postgres>,
-    owner: &str,
-) -> Result<u64, StoreError> {
-    let done = sqlx::query(sql::FREE_SINKS_OF)
-        .bind(owner)
-        .execute(&mut **tx)
-        .await
-        .context("freeing a dead daemon's sinks")?;
-    Ok(done.rows_affected())
-}
-
 /// The statements of this file.
 mod sql {
     /// Sink $1's holder and whether its hold ran out by $2, its row locked
@@ -152,10 +139,6 @@ mod sql {
     pub(super) const HELD_FOR_UPDATE: &str =
         "SELECT coalesce(holder = $2 AND holder_fence = $3, false) FROM sinks
          WHERE name = $1 FOR NO KEY UPDATE";
-
-    /// The dead daemon $1 holds no sink any more.
-    pub(super) const FREE_SINKS_OF: &str =
-        "UPDATE sinks SET holder = NULL, held_until = NULL WHERE holder = $1";
 
     /// Every sink's holder, by name.
     pub(super) const HOLDERS: &str =

@@ -18,6 +18,8 @@
 //!   before): its leases expire, its charge requests in flight become
 //!   `unknown` once stale.
 //!
+//! A takeover also frees the dead daemon's webhook sinks (`holders.rs`).
+//!
 //! The probe is `pg_try_advisory_xact_lock`, released when the probing
 //! transaction ends, so no daemon keeps another's lock; a takeover runs in the
 //! probe's transaction, so two daemons never take over one owner at once.
@@ -208,7 +210,11 @@ impl PgStore {
                         .await
                         .context("taking over a dead daemon's claims")?;
                     let charges = abandon_charge_requests_of(tx, &owner, now).await?;
-                    super::holders::free_sinks_of(tx, &owner).await?;
+                    sqlx::query(sql::FREE_SINKS_OF)
+                        .bind(&owner)
+                        .execute(&mut **tx)
+                        .await
+                        .context("freeing a dead daemon's sinks")?;
                     sqlx::query(sql::UNREGISTER)
                         .bind(&owner)
                         .execute(&mut **tx)
@@ -378,6 +384,10 @@ pub(super) mod sql {
     pub(super) const TAKE_OVER: &str =
         "UPDATE issuances SET next_poll_at = least(next_poll_at, $2), lease_owner = NULL
          WHERE lease_owner = $1";
+
+    /// The dead daemon $1 holds no webhook sink any more (`holders.rs`).
+    pub(super) const FREE_SINKS_OF: &str =
+        "UPDATE sinks SET holder = NULL, held_until = NULL WHERE holder = $1";
 
     /// Performers with requests in flight (the partial index `charge_requests_sending`).
     pub(super) const CHARGE_PERFORMERS: &str = "SELECT DISTINCT performed_by FROM charge_requests
