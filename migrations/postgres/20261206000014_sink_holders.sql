@@ -2,4 +2,4 @@
 -- The same as migrations/sqlite/20261206000014_sink_holders.sql, which says why.
 ALTER TABLE sinks ADD COLUMN holder text;
 ALTER TABLE sinks ADD COLUMN holder_fence bigint NOT NULL DEFAULT 0;
-ALTER TABLE sinks ADD COLUMN held_until timestamptz;
+ALTER TABLE sinks ADD COLUMN hold_expires_at timestamptz;

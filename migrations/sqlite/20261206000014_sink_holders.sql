@@ -7,9 +7,9 @@
 -- daemon's owner id (as in issuances.lease_owner), `holder_fence` grows by
 -- one at every take, and every write of the sink's worker (admitting events,
 -- an attempt's outcome) checks both, so a daemon that lost the sink while
--- frozen cannot write late. `held_until`: the holder renews it; past it,
+-- frozen cannot write late. `hold_expires_at`: the holder renews it; past it,
 -- another daemon may take the sink (a frozen holder); a dead holder's sink
 -- is taken at once (its owner lock is free).
 ALTER TABLE sinks ADD COLUMN holder TEXT;
 ALTER TABLE sinks ADD COLUMN holder_fence INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE sinks ADD COLUMN held_until TEXT;
+ALTER TABLE sinks ADD COLUMN hold_expires_at TEXT;

@@ -197,7 +197,7 @@ pub(super) fn held_by(holder: Option<&SinkHolder>, live: &[LiveDaemon]) -> Optio
         }
         None => format!(
             "a daemon no longer running (until {}; another takes it over)",
-            holder.held_until.as_deref().unwrap_or("-")
+            holder.hold_expires_at.as_deref().unwrap_or("-")
         ),
     })
 }
@@ -259,7 +259,7 @@ mod tests {
         let holder = |owner: Option<&str>| SinkHolder {
             sink: "shop".into(),
             holder: owner.map(Into::into),
-            held_until: owner.map(|_| "2026-12-05T10:00:15.000Z".into()),
+            hold_expires_at: owner.map(|_| "2026-12-05T10:00:15.000Z".into()),
         };
         let daemons = [live("a", Some("web-1")), live("b", None)];
         let by = |h: Option<SinkHolder>| held_by(h.as_ref(), &daemons);

@@ -60,6 +60,7 @@ async fn hold_and_deliver(
     let name = sink.name.clone();
     let lease = sink.lease;
     let mut tries: u32 = 0;
+    crate::ops::metrics::sink_held(&name, false);
     while !token.is_cancelled() {
         let taken_at = Instant::now();
         let now = Utc::now();

@@ -5,10 +5,10 @@
 //!
 //! A hold is a fenced lease, like an issuance's claim (`claim.rs`): the row
 //! `sinks` records the holder's owner id, a fence that grows at every take,
-//! and `held_until`, which the holder keeps renewing. Invariants:
+//! and `hold_expires_at`, which the holder keeps renewing. Invariants:
 //! - a sink is taken only when unheld, held by this daemon already, held by a
 //!   dead daemon (its owner lock is free: at once, see `owners.rs`), or held
-//!   past `held_until` (a frozen holder: SIGSTOP, a paused VM, cut off);
+//!   past `hold_expires_at` (a frozen holder: SIGSTOP, a paused VM, cut off);
 //! - every write of the holder's worker (admitting events, an attempt's
 //!   outcome, a `disable_after` disable) checks holder and fence in its
 //!   transaction, so a daemon that lost the sink while frozen writes nothing
@@ -37,13 +37,13 @@ pub struct SinkHolder {
     /// The holder's owner id (`None`: nobody holds it).
     pub holder: Option<String>,
     /// Until when its hold runs unless renewed.
-    pub held_until: Option<String>,
+    pub hold_expires_at: Option<String>,
 }
 
 impl Store {
     /// Takes sink `name` for this daemon until `until` when nobody else may
     /// send it: it is unheld, held by this daemon, held by a daemon found dead,
-    /// or held past `held_until` as of `now`. Each take bumps the fence.
+    /// or held past `hold_expires_at` as of `now`. Each take bumps the fence.
     /// Registers the sink if new. `None`: a live daemon holds it.
     pub async fn take_sink(
         &self,

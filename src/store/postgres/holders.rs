@@ -119,19 +119,18 @@ pub(super) async fn check_hold(
 mod sql {
     /// Sink $1's holder and whether its hold ran out by $2, its row locked
     /// until the transaction ends.
-    pub(super) const HOLDER_FOR_UPDATE: &str = "SELECT holder, coalesce(held_until <= $2, true) FROM sinks WHERE name = $1 FOR NO KEY UPDATE";
+    pub(super) const HOLDER_FOR_UPDATE: &str = "SELECT holder, coalesce(hold_expires_at <= $2, true) FROM sinks WHERE name = $1 FOR NO KEY UPDATE";
 
     /// Sink $1 is held by $2 until $3, with a new fence (returned).
     pub(super) const TAKE: &str =
-        "UPDATE sinks SET holder = $2, holder_fence = holder_fence + 1, held_until = $3
+        "UPDATE sinks SET holder = $2, holder_fence = holder_fence + 1, hold_expires_at = $3
          WHERE name = $1 RETURNING holder_fence";
 
     /// Sink $1's hold by $2 with fence $3 runs until $4 (no row: lost).
-    pub(super) const RENEW: &str =
-        "UPDATE sinks SET held_until = $4 WHERE name = $1 AND holder = $2 AND holder_fence = $3";
+    pub(super) const RENEW: &str = "UPDATE sinks SET hold_expires_at = $4 WHERE name = $1 AND holder = $2 AND holder_fence = $3";
 
     /// Sink $1's hold by $2 with fence $3 ends.
-    pub(super) const RELEASE: &str = "UPDATE sinks SET holder = NULL, held_until = NULL
+    pub(super) const RELEASE: &str = "UPDATE sinks SET holder = NULL, hold_expires_at = NULL
          WHERE name = $1 AND holder = $2 AND holder_fence = $3";
 
     /// Whether $2 holds sink $1 with fence $3, its row locked until the
@@ -142,6 +141,6 @@ mod sql {
 
     /// Every sink's holder, by name.
     pub(super) const HOLDERS: &str =
-        "SELECT name AS sink, holder, utc_text(held_until) AS held_until
+        "SELECT name AS sink, holder, utc_text(hold_expires_at) AS hold_expires_at
          FROM sinks ORDER BY name";
 }

@@ -387,7 +387,7 @@ pub(super) mod sql {
 
     /// The dead daemon $1 holds no webhook sink any more (`holders.rs`).
     pub(super) const FREE_SINKS_OF: &str =
-        "UPDATE sinks SET holder = NULL, held_until = NULL WHERE holder = $1";
+        "UPDATE sinks SET holder = NULL, hold_expires_at = NULL WHERE holder = $1";
 
     /// Performers with requests in flight (the partial index `charge_requests_sending`).
     pub(super) const CHARGE_PERFORMERS: &str = "SELECT DISTINCT performed_by FROM charge_requests
