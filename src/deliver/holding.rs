@@ -28,7 +28,7 @@ const MIRROR_EVERY: u32 = 10;
 
 impl Sinks {
     /// Starts, for each sink, the loop that holds it and runs its worker
-    /// while held ([`hold_and_deliver`]); they stop when `token` is cancelled.
+    /// while held (`hold_and_deliver`); they stop when `token` is cancelled.
     pub fn start(
         &self,
         store: &Store,
