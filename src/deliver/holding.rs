@@ -17,8 +17,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::hold::{Holding, TAKE_RETRY};
-use super::sinks::{Sink, Sinks};
+use super::sinks::{Sink, Sinks, disabled_reason};
 use super::worker::{Stopped, Worker};
+use crate::domain::timefmt::from_db;
 use crate::ops::progress::Progress;
 use crate::store::Store;
 
@@ -101,22 +102,28 @@ async fn hold_and_deliver(
 }
 
 /// While another daemon sends the sink, this one's `/healthz` and metrics
-/// follow the holder's verdict as recorded in the sink's row.
+/// follow the sink's row as the holder (or an operator) left it: failing
+/// or not, disabled or not.
 async fn mirror_health(store: &Store, progress: &Progress, name: &str) {
-    match store.sink(name).await {
-        Ok(Some(row)) => match row
-            .failing_since
-            .as_deref()
-            .and_then(crate::domain::timefmt::from_db)
-        {
-            Some(since) => progress.sinks.failed(
-                name,
-                since,
-                row.last_problem.as_deref().unwrap_or("failing"),
-            ),
-            None => progress.sinks.delivered(name),
-        },
-        Ok(None) => {}
-        Err(e) => debug!(sink = %name, error = %e, "cannot read the sink"),
+    let row = match store.sink(name).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return,
+        Err(e) => {
+            debug!(sink = %name, error = %e, "cannot read the sink");
+            return;
+        }
+    };
+    match row.failing_since.as_deref().and_then(from_db) {
+        Some(since) => progress.sinks.failed(
+            name,
+            since,
+            row.last_problem.as_deref().unwrap_or("failing"),
+        ),
+        None => progress.sinks.delivered(name),
     }
+    let disabled = row
+        .disabled_at
+        .as_deref()
+        .map(|at| disabled_reason(&row.disabled_reason, at));
+    progress.sinks.set_disabled(name, disabled);
 }
