@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::output::ago_text;
 use crate::domain::timefmt::{from_db, to_db};
 use crate::domain::{SinkHealth, SinkRowFacts};
-use crate::store::{SinkBacklog, UnknownCharges};
+use crate::store::{LiveDaemon, SinkBacklog, SinkHolder, UnknownCharges};
 
 /// One webhook sink as `status` shows it; `--json` prints exactly this.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,6 +37,8 @@ pub(super) struct SinkView {
     pub oldest_undelivered_seconds: Option<i64>,
     /// Deliveries given up after the retry horizon (see `events --failed`).
     pub given_up: i64,
+    /// Which daemon sends it ([`held_by`]); `None`: none holds it.
+    pub held_by: Option<String>,
 }
 
 /// The sinks to show: configured ones in configuration order, then removed
@@ -69,6 +71,7 @@ pub(super) fn sink_views(
             oldest_undelivered_at: oldest.map(to_db),
             oldest_undelivered_seconds: oldest.map(|t| (now - t).num_seconds().max(0)),
             given_up: stored.map_or(0, |s| s.given_up),
+            held_by: None,
         }
     };
     let mut views: Vec<SinkView> = configured
@@ -176,6 +179,29 @@ pub(super) fn attention(
     lines
 }
 
+/// Which daemon sends a sink (the one holding it): its pid and host as the
+/// daemons' registry or lock files say, or that its holder no longer runs
+/// (another daemon takes the sink over). `None`: nobody holds it.
+pub(super) fn held_by(holder: Option<&SinkHolder>, live: &[LiveDaemon]) -> Option<String> {
+    let holder = holder?;
+    let owner = holder.holder.as_deref()?;
+    Some(match live.iter().find(|d| d.owner == owner) {
+        Some(d) => {
+            let pid = d
+                .pid
+                .map_or_else(|| "a daemon".to_owned(), |p| format!("pid {p}"));
+            match d.host.as_deref() {
+                Some(host) => format!("{pid} on {host}"),
+                None => pid,
+            }
+        }
+        None => format!(
+            "a daemon no longer running (until {}; another takes it over)",
+            holder.hold_expires_at.as_deref().unwrap_or("-")
+        ),
+    })
+}
+
 /// One sink under the `webhooks` heading of the text screen.
 pub(super) fn sink_line(s: &SinkView, now: DateTime<Utc>) -> String {
     let since_ago = |at: &Option<String>| {
@@ -220,6 +246,37 @@ pub(super) fn sink_line(s: &SinkView, now: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
     use crate::store::{Backlog, NamedSinkRow, SinkRow, UnknownCharge};
+
+    #[test]
+    fn a_sink_is_sent_by_its_live_holder_or_shown_as_held_by_a_gone_one() {
+        let live = |owner: &str, host: Option<&str>| LiveDaemon {
+            owner: owner.into(),
+            host: host.map(Into::into),
+            pid: Some(42),
+            since: None,
+            health: None,
+        };
+        let holder = |owner: Option<&str>| SinkHolder {
+            sink: "shop".into(),
+            holder: owner.map(Into::into),
+            hold_expires_at: owner.map(|_| "2026-12-05T10:00:15.000Z".into()),
+        };
+        let daemons = [live("a", Some("web-1")), live("b", None)];
+        let by = |h: Option<SinkHolder>| held_by(h.as_ref(), &daemons);
+        assert_eq!(
+            by(Some(holder(Some("a")))).as_deref(),
+            Some("pid 42 on web-1")
+        );
+        assert_eq!(by(Some(holder(Some("b")))).as_deref(), Some("pid 42"));
+        assert_eq!(
+            by(Some(holder(Some("gone")))).as_deref(),
+            Some(
+                "a daemon no longer running (until 2026-12-05T10:00:15.000Z; another takes it over)"
+            )
+        );
+        assert_eq!(by(Some(holder(None))), None);
+        assert_eq!(by(None), None);
+    }
 
     fn now() -> DateTime<Utc> {
         from_db("2026-12-05T10:00:00.000Z").unwrap()

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::attention::{SinkView, attention, sink_line, sink_views};
+use super::attention::{SinkView, attention, held_by, sink_line, sink_views};
 use super::output::{FLAG_COLUMNS, ago_text, flag_cells, print_json, print_text, render_table};
 use crate::app::open_store;
 use crate::domain::timefmt::from_db;
@@ -89,13 +89,18 @@ pub(super) async fn status(settings: &Settings, json: bool) -> anyhow::Result<()
     let flags = store.flags(None).await?;
     let configured: Vec<String> = settings.webhooks.iter().map(|w| w.name.clone()).collect();
     let sinks = store.sink_backlogs(&configured).await?;
-    let view = view(
+    let holders = store.sink_holders().await?;
+    let mut view = view(
         path.display().to_string(),
         facts,
         flags,
         (&configured, sinks),
         now,
     );
+    for sink in &mut view.webhooks {
+        let holder = holders.iter().find(|h| h.sink == sink.name);
+        sink.held_by = held_by(holder, &view.daemon.daemons.live);
+    }
     if json {
         print_json(&view)
     } else {
@@ -261,6 +266,9 @@ pub(super) fn render(v: &StatusView, zone: chrono_tz::Tz) -> String {
         let now = from_db(&v.now).unwrap_or_else(Utc::now);
         for s in &v.webhooks {
             let _ = writeln!(out, "{}", sink_line(s, now));
+            if let Some(by) = &s.held_by {
+                let _ = writeln!(out, "                       sent by {by}");
+            }
         }
     }
     out

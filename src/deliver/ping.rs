@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::schedule::Answer;
-use super::worker::Sinks;
+use super::sinks::Sinks;
 use crate::domain::timefmt::to_db;
 use crate::store::DueDelivery;
 

@@ -14,6 +14,11 @@
 //! the sink probes at once and its backlog follows the first 2xx.
 //! Nothing here holds a transaction across an HTTP request.
 //!
+//! A worker runs only while its daemon holds the sink (`holding`): every
+//! write carries the hold's fence, an attempt starts only while the hold is
+//! known to be valid, and the worker stops as soon as another daemon holds
+//! the sink.
+//!
 //! [`probe_pause`]: super::schedule::probe_pause
 //!
 //! The backlog gauges are not refreshed here: a worker sleeps through a long
@@ -27,18 +32,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use super::assess::{Assessment, AttemptFacts, SinkState, assess};
-use super::message::{Message, keys_in_effect, signed, slack};
-use super::schedule::{Answer, Backoff, Verdict};
-use super::sender::Sender;
-use crate::domain::EventType;
-use crate::domain::timefmt::{from_db, local, to_db};
+use super::hold::Holding;
+use super::schedule::{Answer, Verdict};
+use super::sinks::{Sink, disabled_reason};
+use crate::domain::timefmt::{from_db, to_db};
 use crate::ops::progress::Progress;
-use crate::settings::{Problem, Settings, SettingsError, Signing};
-use crate::store::{AttemptRow, DueDelivery, SinkVerdict, Store, StoreError, Topic};
+use crate::store::{AttemptRow, DueDelivery, SinkHold, SinkVerdict, Store, StoreError, Topic};
 
 /// Longest wait for new events (others' writes have no wake-up).
 const RECHECK: Duration = Duration::from_millis(250);
@@ -49,227 +51,15 @@ const ADMIT_BATCH: i64 = 5000;
 /// How long attempts in flight may finish after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1000);
 
-/// A configured sink, its secret decoded and its client built.
-#[derive(Debug)]
-pub struct Sink {
-    pub name: String,
-    /// The URL as logs may show it.
-    shown_url: String,
-    /// Signed with its key, or Slack text.
-    signing: Signing,
-    types: Vec<EventType>,
-    backoff: Backoff,
-    concurrency: usize,
-    unhealthy_after: Duration,
-    /// Failing continuously this long disables the sink (`None`: never).
-    disable_after: Option<Duration>,
-    /// How long its delivery log and delivered deliveries are kept.
-    pub attempts_retention: Duration,
-    sender: Sender,
-    /// The zone of the instants in Slack texts (`api.timezone`).
-    zone: chrono_tz::Tz,
+/// Why a worker stopped.
+pub(super) enum Stopped {
+    /// Shutdown: the sink is to be handed back.
+    Cancelled(SinkHold),
+    /// Another daemon holds the sink now.
+    Lost,
 }
 
-impl Sink {
-    /// The URL as logs may show it (a Slack URL redacted, a query hidden).
-    pub fn shown_url(&self) -> &str {
-        &self.shown_url
-    }
-
-    /// One attempt at `delivery` at time `at`: its message (signed with the
-    /// sink's secret, or Slack text) posted once; the answer and the time taken.
-    pub async fn send(&self, delivery: &DueDelivery, at: DateTime<Utc>) -> (Answer, Duration) {
-        let (answer, took, _) = self.send_logged(delivery, at).await;
-        (answer, took)
-    }
-
-    /// [`Sink::send`], with the first KiB of the answer's body, sanitised,
-    /// for the delivery log.
-    pub async fn send_logged(
-        &self,
-        delivery: &DueDelivery,
-        at: DateTime<Utc>,
-    ) -> (Answer, Duration, Option<String>) {
-        let message = message_for(self, delivery, at);
-        let started = std::time::Instant::now();
-        let (answer, response) = self.sender.post(&message).await;
-        (answer, started.elapsed(), response)
-    }
-}
-
-/// Every configured sink.
-#[derive(Debug, Default)]
-pub struct Sinks(Vec<Arc<Sink>>);
-
-impl Sinks {
-    /// Builds the sinks of `[[webhooks]]`, reading their secrets; every
-    /// problem (of every sink) is reported, each naming its key.
-    pub fn from_settings(settings: &Settings) -> Result<Self, SettingsError> {
-        let credentials = settings.credentials_dir.as_deref();
-        let mut sinks = Vec::new();
-        let mut problems = Vec::new();
-        for (i, w) in settings.webhooks.iter().enumerate() {
-            let signing = match w.signing(i, credentials) {
-                Ok(signing) => signing,
-                Err(problem) => {
-                    problems.push(problem);
-                    continue;
-                }
-            };
-            let sender = match Sender::new(w.url.clone(), w.timeout) {
-                Ok(sender) => sender,
-                Err(e) => {
-                    let reason = format!("cannot build an HTTP client: {}", e.without_url());
-                    problems.push(Problem::new(
-                        format!("webhooks[{i}]"),
-                        reason,
-                        w.origin.as_deref(),
-                    ));
-                    continue;
-                }
-            };
-            sinks.push(Arc::new(Sink {
-                name: w.name.clone(),
-                shown_url: w.shown_url(),
-                signing,
-                types: w.events.clone(),
-                backoff: Backoff {
-                    first: w.backoff_first,
-                    max: w.backoff_max,
-                    horizon: w.retry_horizon,
-                },
-                concurrency: w.concurrency,
-                unhealthy_after: w.unhealthy_after,
-                disable_after: w.disable_after,
-                attempts_retention: w.attempts_retention,
-                sender,
-                zone: settings.api.timezone,
-            }));
-        }
-        if !problems.is_empty() {
-            return Err(SettingsError::Problems(problems));
-        }
-        Ok(Self(sinks))
-    }
-
-    /// Each signed sink's name and where its secret was found, with its
-    /// rotation if it has one, as of `now` (for `check-config`; never a secret).
-    pub fn secret_sources(&self, now: DateTime<Utc>) -> Vec<(&str, String)> {
-        self.0
-            .iter()
-            .filter_map(|s| match &s.signing {
-                Signing::Standard {
-                    source, previous, ..
-                } => {
-                    let mut note = format!("secret from {source} (not shown)");
-                    if let Some(p) = previous {
-                        let until = local(p.until, s.zone);
-                        note.push_str(&match now < p.until {
-                            true => format!(
-                                "; previous secret from {} (not shown) accepted until {until}",
-                                p.source
-                            ),
-                            false => format!(
-                                "; previous secret from {} (not shown) no longer used since {until}: \
-                                 remove it and previous_until",
-                                p.source
-                            ),
-                        });
-                    }
-                    Some((s.name.as_str(), note))
-                }
-                Signing::Slack => None,
-            })
-            .collect()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Each sink's name and `attempts_retention` (what the daemon prunes by).
-    pub fn retentions(&self) -> Vec<(String, Duration)> {
-        self.0
-            .iter()
-            .map(|s| (s.name.clone(), s.attempts_retention))
-            .collect()
-    }
-
-    pub fn names(&self) -> Vec<String> {
-        self.0.iter().map(|s| s.name.clone()).collect()
-    }
-
-    /// Every sink, in the order of the configuration.
-    pub fn iter(&self) -> impl Iterator<Item = &Sink> {
-        self.0.iter().map(|s| s.as_ref())
-    }
-
-    /// Registers each sink in the database (a new one starts after the newest
-    /// event) before anything is polled, so no event of this run is missed.
-    pub async fn register(&self, store: &Store, progress: &Progress) -> Result<(), StoreError> {
-        for sink in &self.0 {
-            let row = store.register_sink(&sink.name).await?;
-            progress.sinks.register(&sink.name, sink.unhealthy_after);
-            if let Some(at) = &row.disabled_at {
-                let reason = disabled_reason(&row.disabled_reason, at);
-                error!(sink = %sink.name, reason, "webhook sink is disabled: nothing is sent to it until `issuance-watcher sinks enable NAME`");
-                progress.sinks.set_disabled(&sink.name, Some(reason));
-            }
-            // Failing before a restart is failing now (`/healthz`, metrics),
-            // since the recorded time, until a 2xx.
-            if let Some(since) = row.failing_since.as_deref().and_then(from_db) {
-                let problem = row.last_problem.as_deref().unwrap_or("failing");
-                progress.sinks.failed(&sink.name, since, problem);
-            }
-            info!(sink = %sink.name, url = %sink.shown_url, after_seq = row.admitted_seq, "delivering events to webhook sink");
-            if let Signing::Standard {
-                previous: Some(p), ..
-            } = &sink.signing
-            {
-                let until = local(p.until, sink.zone);
-                match Utc::now() < p.until {
-                    true => {
-                        info!(sink = %sink.name, previous_until = %until, "secret rotation: signing with the current and the previous secret until previous_until, then with the current one only")
-                    }
-                    false => {
-                        warn!(sink = %sink.name, previous_until = %until, "secret rotation over: the previous secret is no longer used; remove previous_secret(_file) and previous_until")
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Starts one worker per sink; they stop when `token` is cancelled.
-    pub fn start(
-        &self,
-        store: &Store,
-        progress: &Arc<Progress>,
-        token: &CancellationToken,
-    ) -> TaskTracker {
-        let tracker = TaskTracker::new();
-        for sink in &self.0 {
-            let worker = Worker {
-                sink: sink.clone(),
-                store: store.clone(),
-                progress: progress.clone(),
-                token: token.clone(),
-                state: SinkState::default(),
-                in_flight: JoinSet::new(),
-                busy: HashSet::new(),
-            };
-            tracker.spawn(worker.run());
-        }
-        tracker.close();
-        tracker
-    }
-}
-
-fn disabled_reason(reason: &Option<String>, at: &str) -> String {
-    format!("{} since {at}", reason.as_deref().unwrap_or("disabled"))
-}
-
-struct Worker {
+pub(super) struct Worker {
     sink: Arc<Sink>,
     store: Store,
     progress: Arc<Progress>,
@@ -277,9 +67,21 @@ struct Worker {
     /// Probing or not, until when it pauses (see `assess`).
     state: SinkState,
     /// The attempts under way, at most the sink's concurrency (one while probing).
-    in_flight: JoinSet<Attempted>,
+    in_flight: JoinSet<Ended>,
     /// The issuances of the attempts under way: none of them gets another.
     busy: HashSet<String>,
+    /// This daemon's hold on the sink.
+    holding: Holding,
+}
+
+/// How an attempt's task ended.
+enum Ended {
+    Attempted(Box<Attempted>),
+    /// Not sent: the hold was no longer known to be valid when its turn
+    /// came (the process was stopped in between). Its delivery stays open.
+    NotSent {
+        issuance_id: String,
+    },
 }
 
 /// One attempt's result.
@@ -293,18 +95,47 @@ struct Attempted {
 }
 
 impl Worker {
-    async fn run(mut self) {
+    pub(super) fn new(
+        sink: &Arc<Sink>,
+        store: &Store,
+        progress: &Arc<Progress>,
+        token: &CancellationToken,
+        holding: Holding,
+    ) -> Self {
+        Self {
+            sink: sink.clone(),
+            store: store.clone(),
+            progress: progress.clone(),
+            token: token.clone(),
+            state: SinkState::default(),
+            in_flight: JoinSet::new(),
+            busy: HashSet::new(),
+            holding,
+        }
+    }
+
+    pub(super) async fn run(mut self) -> Stopped {
         let name = self.sink.name.clone();
         let types: Vec<&'static str> = self.sink.types.iter().map(|t| t.as_str()).collect();
         self.restore().await;
         // Events other daemons (or programs) commit, on PostgreSQL.
         let mut wake_up = self.store.wake_up(Topic::Events);
-        while !self.token.is_cancelled() {
+        while !self.token.is_cancelled() && !self.holding.lost {
             // Each attempt that ended is recorded before anything else starts.
             while let Some(joined) = self.in_flight.try_join_next() {
                 self.finished(joined).await;
             }
-            let wait = if self.disabled().await {
+            self.holding.keep(&self.store).await;
+            let renew_in = self
+                .holding
+                .renew_at()
+                .saturating_duration_since(tokio::time::Instant::now());
+            let wait = if self.holding.lost {
+                Duration::ZERO
+            } else if !self.holding.valid() {
+                // Not renewed lately (the database is away): nothing starts.
+                renew_in
+            } else if self.disabled().await {
                 DISABLED_RECHECK
             } else if let Err(e) = self.admit(&types).await {
                 error!(sink = %name, error = %e, "cannot admit events for delivery; retrying");
@@ -321,7 +152,11 @@ impl Worker {
                         Duration::from_secs(1)
                     }
                 }
-            };
+            }
+            .min(renew_in);
+            if self.holding.lost {
+                break;
+            }
             let busy = !self.in_flight.is_empty();
             tokio::select! {
                 () = self.token.cancelled() => {}
@@ -331,8 +166,16 @@ impl Worker {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+        // Attempts under way finish and are offered to the store, as at
+        // shutdown; once the sink is lost, its fence drops them (the new
+        // holder sends them again, same webhook-id).
         self.drain().await;
+        if self.holding.lost {
+            debug!(sink = %name, "delivery worker stopped: the sink is held by another daemon");
+            return Stopped::Lost;
+        }
         debug!(sink = %name, "delivery worker stopped");
+        Stopped::Cancelled(self.holding.hold)
     }
 
     /// A sink recorded as failing (`sinks.failing_since`, e.g. before a
@@ -396,24 +239,33 @@ impl Worker {
 
     fn spawn(&mut self, delivery: DueDelivery) {
         let sink = self.sink.clone();
+        let valid_until = self.holding.valid_until();
         self.in_flight.spawn(async move {
+            if tokio::time::Instant::now() >= valid_until {
+                return Ended::NotSent {
+                    issuance_id: delivery.issuance_id,
+                };
+            }
             let at = Utc::now();
             let (answer, took, response) = sink.send_logged(&delivery, at).await;
-            Attempted {
+            Ended::Attempted(Box::new(Attempted {
                 delivery,
                 answer,
                 took,
                 response,
                 at,
-            }
+            }))
         });
     }
 
-    async fn finished(&mut self, joined: Result<Attempted, tokio::task::JoinError>) {
+    async fn finished(&mut self, joined: Result<Ended, tokio::task::JoinError>) {
         match joined {
-            Ok(attempted) => {
+            Ok(Ended::NotSent { issuance_id }) => {
+                self.busy.remove(&issuance_id);
+            }
+            Ok(Ended::Attempted(attempted)) => {
                 self.busy.remove(&attempted.delivery.issuance_id);
-                self.judge_and_record(attempted).await;
+                self.judge_and_record(*attempted).await;
             }
             Err(e) => {
                 // Which issuance is unknown: start afresh (the delivery is
@@ -464,12 +316,16 @@ impl Worker {
         }
     }
 
-    async fn admit(&self, types: &[&str]) -> Result<(), StoreError> {
+    async fn admit(&mut self, types: &[&str]) -> Result<(), StoreError> {
         loop {
-            let looked = self
+            let admitted = self
                 .store
-                .admit_events(&self.sink.name, types, Utc::now(), ADMIT_BATCH)
-                .await?;
+                .admit_held_events(&self.holding.hold, types, Utc::now(), ADMIT_BATCH)
+                .await;
+            if let Err(StoreError::NotHeld { .. }) = &admitted {
+                self.holding.lost = true;
+            }
+            let looked = admitted?;
             if looked < ADMIT_BATCH {
                 return Ok(());
             }
@@ -531,13 +387,29 @@ impl Worker {
                 .map(|problem| SinkVerdict::Failing { at: now, problem })
         };
         let rows: Vec<AttemptRow> = assessment.judged.iter().map(|j| j.row.clone()).collect();
-        if let Err(e) = self
+        match self
             .store
-            .record_attempts(&name, &rows, verdict, assessment.back.then_some(now))
+            .record_held_attempts(
+                &self.holding.hold,
+                &rows,
+                verdict,
+                assessment.back.then_some(now),
+            )
             .await
         {
-            // The attempts happened; delivered ones will be sent again (same webhook-id).
-            error!(sink = %name, error = %e, "cannot record delivery attempts; they will be repeated");
+            Ok(()) => {}
+            Err(StoreError::NotHeld { .. }) => {
+                // Another daemon took the sink while this one was stopped:
+                // it sends these again (same webhook-id); nothing else here
+                // is this daemon's to write or report.
+                warn!(sink = %name, "delivery attempts not recorded: another daemon holds the sink now");
+                self.holding.lost = true;
+                return;
+            }
+            Err(e) => {
+                // The attempts happened; delivered ones will be sent again (same webhook-id).
+                error!(sink = %name, error = %e, "cannot record delivery attempts; they will be repeated");
+            }
         }
         if let Some(at) = assessment.disable_at {
             let reason = "the receiver answered 410 Gone";
@@ -567,7 +439,11 @@ impl Worker {
     /// transaction, so two daemons or a restart never disable it twice).
     async fn disable_if_failing_too_long(&mut self, after: Duration, now: DateTime<Utc>) {
         let name = self.sink.name.clone();
-        match self.store.disable_if_failing(&name, after, now).await {
+        match self
+            .store
+            .disable_held_if_failing(&self.holding.hold, after, now)
+            .await
+        {
             Ok(Some(row)) => {
                 let reason = row.disabled_reason.clone().unwrap_or_default();
                 error!(sink = %name, url = %self.sink.shown_url, disable_after = %humantime::format_duration(after), "webhook sink disabled: {reason}; nothing more is sent to it until `issuance-watcher sinks enable NAME`");
@@ -577,20 +453,8 @@ impl Worker {
                     .set_disabled(&name, Some(disabled_reason(&row.disabled_reason, &at)));
             }
             Ok(None) => {}
+            Err(StoreError::NotHeld { .. }) => self.holding.lost = true,
             Err(e) => error!(sink = %name, error = %e, "cannot check disable_after"),
         }
-    }
-}
-
-fn message_for(sink: &Sink, delivery: &DueDelivery, at: DateTime<Utc>) -> Message {
-    match &sink.signing {
-        Signing::Standard {
-            secret, previous, ..
-        } => {
-            let previous = previous.as_ref().map(|p| (p.secret.as_ref(), p.until));
-            let keys = keys_in_effect(secret, previous, at);
-            signed(delivery, &keys, at.timestamp())
-        }
-        Signing::Slack => slack(delivery, sink.zone),
     }
 }

@@ -53,6 +53,8 @@ pub const EVENTS: &str = "issuance_watcher_events_total";
 pub const DELIVERIES: &str = "issuance_watcher_deliveries_total";
 /// 1 while a sink is disabled (nothing is sent to it), by `sink`.
 pub const SINK_DISABLED: &str = "issuance_watcher_sink_disabled";
+/// 1 while this daemon holds a sink (sends its deliveries), by `sink`.
+pub const SINK_HELD: &str = "issuance_watcher_sink_held";
 /// Events not yet delivered, by `sink`.
 pub const DELIVERIES_PENDING: &str = "issuance_watcher_deliveries_pending";
 /// Age of the oldest undelivered event, by `sink` (0 when none).
@@ -126,6 +128,7 @@ pub const ALL: &[Metric] = &[
     metric(COUNTER, None, EVENTS, "Events written to the outbox, by type"),
     metric(COUNTER, None, DELIVERIES, "Webhook delivery attempts, by sink and outcome"),
     metric(GAUGE, None, SINK_DISABLED, "1 while a webhook sink is disabled, by sink"),
+    metric(GAUGE, None, SINK_HELD, "1 while this daemon holds a webhook sink (sends its deliveries), by sink"),
     metric(GAUGE, None, DELIVERIES_PENDING, "Events not yet delivered, by sink"),
     metric(GAUGE, SECONDS, OLDEST_UNDELIVERED, "Age of the oldest undelivered event, by sink"),
     metric(HISTOGRAM, SECONDS, DELIVERY_SECONDS, "Time one webhook delivery attempt took"),
@@ -234,6 +237,10 @@ pub fn delivery(sink: &str, outcome: &'static str, took: Duration) {
 }
 
 /// A pause of all polling started (`reason`: `retry_after` or `auth`).
+pub fn sink_held(sink: &str, held: bool) {
+    metrics::gauge!(SINK_HELD, "sink" => sink.to_owned()).set(f64::from(u8::from(held)));
+}
+
 pub fn pause_started(reason: &'static str) {
     metrics::counter!(PAUSES, "reason" => reason).increment(1);
 }

@@ -31,6 +31,7 @@ mod defaults {
     pub const RETRY_HORIZON: Duration = Duration::from_secs(3 * 24 * 3600);
     pub const UNHEALTHY_AFTER: Duration = Duration::from_secs(15 * 60);
     pub const CONCURRENCY: u64 = 8;
+    pub const LEASE: Duration = Duration::from_secs(15);
     pub const ATTEMPTS_RETENTION: Duration = super::super::webhooks::DEFAULT_ATTEMPTS_RETENTION;
 }
 
@@ -112,6 +113,7 @@ fn entry(index: usize, value: &Value, env_prefix: &str) -> Result<WebhookSetting
         schema::duration(sink::DISABLE_AFTER.kind, v)
     });
     let attempts_retention = e.duration(sink::ATTEMPTS_RETENTION, defaults::ATTEMPTS_RETENTION);
+    let lease = e.duration(sink::LEASE, defaults::LEASE);
     let concurrency = e
         .read(sink::CONCURRENCY, |v| {
             schema::integer(sink::CONCURRENCY.kind, v)
@@ -148,6 +150,7 @@ fn entry(index: usize, value: &Value, env_prefix: &str) -> Result<WebhookSetting
             concurrency: usize::try_from(concurrency).unwrap_or(usize::MAX),
             backoff_first,
             backoff_max,
+            lease,
             origin,
         }),
         _ => Err(e.problems),

@@ -62,6 +62,10 @@ pub struct WebhookSettings {
     /// `backoff_max` (with +-25 % jitter), until `retry_horizon`.
     pub backoff_first: Duration,
     pub backoff_max: Duration,
+    /// How long a daemon holds the sink (the one daemon sending its backlog)
+    /// without renewing its hold before another may take it: a frozen
+    /// daemon's hold (a dead one's is taken at once).
+    pub lease: Duration,
     /// Where the entry was written (a file), for problems found only when its
     /// secret file is read.
     pub origin: Option<String>,
@@ -297,6 +301,8 @@ struct Shown<'a> {
     backoff_first: Duration,
     #[serde(with = "humantime_serde")]
     backoff_max: Duration,
+    #[serde(with = "humantime_serde")]
+    lease: Duration,
 }
 
 impl Serialize for WebhookSettings {
@@ -326,6 +332,7 @@ impl Serialize for WebhookSettings {
             concurrency: self.concurrency,
             backoff_first: self.backoff_first,
             backoff_max: self.backoff_max,
+            lease: self.lease,
         }
         .serialize(s)
     }

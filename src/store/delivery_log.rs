@@ -93,7 +93,7 @@ impl Store {
         disable_after: Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<SinkRow>, StoreError> {
-        engine!(self, db => db.disable_if_failing(name, disable_after, now).await)
+        engine!(self, db => db.disable_if_failing(name, None, disable_after, now).await)
     }
 }
 

@@ -180,6 +180,7 @@ impl Store {
     /// Creates deliveries for up to `limit` events after sink `name`'s cursor
     /// (those of `types`), due at `now`, and moves the cursor past them, in one
     /// transaction. Returns how many events it looked at (0: caught up).
+    /// Unfenced: a daemon's worker writes through [`Store::admit_held_events`].
     pub async fn admit_events(
         &self,
         name: &str,
@@ -187,7 +188,7 @@ impl Store {
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<i64, StoreError> {
-        engine!(self, db => db.admit_events(name, types, now, limit).await)
+        engine!(self, db => db.admit_events(name, None, types, now, limit).await)
     }
 
     /// Up to `limit` deliveries of sink `name` due at `now`, never two of one issuance.
@@ -210,7 +211,8 @@ impl Store {
     /// at most a few times the sink's concurrency) and what they say about the
     /// sink (`verdict`: its `failing_since`), in one transaction; with `due_now` set,
     /// also makes every other open delivery of the sink due then (the receiver
-    /// answered again after failing).
+    /// answered again after failing). Unfenced: a daemon's worker writes
+    /// through [`Store::record_held_attempts`].
     pub async fn record_attempts(
         &self,
         name: &str,
@@ -218,7 +220,7 @@ impl Store {
         verdict: Option<SinkVerdict<'_>>,
         due_now: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        engine!(self, db => db.record_attempts(name, attempts, verdict, due_now).await)
+        engine!(self, db => db.record_attempts(name, None, attempts, verdict, due_now).await)
     }
 
     /// Undelivered deliveries that failed at least once or whose sink is not

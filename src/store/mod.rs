@@ -19,6 +19,8 @@
 //!   schema's triggers write events in the fact's transaction).
 //! - Money: a charge request is `sending` before its POST leaves and is never
 //!   sent twice; a dead sender's requests become `unknown`.
+//! - A webhook sink is sent by the one daemon that holds it (`holders.rs`),
+//!   and its worker's writes are fenced like a lease's results.
 //! - A running daemon's liveness is something the engine ends when the
 //!   process dies (an advisory lock); a daemon that finds another owner dead
 //!   makes its claims due at once.
@@ -30,6 +32,7 @@ mod charges;
 mod claim;
 mod delivery_log;
 mod events;
+mod holders;
 mod owners;
 mod postgres;
 mod query;
@@ -55,6 +58,7 @@ pub use delivery_log::{EventRange, LoggedAttempt, Pruned};
 pub use events::{
     AttemptRow, DueDelivery, EventRow, FailedDelivery, NamedSinkRow, SinkRow, SinkVerdict,
 };
+pub use holders::{SinkHold, SinkHolder};
 pub use owners::Ownership;
 pub use owners::TakenOver;
 pub use query::{FlagRow, IssuanceRow, StatusCount, TransitionRow};
@@ -137,6 +141,10 @@ pub enum StoreError {
         "the database file {path} was {what} while the daemon was running; exiting so that a restart opens the file now at that path"
     )]
     FileChanged { path: String, what: &'static str },
+    /// A write of a sink's worker whose hold has ended: another daemon took
+    /// the sink (this one was frozen or cut off too long). Nothing was written.
+    #[error("sink {sink} is held by another daemon now: this daemon's write for it was dropped")]
+    NotHeld { sink: String },
 }
 
 pub(crate) trait Context<T> {

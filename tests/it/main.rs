@@ -39,6 +39,7 @@ mod secret_leaks;
 mod several_daemons;
 mod shared_rate;
 mod simulator_clock;
+mod sink_holders;
 mod sinks;
 mod status;
 mod store_contract;

@@ -191,6 +191,7 @@ pub(in crate::settings) mod sink {
     pub const DISABLE_AFTER: Key = sink("disable_after", duration(secs(1), secs(365 * DAY)));
     pub const ATTEMPTS_RETENTION: Key =
         sink("attempts_retention", duration(secs(1), secs(3650 * DAY)));
+    pub const LEASE: Key = sink("lease", duration(secs(1), secs(HOUR)));
 
     /// Every key of an entry, in the order of the example file.
     pub const KEYS: &[Key] = &[
@@ -211,5 +212,6 @@ pub(in crate::settings) mod sink {
         CONCURRENCY,
         DISABLE_AFTER,
         ATTEMPTS_RETENTION,
+        LEASE,
     ];
 }

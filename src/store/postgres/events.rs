@@ -191,11 +191,15 @@ impl super::PgStore {
     pub async fn admit_events(
         &self,
         name: &str,
+        fence: Option<i64>,
         types: &[&str],
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<i64, StoreError> {
         self.write("committing admitted events", async |tx| {
+            if let Some(fence) = fence {
+                super::holders::check_hold(tx, name, self.owner(), fence).await?;
+            }
             // Locked until commit: another daemon admitting for this sink
             // waits here, then reads the cursor this one moved.
             let admitted: i64 = sqlx::query_scalar(sql::LOCK_SINK_CURSOR)
@@ -264,17 +268,23 @@ impl super::PgStore {
     pub async fn record_attempts(
         &self,
         name: &str,
+        fence: Option<i64>,
         attempts: &[AttemptRow],
         verdict: Option<SinkVerdict<'_>>,
         due_now: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         self.write("committing delivery attempts", async |tx| {
             // The sink's row first, as every writer of the sink does.
-            sqlx::query(sql::LOCK_SINK)
-                .bind(name)
-                .fetch_optional(&mut **tx)
-                .await
-                .context("reading a sink")?;
+            match fence {
+                Some(fence) => super::holders::check_hold(tx, name, self.owner(), fence).await?,
+                None => {
+                    sqlx::query(sql::LOCK_SINK)
+                        .bind(name)
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .context("reading a sink")?;
+                }
+            }
             for a in attempts {
                 sqlx::query(sql::RECORD_ATTEMPT)
                     .bind(name)

@@ -24,6 +24,7 @@ mod budget;
 mod charges;
 mod claim;
 mod events;
+mod holders;
 mod listen;
 mod owners;
 mod query;

@@ -18,6 +18,8 @@
 //!   before): its leases expire, its charge requests in flight become
 //!   `unknown` once stale.
 //!
+//! A takeover also frees the dead daemon's webhook sinks (`holders.rs`).
+//!
 //! The probe is `pg_try_advisory_xact_lock`, released when the probing
 //! transaction ends, so no daemon keeps another's lock; a takeover runs in the
 //! probe's transaction, so two daemons never take over one owner at once.
@@ -208,6 +210,11 @@ impl PgStore {
                         .await
                         .context("taking over a dead daemon's claims")?;
                     let charges = abandon_charge_requests_of(tx, &owner, now).await?;
+                    sqlx::query(sql::FREE_SINKS_OF)
+                        .bind(&owner)
+                        .execute(&mut **tx)
+                        .await
+                        .context("freeing a dead daemon's sinks")?;
                     sqlx::query(sql::UNREGISTER)
                         .bind(&owner)
                         .execute(&mut **tx)
@@ -268,7 +275,7 @@ impl PgStore {
 
 /// What an owner's lock and registry row say about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Liveness {
+pub(super) enum Liveness {
     Alive,
     Dead,
     /// Not registered, and its lock free: never held one, or died before registering.
@@ -278,7 +285,10 @@ enum Liveness {
 /// Tells `owner`'s liveness within `tx`. A free lock stays taken by `tx`
 /// until it ends, so whatever `tx` then does to a dead owner's rows, no other
 /// daemon does at the same time.
-async fn probe(tx: &mut Transaction<'_, Postgres>, owner: &str) -> Result<Liveness, StoreError> {
+pub(super) async fn probe(
+    tx: &mut Transaction<'_, Postgres>,
+    owner: &str,
+) -> Result<Liveness, StoreError> {
     let free: bool = sqlx::query_scalar(sql::TRY_OWNER_LOCK)
         .bind(owner)
         .fetch_one(&mut **tx)
@@ -374,6 +384,10 @@ pub(super) mod sql {
     pub(super) const TAKE_OVER: &str =
         "UPDATE issuances SET next_poll_at = least(next_poll_at, $2), lease_owner = NULL
          WHERE lease_owner = $1";
+
+    /// The dead daemon $1 holds no webhook sink any more (`holders.rs`).
+    pub(super) const FREE_SINKS_OF: &str =
+        "UPDATE sinks SET holder = NULL, hold_expires_at = NULL WHERE holder = $1";
 
     /// Performers with requests in flight (the partial index `charge_requests_sending`).
     pub(super) const CHARGE_PERFORMERS: &str = "SELECT DISTINCT performed_by FROM charge_requests

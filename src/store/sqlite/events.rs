@@ -170,6 +170,7 @@ impl SqliteStore {
     pub async fn admit_events(
         &self,
         name: &str,
+        fence: Option<i64>,
         types: &[&str],
         now: DateTime<Utc>,
         limit: i64,
@@ -177,6 +178,9 @@ impl SqliteStore {
         let types = encode_rows(&types)?;
         let now = to_db(now);
         self.write("committing admitted events", async |tx| {
+            if let Some(fence) = fence {
+                super::holders::check_hold(tx, name, self.owner(), fence).await?;
+            }
             let SinkRow {
                 admitted_seq: admitted,
                 ..
@@ -246,11 +250,15 @@ impl SqliteStore {
     pub async fn record_attempts(
         &self,
         name: &str,
+        fence: Option<i64>,
         attempts: &[AttemptRow],
         verdict: Option<SinkVerdict<'_>>,
         due_now: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         self.write("committing delivery attempts", async |tx| {
+            if let Some(fence) = fence {
+                super::holders::check_hold(tx, name, self.owner(), fence).await?;
+            }
             for a in attempts {
                 sqlx::query(sql::RECORD_ATTEMPT)
                     .bind(name)

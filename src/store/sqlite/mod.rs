@@ -12,6 +12,7 @@ mod budget;
 mod charges;
 mod claim;
 mod events;
+mod holders;
 mod owners;
 mod query;
 mod record;

@@ -160,6 +160,7 @@ impl SqliteStore {
             // anyone record the answers to its charge POSTs.
             found.issuances += self.take_over_claims_of(owner, now).await?;
             found.charge_requests += self.abandon_charge_requests_of(owner, now).await?;
+            self.free_sinks_of(owner).await?;
             found.owners += 1;
             if let Err(e) = std::fs::remove_file(&path)
                 && e.kind() != std::io::ErrorKind::NotFound
@@ -173,14 +174,14 @@ impl SqliteStore {
 
 /// What an owner's lock file says about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Liveness {
+pub(super) enum Liveness {
     Alive,
     Dead,
     /// No lock file (never made, or removed by a takeover), or it cannot be read.
     Unknown,
 }
 
-fn liveness(dir: &Path, owner: &str) -> Liveness {
+pub(super) fn liveness(dir: &Path, owner: &str) -> Liveness {
     let Ok(file) = File::open(lock_path(dir, owner)) else {
         return Liveness::Unknown;
     };

@@ -15,13 +15,16 @@
 //! missing index is an error, not a silent scan.
 //!
 //! One list of every statement, so that a reader (or a plan test) finds any of
-//! them as `sql::X`; the outbox's and sinks' statements are in `sql/outbox.rs`.
+//! them as `sql::X`; the outbox's and sinks' statements are in `sql/outbox.rs`,
+//! the sinks' holders' in `sql/holders.rs`.
 
 use crate::store::watch::watch_text;
 
 mod budget;
+mod holders;
 mod outbox;
 pub(super) use budget::*;
+pub(super) use holders::*;
 pub(super) use outbox::*;
 
 // --- Claiming and scheduling -------------------------------------------------

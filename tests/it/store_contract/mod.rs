@@ -193,6 +193,12 @@ mod smoke {
 
 contract!(smoke::an_added_id_is_listed);
 
+mod holders;
+contract!(
+    holders::a_sink_is_held_by_one_daemon_until_its_hold_runs_out_and_a_late_write_is_dropped,
+    holders::a_dead_holders_sink_is_taken_at_once_and_a_takeover_frees_it,
+);
+
 mod owners;
 contract!(
     owners::a_dead_owners_claims_are_due_at_once_and_a_live_ones_are_not,

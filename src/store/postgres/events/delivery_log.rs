@@ -80,10 +80,14 @@ impl super::super::PgStore {
     pub async fn disable_if_failing(
         &self,
         name: &str,
+        fence: Option<i64>,
         disable_after: Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<SinkRow>, StoreError> {
         self.write("committing a disabled sink", async |tx| {
+            if let Some(fence) = fence {
+                super::super::holders::check_hold(tx, name, self.owner(), fence).await?;
+            }
             let Some(row): Option<SinkRow> = sqlx::query_as(sql::SINK_FOR_UPDATE)
                 .bind(name)
                 .fetch_optional(&mut **tx)

@@ -75,11 +75,15 @@ impl SqliteStore {
     pub async fn disable_if_failing(
         &self,
         name: &str,
+        fence: Option<i64>,
         disable_after: Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<SinkRow>, StoreError> {
         let now_text = to_db(now);
         self.write("committing a disabled sink", async |tx| {
+            if let Some(fence) = fence {
+                super::super::holders::check_hold(tx, name, self.owner(), fence).await?;
+            }
             let Some(row): Option<SinkRow> = sqlx::query_as(sql::SINK)
                 .bind(name)
                 .fetch_optional(&mut **tx)
