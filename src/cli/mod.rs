@@ -253,6 +253,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                  # Database: {}.\n",
                 settings.database.engine_shown()
             );
+            head.push_str(&format!(
+                "# Top-up: {}.\n",
+                settings.top_up.describe(settings.balance.interval)
+            ));
             for (name, note) in sinks.secret_sources(chrono::Utc::now()) {
                 head.push_str(&format!("# Webhook sink {name}: {note}.\n"));
             }

@@ -127,6 +127,31 @@ impl Settings {
                 human(api.timeout)
             ),
         );
+        let top_up = &self.top_up;
+        if top_up.enabled() {
+            rule(
+                self.balance.interval.is_none(),
+                "top_up.below",
+                "the top-up rule needs balance.interval: it acts on polled balances".to_owned(),
+            );
+            rule(
+                top_up.to <= top_up.below,
+                "top_up.to",
+                format!(
+                    "must be above top_up.below ({}): the charge brings the balance back to it",
+                    top_up.below
+                ),
+            );
+            rule(
+                top_up.largest_amount() > self.charge.max_amount,
+                "top_up.to",
+                format!(
+                    "a charge from a balance of 0 would be {} KRW, above charge.max_amount ({}): it would be refused unsent",
+                    top_up.largest_amount(),
+                    self.charge.max_amount
+                ),
+            );
+        }
         if let Err(SettingsError::Key { key, reason }) = self.http.listen_addr() {
             rule(true, key, reason);
         }
