@@ -38,6 +38,7 @@ mod schema;
 mod sinks;
 mod sqlite;
 mod status;
+mod top_up;
 mod wake;
 mod watch;
 
@@ -62,6 +63,7 @@ pub use record::{FlagRaised, PollRecord, RecordKind, Recorded, TransitionRecorde
 pub use schema::SchemaState;
 pub use sinks::{Backlog, SinkActivity, SinkBacklog};
 pub use status::{Daemons, ErrorCount, LiveDaemon, StatusFacts, UnknownCharge, UnknownCharges};
+pub use top_up::{TopUpLimits, TopUpState};
 pub use wake::{Topic, WakeUp};
 pub use watch::Watch;
 

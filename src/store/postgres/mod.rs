@@ -30,6 +30,7 @@ mod query;
 mod record;
 mod sinks;
 mod status;
+mod top_up;
 
 use std::sync::Arc;
 

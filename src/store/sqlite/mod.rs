@@ -20,6 +20,7 @@ pub(super) mod schema;
 mod sinks;
 pub(super) mod sql;
 mod status;
+mod top_up;
 #[cfg(test)]
 pub(crate) mod testing;
 

@@ -21,8 +21,10 @@ use crate::store::watch::watch_text;
 
 mod budget;
 mod outbox;
+mod top_up;
 pub(super) use budget::*;
 pub(super) use outbox::*;
+pub(super) use top_up::*;
 
 // --- Claiming and scheduling -------------------------------------------------
 
