@@ -63,8 +63,9 @@ impl Liveness {
 
     /// `None` when healthy: the loop makes progress, the database answers
     /// its claims and writes, the API accepts our
-    /// credentials, poll results are not dropped as stale in a meaningful share
-    /// and no webhook sink has failed for longer than its threshold.
+    /// credentials, poll results are not dropped as stale in a meaningful share,
+    /// no webhook sink has failed for longer than its threshold and the
+    /// top-up rule is not suspended (a person must look).
     pub fn health_problem(&self, now: DateTime<Utc>) -> Option<String> {
         if let Some(problem) = self.loop_problem(now) {
             return Some(problem);
@@ -77,6 +78,11 @@ impl Liveness {
         }
         if let Some(problem) = self.progress.stale_problem() {
             return Some(problem);
+        }
+        if let Some(why) = self.progress.top_up_suspended() {
+            return Some(format!(
+                "the top-up rule is suspended: {why}; after checking, run `issuance-watcher top-up resume`"
+            ));
         }
         self.progress.sinks.problem(now)
     }

@@ -11,7 +11,7 @@
 //! [`balance`] decides when a balance raises `balance.low`, and `requests`
 //! is the daemon's loop over requests from the database and balance polls
 //! ([`Watcher::run_requests`]); [`topup`] decides when a low balance asks
-//! for a charge.
+//! for a charge and `top_up_step` asks the database for it.
 
 pub mod balance;
 pub mod charges;
@@ -26,6 +26,7 @@ mod schedule_props;
 #[cfg(test)]
 mod schedule_tests;
 mod scheduler;
+mod top_up_step;
 pub mod topup;
 mod wal;
 
