@@ -198,6 +198,10 @@ pub fn slack_text(event: &DueDelivery, zone: Tz) -> String {
                 field("message")
             )
         }
+        "top_up.suspended" => format!(
+            "The top-up rule is suspended: {}. It asks for no charge until a person checks the partner console and runs `issuance-watcher top-up resume`",
+            field("reason")
+        ),
         "webhook.test" => format!(
             "webhook.test: a test message from issuance-watcher to sink {}, sent {}: this sink works",
             field("sink"),
@@ -396,6 +400,15 @@ mod tests {
             slack_text(&disabled, seoul),
             "Webhook sink shop was disabled: every attempt failed for 5d (disable_after). \
              Nothing more is sent to it until `issuance-watcher sinks enable shop`"
+        );
+        let suspended = event(
+            "top_up.suspended",
+            r#"{"reason":"top-up charge request 4 (30000 KRW) is of unknown outcome (TIMEOUT): a charge may exist","request_id":4}"#,
+        );
+        assert!(
+            slack_text(&suspended, seoul).starts_with(
+                "The top-up rule is suspended: top-up charge request 4 (30000 KRW) is of unknown outcome"
+            ) && slack_text(&suspended, seoul).contains("`issuance-watcher top-up resume`")
         );
         let body: Value = serde_json::from_slice(&slack(&e, seoul).body).unwrap();
         assert!(body["text"].as_str().unwrap().contains("DONE"));
