@@ -81,10 +81,7 @@ pub(super) async fn run(settings: &Settings, args: TopUpArgs) -> anyhow::Result<
         _ => text.push_str("top-up rule: off (top_up.below = 0)\n"),
     }
     if rule.enabled() {
-        text.push_str(&format!(
-            "  {}\n",
-            rule.describe(settings.balance.interval)
-        ));
+        text.push_str(&format!("  {}\n", rule.describe(settings.balance.interval)));
     }
     text.push_str(&format!(
         "today (KST):      {} of {} charges\nthis month (KST): {} of {} KRW\nopen charge:      {}\nlast decision:    {}{}\n",

@@ -186,10 +186,7 @@ mod tests {
     #[test]
     fn each_guard_holds() {
         let r = rule();
-        let off = TopUpSettings {
-            below: 0,
-            ..rule()
-        };
+        let off = TopUpSettings { below: 0, ..rule() };
         assert_eq!(decide(&off, 10_000_000, &low(0)), Decision::Hold(Hold::Off));
         assert!(matches!(
             decide(&r, 10_000_000, &low(500_000)),

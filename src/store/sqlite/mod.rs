@@ -20,9 +20,9 @@ pub(super) mod schema;
 mod sinks;
 pub(super) mod sql;
 mod status;
-mod top_up;
 #[cfg(test)]
 pub(crate) mod testing;
+mod top_up;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, Sqlite, SqlitePool, Transaction};
