@@ -289,6 +289,88 @@ async fn an_unknown_charge_suspends_the_rule_until_a_person_resumes_it() {
     daemon.stop().await;
 }
 
+/// A run of dips for 20 s with `daemons` daemons on one database, each
+/// killed (-9) and restarted at random moments if `kill`: the test spends the
+/// balance below `below` whenever it is above, and pays each READY charge.
+/// Whatever happened, never two charges were open (no top-up request was
+/// refused by the API, whose one READY charge per account would refuse the
+/// second, nor refused here as one was already open: each was inserted only
+/// when nothing was), and the day's cap held (max_per_day = 3, reached in
+/// the run's 20 s when nothing goes wrong).
+async fn storm(daemons: usize, kill: bool) {
+    let sim = charge_sim().await;
+    let (s, db, first) = start(&sim, rule(3)).await;
+    let spawn = |n: usize, life: usize| {
+        Spawn::new(&s.config)
+            .log(&s.dir.path().join(format!("daemon-{n}-{life}.log")))
+            .spawn()
+    };
+    let mut running = vec![first];
+    running.extend((1..daemons).map(|n| spawn(n, 0)));
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("storm seed {seed}");
+    let mut random = move |below: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % below
+    };
+    let (mut kills, mut lives) = (0, 1);
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < end {
+        if sim.balance().0 >= BELOW {
+            spend_to(&sim, random(400_000) as i64).await;
+        }
+        for row in db
+            .rows("SELECT id FROM issuances WHERE status = 'READY'", &[])
+            .await
+        {
+            if random(3) == 0 {
+                let _ = sim.force(row[0].as_deref().unwrap(), "DONE");
+            }
+        }
+        if kill && random(12) == 0 {
+            let victim = random(running.len() as u64) as usize;
+            running[victim].kill9();
+            kills += 1;
+            running[victim] = spawn(victim, lives);
+            lives += 1;
+        }
+        let rows = top_ups(&db).await;
+        let bad: Vec<_> = rows
+            .iter()
+            .filter(|r| r.2 == "refused" || r.2 == "rejected")
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "a second charge while one was open: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let rows = top_ups(&db).await;
+    assert!(posts(&sim) <= 3, "max_per_day passed: {rows:?}");
+    assert!(
+        posts(&sim) >= 2,
+        "the run asked for too little to test: {rows:?}"
+    );
+    assert!(!kill || kills >= 3, "only {kills} kills");
+    eprintln!("{kills} kills, {} posts, requests {rows:?}", posts(&sim));
+    for daemon in running {
+        daemon.stop().await;
+    }
+}
+
+async fn kill_9_during_a_run_of_dips_never_opens_two_charges_nor_passes_a_cap() {
+    storm(1, true).await;
+}
+
+async fn two_daemons_on_one_database_never_open_two_charges_nor_pass_a_cap() {
+    storm(2, false).await;
+}
+
 on_both_engines!(
     a_drained_balance_asks_once_paid_asks_nothing_and_the_day_cap_holds(
         flavor = "multi_thread",
@@ -299,6 +381,14 @@ on_both_engines!(
         worker_threads = 2
     ),
     an_unknown_charge_suspends_the_rule_until_a_person_resumes_it(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    kill_9_during_a_run_of_dips_never_opens_two_charges_nor_passes_a_cap(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    two_daemons_on_one_database_never_open_two_charges_nor_pass_a_cap(
         flavor = "multi_thread",
         worker_threads = 2
     ),
