@@ -371,6 +371,52 @@ async fn two_daemons_on_one_database_never_open_two_charges_nor_pass_a_cap() {
     storm(2, false).await;
 }
 
+/// Several daemons (store handles of their own) decide at the same instant
+/// that the balance is low and ask together: the database inserts one
+/// request, and after `max_per_day` rounds none at all.
+async fn simultaneous_asks_insert_one_request_and_never_pass_the_day_cap() {
+    use issuance_watcher::store::{Access, Store, TopUpLimits};
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::TestSettings::new("http://127.0.0.1:9", &dir.path().join("watcher.db"))
+        .build();
+    let first = Store::open_migrated(&settings.database).await.unwrap();
+    let mut stores = vec![first];
+    for _ in 1..4 {
+        stores.push(Store::open_for(&settings.database, Access::Write).await.unwrap());
+    }
+    let db = Db::connect(&settings.database).await;
+    let now = chrono::Utc::now();
+    let limits = TopUpLimits {
+        day_start: now - chrono::Duration::hours(1),
+        month_start: now - chrono::Duration::days(1),
+        max_per_day: 3,
+        max_per_month: 100_000_000,
+    };
+    let long_ago = now - chrono::Duration::days(1);
+    for round in 0..5 {
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(stores.len()));
+        let mut tasks = tokio::task::JoinSet::new();
+        for store in &stores {
+            let (barrier, store) = (barrier.clone(), store.clone());
+            tasks.spawn(async move {
+                barrier.wait().await;
+                store.ask_top_up(1_000_000, chrono::Utc::now(), limits, long_ago).await
+            });
+        }
+        let answers: Vec<_> = tasks.join_all().await;
+        let inserted = answers.iter().filter(|a| matches!(a, Ok(Some(_)))).count();
+        assert!(answers.iter().all(Result::is_ok), "round {round}: {answers:?}");
+        assert_eq!(inserted, usize::from(round < 3), "round {round}: {answers:?}");
+        // The request was sent and its charge paid: nothing open any more.
+        db.exec(
+            "UPDATE charge_requests SET state = 'created' WHERE state = 'pending'",
+            &[],
+        )
+        .await;
+    }
+    assert_eq!(top_ups(&db).await.len(), 3);
+}
+
 on_both_engines!(
     a_drained_balance_asks_once_paid_asks_nothing_and_the_day_cap_holds(
         flavor = "multi_thread",
@@ -391,5 +437,9 @@ on_both_engines!(
     two_daemons_on_one_database_never_open_two_charges_nor_pass_a_cap(
         flavor = "multi_thread",
         worker_threads = 2
+    ),
+    simultaneous_asks_insert_one_request_and_never_pass_the_day_cap(
+        flavor = "multi_thread",
+        worker_threads = 4
     ),
 );
