@@ -41,6 +41,7 @@ impl Watcher {
 
     fn noted(&self, suspended: Option<String>) {
         let ctx = self.context();
+        crate::ops::metrics::top_up_suspended(suspended.is_some());
         if ctx.progress.set_top_up_suspended(suspended.clone()) {
             warn!(
                 reason = suspended.as_deref().unwrap_or_default(),

@@ -377,12 +377,16 @@ async fn two_daemons_on_one_database_never_open_two_charges_nor_pass_a_cap() {
 async fn simultaneous_asks_insert_one_request_and_never_pass_the_day_cap() {
     use issuance_watcher::store::{Access, Store, TopUpLimits};
     let dir = tempfile::tempdir().unwrap();
-    let settings = common::TestSettings::new("http://127.0.0.1:9", &dir.path().join("watcher.db"))
-        .build();
+    let settings =
+        common::TestSettings::new("http://127.0.0.1:9", &dir.path().join("watcher.db")).build();
     let first = Store::open_migrated(&settings.database).await.unwrap();
     let mut stores = vec![first];
     for _ in 1..4 {
-        stores.push(Store::open_for(&settings.database, Access::Write).await.unwrap());
+        stores.push(
+            Store::open_for(&settings.database, Access::Write)
+                .await
+                .unwrap(),
+        );
     }
     let db = Db::connect(&settings.database).await;
     let now = chrono::Utc::now();
@@ -400,13 +404,22 @@ async fn simultaneous_asks_insert_one_request_and_never_pass_the_day_cap() {
             let (barrier, store) = (barrier.clone(), store.clone());
             tasks.spawn(async move {
                 barrier.wait().await;
-                store.ask_top_up(1_000_000, chrono::Utc::now(), limits, long_ago).await
+                store
+                    .ask_top_up(1_000_000, chrono::Utc::now(), limits, long_ago)
+                    .await
             });
         }
         let answers: Vec<_> = tasks.join_all().await;
         let inserted = answers.iter().filter(|a| matches!(a, Ok(Some(_)))).count();
-        assert!(answers.iter().all(Result::is_ok), "round {round}: {answers:?}");
-        assert_eq!(inserted, usize::from(round < 3), "round {round}: {answers:?}");
+        assert!(
+            answers.iter().all(Result::is_ok),
+            "round {round}: {answers:?}"
+        );
+        assert_eq!(
+            inserted,
+            usize::from(round < 3),
+            "round {round}: {answers:?}"
+        );
         // The request was sent and its charge paid: nothing open any more.
         db.exec(
             "UPDATE charge_requests SET state = 'created' WHERE state = 'pending'",
