@@ -10,7 +10,7 @@ use super::output::{print_json, print_text};
 use crate::app::open_store;
 use crate::settings::{Settings, TopUpSettings};
 use crate::store::{Access, OpenCharge, TopUpState};
-use crate::watcher::topup::windows;
+use crate::watcher::top_up::windows;
 
 #[derive(Debug, clap::Args)]
 pub struct TopUpArgs {

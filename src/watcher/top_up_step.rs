@@ -1,5 +1,5 @@
 //! The top-up rule's step after each balance poll: read its state, decide
-//! ([`super::topup::decide`]), and ask the database to insert the request,
+//! ([`super::top_up::decide`]), and ask the database to insert the request,
 //! which re-checks every guard as it writes (`Store::ask_top_up`). The
 //! request is then performed like any other from the database. Suspension
 //! (written by the database's triggers) is noticed here: logged once and
@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use super::scheduler::Watcher;
-use super::topup::{Decision, Situation, decide, windows};
+use super::top_up::{Decision, Situation, decide, windows};
 use crate::store::{OpenCharge, StoreError, TopUpLimits};
 
 impl Watcher {
