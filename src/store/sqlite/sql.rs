@@ -384,7 +384,7 @@ macro_rules! charge_request_columns {
     () => {
         "SELECT id, amount, requested_at, state, force, performed_by, sent_at, finished_at,
                 issuance_id, http_status, error_code, error_message, resolution, resolved_at,
-                resolved_by, forced_past FROM charge_requests"
+                resolved_by, forced_past, source FROM charge_requests"
     };
 }
 
