@@ -89,13 +89,20 @@ pub(super) async fn status(settings: &Settings, json: bool) -> anyhow::Result<()
     let flags = store.flags(None).await?;
     let configured: Vec<String> = settings.webhooks.iter().map(|w| w.name.clone()).collect();
     let sinks = store.sink_backlogs(&configured).await?;
-    let view = view(
+    let mut view = view(
         path.display().to_string(),
         facts,
         flags,
         (&configured, sinks),
         now,
     );
+    let (day, month) = crate::watcher::top_up::windows(now, settings.api.timezone);
+    let top_up = store.top_up_state(day, month).await?;
+    if let (Some(at), Some(why)) = (top_up.suspended_at, top_up.suspended_reason) {
+        view.attention.push(format!(
+            "the top-up rule is SUSPENDED since {at}: {why}; after checking, `issuance-watcher top-up resume`"
+        ));
+    }
     if json {
         print_json(&view)
     } else {

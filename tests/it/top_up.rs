@@ -264,6 +264,12 @@ async fn an_unknown_charge_suspends_the_rule_until_a_person_resumes_it() {
     balance_polls(&db, 3).await;
     assert_eq!(posts(&sim), 1, "suspended: nothing more asked");
     assert_eq!(state(&s)["rule"], "suspended");
+    let status = common::cli(&s.config, &["status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("the top-up rule is SUSPENDED since"),
+        "{status}"
+    );
 
     // Resumed while the unknown request is unresolved: still nothing.
     let id = top_ups(&db).await[0].0.to_string();
