@@ -119,6 +119,30 @@ async fn start(sim: &SimHandle, edit: impl FnOnce(&mut Settings)) -> (Setup, Db,
     (s, db, daemon)
 }
 
+#[test]
+fn check_config_says_what_the_rule_will_do_and_refuses_it_without_a_balance_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup_with("http://127.0.0.1:9", rule(2));
+    let out = common::cli(&s.config, &["check-config"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("# Top-up: when a balance polled every 1s is below 500000 KRW, ask for one charge that brings it back to 3000000 KRW"),
+        "{text}"
+    );
+    let config = common::charging::config_file("http://127.0.0.1:9", dir.path(), |s| {
+        rule(2)(s);
+        s.balance.interval = None;
+    });
+    let out = common::cli(&config, &["check-config"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("top_up.below") && text.contains("needs balance.interval"),
+        "{text}"
+    );
+}
+
 /// Drained below `below`: exactly one charge, of `to - balance` rounded up
 /// to `step`, announced with its virtual account; paid: the balance is back
 /// above and nothing more is asked; drained again: the day's second; a third
