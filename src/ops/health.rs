@@ -112,6 +112,30 @@ mod tests {
     }
 
     #[test]
+    fn a_suspended_top_up_rule_is_unhealthy_but_not_a_stall() {
+        let progress = Arc::new(Progress::default());
+        progress.loop_turned();
+        let liveness = Liveness::new(progress.clone(), Duration::from_secs(10));
+        assert!(progress.set_top_up_suspended(Some("request 4 is unknown".into())));
+        assert!(
+            !progress.set_top_up_suspended(Some("request 4 is unknown".into())),
+            "news once"
+        );
+        assert_eq!(liveness.loop_problem(Utc::now()), None);
+        let problem = liveness.health_problem(Utc::now()).unwrap();
+        assert!(
+            problem.contains("top-up rule is suspended: request 4 is unknown"),
+            "{problem}"
+        );
+        assert!(
+            problem.contains("`issuance-watcher top-up resume`"),
+            "{problem}"
+        );
+        progress.set_top_up_suspended(None);
+        assert_eq!(liveness.health_problem(Utc::now()), None);
+    }
+
+    #[test]
     fn failing_auth_is_unhealthy_but_not_a_stall() {
         let progress = Arc::new(Progress::default());
         progress.loop_turned();

@@ -18,7 +18,9 @@
 //! - The outbox is exact: an event exists if and only if its fact does (the
 //!   schema's triggers write events in the fact's transaction).
 //! - Money: a charge request is `sending` before its POST leaves and is never
-//!   sent twice; a dead sender's requests become `unknown`.
+//!   sent twice; a dead sender's requests become `unknown`. The top-up rule's
+//!   requests are inserted only by a statement that checks its guards as it
+//!   writes (`top_up.rs`).
 //! - A running daemon's liveness is something the engine ends when the
 //!   process dies (an advisory lock); a daemon that finds another owner dead
 //!   makes its claims due at once.
