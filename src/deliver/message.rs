@@ -166,6 +166,13 @@ pub fn slack_text(event: &DueDelivery, zone: Tz) -> String {
             field("reason"),
             field("sink")
         ),
+        "charge.created" if data["vbank"].is_null() => format!(
+            "Charge of {} asked for (charge request {}, issuance {}, {}): the account to transfer to is being prepared and follows when the charge is READY",
+            krw("amount").unwrap_or_else(|| field("amount")),
+            field("request_id"),
+            field("issuance_id"),
+            field("status")
+        ),
         "charge.created" => {
             let line = pay();
             let mut chars = line.chars();
@@ -431,6 +438,14 @@ mod tests {
         assert_eq!(
             slack_text(&created, seoul),
             "Transfer 500,000 KRW to 신한은행 110-123-456789 (번개장터) by 2026-12-06 23:59:00 KST — charge request 7, issuance 1796"
+        );
+        let waited = event(
+            "charge.created",
+            r#"{"request_id":7,"issuance_id":"1796","amount":2880000,"status":"WAITED","forced":false,"vbank":null,"problem":null}"#,
+        );
+        assert_eq!(
+            slack_text(&waited, seoul),
+            "Charge of 2,880,000 KRW asked for (charge request 7, issuance 1796, WAITED): the account to transfer to is being prepared and follows when the charge is READY"
         );
         let refused = event(
             "charge.refused",
