@@ -460,6 +460,70 @@ async fn simultaneous_asks_insert_one_request_and_never_pass_the_day_cap() {
     assert_eq!(top_ups(&db).await.len(), 3);
 }
 
+/// Two top-up requests refused in a row suspend the rule, once (one event);
+/// a created one in between starts the count again; a resume clears it.
+async fn two_refusals_in_a_row_suspend_the_rule_and_a_created_one_between_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings =
+        common::TestSettings::new("http://127.0.0.1:9", &dir.path().join("watcher.db")).build();
+    let store = issuance_watcher::store::Store::open_migrated(&settings.database)
+        .await
+        .unwrap();
+    let db = Db::connect(&settings.database).await;
+    let suspended = async || {
+        db.number("SELECT count(*) FROM top_up WHERE suspended_at IS NOT NULL")
+            .await
+    };
+    let events = async || {
+        db.number("SELECT count(*) FROM events WHERE type = 'top_up.suspended'")
+            .await
+    };
+    // Outcomes as the sender writes them: over `sending`.
+    for outcome in ["refused", "created", "refused"] {
+        db.exec(
+            "INSERT INTO charge_requests (amount, source, state) VALUES (10000, 'top_up', 'sending')",
+            &[],
+        )
+        .await;
+        db.exec(
+            "UPDATE charge_requests SET state = $1 WHERE state = 'sending'",
+            &[outcome],
+        )
+        .await;
+    }
+    assert_eq!(
+        suspended().await,
+        0,
+        "refused, created, refused: not in a row"
+    );
+    db.exec(
+        "INSERT INTO charge_requests (amount, source, state) VALUES (10000, 'top_up', 'sending')",
+        &[],
+    )
+    .await;
+    db.exec(
+        "UPDATE charge_requests SET state = 'refused', error_code = 'LIMIT' WHERE state = 'sending'",
+        &[],
+    )
+    .await;
+    assert_eq!(suspended().await, 1);
+    assert_eq!(events().await, 1);
+    assert!(
+        store
+            .resume_top_up("cli:test", chrono::Utc::now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .resume_top_up("cli:test", chrono::Utc::now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(suspended().await, 0);
+    assert_eq!(db.number("SELECT refusals_in_a_row FROM top_up").await, 0);
+}
+
 on_both_engines!(
     a_drained_balance_asks_once_paid_asks_nothing_and_the_day_cap_holds(
         flavor = "multi_thread",
@@ -485,4 +549,5 @@ on_both_engines!(
         flavor = "multi_thread",
         worker_threads = 4
     ),
+    two_refusals_in_a_row_suspend_the_rule_and_a_created_one_between_does_not,
 );
