@@ -314,6 +314,9 @@ pub(super) async fn charges(settings: &Settings, args: ChargesArgs) -> anyhow::R
             (Some(code), None) => code.clone(),
             _ => String::new(),
         };
+        if r.source == "top_up" {
+            notes.push_str(" [top-up rule]");
+        }
         if let Some(past) = &r.forced_past {
             notes.push_str(&format!(" [forced past: {past}]"));
         }

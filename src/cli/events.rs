@@ -302,6 +302,7 @@ fn summary(event: &EventRow) -> String {
             d["amount"],
             text("code")
         ),
+        "top_up.suspended" => format!("top-up rule suspended: {}", text("reason")),
         _ => String::new(),
     }
 }

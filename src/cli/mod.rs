@@ -23,6 +23,7 @@ mod replay;
 mod show;
 mod sinks;
 mod status;
+mod top_up;
 
 /// `--version`: the package version and the commit it was built from (build.rs).
 pub const VERSION: &str = concat!(
@@ -144,6 +145,10 @@ pub enum Command {
     /// List charge requests (charge_requests), newest first; `resolve N`
     /// says what became of a request of unknown outcome.
     Charges(charge::ChargesArgs),
+    /// The top-up rule's state (on/off/suspended and why, today's and this month's
+    /// use against the caps, the open charge, the last decision); `resume` lets a
+    /// suspended rule ask for charges again.
+    TopUp(top_up::TopUpArgs),
     /// Serve the Bunjang point-API simulator (for trying the watcher without credentials).
     Simulate(bunjang_sim::cli::SimulateArgs),
     /// The whole job in about a minute: simulator, charges, watcher, ground-truth check.
@@ -253,6 +258,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                  # Database: {}.\n",
                 settings.database.engine_shown()
             );
+            head.push_str(&format!(
+                "# Top-up: {}.\n",
+                settings.top_up.describe(settings.balance.interval)
+            ));
             for (name, note) in sinks.secret_sources(chrono::Utc::now()) {
                 head.push_str(&format!("# Webhook sink {name}: {note}.\n"));
             }
@@ -299,6 +308,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Cancel { id, yes } => charge::cancel(&settings, &id, yes).await,
         Command::Balance { json } => charge::balance(&settings, json).await,
         Command::Charges(args) => charge::charges(&settings, args).await,
+        Command::TopUp(args) => top_up::run(&settings, args).await,
         Command::Simulate(_) | Command::Demo(_) | Command::Generate(_) => {
             bail!("internal error: this command was dispatched above")
         }

@@ -101,6 +101,13 @@ pub(super) async fn status(settings: &Settings, json: bool) -> anyhow::Result<()
         let holder = holders.iter().find(|h| h.sink == sink.name);
         sink.held_by = held_by(holder, &view.daemon.daemons.live);
     }
+    let (day, month) = crate::watcher::top_up::windows(now, settings.api.timezone);
+    let top_up = store.top_up_state(day, month).await?;
+    if let (Some(at), Some(why)) = (top_up.suspended_at, top_up.suspended_reason) {
+        view.attention.push(format!(
+            "the top-up rule is SUSPENDED since {at}: {why}; after checking, `issuance-watcher top-up resume`"
+        ));
+    }
     if json {
         print_json(&view)
     } else {

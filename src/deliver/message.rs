@@ -166,6 +166,13 @@ pub fn slack_text(event: &DueDelivery, zone: Tz) -> String {
             field("reason"),
             field("sink")
         ),
+        "charge.created" if data["vbank"].is_null() => format!(
+            "Charge of {} asked for (charge request {}, issuance {}, {}): the account to transfer to is being prepared and follows when the charge is READY",
+            krw("amount").unwrap_or_else(|| field("amount")),
+            field("request_id"),
+            field("issuance_id"),
+            field("status")
+        ),
         "charge.created" => {
             let line = pay();
             let mut chars = line.chars();
@@ -198,6 +205,10 @@ pub fn slack_text(event: &DueDelivery, zone: Tz) -> String {
                 field("message")
             )
         }
+        "top_up.suspended" => format!(
+            "The top-up rule is suspended: {}. It asks for no charge until a person checks the partner console and runs `issuance-watcher top-up resume`",
+            field("reason")
+        ),
         "webhook.test" => format!(
             "webhook.test: a test message from issuance-watcher to sink {}, sent {}: this sink works",
             field("sink"),
@@ -397,6 +408,15 @@ mod tests {
             "Webhook sink shop was disabled: every attempt failed for 5d (disable_after). \
              Nothing more is sent to it until `issuance-watcher sinks enable shop`"
         );
+        let suspended = event(
+            "top_up.suspended",
+            r#"{"reason":"top-up charge request 4 (30000 KRW) is of unknown outcome (TIMEOUT): a charge may exist","request_id":4}"#,
+        );
+        assert!(
+            slack_text(&suspended, seoul).starts_with(
+                "The top-up rule is suspended: top-up charge request 4 (30000 KRW) is of unknown outcome"
+            ) && slack_text(&suspended, seoul).contains("`issuance-watcher top-up resume`")
+        );
         let body: Value = serde_json::from_slice(&slack(&e, seoul).body).unwrap();
         assert!(body["text"].as_str().unwrap().contains("DONE"));
         let ping = super::super::ping::test_event("ops", "2026-12-05T10:00:00Z".parse().unwrap());
@@ -418,6 +438,14 @@ mod tests {
         assert_eq!(
             slack_text(&created, seoul),
             "Transfer 500,000 KRW to 신한은행 110-123-456789 (번개장터) by 2026-12-06 23:59:00 KST — charge request 7, issuance 1796"
+        );
+        let waited = event(
+            "charge.created",
+            r#"{"request_id":7,"issuance_id":"1796","amount":2880000,"status":"WAITED","forced":false,"vbank":null,"problem":null}"#,
+        );
+        assert_eq!(
+            slack_text(&waited, seoul),
+            "Charge of 2,880,000 KRW asked for (charge request 7, issuance 1796, WAITED): the account to transfer to is being prepared and follows when the charge is READY"
         );
         let refused = event(
             "charge.refused",

@@ -31,10 +31,14 @@ pub enum EventType {
     /// person must look in the partner console (the one event that must
     /// never be missed); about no issuance.
     ChargeUnknown,
+    /// The top-up rule suspended itself (a charge of unknown outcome, or two
+    /// refused in a row): it asks for nothing until a person resumes it;
+    /// about no issuance.
+    TopUpSuspended,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         Self::StatusChanged,
         Self::DueSoon,
         Self::Overdue,
@@ -44,6 +48,7 @@ impl EventType {
         Self::ChargeCreated,
         Self::ChargeRefused,
         Self::ChargeUnknown,
+        Self::TopUpSuspended,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +62,7 @@ impl EventType {
             Self::ChargeCreated => "charge.created",
             Self::ChargeRefused => "charge.refused",
             Self::ChargeUnknown => "charge.unknown",
+            Self::TopUpSuspended => "top_up.suspended",
         }
     }
 }

@@ -63,8 +63,9 @@ impl Liveness {
 
     /// `None` when healthy: the loop makes progress, the database answers
     /// its claims and writes, the API accepts our
-    /// credentials, poll results are not dropped as stale in a meaningful share
-    /// and no webhook sink has failed for longer than its threshold.
+    /// credentials, poll results are not dropped as stale in a meaningful share,
+    /// no webhook sink has failed for longer than its threshold and the
+    /// top-up rule is not suspended (a person must look).
     pub fn health_problem(&self, now: DateTime<Utc>) -> Option<String> {
         if let Some(problem) = self.loop_problem(now) {
             return Some(problem);
@@ -77,6 +78,11 @@ impl Liveness {
         }
         if let Some(problem) = self.progress.stale_problem() {
             return Some(problem);
+        }
+        if let Some(why) = self.progress.top_up_suspended() {
+            return Some(format!(
+                "the top-up rule is suspended: {why}; after checking, run `issuance-watcher top-up resume`"
+            ));
         }
         self.progress.sinks.problem(now)
     }
@@ -103,6 +109,30 @@ mod tests {
                 .contains("has not turned")
         );
         assert!(liveness.health_problem(later).is_some());
+    }
+
+    #[test]
+    fn a_suspended_top_up_rule_is_unhealthy_but_not_a_stall() {
+        let progress = Arc::new(Progress::default());
+        progress.loop_turned();
+        let liveness = Liveness::new(progress.clone(), Duration::from_secs(10));
+        assert!(progress.set_top_up_suspended(Some("request 4 is unknown".into())));
+        assert!(
+            !progress.set_top_up_suspended(Some("request 4 is unknown".into())),
+            "news once"
+        );
+        assert_eq!(liveness.loop_problem(Utc::now()), None);
+        let problem = liveness.health_problem(Utc::now()).unwrap();
+        assert!(
+            problem.contains("top-up rule is suspended: request 4 is unknown"),
+            "{problem}"
+        );
+        assert!(
+            problem.contains("`issuance-watcher top-up resume`"),
+            "{problem}"
+        );
+        progress.set_top_up_suspended(None);
+        assert_eq!(liveness.health_problem(Utc::now()), None);
     }
 
     #[test]

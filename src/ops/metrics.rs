@@ -72,6 +72,9 @@ pub const CHARGE_REQUESTS: &str = "issuance_watcher_charge_requests_total";
 /// database (whoever sent them, a dead process too): each may be a charge
 /// nobody watches, and each blocks every new charge.
 pub const UNKNOWN_CHARGES: &str = "issuance_watcher_unknown_charge_requests";
+/// 1 while the top-up rule is suspended (it asks for nothing until a person
+/// resumes it), as the daemon last read it; 0 otherwise.
+pub const TOP_UP_SUSPENDED: &str = "issuance_watcher_top_up_suspended";
 
 /// Latency buckets for [`REQUEST_SECONDS`], in seconds.
 pub const REQUEST_BUCKETS: &[f64] = &[
@@ -136,6 +139,7 @@ pub const ALL: &[Metric] = &[
     metric(GAUGE, None, POINTS_EXPIRING, "Points expiring within 30 days, as last polled"),
     metric(COUNTER, None, CHARGE_REQUESTS, "Charge requests finished, by state"),
     metric(GAUGE, None, UNKNOWN_CHARGES, "Charge requests of unknown outcome nobody resolved"),
+    metric(GAUGE, None, TOP_UP_SUSPENDED, "1 while the top-up rule is suspended"),
 ];
 
 /// Registers the help text of every metric in [`ALL`].
@@ -206,6 +210,11 @@ pub fn recorded(recorded: &Recorded) {
 pub fn balance(balance: i64, expiring_30d: i64) {
     metrics::gauge!(POINT_BALANCE).set(balance as f64);
     metrics::gauge!(POINTS_EXPIRING).set(expiring_30d as f64);
+}
+
+/// Whether the top-up rule is suspended.
+pub fn top_up_suspended(suspended: bool) {
+    metrics::gauge!(TOP_UP_SUSPENDED).set(f64::from(u8::from(suspended)));
 }
 
 /// A charge request finished in `state`.

@@ -39,6 +39,8 @@ pub struct Progress {
     /// would, should it die, leave its request `sending` instead of `unknown`.
     started: AtomicBool,
     started_now: tokio::sync::Notify,
+    /// Why the top-up rule is suspended, as last read from the database.
+    top_up_suspended: std::sync::Mutex<Option<String>>,
 }
 
 fn now_ms() -> i64 {
@@ -122,6 +124,26 @@ impl Progress {
     /// The scheduler's last claim or write failed (`Some(why)`) or worked.
     pub fn set_database_problem(&self, problem: Option<String>) {
         *self.database.lock().unwrap_or_else(|e| e.into_inner()) = problem;
+    }
+
+    /// Records whether the top-up rule is suspended (`Some(why)`); returns
+    /// whether that is news (it was not suspended before, as known here).
+    pub fn set_top_up_suspended(&self, why: Option<String>) -> bool {
+        let mut held = self
+            .top_up_suspended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let news = held.is_none() && why.is_some();
+        *held = why;
+        news
+    }
+
+    /// Why the top-up rule is suspended, while it is.
+    pub fn top_up_suspended(&self) -> Option<String> {
+        self.top_up_suspended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Why the database fails the scheduler, while it does.

@@ -127,6 +127,31 @@ impl Settings {
                 human(api.timeout)
             ),
         );
+        let top_up = &self.top_up;
+        if top_up.enabled() {
+            rule(
+                self.balance.interval.is_none(),
+                "top_up.below",
+                "the top-up rule needs balance.interval: it acts on polled balances".to_owned(),
+            );
+            rule(
+                top_up.to <= top_up.below,
+                "top_up.to",
+                format!(
+                    "must be above top_up.below ({}): the charge brings the balance back to it",
+                    top_up.below
+                ),
+            );
+            rule(
+                top_up.largest_amount() > self.charge.max_amount,
+                "top_up.to",
+                format!(
+                    "a charge from a balance of 0 would be {} KRW, above charge.max_amount ({}): it would be refused unsent",
+                    top_up.largest_amount(),
+                    self.charge.max_amount
+                ),
+            );
+        }
         if let Err(SettingsError::Key { key, reason }) = self.http.listen_addr() {
             rule(true, key, reason);
         }
@@ -300,5 +325,36 @@ mod tests {
             "{text}"
         );
         assert!(!format!("{s:?}").contains(SECRET));
+    }
+
+    #[test]
+    fn a_top_up_rule_needs_the_balance_poll_a_target_above_it_and_fits_max_amount() {
+        let err =
+            load_error("[top_up]\nbelow = 500000\nto = 500000\n[charge]\nmax_amount = 400000\n");
+        for said in [
+            "top_up.below",
+            "needs balance.interval",
+            "must be above top_up.below (500000)",
+            "a charge from a balance of 0 would be 500000 KRW, above charge.max_amount (400000)",
+        ] {
+            assert!(err.contains(said), "{said:?} not in {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "[balance]\ninterval = \"10m\"\n[top_up]\nbelow = 500000\nto = 3000000\nstep = 10000\n",
+        );
+        let s = Settings::load_with_env(Some(&path), with_credentials()).unwrap();
+        let said = s.top_up.describe(s.balance.interval);
+        assert!(
+            said.starts_with("when a balance polled every 10m is below 500000 KRW, ask for one charge that brings it back to 3000000 KRW"),
+            "{said}"
+        );
+        assert!(
+            said.contains("at most 2 a KST day and 20000000 KRW a KST month"),
+            "{said}"
+        );
+        let off = Settings::load_with_env(None, with_credentials()).unwrap();
+        assert_eq!(off.top_up.describe(None), "off (top_up.below = 0)");
     }
 }

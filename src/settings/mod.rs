@@ -15,7 +15,7 @@
 //! `secret` (finding and decoding the signing key, which only the commands that
 //! talk to the API need), `postgres` (the database engine: SQLite at
 //! `database.path` or PostgreSQL at `database.url`, its password file read). `ladder` (the due-soon lead ladder), `cadence` (the
-//! quiet hours of the READY cadence) and `charge` (`[charge]`, `[balance]`) are
+//! quiet hours of the READY cadence) and `charge` (`[charge]`, `[balance]`, `[top_up]`) are
 //! leaves that `sections` uses; `key_bytes` (a decoded, redacted key) is the
 //! leaf under `secret` and `webhook_secret` (a sink's key), and `secret_file`
 //! (finding a secret file, also among systemd credentials, and reading it
@@ -42,7 +42,7 @@ mod webhook_secret;
 mod webhooks;
 
 pub use cadence::QuietHours;
-pub use charge::{BalanceSettings, ChargeSettings};
+pub use charge::{BalanceSettings, ChargeSettings, TopUpSettings, round_up};
 pub use error::{Problem, SettingsError};
 pub use ladder::LeadLadder;
 pub use load::{DEFAULT_CONFIG_PATH, DEFAULTS_TOML, ENV_PREFIX};

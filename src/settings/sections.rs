@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::cadence::QuietHours;
-use super::charge::{BalanceSettings, ChargeSettings};
+use super::charge::{BalanceSettings, ChargeSettings, TopUpSettings};
 use super::error::{SettingsError, key_error};
 use super::ladder::LeadLadder;
 use super::postgres::PostgresTarget;
@@ -29,6 +29,9 @@ pub struct Settings {
     pub charge: ChargeSettings,
     #[serde(default)]
     pub balance: BalanceSettings,
+    /// `[top_up]`: the rule that asks for a charge when the balance is low.
+    #[serde(default)]
+    pub top_up: TopUpSettings,
     /// `[[webhooks]]`: where events are delivered (none by default).
     #[serde(default)]
     pub webhooks: Vec<WebhookSettings>,

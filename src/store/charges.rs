@@ -54,6 +54,9 @@ pub struct ChargeRequestRow {
     pub resolved_by: Option<String>,
     /// What a forced request was sent past, if anything stood in the way.
     pub forced_past: Option<String>,
+    /// Who asked: `cli` (the `charge` command, another program's INSERT) or
+    /// `top_up` (the top-up rule).
+    pub source: String,
 }
 
 /// What a request came to, to be written.

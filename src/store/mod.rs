@@ -18,7 +18,9 @@
 //! - The outbox is exact: an event exists if and only if its fact does (the
 //!   schema's triggers write events in the fact's transaction).
 //! - Money: a charge request is `sending` before its POST leaves and is never
-//!   sent twice; a dead sender's requests become `unknown`.
+//!   sent twice; a dead sender's requests become `unknown`. The top-up rule's
+//!   requests are inserted only by a statement that checks its guards as it
+//!   writes (`top_up.rs`).
 //! - A webhook sink is sent by the one daemon that holds it (`holders.rs`),
 //!   and its worker's writes are fenced like a lease's results.
 //! - A running daemon's liveness is something the engine ends when the
@@ -41,6 +43,7 @@ mod schema;
 mod sinks;
 mod sqlite;
 mod status;
+mod top_up;
 mod wake;
 mod watch;
 
@@ -66,6 +69,7 @@ pub use record::{FlagRaised, PollRecord, RecordKind, Recorded, TransitionRecorde
 pub use schema::SchemaState;
 pub use sinks::{Backlog, SinkActivity, SinkBacklog};
 pub use status::{Daemons, ErrorCount, LiveDaemon, StatusFacts, UnknownCharge, UnknownCharges};
+pub use top_up::{TopUpLimits, TopUpState};
 pub use wake::{Topic, WakeUp};
 pub use watch::Watch;
 

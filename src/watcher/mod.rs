@@ -10,7 +10,8 @@
 //! [`charges`] performs one charge request (for the CLI and the daemon alike),
 //! [`balance`] decides when a balance raises `balance.low`, and `requests`
 //! is the daemon's loop over requests from the database and balance polls
-//! ([`Watcher::run_requests`]).
+//! ([`Watcher::run_requests`]); [`top_up`] decides when a low balance asks
+//! for a charge and `top_up_step` asks the database for it.
 
 pub mod balance;
 pub mod charges;
@@ -25,6 +26,8 @@ mod schedule_props;
 #[cfg(test)]
 mod schedule_tests;
 mod scheduler;
+pub mod top_up;
+mod top_up_step;
 mod wal;
 
 pub use scheduler::Watcher;

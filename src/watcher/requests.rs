@@ -1,7 +1,8 @@
 //! The daemon's second loop, beside the polling one: it performs the charge
 //! requests other programs insert into `charge_requests` (one at a time, each
 //! at most once: see `charges.rs`), makes requests of dead performers
-//! `unknown`, and polls the balance every `balance.interval`. Its API
+//! `unknown`, and polls the balance every `balance.interval`, after which the
+//! top-up rule may ask for a charge (`top_up_step.rs`). Its API
 //! requests take their turn in the same global rate as the polls.
 
 use std::time::Duration;
@@ -54,6 +55,8 @@ impl Watcher {
             () = shutdown.cancelled() => return,
             () = ctx.progress.ownership() => {}
         }
+        // A suspension recorded before this start is reported at once.
+        self.note_top_up_suspension().await;
         while !shutdown.is_cancelled() {
             if Instant::now() >= next_sweep {
                 let now = Utc::now();
@@ -97,6 +100,7 @@ impl Watcher {
                             "performing a charge request from the database"
                         );
                         let _ = perform(&charger, request).await;
+                        self.note_top_up_suspension().await;
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -112,6 +116,7 @@ impl Watcher {
                 && Instant::now() >= next_balance
             {
                 next_balance = Instant::now() + interval;
+                let asked_at = ctx.clock.now();
                 let answer = tokio::select! {
                     () = shutdown.cancelled() => return,
                     answer = async {
@@ -143,6 +148,12 @@ impl Watcher {
                                         threshold, "point balance fell below balance.low_threshold"
                                     );
                                     ctx.progress.events_committed();
+                                }
+                                if settings.top_up.enabled()
+                                    && self.top_up_step(balance.balance, asked_at).await
+                                {
+                                    // Its request is performed at once, below.
+                                    continue;
                                 }
                             }
                             Err(e) => warn!(error = %e, "cannot record the balance"),

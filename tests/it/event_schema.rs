@@ -86,7 +86,8 @@ const BALANCE_GET: &str = "GET /api/v1/points/balance";
 /// A daemon driven through every event type of the outbox: a READY issuance
 /// that becomes due soon and overdue, one the API does not know (not found),
 /// one that cannot be asked for (rejected), a balance falling below the
-/// threshold, a refused, a created and an unknown charge, and a sink that
+/// threshold, a refused, a created and an unknown charge (a top-up one, which
+/// suspends the rule), and a sink that
 /// fails until it is disabled. Every body the
 /// receiver got and every row of the outbox is valid against the schema.
 async fn every_event_a_daemon_produces_is_valid_against_the_published_schema() {
@@ -134,7 +135,8 @@ async fn every_event_a_daemon_produces_is_valid_against_the_published_schema() {
             "SELECT state FROM charge_requests WHERE id = 2",
         ),
         (
-            "INSERT INTO charge_requests (amount, force) VALUES (30000, 1)",
+            // The top-up rule's request: unknown, so the rule suspends itself.
+            "INSERT INTO charge_requests (amount, force, source) VALUES (30000, 1, 'top_up')",
             "SELECT state FROM charge_requests WHERE id = 3",
         ),
     ] {

@@ -44,6 +44,7 @@ mod sinks;
 mod status;
 mod store_contract;
 mod systemd_unit;
+mod top_up;
 mod try_it_locally;
 mod upstream_faults;
 mod wake_ups;

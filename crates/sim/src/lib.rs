@@ -32,6 +32,8 @@
 //! - `GET|PUT /_sim/faults` (a [`FaultConfig`] as JSON)
 //! - `PUT /_sim/balance` `{"balance": n, "pointExpiredIn30Days"?: m}`: the balance
 //!   before charges; every charge created through the API adds its amount once DONE
+//! - `POST /_sim/spend` `{"amount": n}` → `{"balance": b}`: points spent as orders
+//!   would spend them; the balance falls by `n`, never below 0
 //! - `GET /_sim/ground-truth[?id=…][?offset=…&limit=…]` → `[{issuanceId, from, to, at}]`
 //!   (offset/limit page over issuances in creation order)
 //! - `GET /_sim/stats`, `GET /_sim/requests` (`{requests, rateLimits}`), `GET /_sim/clock`
@@ -127,6 +129,16 @@ impl Shared {
         if let Some(expiring) = expiring {
             base.1 = expiring;
         }
+    }
+
+    /// Spends `amount` points as orders would: the balance falls by it, never
+    /// below 0. Returns the balance after.
+    fn spend(&self, amount: i64) -> i64 {
+        let credited = self.store().credited(self.now_ms());
+        let mut base = self.base_balance.lock().unwrap_or_else(|e| e.into_inner());
+        let now = base.0.saturating_add(credited);
+        base.0 -= amount.clamp(0, now.max(0));
+        base.0.saturating_add(credited)
     }
 
     fn seed(&self, count: usize, amount: Option<i64>) -> Result<Vec<String>, SimError> {
@@ -364,6 +376,11 @@ impl SimHandle {
     /// Sets the balance that charges add to (and, if given, the points expiring).
     pub fn set_balance(&self, balance: i64, expiring_30d: Option<i64>) {
         self.inner.shared.set_base_balance(balance, expiring_30d);
+    }
+
+    /// Spends `amount` points (`POST /_sim/spend`); returns the balance after.
+    pub fn spend(&self, amount: i64) -> i64 {
+        self.inner.shared.spend(amount)
     }
 
     /// Charges created through `POST /api/v1/points/issuance` so far,

@@ -45,6 +45,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/_sim/faults", get(get_faults).put(put_faults))
         .route("/_sim/balance", axum::routing::put(put_balance))
+        .route("/_sim/spend", post(spend))
         .route("/_sim/ground-truth", get(ground_truth))
         .route("/_sim/stats", get(stats))
         .route("/_sim/requests", get(requests))
@@ -414,6 +415,19 @@ async fn put_balance(State(shared): Sim, body: Bytes) -> Answer {
     let request: BalanceRequest = parse(&body)?;
     shared.set_base_balance(request.balance, request.point_expired_in_30_days);
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpendRequest {
+    amount: i64,
+}
+
+/// Spends points as orders would (the balance falls, never below 0).
+async fn spend(State(shared): Sim, body: Bytes) -> Answer {
+    let request: SpendRequest = parse(&body)?;
+    let balance = shared.spend(request.amount);
+    Ok(Json(serde_json::json!({ "balance": balance })).into_response())
 }
 
 async fn get_faults(State(shared): Sim) -> Response {

@@ -77,7 +77,7 @@ const fn key(section: &'static str, name: &'static str, kind: Kind) -> Key {
     }
 }
 
-/// Every key of the sections (`[api]` ... `[balance]`), in the order of the
+/// Every key of the sections (`[api]` ... `[top_up]`), in the order of the
 /// example file.
 pub(in crate::settings) const KEYS: &[Key] = &[
     key("api", "base_url", Kind::Url),
@@ -155,6 +155,39 @@ pub(in crate::settings) const KEYS: &[Key] = &[
     key(
         "balance",
         "low_threshold",
+        Kind::Integer {
+            min: 0,
+            max: 1_000_000_000_000,
+        },
+    ),
+    key(
+        "top_up",
+        "below",
+        Kind::Integer {
+            min: 0,
+            max: 1_000_000_000_000,
+        },
+    ),
+    key(
+        "top_up",
+        "to",
+        Kind::Integer {
+            min: 0,
+            max: 1_000_000_000_000,
+        },
+    ),
+    key(
+        "top_up",
+        "step",
+        Kind::Integer {
+            min: 1,
+            max: 1_000_000_000,
+        },
+    ),
+    key("top_up", "max_per_day", Kind::Integer { min: 0, max: 1000 }),
+    key(
+        "top_up",
+        "max_per_month",
         Kind::Integer {
             min: 0,
             max: 1_000_000_000_000,

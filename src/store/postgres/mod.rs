@@ -31,6 +31,7 @@ mod query;
 mod record;
 mod sinks;
 mod status;
+mod top_up;
 
 use std::sync::Arc;
 

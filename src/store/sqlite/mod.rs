@@ -23,6 +23,7 @@ pub(super) mod sql;
 mod status;
 #[cfg(test)]
 pub(crate) mod testing;
+mod top_up;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, Sqlite, SqlitePool, Transaction};

@@ -23,9 +23,11 @@ use crate::store::watch::watch_text;
 mod budget;
 mod holders;
 mod outbox;
+mod top_up;
 pub(super) use budget::*;
 pub(super) use holders::*;
 pub(super) use outbox::*;
+pub(super) use top_up::*;
 
 // --- Claiming and scheduling -------------------------------------------------
 
@@ -385,7 +387,7 @@ macro_rules! charge_request_columns {
     () => {
         "SELECT id, amount, requested_at, state, force, performed_by, sent_at, finished_at,
                 issuance_id, http_status, error_code, error_message, resolution, resolved_at,
-                resolved_by, forced_past FROM charge_requests"
+                resolved_by, forced_past, source FROM charge_requests"
     };
 }
 

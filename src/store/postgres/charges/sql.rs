@@ -95,7 +95,7 @@ macro_rules! charge_request_columns {
         "SELECT id, amount, utc_text(requested_at) AS requested_at, state, force, performed_by,
                 utc_text(sent_at) AS sent_at, utc_text(finished_at) AS finished_at, issuance_id,
                 http_status, error_code, error_message, resolution,
-                utc_text(resolved_at) AS resolved_at, resolved_by, forced_past
+                utc_text(resolved_at) AS resolved_at, resolved_by, forced_past, source
          FROM charge_requests"
     };
 }

@@ -40,6 +40,7 @@ fn row_in(state: &str) -> ChargeRequestRow {
         resolved_at: None,
         resolved_by: None,
         forced_past: None,
+        source: "cli".into(),
     }
 }
 
