@@ -22,10 +22,13 @@ static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// The newest migration: the schema the current release made.
-const CURRENT: i64 = 20261206000012;
+const CURRENT: i64 = 20261206000014;
 /// The previous release's schema (the newest migration of the last release;
 /// a release may add several).
-const PREVIOUS: i64 = 20261205000007;
+const PREVIOUS: i64 = 20261206000012;
+/// The last schema before `migrations/` moved to `migrations/sqlite/`: a
+/// database made then must upgrade too, its applied migrations untouched.
+const BEFORE_THE_MOVE: i64 = 20261205000007;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -199,12 +202,24 @@ async fn a_database_of_the_current_release_is_up_to_date_after_the_move() {
 
 #[tokio::test]
 async fn a_database_of_the_previous_release_upgrades_in_place() {
-    let (_dir, db, config) = fixture(PREVIOUS);
+    upgrades_in_place(PREVIOUS).await;
+}
+
+#[tokio::test]
+async fn a_database_made_before_the_migrations_moved_upgrades_in_place() {
+    upgrades_in_place(BEFORE_THE_MOVE).await;
+}
+
+/// The fixture at schema `from` is refused by commands that need the current
+/// schema, then upgraded by `migrate` with only the newer migrations, its rows
+/// kept and the newer tables' rows fresh.
+async fn upgrades_in_place(from: i64) {
+    let (_dir, db, config) = fixture(from);
     let before = applied(&db).await;
     assert_eq!(
         before.keys().copied().max(),
-        Some(PREVIOUS),
-        "the fixture is at the previous release's schema"
+        Some(from),
+        "the fixture is at schema {from}"
     );
     assert_ours(&before);
 
@@ -212,7 +227,7 @@ async fn a_database_of_the_previous_release_upgrades_in_place() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains(&format!(
-            "has schema {PREVIOUS}, this binary needs {CURRENT}"
+            "has schema {from}, this binary needs {CURRENT}"
         )),
         "{}",
         text(&out)
@@ -221,7 +236,7 @@ async fn a_database_of_the_previous_release_upgrades_in_place() {
     let out = cli_within(&config, &["migrate"]);
     assert!(out.status.success(), "migrate: {}", text(&out));
     assert!(
-        text(&out).contains(&format!("upgraded from schema {PREVIOUS} to {CURRENT}")),
+        text(&out).contains(&format!("upgraded from schema {from} to {CURRENT}")),
         "{}",
         text(&out)
     );
@@ -239,7 +254,7 @@ async fn a_database_of_the_previous_release_upgrades_in_place() {
     let newer: Vec<i64> = SQLITE
         .iter()
         .map(|m| m.version)
-        .filter(|v| *v > PREVIOUS)
+        .filter(|v| *v > from)
         .collect();
     assert_eq!(added, newer);
     assert_fixture_rows(&config);
