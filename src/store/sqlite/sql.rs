@@ -20,8 +20,10 @@
 use crate::store::watch::watch_text;
 
 mod budget;
+mod dashboard;
 mod outbox;
 pub(super) use budget::*;
+pub(super) use dashboard::*;
 pub(super) use outbox::*;
 
 // --- Claiming and scheduling -------------------------------------------------
