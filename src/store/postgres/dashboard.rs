@@ -92,8 +92,12 @@ mod sql {
     }
 
     /// The first page: $1 status, $2 watch, $3 how many at most; by id.
-    pub(super) const ISSUANCES_FIRST: &str =
-        concat!(page_columns!(), " WHERE", page_filter!(), " ORDER BY issuances.id LIMIT $3");
+    pub(super) const ISSUANCES_FIRST: &str = concat!(
+        page_columns!(),
+        " WHERE",
+        page_filter!(),
+        " ORDER BY issuances.id LIMIT $3"
+    );
 
     /// The page after id $4.
     pub(super) const ISSUANCES_AFTER: &str = concat!(

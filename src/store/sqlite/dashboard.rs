@@ -101,7 +101,13 @@ mod tests {
             &["balance_history_by_time"],
         )
         .await;
-        assert_plan(&store, sql::EVENTS_BEFORE, "events", &["INTEGER PRIMARY KEY"]).await;
+        assert_plan(
+            &store,
+            sql::EVENTS_BEFORE,
+            "events",
+            &["INTEGER PRIMARY KEY"],
+        )
+        .await;
         let deliveries = assert_plan(
             &store,
             sql::DELIVERIES_OF,
