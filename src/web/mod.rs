@@ -104,6 +104,8 @@ pub fn router(dashboard: Dashboard) -> axum::Router {
         .route("/sinks", get(pages::sinks))
         .route("/charges", get(detail::charges))
         .route("/style.css", get(pages::style))
+        .route("/favicon.svg", get(pages::icon))
+        .route("/favicon.ico", get(pages::icon))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/actions/sink", post(auth::sink_action))

@@ -379,6 +379,15 @@ pub(super) async fn issuances(
     })
 }
 
+/// The icon (also at `/favicon.ico`, where browsers look without a link).
+pub(super) async fn icon() -> Response {
+    (
+        [(header::CONTENT_TYPE, "image/svg+xml")],
+        include_str!("favicon.svg"),
+    )
+        .into_response()
+}
+
 pub(super) async fn style() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],

@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 
 /// Every page, with a query where it needs one.
-pub const PAGES: [&str; 8] = [
+pub(crate) const PAGES: [&str; 8] = [
     "/",
     "/to-pay",
     "/issuances",
