@@ -87,7 +87,7 @@ pub(super) async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(refused) = allowed(&d, &headers, &form.csrf) {
+    if let Some(refused) = refusal(&d, &headers, &form.csrf) {
         return refused;
     }
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
@@ -105,27 +105,28 @@ fn refuse(d: &Dashboard, headers: &HeaderMap, why: &str) -> Response {
     )
 }
 
-/// Whether an action may run: signed in, with this process's CSRF token.
-fn allowed(d: &Dashboard, headers: &HeaderMap, csrf: &str) -> Result<(), Response> {
+/// The refusal of an action, unless it may run (signed in, with this
+/// process's CSRF token).
+fn refusal(d: &Dashboard, headers: &HeaderMap, csrf: &str) -> Option<Response> {
     if d.inner.admin.is_none() {
-        return Err(refuse(
+        return Some(refuse(
             d,
             headers,
             "This dashboard is read-only: no admin token is configured.",
         ));
     }
     if !is_admin(d, headers) {
-        return Err(refuse(d, headers, "Sign in with the admin token first."));
+        return Some(refuse(d, headers, "Sign in with the admin token first."));
     }
     if !same(csrf.as_bytes(), d.inner.csrf.as_bytes()) {
         warn!("dashboard: an action without this page's CSRF token was refused");
-        return Err(refuse(
+        return Some(refuse(
             d,
             headers,
             "This form is stale or foreign: reload the page and try again.",
         ));
     }
-    Ok(())
+    None
 }
 
 fn done(d: &Dashboard, headers: &HeaderMap, text: String, back: &str) -> Response {
@@ -145,7 +146,7 @@ pub(super) async fn sink_action(
     headers: HeaderMap,
     Form(form): Form<SinkForm>,
 ) -> Response {
-    if let Err(refused) = allowed(&d, &headers, &form.csrf) {
+    if let Some(refused) = refusal(&d, &headers, &form.csrf) {
         return refused;
     }
     let store = &d.inner.store;
@@ -187,7 +188,7 @@ pub(super) async fn redeliver(
     headers: HeaderMap,
     Form(form): Form<RedeliverForm>,
 ) -> Response {
-    if let Err(refused) = allowed(&d, &headers, &form.csrf) {
+    if let Some(refused) = refusal(&d, &headers, &form.csrf) {
         return refused;
     }
     let sinks = d.configured_sinks();
@@ -240,7 +241,7 @@ pub(super) async fn cancel(
     headers: HeaderMap,
     Form(form): Form<CancelForm>,
 ) -> Response {
-    if let Err(refused) = allowed(&d, &headers, &form.csrf) {
+    if let Some(refused) = refusal(&d, &headers, &form.csrf) {
         return refused;
     }
     let id = form.id.as_str();
