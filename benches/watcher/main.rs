@@ -28,6 +28,7 @@
 //! 5. `deliver`: webhook delivery to a loopback receiver: latency from commit
 //!    to the receiver's 2xx, and the drain of a backlog written at once.
 
+mod dashboard;
 mod deliver;
 mod efficiency;
 mod harness;

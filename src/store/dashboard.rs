@@ -65,9 +65,10 @@ impl Store {
     }
 
     /// The open charges: active issuances that are `WAITED` or `READY`,
-    /// soonest deadline first (no deadline last).
-    pub async fn open_charges(&self) -> Result<Vec<IssuanceRow>, StoreError> {
-        engine!(self, db => db.open_charges().await)
+    /// soonest deadline first (no deadline last), `limit` at most (an account
+    /// has one or two; the bound keeps a page small whatever the table holds).
+    pub async fn open_charges(&self, limit: i64) -> Result<Vec<IssuanceRow>, StoreError> {
+        engine!(self, db => db.open_charges(limit).await)
     }
 
     /// The newest `limit` balance answers, oldest first.

@@ -19,6 +19,10 @@ use crate::store::{IssuanceFilter, IssuanceRow, StoreError};
 const PAGE: i64 = 50;
 /// How many balance answers the chart draws.
 const CHART_POINTS: i64 = 200;
+/// How many open charges the overview shows (an account has one or two).
+const OVERVIEW_CHARGES: i64 = 5;
+/// How many open charges `/to-pay` and its CSV list at most.
+const TO_PAY: i64 = 1000;
 
 /// An open charge as a payer needs it.
 pub(super) struct ChargeView {
@@ -160,7 +164,7 @@ async fn overview_page(d: &Dashboard, headers: &HeaderMap) -> Result<Overview, S
     let store = &d.inner.store;
     let zone = d.zone();
     let facts = store.status_facts(Utc::now() - Span::hours(1)).await?;
-    let charges = store.open_charges().await?;
+    let charges = store.open_charges(OVERVIEW_CHARGES).await?;
     let history = store.balance_history(CHART_POINTS).await?;
     let flags = store.flags(None).await?;
     let values: Vec<i64> = history.iter().map(|p| p.balance).collect();
@@ -240,7 +244,7 @@ pub(super) struct ToPay {
 }
 
 pub(super) async fn to_pay(State(d): State<Dashboard>, headers: HeaderMap) -> Response {
-    match d.inner.store.open_charges().await {
+    match d.inner.store.open_charges(TO_PAY).await {
         Ok(rows) => render(&ToPay {
             chrome: d.chrome(&headers, "To pay", true),
             charges: rows.iter().map(|r| d.charge_view(r)).collect(),
@@ -251,7 +255,7 @@ pub(super) async fn to_pay(State(d): State<Dashboard>, headers: HeaderMap) -> Re
 
 /// The open charges as CSV (amounts as plain integers, deadlines in KST).
 pub(super) async fn to_pay_csv(State(d): State<Dashboard>) -> Response {
-    let rows = match d.inner.store.open_charges().await {
+    let rows = match d.inner.store.open_charges(TO_PAY).await {
         Ok(rows) => rows,
         Err(e) => return failed(e),
     };

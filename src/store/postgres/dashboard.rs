@@ -27,8 +27,9 @@ impl super::PgStore {
             .context("reading a page of issuances")
     }
 
-    pub async fn open_charges(&self) -> Result<Vec<IssuanceRow>, StoreError> {
+    pub async fn open_charges(&self, limit: i64) -> Result<Vec<IssuanceRow>, StoreError> {
         sqlx::query_as(sql::OPEN_CHARGES)
+            .bind(limit)
             .fetch_all(&self.pool)
             .await
             .context("reading the open charges")
@@ -107,11 +108,11 @@ mod sql {
         " ORDER BY issuances.id LIMIT $3"
     );
 
-    /// Active issuances waiting to be paid, soonest deadline first.
+    /// Active issuances waiting to be paid, soonest deadline first, $1 at most.
     pub(super) const OPEN_CHARGES: &str = concat!(
         page_columns!(),
         " WHERE watch = 'active' AND status IN ('WAITED', 'READY')
-         ORDER BY vbank_due_at NULLS LAST, issuances.id COLLATE \"C\""
+         ORDER BY vbank_due_at NULLS LAST, issuances.id COLLATE \"C\" LIMIT $1"
     );
 
     /// The newest $1 balance answers, oldest first.

@@ -29,8 +29,9 @@ impl SqliteStore {
             .context("reading a page of issuances")
     }
 
-    pub async fn open_charges(&self) -> Result<Vec<IssuanceRow>, StoreError> {
+    pub async fn open_charges(&self, limit: i64) -> Result<Vec<IssuanceRow>, StoreError> {
         sqlx::query_as(sql::OPEN_CHARGES)
+            .bind(limit)
             .fetch_all(&self.pool)
             .await
             .context("reading the open charges")

@@ -41,13 +41,13 @@ pub(in crate::store) const ISSUANCES_AFTER: &str = concat!(
 );
 
 /// Active issuances waiting to be paid (`WAITED`, `READY`), soonest deadline
-/// first, from the partial index of active issuances.
+/// first, ?1 at most, from the partial index of active issuances.
 pub(in crate::store) const OPEN_CHARGES: &str = concat!(
     page_columns!(),
     " WHERE watch = '",
     watch_text!(active),
     "' AND status IN ('WAITED', 'READY')
-     ORDER BY vbank_due_at IS NULL, vbank_due_at, issuances.id"
+     ORDER BY vbank_due_at IS NULL, vbank_due_at, issuances.id LIMIT ?1"
 );
 
 /// The newest ?1 balance answers, oldest first.
