@@ -608,5 +608,8 @@ fn check_config_says_where_the_admin_token_is_read_and_refuses_a_short_one() {
         said.contains("http.admin_token_file") && said.contains("at least 16"),
         "{said}"
     );
-    assert!(!said.contains("short\n") && !said.contains("\"short\""), "{said}");
+    assert!(
+        !said.contains("short\n") && !said.contains("\"short\""),
+        "{said}"
+    );
 }

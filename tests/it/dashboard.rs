@@ -10,6 +10,7 @@ use chrono::{Duration as Span, Utc};
 use common::engine::on_both_engines;
 use common::site::{ADMIN_TOKEN, Site};
 use issuance_watcher::domain::Status;
+use issuance_watcher::store::{Access, Store};
 use issuance_watcher::web::CONTENT_SECURITY_POLICY;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
@@ -461,3 +462,73 @@ on_both_engines!(
     actions_need_the_token_the_cookie_and_the_csrf_token,
     a_cancel_first_asks_for_a_confirmation_naming_the_charge,
 );
+
+/// PostgreSQL's planner, asked through its statistics: with sequential
+/// scans priced out (`enable_seqscan = off`: the planner then scans a table
+/// only where no index serves the statement), rendering every page adds no
+/// sequential scan of a table that grows. The SQLite plans are asserted in
+/// the store's unit tests.
+#[tokio::test]
+async fn on_postgres_no_page_scans_a_growing_table() {
+    common::engine::on_postgres(async {
+        let url = common::engine::postgres_url().unwrap();
+        // Seeded through a store of its own, closed before the site starts:
+        // a backend reports its counters when it ends, so none of the
+        // seeding's scans can be counted against the pages.
+        let seed = Store::open_postgres(&url, Access::Migrate).await.unwrap();
+        let ids: Vec<String> = (0..5000).map(|i| format!("bulk-{i:05}")).collect();
+        seed.add_ids(&ids).await.unwrap();
+        for i in 0..20 {
+            let status = if i % 2 == 0 { Status::Done } else { Status::Ready };
+            let due = Utc::now() + Span::hours(i);
+            common::site::charge(&seed, &format!("c-{i}"), status, 1000, due).await;
+        }
+        seed.record_balance(Utc::now(), 1000, 0, None).await.unwrap();
+        seed.close().await;
+        let admin = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query("ANALYZE").execute(&admin).await.unwrap();
+        sqlx::query(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET enable_seqscan = off', current_database()); END $$",
+        )
+        .execute(&admin)
+        .await
+        .unwrap();
+        let tables = "'issuances', 'transitions', 'events', 'deliveries', 'attempts', 'flags', 'balance_history'";
+        let sql = format!(
+            "SELECT relname::text, seq_scan FROM pg_stat_user_tables WHERE relname IN ({tables}) ORDER BY relname"
+        );
+        let scans = async || -> Vec<(String, i64)> {
+            // The counters a backend reported, read afresh (not from this
+            // transaction's snapshot), after the reports of at most a second ago.
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            sqlx::query("SELECT pg_stat_clear_snapshot()")
+                .execute(&admin)
+                .await
+                .unwrap();
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .fetch_all(&admin)
+                .await
+                .unwrap()
+        };
+        let before = scans().await;
+        assert_eq!(before.len(), 7, "{before:?}");
+        let site = Site::start(false, &[], |_| {}).await;
+        for path in PAGES.iter().copied().chain([
+            "/issuances?after=bulk-02500",
+            "/issuances?status=READY",
+            "/issuance?id=c-3",
+            "/issuance?id=c-4",
+        ]) {
+            let path = path.replace("ok-1", "c-1");
+            let (status, _, _) = get(&site, &path, None).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+        }
+        // Its connections end, and so report their counters.
+        site.store.close().await;
+        drop(site);
+        let after = scans().await;
+        admin.close().await;
+        assert_eq!(before, after, "sequential scans while rendering the pages");
+    })
+    .await;
+}

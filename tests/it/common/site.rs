@@ -74,29 +74,7 @@ impl Site {
 
     /// Issuance `id` watched and answered `status` with a virtual account due at `due`.
     pub async fn charge(&self, id: &str, status: Status, amount: i64, due: DateTime<Utc>) {
-        self.store.add_ids(&[id.to_owned()]).await.unwrap();
-        let observation = Observation {
-            status,
-            amount: Some(amount),
-            created_at: Some(Utc::now()),
-            modified_at: Some(Utc::now()),
-            vbank: Some(Vbank {
-                due_at: Some(due),
-                account_number: Some("110-123-456789".to_owned()),
-                bank_name: Some("Shinhan".to_owned()),
-                holder_name: Some("Bunjang Point".to_owned()),
-            }),
-            warnings: Vec::new(),
-        };
-        let decision = if status.is_terminal() {
-            Decision::Settled
-        } else {
-            Decision::PollAt(Utc::now() + Duration::from_secs(3600))
-        };
-        self.store
-            .record_answer(id, &observation, decision, Utc::now())
-            .await
-            .unwrap();
+        charge(&self.store, id, status, amount, due).await;
     }
 
     /// A charge request whose outcome is unknown (a 5xx answered it).
@@ -118,4 +96,31 @@ impl Site {
             .unwrap();
         id
     }
+}
+
+/// [`Site::charge`] on any store (one a test seeds and closes before the site starts).
+pub async fn charge(store: &Store, id: &str, status: Status, amount: i64, due: DateTime<Utc>) {
+    store.add_ids(&[id.to_owned()]).await.unwrap();
+    let observation = Observation {
+        status,
+        amount: Some(amount),
+        created_at: Some(Utc::now()),
+        modified_at: Some(Utc::now()),
+        vbank: Some(Vbank {
+            due_at: Some(due),
+            account_number: Some("110-123-456789".to_owned()),
+            bank_name: Some("Shinhan".to_owned()),
+            holder_name: Some("Bunjang Point".to_owned()),
+        }),
+        warnings: Vec::new(),
+    };
+    let decision = if status.is_terminal() {
+        Decision::Settled
+    } else {
+        Decision::PollAt(Utc::now() + Duration::from_secs(3600))
+    };
+    store
+        .record_answer(id, &observation, decision, Utc::now())
+        .await
+        .unwrap();
 }
