@@ -11,7 +11,13 @@
 //!   drop every row before the page; the open charges come from the partial
 //!   index of active issuances; the balance from its time index (newest
 //!   first, a bounded count); an issuance's deliveries by primary key per
-//!   (sink, event). The plan tests of each engine assert it.
+//!   (sink, event). SQLite's plans are asserted in its unit tests;
+//!   PostgreSQL's in `tests/it/dashboard.rs` (no page scans a table).
+//!
+//! A status or watch filter walks the id index and skips other rows: a page
+//! of a rare status reads past the rows between its matches (an index on
+//! `(status, id)` would make it one range; not added while such pages are
+//! for people looking, not for programs).
 
 use super::query::IssuanceRow;
 use super::{Store, StoreError, engine};

@@ -34,8 +34,6 @@ use axum::response::Response;
 use crate::settings::{AdminToken, Settings};
 use crate::store::Store;
 
-pub use view::{chart_points, csv_cell, rung, span_words, time_left};
-
 /// The Content-Security-Policy of every page: this origin's style sheet and
 /// inline SVG only; no script at all; forms post only here; never framed.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \

@@ -39,11 +39,17 @@ async fn sign_in(site: &Site, browser: &Browser) {
     browser.goto(&site.url("/login")).await;
     browser.type_into("#token", ADMIN_TOKEN).await;
     browser.click("#sign-in").await;
-    assert_eq!(
-        browser.url().await,
-        site.url("/"),
-        "signed in, back at the overview"
-    );
+    // The click returns when the form is sent; the overview follows its answer.
+    let overview = site.url("/");
+    common::running::wait_for(
+        "the sign-in to lead back to the overview",
+        std::time::Duration::from_secs(10),
+        async || match browser.url().await {
+            url if url == overview => Ok(()),
+            url => Err(url),
+        },
+    )
+    .await;
 }
 
 async fn every_page_loads_without_a_console_error() {
@@ -151,6 +157,7 @@ async fn a_sink_is_disabled_and_enabled_with_the_token_and_not_without() {
     browser.goto(&site.url("/sinks")).await;
     assert_eq!(browser.text("td.health").await, "disabled");
     browser.click("button.enable").await;
+    assert!(browser.text("#message").await.contains("is enabled"));
     assert!(!disabled().await);
     browser.quit().await;
 }
