@@ -405,6 +405,33 @@ async fn actions_need_the_token_the_cookie_and_the_csrf_token() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(!sink_disabled(&site, "hooks").await);
+    // Redelivering an event schedules it for the configured sinks, with the token only.
+    site.charge("r-1", Status::Ready, 1000, Utc::now() + Span::hours(1))
+        .await;
+    let seq = site.store.events_of("r-1").await.unwrap()[0]
+        .seq
+        .to_string();
+    let forged = [
+        ("csrf", "forged"),
+        ("seq", seq.as_str()),
+        ("back", "/events"),
+    ];
+    let (status, _, _) = post(&site, "/actions/redeliver", Some(&cookie), &forged).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(site.store.deliveries_of("r-1").await.unwrap().is_empty());
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("seq", seq.as_str()),
+        ("back", "/events"),
+    ];
+    let (status, _, body) = post(&site, "/actions/redeliver", Some(&cookie), &form).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let deliveries = site.store.deliveries_of("r-1").await.unwrap();
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert_eq!(
+        (deliveries[0].sink.as_str(), deliveries[0].seq.to_string()),
+        ("hooks", seq)
+    );
     // GET never acts.
     let (status, _, _) = get(&site, "/actions/sink", Some(&cookie)).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
