@@ -488,6 +488,10 @@ on_both_engines!(
     without_a_token_the_dashboard_is_read_only,
     actions_need_the_token_the_cookie_and_the_csrf_token,
     a_cancel_first_asks_for_a_confirmation_naming_the_charge,
+    the_daemon_serves_the_dashboard_beside_healthz_and_metrics(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
 );
 
 /// PostgreSQL's planner, asked through its statistics: with sequential
@@ -558,4 +562,38 @@ async fn on_postgres_no_page_scans_a_growing_table() {
         assert_eq!(before, after, "sequential scans while rendering the pages");
     })
     .await;
+}
+
+async fn the_daemon_serves_the_dashboard_beside_healthz_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("admin_token");
+    std::fs::write(&token, format!("{ADMIN_TOKEN}\n")).unwrap();
+    let port = common::metrics::free_port();
+    let settings = common::TestSettings::new("http://127.0.0.1:9", &dir.path().join("w.db"))
+        .with(|s| {
+            s.http.listen = format!("127.0.0.1:{port}");
+            s.http.admin_token_file = Some(token.clone());
+        })
+        .build();
+    let app = common::running::RunningApp::start(settings).await;
+    app.running().await;
+    let base = format!("http://127.0.0.1:{port}");
+    let page = client().get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(
+        page.headers()["content-security-policy"],
+        CONTENT_SECURITY_POLICY
+    );
+    let body = page.text().await.unwrap();
+    assert!(
+        body.contains("Sign in") && !body.contains(ADMIN_TOKEN),
+        "{body}"
+    );
+    let health = client()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert!(health.status().is_success() || health.status() == StatusCode::SERVICE_UNAVAILABLE);
+    app.stop().await.unwrap();
 }
