@@ -45,6 +45,17 @@ pub async fn run_on(
         .context("while setting up the webhook sinks")?;
     let store = open_store(&settings, Access::Migrate).await?;
     let listener = crate::ops::http::bind(&settings.http).await?;
+    // Read before `READY=1`: an unreadable token file fails the start.
+    let admin = settings
+        .admin_token()
+        .context("while reading the dashboard's admin token")?;
+    let dashboard = listener.as_ref().map(|_| {
+        crate::web::router(crate::web::Dashboard::new(
+            store.clone(),
+            settings.clone(),
+            admin,
+        ))
+    });
     let stall_after = Liveness::stall_after(&settings);
     let settings_timeout = settings.api.timeout;
     let watcher =
@@ -59,6 +70,7 @@ pub async fn run_on(
     let background = CancellationToken::new();
     let tasks = crate::ops::tasks::start(
         listener,
+        dashboard,
         store.clone(),
         liveness,
         notifier.clone(),

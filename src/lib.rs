@@ -14,6 +14,8 @@
 //!   moves data between the API and the store.
 //! - [`deliver`]: the outbox's events delivered to webhook sinks (signed
 //!   Standard Webhooks or Slack text), one worker per sink.
+//! - [`web`]: the dashboard: server-rendered pages under `/` on the HTTP
+//!   listener, read through the store, with actions for the admin token.
 //! - [`app`]: the composition root that builds and runs the daemon.
 //! - [`tools`]: the demo and the ground-truth oracle, which drive the watcher
 //!   against the simulator.
@@ -39,6 +41,8 @@ pub mod ops;
 pub mod watcher;
 
 pub mod deliver;
+
+pub mod web;
 
 pub mod app;
 

@@ -30,6 +30,7 @@
 //! 6. `hosts`: the `throughput` set-up with 1, 2 and 3 daemons on one database
 //!    (several hosts, here sharing one machine's cores).
 
+mod dashboard;
 mod deliver;
 mod efficiency;
 mod harness;

@@ -1,6 +1,7 @@
 //! `scale`: 1,000,000 issuances (900,000 settled, 100,000 active): the daemon's
 //! memory and time to its first request, the cost of one claim tick as the
-//! settled rows grow, and database bytes per issuance.
+//! settled rows grow, database bytes per issuance, and the dashboard's
+//! render time at the largest stage (`dashboard.rs`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -177,6 +178,11 @@ pub(crate) async fn scale(opts: &Opts, table: &mut Table) -> anyhow::Result<()> 
                 p95.as_secs_f64() * 1e6
             ),
         );
+        if stage == *stages.last().unwrap_or(&0) {
+            let settled_id = (settled_base + settled / 2).to_string();
+            let rounds = if opts.quick { 5 } else { 20 };
+            crate::dashboard::render_times(table, &store, &settled_id, rounds).await?;
+        }
         if stage == daemon_stage {
             daemon_at_scale(table, &store, &bench_db, &db, dir.path(), active, settled).await?;
         }

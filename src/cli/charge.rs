@@ -12,10 +12,10 @@ use serde::Serialize;
 use super::output::{left, print_json, print_table, print_text, right};
 use crate::api::{self, ApiClient, CancelOutcome};
 use crate::app::open_store;
-use crate::domain::{Clock, Decision, Observation, money};
+use crate::domain::{Clock, money};
 use crate::settings::Settings;
-use crate::store::{Access, IssuanceRow, Resolution, Store};
-use crate::watcher::charges::{Charger, Performed, charge_with, first_decision, parse_amount};
+use crate::store::{Access, IssuanceRow, Resolution};
+use crate::watcher::charges::{Charger, Performed, charge_with, parse_amount, record_cancel};
 
 fn client(settings: &Settings) -> anyhow::Result<ApiClient> {
     settings
@@ -195,7 +195,9 @@ pub(super) async fn cancel(settings: &Settings, id: &str, yes: bool) -> anyhow::
     let client = client(settings)?;
     match client.cancel(id).await {
         CancelOutcome::Answered(observation) => {
-            let recorded = record_cancel(&store, settings, id, &observation).await?;
+            let recorded = record_cancel(&store, settings, id, &observation)
+                .await
+                .context("while recording the cancel's answer (the issuance IS cancelled; the daemon's next poll records it)")?;
             print_text(&format!(
                 "issuance {id} is {}{}\n",
                 observation.status,
@@ -213,27 +215,6 @@ pub(super) async fn cancel(settings: &Settings, id: &str, yes: bool) -> anyhow::
             u.detail
         ),
     }
-}
-
-/// Records the cancel's answer as an observation; whether it recorded a transition.
-async fn record_cancel(
-    store: &Store,
-    settings: &Settings,
-    id: &str,
-    observation: &Observation,
-) -> anyhow::Result<bool> {
-    let now = Utc::now();
-    let decision = if observation.status.is_terminal() {
-        Decision::Settled
-    } else {
-        first_decision(observation, settings, now)
-    };
-    let recorded = store
-        .record_answer(id, observation, decision, now)
-        .await
-        .context("while recording the cancel's answer (the issuance IS cancelled; the daemon's next poll records it)")?;
-    crate::ops::metrics::recorded(&recorded);
-    Ok(!recorded.transitions.is_empty())
 }
 
 /// `balance [--json]`.

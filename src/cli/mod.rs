@@ -265,6 +265,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             for (name, note) in sinks.secret_sources(chrono::Utc::now()) {
                 head.push_str(&format!("# Webhook sink {name}: {note}.\n"));
             }
+            match settings
+                .admin_token()
+                .context("while checking the dashboard's admin token")?
+            {
+                Some(token) => head.push_str(&format!(
+                    "# Dashboard admin token: {} (not shown).\n",
+                    token.source
+                )),
+                None => head.push_str("# Dashboard: read-only (no http.admin_token_file).\n"),
+            }
             output::print_text(&format!("{head}{}", settings.to_redacted_toml()))
         }
         Command::Migrate => {

@@ -32,11 +32,12 @@ const PRUNE_FIRST: Duration = Duration::from_secs(2);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Starts the background tasks of a running daemon: the HTTP listener (if
-/// bound), the status/gauge refresher, the watchdog and the pruning of the
+/// bound, serving `pages` beside its own routes), the status/gauge refresher, the watchdog and the pruning of the
 /// delivery log (`retentions`: each configured sink's `attempts_retention`).
 /// They stop when `token` is cancelled; wait for them on the returned tracker.
 pub fn start(
     listener: Option<tokio::net::TcpListener>,
+    pages: Option<axum::Router>,
     store: Store,
     liveness: Liveness,
     notifier: Arc<Notifier>,
@@ -49,9 +50,12 @@ pub fn start(
         let addr: Option<SocketAddr> = listener.local_addr().ok();
         info!(
             addr = addr.map(tracing::field::display),
-            "serving /healthz and /metrics"
+            "serving /healthz, /metrics and the dashboard"
         );
-        let app = router(liveness.clone(), metrics.clone());
+        let mut app = router(liveness.clone(), metrics.clone());
+        if let Some(pages) = pages {
+            app = app.merge(pages);
+        }
         let stop = token.clone();
         tracker.spawn(async move {
             if let Err(e) = axum::serve(listener, app)

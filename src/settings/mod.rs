@@ -22,6 +22,7 @@
 //! without hanging) the one under `secret` and `webhooks`; `userinfo` (no
 //! `user:password@` in a URL setting) is the leaf under `schema` and `webhooks`.
 
+mod admin_token;
 mod cadence;
 mod charge;
 mod database;
@@ -41,6 +42,7 @@ mod webhook_parse;
 mod webhook_secret;
 mod webhooks;
 
+pub use admin_token::{AdminToken, MIN_ADMIN_TOKEN_CHARS};
 pub use cadence::QuietHours;
 pub use charge::{BalanceSettings, ChargeSettings, TopUpSettings, round_up};
 pub use error::{Problem, SettingsError};

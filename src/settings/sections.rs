@@ -167,13 +167,17 @@ pub struct LogSettings {
     pub format: LogFormat,
 }
 
-/// The optional HTTP listener for `/healthz` and `/metrics`.
+/// The optional HTTP listener for `/healthz`, `/metrics` and the dashboard.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// `host:port` to listen on; empty (the default) keeps the listener off.
     #[serde(default)]
     pub listen: String,
+    /// A file holding the dashboard's admin token (see `admin_token.rs`);
+    /// unset: the dashboard is read-only.
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl HttpSettings {

@@ -32,6 +32,7 @@
 mod budget;
 mod charges;
 mod claim;
+mod dashboard;
 mod delivery_log;
 mod events;
 mod holders;
@@ -57,6 +58,7 @@ pub use charges::{
     adoption_refused, resolution_refused,
 };
 pub use claim::{Claimed, Lease};
+pub use dashboard::{BalancePoint, DeliveryRow, IssuanceFilter};
 pub use delivery_log::{EventRange, LoggedAttempt, Pruned};
 pub use events::{
     AttemptRow, DueDelivery, EventRow, FailedDelivery, NamedSinkRow, SinkRow, SinkVerdict,

@@ -104,6 +104,22 @@ pub fn first_decision(
     }
 }
 
+/// Records the answer to a cancel of `id` (`cancel`, the dashboard) as an
+/// observation of it, through the poll's path; whether it recorded a
+/// transition (`false`: a poll had recorded it already).
+pub async fn record_cancel(
+    store: &Store,
+    settings: &Settings,
+    id: &str,
+    observation: &Observation,
+) -> Result<bool, StoreError> {
+    let now = Utc::now();
+    let decision = first_decision(observation, settings, now);
+    let recorded = store.record_answer(id, observation, decision, now).await?;
+    crate::ops::metrics::recorded(&recorded);
+    Ok(!recorded.transitions.is_empty())
+}
+
 /// What [`perform`] did with a request.
 #[derive(Debug)]
 pub struct Attempt {

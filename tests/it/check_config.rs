@@ -570,3 +570,46 @@ fn a_postgres_url_is_not_served_by_sqlite_in_silence() {
         );
     }
 }
+
+#[test]
+fn check_config_says_where_the_admin_token_is_read_and_refuses_a_short_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("ISSUANCE_WATCHER__API__SECRET_KEY", SECRET_B64)];
+    let path = write(&dir, CREDENTIALS);
+    let read_only = check(&path, &env);
+    let text = String::from_utf8_lossy(&read_only.stdout).into_owned();
+    assert!(text.contains("# Dashboard: read-only"), "{text}");
+
+    let token = "an-admin-token-long-enough-42";
+    let file = dir.path().join("admin_token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let config = format!(
+        "{CREDENTIALS}[http]\nadmin_token_file = {:?}\n",
+        file.display().to_string()
+    );
+    let path = write(&dir, &config);
+    let out = check(&path, &env);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains(&format!(
+            "# Dashboard admin token: the file {} (not shown)",
+            file.display()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(token) && !stderr(&out).contains(token));
+
+    std::fs::write(&file, "short").unwrap();
+    let out = check(&path, &env);
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(
+        said.contains("http.admin_token_file") && said.contains("at least 16"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("short\n") && !said.contains("\"short\""),
+        "{said}"
+    );
+}

@@ -20,6 +20,8 @@ mod cli;
 mod cli_newcomer;
 mod concurrent_writers;
 mod crash_safety;
+mod dashboard;
+mod dashboard_browser;
 mod database_access;
 mod delivery_log;
 mod demo;

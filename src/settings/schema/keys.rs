@@ -143,6 +143,7 @@ pub(in crate::settings) const KEYS: &[Key] = &[
     ),
     key("log", "format", Kind::Choice(&["text", "json"])),
     key("http", "listen", Kind::Text),
+    key("http", "admin_token_file", Kind::Path),
     key(
         "charge",
         "max_amount",

@@ -32,7 +32,7 @@ use crate::store::{
 
 /// An event as selected (`data` as jsonb text).
 #[derive(sqlx::FromRow)]
-struct RawEvent {
+pub(super) struct RawEvent {
     seq: i64,
     id: String,
     #[sqlx(rename = "type")]

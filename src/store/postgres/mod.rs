@@ -23,6 +23,7 @@
 mod budget;
 mod charges;
 mod claim;
+mod dashboard;
 mod events;
 mod holders;
 mod listen;

@@ -12,7 +12,7 @@ use crate::store::{
 use chrono::{DateTime, Utc};
 
 #[derive(sqlx::FromRow)]
-struct RawEvent {
+pub(super) struct RawEvent {
     seq: i64,
     id: String,
     #[sqlx(rename = "type")]

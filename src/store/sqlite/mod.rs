@@ -11,6 +11,7 @@
 mod budget;
 mod charges;
 mod claim;
+mod dashboard;
 mod events;
 mod holders;
 mod owners;

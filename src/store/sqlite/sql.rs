@@ -21,10 +21,12 @@
 use crate::store::watch::watch_text;
 
 mod budget;
+mod dashboard;
 mod holders;
 mod outbox;
 mod top_up;
 pub(super) use budget::*;
+pub(super) use dashboard::*;
 pub(super) use holders::*;
 pub(super) use outbox::*;
 pub(super) use top_up::*;

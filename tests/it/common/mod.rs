@@ -38,9 +38,11 @@ pub mod secrets;
 /// The simulator crate's own test client, shared rather than copied.
 #[path = "../../../crates/sim/tests/sim/client.rs"]
 pub mod sim_client;
+pub mod site;
 /// The simulator crate's waiting helpers, shared as the client is.
 #[path = "../../../crates/sim/tests/sim/wait.rs"]
 pub mod wait;
+pub mod webdriver;
 
 pub use api::{Reply, Request, ScriptedApi, Stream};
 pub use config::{ACCESS_KEY, SECRET_B64, TestSettings, settings};

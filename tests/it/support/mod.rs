@@ -91,3 +91,24 @@ pub fn as_nobody() -> Result<std::process::Command, String> {
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
     Ok(command)
 }
+
+/// Debian's `chromium` and its `chromedriver` (the `chromium-driver`
+/// package), for the dashboard's browser tests. `CHROMEDRIVER` and
+/// `CHROMIUM` name other ones.
+pub fn chromium() -> Result<(PathBuf, PathBuf), String> {
+    let find = |var: &str, default: &str, package: &str| {
+        let path = std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "{} is missing (apt-get install {package})",
+                path.display()
+            ))
+        }
+    };
+    Ok((
+        find("CHROMEDRIVER", "/usr/bin/chromedriver", "chromium-driver")?,
+        find("CHROMIUM", "/usr/bin/chromium", "chromium")?,
+    ))
+}
