@@ -222,7 +222,9 @@ async fn a_live_daemons_claims_are_never_polled_by_a_second_daemon() {
         held.len()
     );
     assert!(doubled.is_empty(), "B polled A's claims: {doubled:?}");
-    assert!(b_polled >= 4, "B polled nothing: the check proves nothing");
+    // B's share of the 4 slots beside A is 2 (api.concurrency is shared by
+    // the live daemons), each held for the 8 s answer.
+    assert!(b_polled >= 2, "B polled nothing: the check proves nothing");
     assert_eq!(owners.len(), 2, "both daemons held leases: {owners:?}");
     b.stop().await;
     a.stop().await;

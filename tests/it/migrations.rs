@@ -226,9 +226,7 @@ async fn upgrades_in_place(from: i64) {
     let out = cli_within(&config, &["list"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        text(&out).contains(&format!(
-            "has schema {from}, this binary needs {CURRENT}"
-        )),
+        text(&out).contains(&format!("has schema {from}, this binary needs {CURRENT}")),
         "{}",
         text(&out)
     );

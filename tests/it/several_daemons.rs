@@ -38,7 +38,7 @@ const DOWN_FOR: Duration = Duration::from_millis(2_500);
 async fn a_kill_storm_across_three_daemons_loses_and_doubles_nothing() {
     let started = Instant::now();
     let lifecycle = bunjang_sim::LifecycleConfig {
-        waited_min: Duration::from_secs(4),
+        waited_min: Duration::from_secs(5),
         waited_max: Duration::from_secs(10),
         deposit: bunjang_sim::DepositTiming::Within {
             min: Duration::from_secs(4),
@@ -66,7 +66,6 @@ async fn a_kill_storm_across_three_daemons_loses_and_doubles_nothing() {
     migrate(&config);
     let store = open_store(dir.path()).await;
     let ids = 300;
-    store.add_ids(&sim.seed(ids)).await.unwrap();
 
     // Daemons are killed when dropped, so a failing run leaves none behind.
     let mut starts = 0usize;
@@ -78,6 +77,12 @@ async fn a_kill_storm_across_three_daemons_loses_and_doubles_nothing() {
             .spawn()
     };
     let mut slots: Vec<Option<Daemon>> = (0..DAEMONS).map(|slot| Some(spawn(slot))).collect();
+    // The issuances are created once every daemon runs, so that their first
+    // polls do not wait for the daemons' start (slow on a loaded machine).
+    for daemon in slots.iter().flatten() {
+        owner_of(&store, dir.path(), daemon.pid()).await;
+    }
+    store.add_ids(&sim.seed(ids)).await.unwrap();
     // (slot, when it may come back)
     let mut down: Vec<(usize, Instant)> = Vec::new();
     // (claims the killed daemon left, how long until no row was leased by it)

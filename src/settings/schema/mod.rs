@@ -4,7 +4,7 @@
 //! set, and no value the rest of the program cannot live with gets through.
 //!
 //! `keys` is the table (every key, its kind and range), `values` the parser of
-//! each kind (`urls` those of the URL kinds); this file walks the sections, finds unknown keys (with the
+//! each kind (`urls` those of the URL kinds), `kinds` which parser judges which kind; this file walks the sections, finds unknown keys (with the
 //! nearest known one) and says where a value was set. The `[[webhooks]]` list
 //! is walked where its entries are typed (`webhook_parse`), with the same
 //! table, parsers and words.
@@ -14,6 +14,7 @@
 //! value accepted here deserialises.
 
 mod keys;
+mod kinds;
 mod urls;
 mod values;
 
@@ -81,7 +82,7 @@ pub(super) fn check(root: &config::Map<String, Value>, env_prefix: &str) -> Vec<
         else {
             continue;
         };
-        if let Err(reason) = values::check(k.kind, &value.kind) {
+        if let Err(reason) = kinds::check(k.kind, &value.kind) {
             let path = format!("{}.{}", k.section, k.name);
             problems.push(problem(path, value, env_prefix, reason));
         }
