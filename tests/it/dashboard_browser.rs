@@ -239,6 +239,8 @@ async fn screenshots() {
             .await
             .unwrap();
     }
+    // A daemon alive on the database, as on a real host.
+    let _alive = site.store.hold_ownership().await;
     let Some(browser) = browser().await else {
         return;
     };
