@@ -18,14 +18,17 @@ use serde::Serialize;
 use super::attention::{SinkView, attention, held_by, sink_line, sink_views};
 use super::output::{FLAG_COLUMNS, ago_text, flag_cells, print_json, print_text, render_table};
 use crate::app::open_store;
-use crate::domain::timefmt::from_db;
+use crate::domain::money::krw;
+use crate::domain::timefmt::{from_db, local};
 use crate::settings::Settings;
 use crate::store::{
-    Access, Daemons, ErrorCount, FlagRow, SinkBacklog, StatusFacts, UnknownCharges,
+    Access, Daemons, ErrorCount, FlagRow, IssuanceRow, SinkBacklog, StatusFacts, UnknownCharges,
 };
 
 /// How far back "recent errors" reach.
 const ERRORS_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+/// Open charges listed at most (an account has one or two).
+const OPEN_CHARGES_SHOWN: i64 = 5;
 
 /// What `status` shows; `--json` prints exactly this.
 #[derive(Debug, Serialize)]
@@ -35,6 +38,10 @@ pub(super) struct StatusView {
     pub now: String,
     /// What needs a person, most urgent first (the text's first section).
     pub attention: Vec<String>,
+    /// The charges waiting to be paid (WAITED or READY), soonest deadline
+    /// first: what a payer must transfer, where and by when (the text's
+    /// second section, before everything an operator reads).
+    pub open_charges: Vec<OpenCharge>,
     pub daemon: DaemonView,
     pub active: ActiveView,
     pub last_successful_poll: LastPollView,
@@ -44,6 +51,66 @@ pub(super) struct StatusView {
     /// Each webhook sink: health, backlog, oldest undelivered event.
     pub webhooks: Vec<SinkView>,
     pub charge_requests: ChargesView,
+}
+
+/// One charge waiting to be paid.
+#[derive(Debug, Serialize)]
+pub(super) struct OpenCharge {
+    pub issuance_id: String,
+    pub status: Option<String>,
+    pub amount: Option<i64>,
+    pub bank: Option<String>,
+    pub account_number: Option<String>,
+    pub holder: Option<String>,
+    /// The deposit deadline (UTC, as stored).
+    pub due_at: Option<String>,
+}
+
+impl From<IssuanceRow> for OpenCharge {
+    fn from(row: IssuanceRow) -> Self {
+        Self {
+            issuance_id: row.id,
+            status: row.status,
+            amount: row.amount,
+            bank: row.bank_name,
+            account_number: row.vbank_account_number,
+            holder: row.vbank_holder_name,
+            due_at: row.vbank_due_at,
+        }
+    }
+}
+
+/// One line a payer can act on: the amount, the account and the deadline in
+/// `zone` with the time left; a charge without its account yet says so.
+pub(super) fn open_charge_line(c: &OpenCharge, now: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
+    let amount = c.amount.map_or_else(|| "amount unknown".to_owned(), krw);
+    let account = match (&c.bank, &c.account_number) {
+        (Some(bank), Some(number)) => {
+            let holder = c
+                .holder
+                .as_deref()
+                .map_or_else(String::new, |h| format!(" ({h})"));
+            format!("to {bank} {number}{holder}")
+        }
+        _ => format!(
+            "{}: the account follows when it is READY",
+            c.status.as_deref().unwrap_or("not seen yet")
+        ),
+    };
+    let due = c
+        .due_at
+        .as_deref()
+        .and_then(from_db)
+        .map_or_else(String::new, |due| {
+            let left = due - now;
+            let left = match left.num_minutes() {
+                m if m < 0 => "PAST".to_owned(),
+                m if m < 60 => format!("{m}m left"),
+                m => format!("{}h {:02}m left", m / 60, m % 60),
+            };
+            format!(" by {} ({left})", local(due, zone))
+        });
+    format!("{}  {amount} {account}{due}", c.issuance_id)
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +154,7 @@ pub(super) async fn status(settings: &Settings, json: bool) -> anyhow::Result<()
     let now = Utc::now();
     let facts = store.status_facts(now - ERRORS_WINDOW).await?;
     let flags = store.flags(None).await?;
+    let open_charges = store.open_charges(OPEN_CHARGES_SHOWN).await?;
     let configured: Vec<String> = settings.webhooks.iter().map(|w| w.name.clone()).collect();
     let sinks = store.sink_backlogs(&configured).await?;
     let holders = store.sink_holders().await?;
@@ -97,6 +165,7 @@ pub(super) async fn status(settings: &Settings, json: bool) -> anyhow::Result<()
         (&configured, sinks),
         now,
     );
+    view.open_charges = open_charges.into_iter().map(OpenCharge::from).collect();
     for sink in &mut view.webhooks {
         let holder = holders.iter().find(|h| h.sink == sink.name);
         sink.held_by = held_by(holder, &view.daemon.daemons.live);
@@ -140,6 +209,7 @@ pub(super) fn view(
         database,
         now: crate::domain::timefmt::to_db(now),
         attention: attention(&facts.unknown_charges, &webhooks, now),
+        open_charges: Vec::new(),
         daemon: DaemonView {
             alive: !facts.daemons.live.is_empty(),
             daemons: facts.daemons,
@@ -171,6 +241,14 @@ pub(super) fn render(v: &StatusView, zone: chrono_tz::Tz) -> String {
         let _ = writeln!(out, "ATTENTION");
         for line in &v.attention {
             let _ = writeln!(out, "  ! {line}");
+        }
+        let _ = writeln!(out);
+    }
+    if !v.open_charges.is_empty() {
+        let _ = writeln!(out, "TO PAY");
+        let now = from_db(&v.now).unwrap_or_else(Utc::now);
+        for charge in &v.open_charges {
+            let _ = writeln!(out, "  {}", open_charge_line(charge, now, zone));
         }
         let _ = writeln!(out);
     }
@@ -286,6 +364,7 @@ mod tests {
     use super::*;
 
     const SEOUL: chrono_tz::Tz = chrono_tz::Asia::Seoul;
+    use crate::domain::timefmt::to_db;
     use crate::store::LiveDaemon;
 
     fn facts(live: bool) -> StatusFacts {
@@ -429,6 +508,46 @@ webhooks              none configured
         assert_eq!(json["webhooks"][0]["oldest_undelivered_seconds"], 180);
         assert_eq!(json["charge_requests"]["unknown"]["total"], 1);
         assert_eq!(json["attention"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_charges_to_pay_come_before_the_operators_facts() {
+        let mut v = view("w.db".into(), facts(true), vec![], no_sinks(), now());
+        let ready = OpenCharge {
+            issuance_id: "P1".into(),
+            status: Some("READY".into()),
+            amount: Some(2_880_000),
+            bank: Some("신한은행".into()),
+            account_number: Some("110-123-456789".into()),
+            holder: Some("번개장터".into()),
+            due_at: Some(to_db(now() + chrono::Duration::minutes(95))),
+        };
+        let waited = OpenCharge {
+            issuance_id: "P2".into(),
+            status: Some("WAITED".into()),
+            amount: Some(10_000),
+            bank: None,
+            account_number: None,
+            holder: None,
+            due_at: None,
+        };
+        v.open_charges = vec![ready, waited];
+        let text = render(&v, SEOUL);
+        let to_pay = text.find("TO PAY").expect(&text);
+        assert!(to_pay < text.find("database").unwrap(), "{text}");
+        let due = local(now() + chrono::Duration::minutes(95), SEOUL);
+        assert!(
+            text.contains(&format!(
+                "P1  2,880,000 KRW to 신한은행 110-123-456789 (번개장터) by {due} (1h 35m left)"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("P2  10,000 KRW WAITED: the account follows when it is READY"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["open_charges"][0]["account_number"], "110-123-456789");
     }
 
     #[test]
