@@ -19,7 +19,7 @@ use super::attention::{SinkView, attention, held_by, sink_line, sink_views};
 use super::output::{FLAG_COLUMNS, ago_text, flag_cells, print_json, print_text, render_table};
 use crate::app::open_store;
 use crate::domain::money::krw;
-use crate::domain::timefmt::{from_db, local};
+use crate::domain::timefmt::{db_local, from_db, time_left};
 use crate::settings::Settings;
 use crate::store::{
     Access, Daemons, ErrorCount, FlagRow, IssuanceRow, SinkBacklog, StatusFacts, UnknownCharges,
@@ -97,19 +97,13 @@ pub(super) fn open_charge_line(c: &OpenCharge, now: DateTime<Utc>, zone: chrono_
             c.status.as_deref().unwrap_or("not seen yet")
         ),
     };
-    let due = c
-        .due_at
-        .as_deref()
-        .and_then(from_db)
-        .map_or_else(String::new, |due| {
-            let left = due - now;
-            let left = match left.num_minutes() {
-                m if m < 0 => "PAST".to_owned(),
-                m if m < 60 => format!("{m}m left"),
-                m => format!("{}h {:02}m left", m / 60, m % 60),
-            };
-            format!(" by {} ({left})", local(due, zone))
-        });
+    let due = c.due_at.as_deref().map_or_else(String::new, |due| {
+        format!(
+            " by {} ({})",
+            db_local(due, zone),
+            time_left(Some(due), now)
+        )
+    });
     format!("{}  {amount} {account}{due}", c.issuance_id)
 }
 
@@ -364,7 +358,7 @@ mod tests {
     use super::*;
 
     const SEOUL: chrono_tz::Tz = chrono_tz::Asia::Seoul;
-    use crate::domain::timefmt::to_db;
+    use crate::domain::timefmt::{local, to_db};
     use crate::store::LiveDaemon;
 
     fn facts(live: bool) -> StatusFacts {

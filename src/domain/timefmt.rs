@@ -33,6 +33,36 @@ pub fn from_db(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// How long until `due` from `now`, in words: `2d 3h left`, `5m left`,
+/// `overdue by 1h 2m`; `-` when `due` does not parse.
+pub fn time_left(due: Option<&str>, now: DateTime<Utc>) -> String {
+    let Some(due) = due.and_then(from_db) else {
+        return "-".to_owned();
+    };
+    let seconds = (due - now).num_seconds();
+    let span = span_words(seconds.unsigned_abs());
+    if seconds >= 0 {
+        format!("{span} left")
+    } else {
+        format!("overdue by {span}")
+    }
+}
+
+/// `seconds` as its two largest units: `2d 3h`, `4h 5m`, `6m`, `under 1m`.
+pub fn span_words(seconds: u64) -> String {
+    let (d, h, m) = (
+        seconds / 86_400,
+        seconds % 86_400 / 3600,
+        seconds % 3600 / 60,
+    );
+    match (d, h, m) {
+        (0, 0, 0) => "under 1m".to_owned(),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiTimeError {
     #[error("unparseable datetime {0:?}")]
@@ -76,6 +106,23 @@ mod props;
 mod tests {
     use super::*;
     use chrono_tz::Asia::Seoul;
+
+    #[test]
+    fn a_deadline_reads_as_the_time_left_or_how_long_ago_it_passed() {
+        let due = "2026-12-06T05:00:00.000Z";
+        let at = |s: &str| from_db(s).unwrap();
+        let now = at("2026-12-06T02:47:00.000Z");
+        assert_eq!(time_left(Some(due), now), "2h 13m left");
+        assert_eq!(
+            time_left(Some(due), at("2026-12-06T06:01:30.000Z")),
+            "overdue by 1h 1m"
+        );
+        assert_eq!(
+            time_left(Some(due), at("2026-12-04T04:00:00.000Z")),
+            "2d 1h left"
+        );
+        assert_eq!(time_left(Some("garbage"), now), "-");
+    }
 
     #[test]
     fn instants_are_shown_in_the_users_zone_with_its_name() {

@@ -10,8 +10,9 @@ use serde::Deserialize;
 
 use super::Dashboard;
 use super::chrome::{Chrome, Message, failed, or_dash, render};
-use super::view::{self, chart_points, csv_cell, issuance_href, query, rung, time_left, when};
+use super::view::{chart_points, csv_cell, issuance_href, query, rung, when};
 use crate::domain::money::grouped;
+use crate::domain::timefmt::{span_words, time_left};
 use crate::domain::{SinkHealth, SinkRowFacts};
 use crate::store::{IssuanceFilter, IssuanceRow, StoreError};
 
@@ -100,7 +101,7 @@ impl Dashboard {
                     oldest: s
                         .and_then(|s| s.backlog.oldest)
                         .map_or("-".to_owned(), |t| {
-                            view::span_words((Utc::now() - t).num_seconds().max(0).unsigned_abs())
+                            span_words((Utc::now() - t).num_seconds().max(0).unsigned_abs())
                                 + " ago"
                         }),
                     given_up: s.map_or(0, |s| s.given_up),

@@ -1,6 +1,6 @@
 //! How the dashboard shows values, as pure functions of plain values: amounts
-//! with thousands separators, instants in the API's zone (KST) with the time
-//! left, the due-soon rung reached, the balance chart's points, a cell of the
+//! with thousands separators, instants in the API's zone (KST) (the time left
+//! is `domain::timefmt::time_left`, shared with `status`), the due-soon rung reached, the balance chart's points, a cell of the
 //! CSV download, a link's query. Escaping for HTML is the templates' (askama
 //! escapes every interpolated value); what is built here is text, never markup.
 
@@ -17,36 +17,6 @@ use crate::settings::LeadLadder;
 /// A stored instant in `zone` (`2026-12-06 14:00:00 KST`); `-` for none.
 pub fn when(text: Option<&str>, zone: Tz) -> String {
     text.map_or_else(|| "-".to_owned(), |t| db_local(t, zone))
-}
-
-/// How long until `due` from `now`, in words: `2d 3h left`, `5m left`,
-/// `overdue by 1h 2m`; `-` when `due` does not parse.
-pub fn time_left(due: Option<&str>, now: DateTime<Utc>) -> String {
-    let Some(due) = due.and_then(from_db) else {
-        return "-".to_owned();
-    };
-    let seconds = (due - now).num_seconds();
-    let span = span_words(seconds.unsigned_abs());
-    if seconds >= 0 {
-        format!("{span} left")
-    } else {
-        format!("overdue by {span}")
-    }
-}
-
-/// `seconds` as its two largest units: `2d 3h`, `4h 5m`, `6m`, `under 1m`.
-pub fn span_words(seconds: u64) -> String {
-    let (d, h, m) = (
-        seconds / 86_400,
-        seconds % 86_400 / 3600,
-        seconds % 3600 / 60,
-    );
-    match (d, h, m) {
-        (0, 0, 0) => "under 1m".to_owned(),
-        (0, 0, m) => format!("{m}m"),
-        (0, h, m) => format!("{h}h {m}m"),
-        (d, h, _) => format!("{d}d {h}h"),
-    }
 }
 
 /// The due-soon rung reached at `now` by a charge due at `due`: the shortest
@@ -130,28 +100,13 @@ mod tests {
 
     use super::*;
 
-    fn at(s: &str) -> DateTime<Utc> {
-        from_db(s).unwrap()
-    }
-
     #[test]
-    fn deadlines_read_in_korea_time_with_the_time_left() {
+    fn deadlines_read_in_korea_time() {
         let due = "2026-12-06T05:00:00.000Z";
         assert_eq!(
             when(Some(due), chrono_tz::Asia::Seoul),
             "2026-12-06 14:00:00 KST"
         );
-        let now = at("2026-12-06T02:47:00.000Z");
-        assert_eq!(time_left(Some(due), now), "2h 13m left");
-        assert_eq!(
-            time_left(Some(due), at("2026-12-06T06:01:30.000Z")),
-            "overdue by 1h 1m"
-        );
-        assert_eq!(
-            time_left(Some(due), at("2026-12-04T04:00:00.000Z")),
-            "2d 1h left"
-        );
-        assert_eq!(time_left(Some("garbage"), now), "-");
         assert_eq!(when(None, chrono_tz::Asia::Seoul), "-");
     }
 
