@@ -13,7 +13,6 @@
 
 use crate::reliability;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bunjang_sim::{FaultConfig, FaultRule};
@@ -21,7 +20,7 @@ use issuance_watcher::store::Store;
 use reliability::common::Daemon;
 use reliability::common::daemon::Spawn;
 use reliability::common::db::Db;
-use reliability::common::engine::{on_both_engines, postgres_url};
+use reliability::common::engine::on_both_engines;
 use reliability::common::wait;
 use reliability::*;
 
@@ -59,7 +58,9 @@ async fn a_kill_storm_across_three_daemons_loses_and_doubles_nothing() {
         dir.path(),
         &sim.base_url(),
         1000,
-        32,
+        // The account's concurrency, shared: 32 slots per daemon, enough to
+        // poll every issuance within a WAITED state while daemons come and go.
+        96,
         "",
         "interval = \"300ms\"\nmax_interval = \"1s\"\nlease = \"2m\"\nstartup_spread = \"10s\"",
     );
@@ -80,7 +81,7 @@ async fn a_kill_storm_across_three_daemons_loses_and_doubles_nothing() {
     // The issuances are created once every daemon runs, so that their first
     // polls do not wait for the daemons' start (slow on a loaded machine).
     for daemon in slots.iter().flatten() {
-        owner_of(&store, dir.path(), daemon.pid()).await;
+        owner_of(&store, daemon.pid()).await;
     }
     store.add_ids(&sim.seed(ids)).await.unwrap();
     // (slot, when it may come back)
@@ -108,7 +109,7 @@ async fn a_kill_storm_across_three_daemons_loses_and_doubles_nothing() {
             "daemon in slot {victim} exited by itself:\n{}",
             daemon.log()
         );
-        let owner = owner_of(&store, dir.path(), daemon.pid()).await;
+        let owner = owner_of(&store, daemon.pid()).await;
         daemon.kill9();
         let killed = Instant::now();
         down.push((victim, killed + DOWN_FOR));
@@ -170,45 +171,25 @@ async fn a_kill_storm_across_three_daemons_loses_and_doubles_nothing() {
     sim.shutdown().await;
 }
 
-/// The owner id of the daemon with process id `pid`: on PostgreSQL from the
-/// `daemons` registry, on SQLite from its owner lock file beside the database
-/// (`watcher.db.owners/<owner>.lock`, which names its pid). Waits until the
+/// The owner id of the daemon with process id `pid`, as the store lists
+/// the live daemons (`status`'s source, on either engine). Waits until the
 /// daemon has taken its ownership.
-async fn owner_of(store: &Store, dir: &Path, pid: u32) -> String {
-    let pid = pid.to_string();
-    let db = Db::from(store);
+async fn owner_of(store: &Store, pid: u32) -> String {
     wait::wait_for(
         &format!("daemon {pid} to hold its ownership"),
         Duration::from_secs(20),
-        async || match postgres_url() {
-            Some(_) => db
-                .rows(
-                    "SELECT owner FROM daemons WHERE CAST(pid AS TEXT) = $1",
-                    &[&pid],
-                )
+        async || {
+            store
+                .daemons()
                 .await
+                .live
                 .into_iter()
-                .find_map(|row| row[0].clone())
-                .ok_or_else(|| "not registered yet".to_owned()),
-            None => owner_from_lock_files(&dir.join("watcher.db.owners"), &pid),
+                .find(|d| d.pid == Some(pid))
+                .map(|d| d.owner)
+                .ok_or_else(|| "not alive yet".to_owned())
         },
     )
     .await
-}
-
-fn owner_from_lock_files(owners: &Path, pid: &str) -> Result<String, String> {
-    let entries = std::fs::read_dir(owners).map_err(|e| format!("{}: {e}", owners.display()))?;
-    let wanted = format!("pid {pid}\n");
-    entries
-        .filter_map(|e| e.ok())
-        .find(|e| std::fs::read_to_string(e.path()).is_ok_and(|text| text.starts_with(&wanted)))
-        .and_then(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_suffix(".lock")
-                .map(str::to_owned)
-        })
-        .ok_or_else(|| "no lock file yet".to_owned())
 }
 
 /// How many issuances are leased by `owner`.
