@@ -117,8 +117,24 @@ pub(crate) fn cpu_seconds_of_tree(root: u32) -> f64 {
     cpu_seconds(root) + children.map(cpu_seconds).sum::<f64>()
 }
 
+/// The postmaster of the local PostgreSQL server `store` is connected to
+/// (the parent of one of its backends), whose tree [`cpu_seconds_of_tree`]
+/// measures; `None` on SQLite or when the server is not on this machine.
+pub(crate) async fn local_postmaster(
+    engine: &Engine,
+    store: &Store,
+) -> anyhow::Result<Option<u32>> {
+    Ok(match engine {
+        Engine::Postgres(_) => {
+            let backend = scalar(store, "SELECT CAST(pg_backend_pid() AS BIGINT)").await?;
+            u32::try_from(backend).ok().and_then(parent_of)
+        }
+        Engine::Sqlite => None,
+    })
+}
+
 /// The parent process id of `pid` (`PPid:` of /proc/PID/status).
-pub(crate) fn parent_of(pid: u32) -> Option<u32> {
+fn parent_of(pid: u32) -> Option<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()?
         .lines()

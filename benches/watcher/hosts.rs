@@ -11,7 +11,7 @@ use chrono::Utc;
 use crate::Opts;
 use crate::harness::{
     BenchDb, ChildGuard, DaemonConfig, Engine, cpu_seconds, cpu_seconds_of_tree, finish,
-    insert_active, parent_of, scalar, start_daemon_logging_to, start_simulator, workdir,
+    insert_active, local_postmaster, scalar, start_daemon_logging_to, start_simulator, workdir,
 };
 use crate::table::{Table, Verdict};
 
@@ -72,13 +72,7 @@ async fn hosts_on(
         .map(|i| start_daemon_logging_to(&dir.path().join(format!("daemon-{i}.log")), &config))
         .collect::<anyhow::Result<_>>()?;
     tokio::time::sleep(Duration::from_secs(if opts.quick { 2 } else { 3 })).await;
-    let postmaster = match engine {
-        Engine::Postgres(_) => {
-            let backend = scalar(&store, "SELECT CAST(pg_backend_pid() AS BIGINT)").await?;
-            u32::try_from(backend).ok().and_then(parent_of)
-        }
-        Engine::Sqlite => None,
-    };
+    let postmaster = local_postmaster(engine, &store).await?;
     let cpu = |running: &[ChildGuard]| {
         running.iter().map(|d| cpu_seconds(d.pid())).sum::<f64>()
             + cpu_seconds(sim.pid())

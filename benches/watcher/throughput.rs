@@ -15,7 +15,8 @@ use issuance_watcher::store::{Lease, PollRecord, RecordKind, Store};
 use crate::Opts;
 use crate::harness::{
     BenchDb, DaemonConfig, Engine, FIRST_SIM_ID, STATIC_TOKEN, cpu_seconds, cpu_seconds_of_tree,
-    finish, insert_active, parent_of, scalar, start_daemon, start_simulator, vm_kib, workdir,
+    finish, insert_active, local_postmaster, scalar, start_daemon, start_simulator, vm_kib,
+    workdir,
 };
 use crate::table::{Table, Verdict};
 use crate::write::transition_record;
@@ -124,14 +125,7 @@ async fn throughput_on(
         scalar(&store, "SELECT CAST(sum(polls) AS BIGINT) FROM issuances").await
     };
     let (p0, t0) = (polls(store.clone()).await?, Instant::now());
-    // The server's postmaster: the parent of a backend of ours, if local.
-    let postmaster = match engine {
-        Engine::Postgres(_) => {
-            let backend = scalar(&store, "SELECT CAST(pg_backend_pid() AS BIGINT)").await?;
-            u32::try_from(backend).ok().and_then(parent_of)
-        }
-        Engine::Sqlite => None,
-    };
+    let postmaster = local_postmaster(engine, &store).await?;
     let server_cpu = || postmaster.map(cpu_seconds_of_tree);
     let (d0, s0, g0) = (
         cpu_seconds(daemon.pid()),
