@@ -87,10 +87,16 @@ pub async fn a_pending_request_is_claimed_exactly_once(e: Engine) {
         let store = store.clone();
         tokio::spawn(async move {
             let mut claimed = Vec::new();
+            // A claim that lost a race finds nothing and looks again, so the
+            // drain is bounded by time rather than by rounds.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
             loop {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "pending requests left unclaimed after 30 s"
+                );
                 match store.claim_charge_request(Utc::now()).await.unwrap() {
                     Some(request) => claimed.push((request.id, request.amount)),
-                    // A claim that lost a race finds nothing: look again.
                     None if store.any_pending_charge_request().await.unwrap() => {}
                     None => break,
                 }
